@@ -1,0 +1,17 @@
+# Compiler setup shared by every target: ccache, warnings, sanitizers.
+find_program(TROUPE_CCACHE ccache)
+if(TROUPE_CCACHE)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${TROUPE_CCACHE})
+  set(CMAKE_C_COMPILER_LAUNCHER ${TROUPE_CCACHE})
+  set(CMAKE_CUDA_COMPILER_LAUNCHER ${TROUPE_CCACHE})
+endif()
+
+# One interface target carries the warning flags, so every folder gets the same.
+add_library(troupe_warnings INTERFACE)
+target_compile_options(troupe_warnings INTERFACE
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
+
+if(TROUPE_SANITIZE)
+  add_compile_options(-fsanitize=${TROUPE_SANITIZE} -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=${TROUPE_SANITIZE})
+endif()

@@ -1,0 +1,32 @@
+# Helpers that give every folder library the same shape:
+#   <folder>/include/troupe/<folder>/*.hpp  public, installed
+#   <folder>/src/*                          private
+function(troupe_add_library folder)
+  cmake_parse_arguments(ARG "" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  set(target troupe_${folder})
+  if(ARG_SOURCES)
+    add_library(${target} STATIC ${ARG_SOURCES})
+    set(scope PUBLIC)
+  else()
+    add_library(${target} INTERFACE)
+    set(scope INTERFACE)
+  endif()
+  add_library(troupe::${folder} ALIAS ${target})
+  target_include_directories(${target} ${scope}
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+    $<INSTALL_INTERFACE:include>)
+  target_link_libraries(${target} ${scope} ${ARG_PUBLIC_DEPS})
+  if(ARG_SOURCES)
+    target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+    target_link_libraries(${target} PRIVATE ${ARG_PRIVATE_DEPS} $<BUILD_INTERFACE:troupe_warnings>)
+  endif()
+  set_target_properties(${target} PROPERTIES EXPORT_NAME ${folder} OUTPUT_NAME troupe_${folder})
+  set_property(GLOBAL APPEND PROPERTY TROUPE_LIBRARIES ${target})
+  install(DIRECTORY include/ DESTINATION include)
+endfunction()
+
+# Precompiles <torch/torch.h> for a target whose sources include LibTorch; sources
+# that do not (tokenizers, JSON) opt out with SKIP_PRECOMPILE_HEADERS.
+function(troupe_use_torch_pch target)
+  target_precompile_headers(${target} PRIVATE <torch/torch.h>)
+endfunction()
