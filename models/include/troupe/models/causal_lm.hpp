@@ -1,0 +1,95 @@
+#pragma once
+/// The decoder-only language model every family implements, with Hugging Face
+/// parameter names, an LM head and an optional value head (critic / reward model).
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <troupe/models/config.hpp>
+#include <troupe/models/kv_cache.hpp>
+#include <troupe/models/linear.hpp>
+
+namespace troupe::models {
+
+/// Inputs of one decoder pass. With a cache, `input_ids` holds only the new tokens
+/// and `attention_mask` covers cached and new positions.
+struct DecoderInputs {
+  torch::Tensor input_ids;       // (B, T) int64
+  torch::Tensor attention_mask;  // (B, P + T), 1 = real token; undefined = all real
+  torch::Tensor position_ids;    // (B, T); undefined = counted from the mask
+  KVCache* cache = nullptr;      // P = cache->length() cached positions, or none
+};
+
+/// What a layer needs to attend: the boolean mask (B, 1, T, P + T) that combines
+/// causality and padding, and the cache.
+struct AttentionContext {
+  torch::Tensor mask;  // (B, 1, T, P + T), true = may attend
+  KVCache* cache = nullptr;
+  int64_t layer = 0;
+};
+
+class CausalLMImpl : public torch::nn::Module {
+ public:
+  explicit CausalLMImpl(Config config) : config_(std::move(config)) {}
+
+  const Config& config() const { return config_; }
+
+  /// Final hidden states (B, T, E), what the LM head and the value head read
+  /// (E = word_embed_proj_dim for OPT, hidden_size otherwise).
+  virtual torch::Tensor hidden_states(const DecoderInputs& inputs) = 0;
+
+  /// Logits (B, T, V).
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                        const torch::Tensor& position_ids = {}, KVCache* cache = nullptr);
+  torch::Tensor lm_logits(const torch::Tensor& hidden) { return lm_head->forward(hidden); }
+
+  /// Adds `v_head = Linear(E, 1, bias=False)` (critic and reward models).
+  void add_value_head();
+  bool has_value_head() const { return !v_head.is_empty(); }
+  /// One value per token (B, T) from hidden states (B, T, E).
+  torch::Tensor values(const torch::Tensor& hidden);
+
+  /// Every linear layer by its Hugging Face module name ("model.layers.0.self_attn.q_proj").
+  std::vector<std::pair<std::string, Linear>> linear_layers();
+
+  /// The input embedding (V, E), shared with the LM head when tied.
+  virtual torch::Tensor input_embedding_weight() = 0;
+
+  Linear lm_head{nullptr};
+  Linear v_head{nullptr};
+
+ protected:
+  /// Registers the LM head last, as Hugging Face orders it; tied to the embedding when
+  /// the config says so.
+  void register_lm_head(const torch::Tensor& embedding_weight);
+
+  /// Position ids (B, T) counted over real tokens of the mask's last T columns; pads get
+  /// `pad_position`.
+  static torch::Tensor default_position_ids(const torch::Tensor& attention_mask, int64_t new_tokens,
+                                            int64_t pad_position);
+
+  /// The attention context of a pass: causal within the new tokens, padding masked,
+  /// every position allowed to see itself (so a pad row never has nothing to attend).
+  static AttentionContext make_attention_context(const DecoderInputs& inputs, const torch::Tensor& full_mask);
+
+  /// The mask (B, P + T) of a pass, all ones when the caller gave none.
+  static torch::Tensor full_attention_mask(const DecoderInputs& inputs);
+
+  Config config_;
+};
+/// Models are shared: actors, the hybrid engine and generation hold the same one.
+using CausalLM = std::shared_ptr<CausalLMImpl>;
+
+/// Attention over heads: q (B, H, T, D), k and v (B, H_kv, S, D) with H a multiple of
+/// H_kv. Returns (B, T, H * D).
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                     const AttentionContext& context, double dropout, bool training);
+
+/// Builds the decoder of `config.family` with freshly initialised weights.
+CausalLM make_causal_lm(const Config& config);
+
+}  // namespace troupe::models

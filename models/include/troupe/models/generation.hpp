@@ -1,0 +1,42 @@
+#pragma once
+/// Batched autoregressive generation with a KV cache: greedy or sampled (temperature,
+/// top-k, top-p), per-sequence EOS stop, seeded.
+#include <cstdint>
+#include <vector>
+
+#include <torch/types.h>
+
+#include <troupe/models/causal_lm.hpp>
+
+namespace troupe::models {
+
+struct GenerationOptions {
+  int64_t max_new_tokens = 16;
+  bool do_sample = false;
+  double temperature = 1.0;
+  int64_t top_k = 0;     ///< 0 = off
+  double top_p = 1.0;    ///< 1 = off
+  uint64_t seed = 0;
+  /// A sequence stops after emitting any of these; empty = the config's eos.
+  std::vector<int64_t> eos_token_ids;
+  /// Written after a sequence stopped; unset = the config's pad, else its eos.
+  std::optional<int64_t> pad_token_id;
+};
+
+struct GenerationResult {
+  torch::Tensor sequences;       // (B, T0 + N) prompt then generated tokens, pad after EOS
+  torch::Tensor attention_mask;  // (B, T0 + N) 1 = real token (prompt or generated, EOS included)
+  int64_t prompt_length = 0;     // T0
+};
+
+/// Generates continuations of left-padded prompts `input_ids` (B, T0) with
+/// `attention_mask` (B, T0). Runs without autograd; stops early once every sequence
+/// has ended. The number of new columns N is at most `max_new_tokens`.
+GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                          const GenerationOptions& options);
+
+/// Turns next-token logits (B, V) into token ids (B) following `options`
+/// (argmax when not sampling). Exposed for tests and for other decoders.
+torch::Tensor pick_next_tokens(const torch::Tensor& logits, const GenerationOptions& options, at::Generator& generator);
+
+}  // namespace troupe::models

@@ -1,0 +1,67 @@
+#pragma once
+/// The linear layer every decoder uses: Hugging Face parameter names, optional GPT-2
+/// `Conv1D` storage, an optional tied weight, and built-in LoRA.
+#include <optional>
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+namespace troupe::models {
+
+struct LinearOptions {
+  LinearOptions(int64_t in_features, int64_t out_features) : in_features_(in_features), out_features_(out_features) {}
+  TORCH_ARG(int64_t, in_features);
+  TORCH_ARG(int64_t, out_features);
+  TORCH_ARG(bool, bias) = true;
+  /// GPT-2's Conv1D keeps the weight as (in, out); Linear as (out, in).
+  TORCH_ARG(bool, transposed) = false;
+  /// Share this weight (tied embeddings) instead of creating one.
+  TORCH_ARG(std::optional<torch::Tensor>, tied_weight) = std::nullopt;
+};
+
+/// y = x W^T + b (+ scale * dropout(x) A^T B^T when LoRA is on).
+/// LoRA parameters are `lora_A` (r, in) and `lora_B` (out, r); B starts at zero so an
+/// enabled adapter changes nothing until trained.
+class LinearImpl : public torch::nn::Module {
+ public:
+  explicit LinearImpl(LinearOptions options);
+
+  torch::Tensor forward(const torch::Tensor& x);
+
+  /// Adds a rank-`rank` adapter with scale `alpha / rank`.
+  void enable_lora(int64_t rank, double alpha, double dropout = 0.0);
+  bool has_lora() const { return lora_A.defined(); }
+  /// Folds the adapter into the weight (W += scale * B A) for fast inference.
+  void fuse_lora();
+  /// Undoes fuse_lora().
+  void unfuse_lora();
+  bool lora_fused() const { return lora_fused_; }
+  /// Turns the adapter's contribution off without removing it (the reference model
+  /// is the actor's base with adapters disabled).
+  void set_lora_enabled(bool enabled) { lora_enabled_ = enabled; }
+  bool lora_enabled() const { return lora_enabled_; }
+
+  /// The weight as (out, in), whatever the storage; with the adapter folded in when
+  /// `with_lora` (what a Hugging Face save holds).
+  torch::Tensor effective_weight(bool with_lora) const;
+  /// The adapter's delta scale * B A as the weight is stored.
+  torch::Tensor lora_delta() const;
+
+  const LinearOptions& options() const { return options_; }
+
+  torch::Tensor weight;  // (out, in), or (in, out) when transposed
+  torch::Tensor bias;    // (out) or undefined
+  torch::Tensor lora_A;  // (r, in) or undefined
+  torch::Tensor lora_B;  // (out, r) or undefined
+
+ private:
+  LinearOptions options_;
+  double lora_scale_ = 0.0;
+  double lora_dropout_ = 0.0;
+  bool lora_fused_ = false;
+  bool lora_enabled_ = true;
+};
+TORCH_MODULE(Linear);
+
+}  // namespace troupe::models

@@ -1,0 +1,88 @@
+#include <troupe/models/causal_lm.hpp>
+
+#include <torch/torch.h>
+
+#include "families.hpp"
+
+namespace troupe::models {
+
+torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                    const torch::Tensor& position_ids, KVCache* cache) {
+  return lm_logits(hidden_states(DecoderInputs{input_ids, attention_mask, position_ids, cache}));
+}
+
+void CausalLMImpl::register_lm_head(const torch::Tensor& embedding_weight) {
+  auto options = LinearOptions(embedding_weight.size(1), embedding_weight.size(0)).bias(false);
+  if (config_.tie_word_embeddings) options.tied_weight(embedding_weight);
+  lm_head = register_module("lm_head", Linear(options));
+}
+
+void CausalLMImpl::add_value_head() {
+  if (has_value_head()) return;
+  const auto e = input_embedding_weight().size(1);
+  v_head = register_module("v_head", Linear(LinearOptions(e, 1).bias(false)));
+  v_head->to(input_embedding_weight().device(), input_embedding_weight().scalar_type());
+}
+
+torch::Tensor CausalLMImpl::values(const torch::Tensor& hidden) {
+  TORCH_CHECK(has_value_head(), "values() needs a value head: call add_value_head() first");
+  return v_head->forward(hidden).squeeze(-1);  // (B, T)
+}
+
+std::vector<std::pair<std::string, Linear>> CausalLMImpl::linear_layers() {
+  std::vector<std::pair<std::string, Linear>> out;
+  for (const auto& item : named_modules("", /*include_self=*/false)) {
+    if (auto linear = std::dynamic_pointer_cast<LinearImpl>(item.value())) out.emplace_back(item.key(), Linear(linear));
+  }
+  return out;
+}
+
+torch::Tensor CausalLMImpl::full_attention_mask(const DecoderInputs& in) {
+  if (in.attention_mask.defined()) return in.attention_mask;
+  const int64_t past = in.cache ? in.cache->length() : 0;
+  return torch::ones({in.input_ids.size(0), past + in.input_ids.size(1)},
+                     torch::TensorOptions().dtype(torch::kLong).device(in.input_ids.device()));
+}
+
+torch::Tensor CausalLMImpl::default_position_ids(const torch::Tensor& attention_mask, int64_t new_tokens,
+                                                 int64_t pad_position) {
+  auto mask = attention_mask.to(torch::kLong);
+  auto positions = mask.cumsum(-1) - 1;  // (B, S)
+  positions.masked_fill_(mask == 0, pad_position);
+  return positions.narrow(1, positions.size(1) - new_tokens, new_tokens);  // (B, T)
+}
+
+AttentionContext CausalLMImpl::make_attention_context(const DecoderInputs& in, const torch::Tensor& full_mask) {
+  const int64_t t = in.input_ids.size(1);
+  const int64_t s = full_mask.size(1);
+  const int64_t past = s - t;
+  TORCH_CHECK(past == (in.cache ? in.cache->length() : 0), "attention_mask has ", s,
+              " columns but the cache holds ", (in.cache ? in.cache->length() : 0), " positions and input_ids ", t);
+  auto device = full_mask.device();
+  auto query_pos = torch::arange(past, s, torch::TensorOptions().dtype(torch::kLong).device(device)).view({t, 1});
+  auto key_pos = torch::arange(0, s, torch::TensorOptions().dtype(torch::kLong).device(device)).view({1, s});
+  auto causal = key_pos <= query_pos;                     // (T, S)
+  auto padding = (full_mask != 0).view({-1, 1, 1, s});    // (B, 1, 1, S)
+  auto self = (key_pos == query_pos);                     // (T, S)
+  return AttentionContext{torch::logical_or(torch::logical_and(causal, padding), self), in.cache, 0};
+}
+
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                     const AttentionContext& context, double dropout, bool training) {
+  const bool gqa = q.size(1) != k.size(1);
+  auto out = at::scaled_dot_product_attention(q, k, v, context.mask, training ? dropout : 0.0,
+                                              /*is_causal=*/false, std::nullopt, gqa);  // (B, H, T, D)
+  return out.transpose(1, 2).flatten(2);  // (B, T, H * D)
+}
+
+CausalLM make_causal_lm(const Config& config) {
+  activation(config.activation, torch::zeros({1}));  // reject an unsupported activation up front
+  switch (config.family) {
+    case Family::Opt: return make_opt(config);
+    case Family::Gpt2: return make_gpt2(config);
+    case Family::Llama: return make_llama(config);
+  }
+  throw Error("unknown model family");
+}
+
+}  // namespace troupe::models

@@ -1,0 +1,93 @@
+#include <troupe/models/generation.hpp>
+
+#include <limits>
+
+#include <torch/torch.h>
+
+#include <troupe/common/error.hpp>
+
+namespace troupe::models {
+namespace {
+
+/// Masks logits (B, V) outside the k largest per row.
+torch::Tensor keep_top_k(torch::Tensor logits, int64_t k) {
+  if (k <= 0 || k >= logits.size(-1)) return logits;
+  auto threshold = std::get<0>(logits.topk(k, -1)).narrow(-1, k - 1, 1);  // (B, 1)
+  return logits.masked_fill(logits < threshold, -std::numeric_limits<float>::infinity());
+}
+
+/// Masks the tail of the distribution beyond cumulative probability p, keeping at
+/// least one token, as Hugging Face's TopPLogitsWarper does.
+torch::Tensor keep_top_p(torch::Tensor logits, double p) {
+  if (p >= 1.0) return logits;
+  auto [sorted, order] = logits.sort(-1, /*descending=*/false);  // (B, V) ascending
+  auto cumulative = sorted.softmax(-1).cumsum(-1);
+  auto remove_sorted = cumulative <= (1.0 - p);
+  remove_sorted.narrow(-1, remove_sorted.size(-1) - 1, 1).fill_(false);
+  auto remove = remove_sorted.scatter(-1, order, remove_sorted);
+  return logits.masked_fill(remove, -std::numeric_limits<float>::infinity());
+}
+
+}  // namespace
+
+torch::Tensor pick_next_tokens(const torch::Tensor& logits, const GenerationOptions& options, at::Generator& generator) {
+  if (!options.do_sample) return logits.argmax(-1);
+  if (options.temperature <= 0) throw Error("--temperature must be positive when sampling, got " + std::to_string(options.temperature));
+  auto scores = logits.to(torch::kFloat32) / options.temperature;
+  scores = keep_top_p(keep_top_k(scores, options.top_k), options.top_p);
+  auto probs = scores.softmax(-1);
+  return at::multinomial(probs, 1, /*replacement=*/false, generator).squeeze(-1);
+}
+
+GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                          const GenerationOptions& options) {
+  TORCH_CHECK(input_ids.dim() == 2, "generate: input_ids must be (B, T), got ", input_ids.sizes());
+  TORCH_CHECK(attention_mask.sizes() == input_ids.sizes(), "generate: attention_mask ", attention_mask.sizes(),
+              " must match input_ids ", input_ids.sizes());
+  if (options.max_new_tokens < 0) throw Error("max_new_tokens must be >= 0");
+  const auto& config = model.config();
+  std::vector<int64_t> eos = options.eos_token_ids;
+  if (eos.empty() && config.eos_token_id) eos.push_back(*config.eos_token_id);
+  const int64_t pad = options.pad_token_id.value_or(config.pad_token_id.value_or(eos.empty() ? 0 : eos.front()));
+
+  c10::InferenceMode inference;
+  const int64_t b = input_ids.size(0), t0 = input_ids.size(1);
+  auto device = input_ids.device();
+  auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  auto generator = at::globalContext().defaultGenerator(device).clone();
+  generator.set_current_seed(options.seed);
+
+  auto dtype = model.input_embedding_weight().scalar_type();
+  KVCache cache(config, b, t0 + options.max_new_tokens, torch::TensorOptions().dtype(dtype).device(device));
+  auto mask = attention_mask.to(torch::kLong);
+  auto eos_ids = torch::tensor(eos, long_opts);
+
+  std::vector<torch::Tensor> new_tokens, new_mask;
+  auto unfinished = torch::ones({b}, long_opts);                    // (B)
+  auto next_position = mask.sum(-1, /*keepdim=*/true);              // (B, 1) count of real tokens
+  auto logits = model.forward(input_ids, mask, {}, &cache).select(1, t0 - 1);  // (B, V)
+  for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+    auto next = pick_next_tokens(logits, options, generator);     // (B)
+    next = next * unfinished + pad * (1 - unfinished);
+    new_tokens.push_back(next);
+    new_mask.push_back(unfinished.clone());
+    if (eos_ids.numel() > 0) unfinished = unfinished * (1 - torch::isin(next, eos_ids).to(torch::kLong));
+    if (step + 1 == options.max_new_tokens || unfinished.max().item<int64_t>() == 0) break;
+    // Every row keeps attending its own history; finished rows only produce pads.
+    mask = torch::cat({mask, torch::ones({b, 1}, long_opts)}, 1);
+    logits = model.forward(next.unsqueeze(1), mask, next_position, &cache).select(1, 0);
+    next_position = next_position + 1;
+  }
+  GenerationResult result;
+  result.prompt_length = t0;
+  if (new_tokens.empty()) {
+    result.sequences = input_ids.clone();
+    result.attention_mask = attention_mask.to(torch::kLong).clone();
+    return result;
+  }
+  result.sequences = torch::cat({input_ids, torch::stack(new_tokens, 1)}, 1);
+  result.attention_mask = torch::cat({attention_mask.to(torch::kLong), torch::stack(new_mask, 1)}, 1);
+  return result;
+}
+
+}  // namespace troupe::models

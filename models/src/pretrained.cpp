@@ -1,0 +1,114 @@
+#include <troupe/models/pretrained.hpp>
+
+#include <set>
+#include <torch/torch.h>
+
+#include <troupe/common/error.hpp>
+#include <troupe/common/files.hpp>
+#include <troupe/models/config.hpp>
+
+namespace troupe::models {
+namespace {
+
+bool is_lora_parameter(const std::string& name) {
+  return name.size() > 7 && (name.compare(name.size() - 7, 7, ".lora_A") == 0 || name.compare(name.size() - 7, 7, ".lora_B") == 0);
+}
+
+/// Buffers older transformers versions saved that carry no weights.
+bool is_ignorable_extra(const std::string& name) {
+  auto ends_with = [&](const std::string& suffix) {
+    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return ends_with(".attn.bias") || ends_with(".attn.masked_bias") || ends_with("rotary_emb.inv_freq");
+}
+
+const char* dtype_name(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat32: return "float32";
+    case torch::kFloat16: return "float16";
+    case torch::kBFloat16: return "bfloat16";
+    default: return "float32";
+  }
+}
+
+}  // namespace
+
+void load_weights(CausalLMImpl& model, const TensorMap& tensors, const std::string& source) {
+  torch::NoGradGuard no_grad;
+  const bool tied = model.config().tie_word_embeddings;
+  std::set<std::string> used;
+  for (auto& item : model.named_parameters()) {
+    const auto& name = item.key();
+    if (is_lora_parameter(name)) continue;
+    if (tied && name == "lm_head.weight") continue;
+    auto it = tensors.find(name);
+    if (it == tensors.end()) {
+      if (name == "v_head.weight") continue;  // a critic starting from an SFT model
+      throw Error(source + ": missing weight \"" + name + "\" for a " + family_name(model.config().family) + " model");
+    }
+    auto& param = item.value();
+    if (it->second.sizes() != param.sizes()) {
+      std::ostringstream msg;
+      msg << source << ": weight \"" << name << "\" has shape " << it->second.sizes() << ", the config implies "
+          << param.sizes();
+      throw Error(msg.str());
+    }
+    param.copy_(it->second);
+    used.insert(name);
+  }
+  for (const auto& [name, tensor] : tensors) {
+    if (used.count(name) || is_ignorable_extra(name)) continue;
+    if (name == "lm_head.weight" && tied) continue;
+    if (name == "v_head.weight" && !model.has_value_head()) continue;  // a reward model loaded as an LM
+    throw Error(source + ": unexpected weight \"" + name + "\" (not part of a " + family_name(model.config().family) +
+                " model with this config)");
+  }
+}
+
+CausalLM load_pretrained(const std::filesystem::path& dir, const LoadOptions& options) {
+  auto config = load_config(dir);
+  auto model = make_causal_lm(config);
+  if (options.value_head) model->add_value_head();
+  model->to(options.device, options.dtype.value_or(torch::kFloat32));
+  load_weights(*model, read_checkpoint(dir), dir.string());
+  model->eval();
+  return model;
+}
+
+TensorMap hf_state_dict(CausalLMImpl& model) {
+  TensorMap out;
+  const bool tied = model.config().tie_word_embeddings;
+  std::set<std::string> linear_weights;
+  for (auto& [name, linear] : model.linear_layers()) {
+    auto key = name + ".weight";
+    if (tied && key == "lm_head.weight") continue;
+    auto w = linear->effective_weight(/*with_lora=*/true);
+    out[key] = linear->options().transposed() ? w.t().contiguous() : w.contiguous();
+    linear_weights.insert(key);
+  }
+  for (auto& item : model.named_parameters()) {
+    const auto& name = item.key();
+    if (is_lora_parameter(name) || linear_weights.count(name) || (tied && name == "lm_head.weight")) continue;
+    out[name] = item.value().detach();
+  }
+  return out;
+}
+
+void save_pretrained(CausalLMImpl& model, const std::filesystem::path& dir, int64_t max_shard_bytes) {
+  std::filesystem::create_directories(dir);
+  auto config = model.config();
+  config.raw["torch_dtype"] = dtype_name(model.input_embedding_weight().scalar_type());
+  if (config.raw.contains("architectures") == false) {
+    const char* arch[] = {"OPTForCausalLM", "GPT2LMHeadModel", "LlamaForCausalLM"};
+    config.raw["architectures"] = {arch[static_cast<int>(config.family)]};
+  }
+  save_config(config, dir);
+  nlohmann::json generation{{"_from_model_config", true}};
+  if (config.bos_token_id) generation["bos_token_id"] = *config.bos_token_id;
+  if (config.eos_token_id) generation["eos_token_id"] = *config.eos_token_id;
+  if (config.pad_token_id) generation["pad_token_id"] = *config.pad_token_id;
+  write_file_atomically(dir / "generation_config.json", generation.dump(2) + "\n");
+  write_checkpoint(dir, hf_state_dict(model), max_shard_bytes);
+}
+
+}  // namespace troupe::models
