@@ -1,0 +1,48 @@
+/// Greedy generation throughput of one model directory: prints one JSON line per batch
+/// size. Driven by bench/generate_vs_transformers.py, which runs transformers on the
+/// same weights and inputs in the same run.
+#include <chrono>
+#include <iostream>
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include <troupe/models/generation.hpp>
+#include <troupe/models/pretrained.hpp>
+#include <troupe/models/safetensors.hpp>
+
+int main(int argc, char** argv) {
+  if (argc != 4) {
+    std::cerr << "usage: troupe_bench_generate MODEL_DIR INPUTS.safetensors THREADS\n"
+                 "  INPUTS holds input_ids (B, T0), attention_mask (B, T0) and max_new_tokens (1)\n";
+    return 2;
+  }
+  try {
+    at::set_num_threads(std::stoi(argv[3]));
+    auto model = troupe::models::load_pretrained(argv[1]);
+    auto inputs = troupe::models::read_safetensors(argv[2]);
+    auto ids = inputs.at("input_ids"), mask = inputs.at("attention_mask");
+    troupe::models::GenerationOptions options;
+    options.max_new_tokens = inputs.at("max_new_tokens").item<int64_t>();
+    options.eos_token_ids = {-1};  // never stop early: every run makes the same number of tokens
+    troupe::models::generate(*model, ids.narrow(1, 0, 8), mask.narrow(1, 0, 8), {2, false});  // warm-up
+    auto start = std::chrono::steady_clock::now();
+    auto out = troupe::models::generate(*model, ids, mask, options);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const auto new_tokens = ids.size(0) * (out.sequences.size(1) - ids.size(1));
+    std::vector<int64_t> first_row(out.sequences[0].data_ptr<int64_t>(),
+                                   out.sequences[0].data_ptr<int64_t>() + out.sequences.size(1));
+    std::cout << nlohmann::json{{"batch", ids.size(0)},
+                                {"seconds", seconds},
+                                {"new_tokens", new_tokens},
+                                {"tokens_per_s", new_tokens / seconds},
+                                {"first_row", first_row}}
+                     .dump()
+              << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "troupe_bench_generate: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
