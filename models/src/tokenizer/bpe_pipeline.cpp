@@ -1,0 +1,90 @@
+#include "tokenizer/bpe_pipeline.hpp"
+
+#include "tokenizer/byte_level.hpp"
+#include "tokenizer/gpt2_split.hpp"
+
+namespace troupe::models::tokenizer {
+
+void BpePipeline::encode_plain(std::string_view text, std::vector<int64_t>& ids) const {
+  std::vector<std::string> pieces{std::string(text)};
+  std::vector<std::string_view> split;
+  for (const auto& stage : pre_tokenizer) {
+    std::vector<std::string> next;
+    for (auto& piece : pieces) {
+      if (stage.kind == PreTokenizerStage::Kind::byte_level && stage.add_prefix_space &&
+          (piece.empty() || piece[0] != ' ')) {
+        piece.insert(piece.begin(), ' ');
+      }
+      if (stage.kind == PreTokenizerStage::Kind::split_gpt2 || stage.use_regex) {
+        split.clear();
+        split_gpt2(piece, split);
+        for (auto part : split) next.emplace_back(part);
+      } else {
+        next.push_back(std::move(piece));
+      }
+    }
+    pieces = std::move(next);
+  }
+  // The byte-level stage is last (the parser checks), so every piece is a word now.
+  for (const auto& word : pieces) model->tokenize(to_byte_level(word), ids);
+}
+
+std::vector<int64_t> BpePipeline::encode(std::string_view text, bool add_special_tokens) const {
+  std::vector<int64_t> ids;
+  std::vector<Segment> raw;
+  std::vector<Segment> normalized;
+  added.split(text, /*normalized=*/false, raw);
+  for (const auto& segment : raw) {
+    if (segment.id >= 0) {
+      ids.push_back(segment.id);
+      continue;
+    }
+    if (segment.text.empty()) continue;
+    const std::string normal = normalizer.empty() ? std::string(segment.text) : normalizer.apply(segment.text);
+    normalized.clear();
+    added.split(normal, /*normalized=*/true, normalized);
+    for (const auto& part : normalized) {
+      if (part.id >= 0) {
+        ids.push_back(part.id);
+      } else if (!part.text.empty()) {
+        encode_plain(part.text, ids);
+      }
+    }
+  }
+  if (add_special_tokens) {
+    for (const auto& pieces : post_processors) {
+      std::vector<int64_t> framed;
+      for (const auto& piece : pieces) {
+        const auto& source = piece.is_sequence ? ids : piece.ids;
+        framed.insert(framed.end(), source.begin(), source.end());
+      }
+      ids = std::move(framed);
+    }
+  }
+  return ids;
+}
+
+const std::string* BpePipeline::id_to_token(int64_t id) const {
+  if (const auto* token = added.id_to_token(id)) return token;
+  return model->id_to_token(id);
+}
+
+std::string BpePipeline::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
+  std::string out;
+  bool first = true;
+  for (int64_t id : ids) {
+    const std::string* token = id_to_token(id);
+    if (!token || (skip_special_tokens && added.is_special(id))) continue;  // as `tokenizers`: unknown ids vanish
+    if (byte_level_decoder) {
+      // A token that is not all byte-level symbols (an added "New York") is its own UTF-8.
+      if (!append_from_byte_level(*token, out)) out += *token;
+    } else {
+      if (!first) out += ' ';
+      out += *token;
+    }
+    first = false;
+  }
+  return out;
+}
+
+}  // namespace troupe::models::tokenizer
