@@ -44,7 +44,10 @@ message(STATUS "troupe: torch ${Torch_VERSION}, CUDA parts: ${TROUPE_WITH_CUDA}"
 
 # All LibTorch users reuse one precompiled header (torch headers are heavy).
 add_library(troupe_torch INTERFACE)
-target_link_libraries(troupe_torch INTERFACE ${TORCH_LIBRARIES})
+# libtorch.so from the wheel exports its own std::filesystem symbols (and they crash
+# when called from our code): load the system libstdc++ first so its definitions win.
+target_link_libraries(troupe_torch INTERFACE "-Wl,--push-state,--no-as-needed" stdc++ "-Wl,--pop-state"
+  ${TORCH_LIBRARIES})
 target_include_directories(troupe_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 if(TROUPE_WITH_CUDA)
   target_compile_definitions(troupe_torch INTERFACE TROUPE_WITH_CUDA=1)

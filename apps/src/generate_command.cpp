@@ -74,11 +74,11 @@ void run_generate(const GenerateArgs& args) {
       if (out_mask[i][j].item<int64_t>() == 1) completion.push_back(sequences[i][j].item<int64_t>());
     auto text = tokenizer->decode(completion, /*skip_special_tokens=*/true);
     if (args.json) {
-      nlohmann::json line = {{"prompt", args.prompts[i]},
+      nlohmann::ordered_json line = {{"prompt", args.prompts[i]},
                              {"completion", text},
                              {"prompt_ids", prompt_ids[i]},
                              {"completion_ids", completion}};
-      std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      std::cout << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
     } else {
       std::cout << args.prompts[i] << text << "\n";
     }
@@ -95,9 +95,11 @@ Action add_generate_command(CLI::App& app) {
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--prompt", args->prompts, "A prompt; repeat for a batch")->required();
   auto& g = args->generation;
+  auto positive = CLI::Validator(
+      [](std::string& v) { return std::stod(v) > 0 ? std::string() : "expected a positive number, got " + v; }, "POSITIVE");
   cmd->add_option("--max_new_tokens", g.max_new_tokens, "Tokens to generate at most")->capture_default_str()->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--do_sample", g.do_sample, "Sample (true) or greedy (false)")->capture_default_str();
-  cmd->add_option("--temperature", g.temperature, "Sampling temperature")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--temperature", g.temperature, "Sampling temperature")->capture_default_str()->check(positive);
   cmd->add_option("--top_k", g.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--top_p", g.top_p, "Keep the most likely tokens up to this probability mass")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", g.seed, "Random seed for sampling")->capture_default_str();
