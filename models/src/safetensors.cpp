@@ -266,6 +266,7 @@ void write_safetensors(const std::filesystem::path& file, const TensorMap& tenso
   for (const auto& [name, tensor] : tensors) {
     if (name == "__metadata__") fail(file, "'__metadata__' is reserved and cannot name a tensor");
     if (!tensor.defined()) fail_tensor(file, name, "tensor is undefined");
+    if (tensor.layout() != torch::kStrided) fail_tensor(file, name, "only dense (strided) tensors can be written");
     const DtypeInfo* dtype = dtype_by_type(tensor.scalar_type());
     if (dtype == nullptr)
       fail_tensor(file, name, std::string("dtype ") + c10::toString(tensor.scalar_type()) +

@@ -244,6 +244,7 @@ TEST_CASE("writing refuses what safetensors cannot hold, naming file and tensor"
   CHECK_THROWS_WITH(write_safetensors(file, {{"c", torch::zeros({2}, torch::kComplexFloat)}}),
                     Contains(file.string()) && Contains("'c'") && Contains("ComplexFloat"));
   CHECK_THROWS_WITH(write_safetensors(file, {{"u", torch::Tensor()}}), Contains("'u'") && Contains("undefined"));
+  CHECK_THROWS_WITH(write_safetensors(file, {{"s", torch::eye(3).to_sparse()}}), Contains("'s'") && Contains("dense"));
   CHECK_THROWS_WITH(write_safetensors(file, {{"__metadata__", torch::zeros({1})}}), Contains("reserved"));
   CHECK_THROWS_WITH(write_safetensors(scratch("no_such_dir") / "x.safetensors", {{"a", torch::zeros({1})}}),
                     Contains("x.safetensors") && Contains("cannot open for writing"));
