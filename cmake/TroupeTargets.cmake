@@ -25,8 +25,14 @@ function(troupe_add_library folder)
   install(DIRECTORY include/ DESTINATION include)
 endfunction()
 
-# Precompiles <torch/torch.h> for a target whose sources include LibTorch; sources
-# that do not (tokenizers, JSON) opt out with SKIP_PRECOMPILE_HEADERS.
+# One precompiled <torch/torch.h> for every target that includes LibTorch (each target
+# building its own would cost a minute or more apiece on two cores). Sources that do
+# not include torch (tokenizers, JSON) opt out with SKIP_PRECOMPILE_HEADERS.
+add_library(troupe_torch_pch OBJECT ${CMAKE_CURRENT_LIST_DIR}/torch_pch.cpp)
+target_link_libraries(troupe_torch_pch PRIVATE troupe_torch troupe_warnings)
+target_precompile_headers(troupe_torch_pch PRIVATE <torch/torch.h>)
+
 function(troupe_use_torch_pch target)
-  target_precompile_headers(${target} PRIVATE <torch/torch.h>)
+  target_precompile_headers(${target} REUSE_FROM troupe_torch_pch)
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Winvalid-pch>)
 endfunction()

@@ -1,5 +1,7 @@
 #include <troupe/models/causal_lm.hpp>
 
+#include <limits>
+
 #include <torch/torch.h>
 
 #include "families.hpp"
@@ -52,7 +54,8 @@ torch::Tensor CausalLMImpl::default_position_ids(const torch::Tensor& attention_
   return positions.narrow(1, positions.size(1) - new_tokens, new_tokens);  // (B, T)
 }
 
-AttentionContext CausalLMImpl::make_attention_context(const DecoderInputs& in, const torch::Tensor& full_mask) {
+AttentionContext CausalLMImpl::make_attention_context(const DecoderInputs& in, const torch::Tensor& full_mask,
+                                                      torch::ScalarType dtype) {
   const int64_t t = in.input_ids.size(1);
   const int64_t s = full_mask.size(1);
   const int64_t past = s - t;
@@ -64,7 +67,11 @@ AttentionContext CausalLMImpl::make_attention_context(const DecoderInputs& in, c
   auto causal = key_pos <= query_pos;                     // (T, S)
   auto padding = (full_mask != 0).view({-1, 1, 1, s});    // (B, 1, 1, S)
   auto self = (key_pos == query_pos);                     // (T, S)
-  return AttentionContext{torch::logical_or(torch::logical_and(causal, padding), self), in.cache, 0};
+  auto allowed = torch::logical_or(torch::logical_and(causal, padding), self);  // (B, 1, T, S)
+  // An additive mask, made once per pass rather than converted in every layer.
+  auto additive = torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(device))
+                      .masked_fill_(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+  return AttentionContext{additive, in.cache, 0};
 }
 
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

@@ -65,7 +65,12 @@ GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, c
   std::vector<torch::Tensor> new_tokens, new_mask;
   auto unfinished = torch::ones({b}, long_opts);                    // (B)
   auto next_position = mask.sum(-1, /*keepdim=*/true);              // (B, 1) count of real tokens
-  auto logits = model.forward(input_ids, mask, {}, &cache).select(1, t0 - 1);  // (B, V)
+  // Only the last position's logits are needed: skip the LM head over the prompt.
+  auto last_logits = [&](const torch::Tensor& ids, const torch::Tensor& positions) {
+    auto hidden = model.hidden_states({ids, mask, positions, &cache});  // (B, T, E)
+    return model.lm_logits(hidden.select(1, hidden.size(1) - 1));       // (B, V)
+  };
+  auto logits = last_logits(input_ids, {});
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
     auto next = pick_next_tokens(logits, options, generator);     // (B)
     next = next * unfinished + pad * (1 - unfinished);
@@ -75,7 +80,7 @@ GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, c
     if (step + 1 == options.max_new_tokens || unfinished.max().item<int64_t>() == 0) break;
     // Every row keeps attending its own history; finished rows only produce pads.
     mask = torch::cat({mask, torch::ones({b, 1}, long_opts)}, 1);
-    logits = model.forward(next.unsqueeze(1), mask, next_position, &cache).select(1, 0);
+    logits = last_logits(next.unsqueeze(1), next_position);
     next_position = next_position + 1;
   }
   GenerationResult result;

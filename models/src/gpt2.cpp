@@ -84,7 +84,7 @@ class Gpt2LMHeadModel : public CausalLMImpl {
     auto positions = in.position_ids.defined() ? in.position_ids : default_position_ids(mask, in.input_ids.size(1), 1);
     auto h = m.wte->forward(in.input_ids) + m.wpe->forward(positions);  // (B, T, C)
     h = torch::dropout(h, config_.dropout, is_training());
-    auto ctx = make_attention_context(in, mask);
+    auto ctx = make_attention_context(in, mask, h.scalar_type());
     for (size_t i = 0; i < m.h->size(); ++i) {
       ctx.layer = static_cast<int64_t>(i);
       h = m.h->ptr<Gpt2BlockImpl>(i)->forward(h, ctx);

@@ -110,7 +110,7 @@ class OptForCausalLM : public CausalLMImpl {
     auto h = d.embed_tokens->forward(in.input_ids);  // (B, T, E)
     if (!d.project_in.is_empty()) h = d.project_in->forward(h);
     h = h + d.embed_positions->forward(positions + kOptPositionOffset);  // (B, T, C)
-    auto ctx = make_attention_context(in, mask);
+    auto ctx = make_attention_context(in, mask, h.scalar_type());
     for (size_t i = 0; i < d.layers->size(); ++i) {
       ctx.layer = static_cast<int64_t>(i);
       h = d.layers->ptr<OptLayerImpl>(i)->forward(h, ctx);

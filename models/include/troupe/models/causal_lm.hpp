@@ -24,10 +24,10 @@ struct DecoderInputs {
   KVCache* cache = nullptr;      // P = cache->length() cached positions, or none
 };
 
-/// What a layer needs to attend: the boolean mask (B, 1, T, P + T) that combines
-/// causality and padding, and the cache.
+/// What a layer needs to attend: the additive mask (B, 1, T, P + T) that combines
+/// causality and padding (0 = may attend, -inf = may not), and the cache.
 struct AttentionContext {
-  torch::Tensor mask;  // (B, 1, T, P + T), true = may attend
+  torch::Tensor mask;  // (B, 1, T, P + T) in the model's dtype
   KVCache* cache = nullptr;
   int64_t layer = 0;
 };
@@ -74,7 +74,8 @@ class CausalLMImpl : public torch::nn::Module {
 
   /// The attention context of a pass: causal within the new tokens, padding masked,
   /// every position allowed to see itself (so a pad row never has nothing to attend).
-  static AttentionContext make_attention_context(const DecoderInputs& inputs, const torch::Tensor& full_mask);
+  static AttentionContext make_attention_context(const DecoderInputs& inputs, const torch::Tensor& full_mask,
+                                                 torch::ScalarType dtype);
 
   /// The mask (B, P + T) of a pass, all ones when the caller gave none.
   static torch::Tensor full_attention_mask(const DecoderInputs& inputs);
