@@ -3,8 +3,8 @@
 /// as transformers' `save_pretrained` writes them so either side can read the other's.
 #include <troupe/models/safetensors.hpp>
 
+#include <cctype>
 #include <cstdio>
-#include <regex>
 #include <set>
 #include <vector>
 
@@ -27,9 +27,15 @@ std::string shard_file_name(size_t index, size_t count) {
   return name;
 }
 
+/// Matches `model-DDDDD-of-DDDDD.safetensors`, the names transformers gives shards.
 bool is_shard_file_name(const std::string& name) {
-  static const std::regex pattern(R"(model-\d{5}-of-\d{5}\.safetensors)");
-  return std::regex_match(name, pattern);
+  const std::string pattern = "model-#####-of-#####.safetensors";
+  if (name.size() != pattern.size()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const bool ok = pattern[i] == '#' ? std::isdigit(static_cast<unsigned char>(name[i])) != 0 : name[i] == pattern[i];
+    if (!ok) return false;
+  }
+  return true;
 }
 
 uint64_t tensor_bytes(const torch::Tensor& t) {
