@@ -48,6 +48,11 @@ TEST_CASE("Sequence pre-tokenizer (Split + ByteLevel) and post-processor match H
   check_against_reference("bpe_sequence");
 }
 
+TEST_CASE("Llama 3's Split pattern with ignore_merges and a \"<s> $A\" template matches Hugging Face",
+          "[tokenizer]") {
+  check_against_reference("bpe_llama3");
+}
+
 TEST_CASE("GPT-2 style vocab.json + merges.txt matches transformers' GPT2Tokenizer", "[tokenizer]") {
   check_against_reference("bpe_vocab_merges");
 }

@@ -9,6 +9,8 @@ Writes tests/reference/fixtures/tokenizer/:
                      normalizer, RobertaProcessing and merges in the old "a b" form
   bpe_sequence/      the same model with Sequence pre-tokenizer (Split + ByteLevel
                      without regex) and post-processor (ByteLevel + "<s> $A </s>")
+  bpe_llama3/        the same model with Llama 3's Split pattern, ignore_merges and a
+                     "<s> $A" template
   bpe_vocab_merges/  the same vocabulary as GPT-2 style vocab.json + merges.txt,
                      saved by the slow GPT2Tokenizer (add_bos_token like OPT)
   spm/               a tiny SentencePiece BPE model (byte fallback) trained with `sentencepiece`
@@ -90,6 +92,10 @@ CASES = [
     "ligature \ufb01ne and fullwidth \uff28\uff45\uff4c\uff4c\uff4f",
     " \n \t\n",
     "end with space ",
+    "12345678 1.5 x1y22z333 ١٢٣٤",
+    "a  \n  b\n\n\tc\r\n\r\nd  \t",
+    "(parens) [brackets] {braces}\n\n;;\n",
+    "I'M HE'S 'Sure 'Ll \u017f'\u017f",
 ]
 
 
@@ -124,6 +130,10 @@ def save_fast(tok, folder):
         tokenizer_object=tok, bos_token="</s>", eos_token="</s>", pad_token="<pad>",
         unk_token="<unk>", mask_token="<mask>", clean_up_tokenization_spaces=False)
     fast.save_pretrained(folder)
+
+
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                  r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
 def write_variant(src_folder, folder, change):
@@ -222,6 +232,18 @@ def spm_cases(sp):
     return rows
 
 
+def llama3_variant(spec):
+    spec["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    spec["model"]["ignore_merges"] = True
+    spec["post_processor"] = {"type": "TemplateProcessing",
+                              "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                         {"Sequence": {"id": "A", "type_id": 0}}],
+                              "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                              "special_tokens": {"<s>": {"id": "<s>", "ids": [0], "tokens": ["<s>"]}}}
+
+
 def main():
     found = check_versions()
     if os.path.isdir(OUT):
@@ -232,10 +254,12 @@ def main():
     bpe = Tokenizer.from_file(os.path.join(OUT, "bpe", "tokenizer.json"))
     prefix = write_variant(os.path.join(OUT, "bpe"), os.path.join(OUT, "bpe_prefix"), prefix_variant)
     sequence = write_variant(os.path.join(OUT, "bpe"), os.path.join(OUT, "bpe_sequence"), sequence_variant)
+    llama3 = write_variant(os.path.join(OUT, "bpe"), os.path.join(OUT, "bpe_llama3"), llama3_variant)
     slow = save_vocab_merges(tok, os.path.join(OUT, "bpe_vocab_merges"))
     sp = train_spm(os.path.join(OUT, "spm"))
     cases = {"versions": found, "bpe": hf_cases(bpe), "bpe_prefix": hf_cases(prefix),
              "bpe_sequence": hf_cases(sequence),
+             "bpe_llama3": hf_cases(llama3),
              "bpe_vocab_merges": slow_cases(slow), "spm": spm_cases(sp),
              "spm_ids": {"bos": sp.bos_id(), "eos": sp.eos_id(), "pad": sp.pad_id(),
                          "vocab_size": sp.get_piece_size()}}

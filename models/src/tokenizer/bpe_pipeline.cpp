@@ -32,8 +32,11 @@ void BpePipeline::encode_plain(std::string_view text, std::vector<int64_t>& ids)
           (piece.empty() || piece[0] != ' ')) {
         piece.insert(piece.begin(), ' ');
       }
-      if (stage.kind == PreTokenizerStage::Kind::split_gpt2 || stage.use_regex) {
-        words.clear();
+      words.clear();
+      if (stage.kind == PreTokenizerStage::Kind::split_llama3) {
+        split_llama3(piece, words);
+        for (auto part : words) next.emplace_back(part);
+      } else if (stage.kind == PreTokenizerStage::Kind::split_gpt2 || stage.use_regex) {
         split_gpt2(piece, words);
         for (auto part : words) next.emplace_back(part);
       } else {
