@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include <troupe/common/error.hpp>
 #include <troupe/models/bpe_tokenizer.hpp>
 #include <troupe/models/tokenizer.hpp>
@@ -38,7 +40,7 @@ std::string read(const std::filesystem::path& file) {
 }  // namespace
 
 TEST_CASE("invalid UTF-8 encodes as bytes and decodes back to the same bytes", "[tokenizer]") {
-  for (const char* name : {"bpe", "bpe_prefix", "bpe_vocab_merges"}) {
+  for (const char* name : {"bpe", "bpe_prefix", "bpe_sequence", "bpe_llama3", "bpe_vocab_merges"}) {
     auto tokenizer = load_tokenizer(fixtures / name);
     for (const std::string& text : {std::string("\xff\xfe"), std::string("abc\xe6\x97"), std::string("\xe6\x97"),
                                    std::string("x\xc3"), std::string("\xed\xa0\x80 surrogate"),
@@ -77,6 +79,22 @@ TEST_CASE("save() writes files that load to the same tokenizer", "[tokenizer]") 
     CHECK(reloaded->pad_token_id() == original->pad_token_id());
     CHECK(reloaded->vocab_size() == original->vocab_size());
   }
+}
+
+TEST_CASE("save() keeps the other fields of tokenizer_config.json", "[tokenizer]") {
+  const auto dir = scratch("chat_template");
+  std::filesystem::copy_file(fixtures / "bpe" / "tokenizer.json", dir / "tokenizer.json");
+  write(dir / "tokenizer_config.json", R"({"eos_token": "</s>", "chat_template": "{{ messages }}",
+                                          "model_max_length": 2048, "add_bos_token": true})");
+  const auto saved = scratch("chat_template_saved");
+  load_tokenizer(dir)->save(saved);
+  const auto config = nlohmann::json::parse(read(saved / "tokenizer_config.json"));
+  CHECK(config.at("chat_template") == "{{ messages }}");
+  CHECK(config.at("model_max_length") == 2048);
+  CHECK(config.at("eos_token") == "</s>");
+  CHECK(config.at("tokenizer_class") == "PreTrainedTokenizerFast");
+  CHECK_FALSE(config.contains("add_bos_token"));
+  CHECK(config.at("added_tokens_decoder").at("500").at("content") == "<mask>");
 }
 
 TEST_CASE("load_tokenizer prefers tokenizer.json, then vocab.json + merges.txt, then tokenizer.model", "[tokenizer]") {

@@ -7,6 +7,7 @@
 
 #include <troupe/common/error.hpp>
 #include <troupe/models/bpe_trainer.hpp>
+#include <troupe/models/tokenizer.hpp>
 
 using troupe::models::BpeTrainerOptions;
 using troupe::models::train_bpe_tokenizer;
@@ -97,19 +98,35 @@ TEST_CASE("BPE training is deterministic and min_frequency stops it early", "[to
   CHECK_THROWS_WITH(train_bpe_tokenizer(corpus(), o), Catch::Matchers::Contains("<bos>"));
 }
 
-// Hidden from the default run: ctest runs it before check_trained_tokenizer.py, which
-// checks that Hugging Face loads these files and encodes the strings to these ids.
-TEST_CASE("export a trained tokenizer and our ids for the Hugging Face check", "[.][tokenizer_export]") {
-  const auto dir = std::filesystem::path(TROUPE_TEST_TMP_DIR) / "trained_bpe";
-  auto tokenizer = train_bpe_tokenizer(corpus(), options());
-  tokenizer->save(dir);
+namespace {
+
+/// Saves `tokenizer` into TROUPE_TEST_TMP_DIR/name with troupe_cases.json: our ids.
+void export_for_hugging_face(const troupe::models::Tokenizer& tokenizer, const std::string& name) {
+  const auto dir = std::filesystem::path(TROUPE_TEST_TMP_DIR) / name;
+  tokenizer.save(dir);
   nlohmann::json cases = nlohmann::json::array();
   for (const auto& text : case_texts()) {
-    const auto ids = tokenizer->encode(text);
-    cases.push_back({{"text", text}, {"ids", ids}, {"ids_special", tokenizer->encode(text, true)},
-                     {"decoded", tokenizer->decode(ids)}});
+    const auto ids = tokenizer.encode(text);
+    cases.push_back({{"text", text}, {"ids", ids}, {"ids_special", tokenizer.encode(text, true)},
+                     {"decoded", tokenizer.decode(ids)}});
   }
-  nlohmann::json out = {{"cases", cases}, {"bos_token_id", 0}, {"eos_token_id", 2}, {"pad_token_id", 1}};
+  auto id = [](std::optional<int64_t> value) { return value ? nlohmann::json(*value) : nlohmann::json(); };
+  const nlohmann::json out = {{"cases", cases}, {"bos_token_id", id(tokenizer.bos_token_id())},
+                              {"eos_token_id", id(tokenizer.eos_token_id())}, {"pad_token_id", id(tokenizer.pad_token_id())}};
   std::ofstream(dir / "troupe_cases.json") << out.dump(1);
   REQUIRE(std::filesystem::exists(dir / "tokenizer.json"));
+}
+
+}  // namespace
+
+// Hidden from the default run: ctest runs it before check_trained_tokenizer.py, which
+// checks that Hugging Face loads these files and encodes the strings to these ids.
+TEST_CASE("export tokenizers troupe trained or saved, with our ids, for the Hugging Face check",
+          "[.][tokenizer_export]") {
+  auto trained = train_bpe_tokenizer(corpus(), options());
+  CHECK(trained->bos_token_id() == 0);
+  export_for_hugging_face(*trained, "trained_bpe");
+  // Converted from vocab.json + merges.txt (OPT-like add_bos_token) to tokenizer.json.
+  export_for_hugging_face(*troupe::models::load_tokenizer(fixtures / "bpe_vocab_merges"), "saved_vocab_merges");
+  export_for_hugging_face(*troupe::models::load_tokenizer(fixtures / "bpe_llama3"), "saved_llama3");
 }

@@ -2,7 +2,7 @@
 """Checks that Hugging Face loads a tokenizer troupe trained and saved, and encodes
 and decodes the given strings exactly as troupe did.
 
-  check_trained_tokenizer.py DIR CASES_JSON
+  check_trained_tokenizer.py DIR CASES_JSON [DIR CASES_JSON ...]
 
 DIR holds tokenizer.json, tokenizer_config.json and special_tokens_map.json as
 troupe's BpeTokenizer::save() writes them; CASES_JSON has {"cases": [{"text", "ids",
@@ -17,10 +17,7 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
 
-def main():
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    folder, cases_file = sys.argv[1], sys.argv[2]
+def check(folder, cases_file):
     with open(cases_file, encoding="utf-8") as f:
         expected = json.load(f)
     fast = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
@@ -42,10 +39,18 @@ def main():
         if getattr(auto, key) != expected[key]:
             errors.append(f"{key}: transformers {getattr(auto, key)}, troupe {expected[key]}")
     for error in errors:
-        print(error)
-    if errors:
-        sys.exit(f"{len(errors)} mismatches between Hugging Face and troupe")
-    print(f"Hugging Face matches troupe on {len(expected['cases'])} strings")
+        print(f"{folder}: {error}")
+    print(f"{folder}: {len(errors)} mismatches on {len(expected['cases'])} strings")
+    return len(errors)
+
+
+def main():
+    args = sys.argv[1:]
+    if not args or len(args) % 2:
+        sys.exit(__doc__)
+    mismatches = sum(check(args[i], args[i + 1]) for i in range(0, len(args), 2))
+    if mismatches:
+        sys.exit(f"{mismatches} mismatches between Hugging Face and troupe")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ struct BpeTokenizer::Impl {
   /// "bos_token" -> "</s>" and so on, as transformers names them.
   std::map<std::string, std::string> special_names;
   std::vector<std::string> additional_special_tokens;
+  /// The tokenizer_config.json this was loaded with (null if none), kept by save().
+  nlohmann::json config;
 };
 
 namespace tokenizer {
@@ -27,7 +29,8 @@ namespace tokenizer {
 /// Parses `spec` (tokenizer.json content; `file` names it in errors) into a tokenizer.
 std::unique_ptr<BpeTokenizer> make_bpe_tokenizer(nlohmann::json spec, const std::string& file,
                                                  std::map<std::string, std::string> special_names,
-                                                 std::vector<std::string> additional_special_tokens);
+                                                 std::vector<std::string> additional_special_tokens,
+                                                 nlohmann::json config = nullptr);
 
 }  // namespace tokenizer
 }  // namespace troupe::models

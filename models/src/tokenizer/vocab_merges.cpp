@@ -102,7 +102,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const std::filesys
         {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
         {"vocab", std::move(vocab)}, {"merges", std::move(merges)}}}};
   return tokenizer::make_bpe_tokenizer(std::move(spec), (dir / "vocab.json").string(), std::move(config.special_names),
-                                       std::move(config.additional_special_tokens));
+                                       std::move(config.additional_special_tokens), std::move(config.raw));
 }
 
 }  // namespace troupe::models
