@@ -57,6 +57,24 @@ TEST_CASE("invalid UTF-8 encodes as bytes and decodes back to the same bytes", "
   }
 }
 
+TEST_CASE("random bytes round-trip through every byte-level BPE", "[tokenizer]") {
+  // Bytes biased to UTF-8 lead and continuation bytes, whitespace and "</s>"; no
+  // 'm', 'z' or 'N', so <mask> (which strips spaces), xyzzy and "New York" never form.
+  const std::string alphabet = "</s> \t\n\r'abc09\xc3\xa9\xe6\x97\xa5\xf0\x9f\xa4\x97\xff\x80\xc0";
+  uint64_t state = 12345;
+  auto next = [&]() { return (state = state * 6364136223846793005ULL + 1442695040888963407ULL) >> 33; };
+  for (const char* name : {"bpe", "bpe_sequence", "bpe_llama3", "bpe_vocab_merges"}) {
+    auto tokenizer = load_tokenizer(fixtures / name);
+    for (int i = 0; i < 300; ++i) {
+      std::string text;
+      const auto length = next() % 40;
+      for (uint64_t j = 0; j < length; ++j) text += alphabet[next() % alphabet.size()];
+      INFO(name << ": " << text);
+      REQUIRE(tokenizer->decode(tokenizer->encode(text)) == text);
+    }
+  }
+}
+
 TEST_CASE("decode(encode(x)) == x for text without added tokens", "[tokenizer]") {
   auto tokenizer = load_tokenizer(fixtures / "bpe");
   const std::string text = "Any text:  spaces\t\ttabs\n\nnew lines, ünïcödé, 東京, 🤗, and digits 1234567890.";
@@ -154,7 +172,7 @@ TEST_CASE("tokenizer errors name the directory, the file and the field", "[token
   CHECK_THROWS_WITH(load_tokenizer(dir), Contains("vocab.json") && Contains("malformed JSON"));
 }
 
-TEST_CASE("a vocab.json + merges.txt without config gets GPT-2's <|endoftext|> defaults", "[tokenizer]") {
+TEST_CASE("GPT-2 files without config get GPT-2's <|endoftext|> defaults", "[tokenizer]") {
   const auto dir = scratch("gpt2_defaults");
   write(dir / "vocab.json", R"({"h": 0, "i": 1, "hi": 2, "<|endoftext|>": 3})");
   write(dir / "merges.txt", "#version: 0.2\nh i\n");
@@ -163,4 +181,12 @@ TEST_CASE("a vocab.json + merges.txt without config gets GPT-2's <|endoftext|> d
   CHECK(tokenizer->bos_token_id() == 3);
   CHECK(tokenizer->pad_token_id() == std::nullopt);
   CHECK(tokenizer->encode("hi<|endoftext|>hih") == std::vector<int64_t>{2, 3, 2, 0});
+
+  const auto json_dir = scratch("gpt2_defaults_json");
+  tokenizer->save(json_dir);
+  std::filesystem::remove(json_dir / "tokenizer_config.json");
+  std::filesystem::remove(json_dir / "special_tokens_map.json");
+  auto from_json = load_tokenizer(json_dir);
+  CHECK(from_json->eos_token_id() == 3);
+  CHECK(from_json->encode("hi<|endoftext|>hih") == std::vector<int64_t>{2, 3, 2, 0});
 }

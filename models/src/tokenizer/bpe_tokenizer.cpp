@@ -21,6 +21,9 @@ std::unique_ptr<BpeTokenizer> make_bpe_tokenizer(nlohmann::json spec, const std:
   impl->special_names = std::move(special_names);
   impl->additional_special_tokens = std::move(additional_special_tokens);
   impl->config = std::move(config);
+  if (impl->pipeline.added.token_to_id(gpt2_end_of_text) || impl->pipeline.model->token_to_id(gpt2_end_of_text)) {
+    for (const char* key : {"bos_token", "eos_token", "unk_token"}) impl->special_names.emplace(key, gpt2_end_of_text);
+  }
   return std::make_unique<BpeTokenizer>(std::move(impl));
 }
 

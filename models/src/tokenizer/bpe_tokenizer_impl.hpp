@@ -26,6 +26,9 @@ struct BpeTokenizer::Impl {
 
 namespace tokenizer {
 
+/// GPT-2's only special token; transformers' GPT-2 classes default bos/eos/unk to it.
+inline constexpr const char* gpt2_end_of_text = "<|endoftext|>";
+
 /// Parses `spec` (tokenizer.json content; `file` names it in errors) into a tokenizer.
 std::unique_ptr<BpeTokenizer> make_bpe_tokenizer(nlohmann::json spec, const std::string& file,
                                                  std::map<std::string, std::string> special_names,

@@ -49,9 +49,9 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const std::filesys
   json merges = read_merges(dir / "merges.txt");
   auto config = tokenizer::read_tokenizer_config(dir);
 
-  // GPT2Tokenizer's defaults when the config names no bos/eos/unk.
-  if (vocab.contains("<|endoftext|>")) {
-    for (const char* key : {"bos_token", "eos_token", "unk_token"}) config.special_names.emplace(key, "<|endoftext|>");
+  // GPT2Tokenizer's defaults when the config names no bos/eos/unk (GPT-2's own files).
+  if (vocab.contains(tokenizer::gpt2_end_of_text)) {
+    for (const char* key : {"bos_token", "eos_token", "unk_token"}) config.special_names.emplace(key, tokenizer::gpt2_end_of_text);
   }
   auto lookup = [&](const std::string& content) -> std::optional<int32_t> {
     for (const auto& [token, id] : config.added_tokens_json) {
