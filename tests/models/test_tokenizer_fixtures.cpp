@@ -39,8 +39,18 @@ TEST_CASE("byte-level BPE from tokenizer.json matches Hugging Face tokenizers", 
   check_against_reference("bpe");
 }
 
-TEST_CASE("add_prefix_space, ignore_merges and \"a b\" merges match Hugging Face tokenizers", "[tokenizer]") {
+TEST_CASE("add_prefix_space, NFKC, ignore_merges, RobertaProcessing and \"a b\" merges match Hugging Face",
+          "[tokenizer]") {
   check_against_reference("bpe_prefix");
+}
+
+TEST_CASE("Sequence pre-tokenizer (Split + ByteLevel) and post-processor match Hugging Face", "[tokenizer]") {
+  check_against_reference("bpe_sequence");
+}
+
+TEST_CASE("Llama 3's Split pattern with ignore_merges and a \"<s> $A\" template matches Hugging Face",
+          "[tokenizer]") {
+  check_against_reference("bpe_llama3");
 }
 
 TEST_CASE("GPT-2 style vocab.json + merges.txt matches transformers' GPT2Tokenizer", "[tokenizer]") {

@@ -5,8 +5,12 @@
 Writes tests/reference/fixtures/tokenizer/:
   bpe/               byte-level BPE trained with `tokenizers`, saved by
                      PreTrainedTokenizerFast.save_pretrained (OPT-like `</s> $A`)
-  bpe_prefix/        the same model with add_prefix_space, ignore_merges and merges
-                     written in the old "a b" string form
+  bpe_prefix/        the same model with add_prefix_space, ignore_merges, an NFKC
+                     normalizer, RobertaProcessing and merges in the old "a b" form
+  bpe_sequence/      the same model with Sequence pre-tokenizer (Split + ByteLevel
+                     without regex) and post-processor (ByteLevel + "<s> $A </s>")
+  bpe_llama3/        the same model with Llama 3's Split pattern, ignore_merges and a
+                     "<s> $A" template
   bpe_vocab_merges/  the same vocabulary as GPT-2 style vocab.json + merges.txt,
                      saved by the slow GPT2Tokenizer (add_bos_token like OPT)
   spm/               a tiny SentencePiece BPE model (byte fallback) trained with `sentencepiece`
@@ -78,6 +82,20 @@ CASES = [
     "\u00a0non-breaking\u2003em space\u3000ideographic",
     "punctuation!!! ??? ... --- ((()))",
     "x" * 300,
+    "x<|sep|>y <|sep|>",
+    "'",
+    "don't'",
+    "'S'T'RE 'Ll",
+    "\u0085next\u2028line\u2029para",
+    "Arabic-Indic digits \u0661\u0662\u0663 and \u00bd \u2167",
+    "combining e\u0301 vs \u00e9, zero\u200bwidth, joiner a\u200db",
+    "ligature \ufb01ne and fullwidth \uff28\uff45\uff4c\uff4c\uff4f",
+    " \n \t\n",
+    "end with space ",
+    "12345678 1.5 x1y22z333 ١٢٣٤",
+    "a  \n  b\n\n\tc\r\n\r\nd  \t",
+    "(parens) [brackets] {braces}\n\n;;\n",
+    "I'M HE'S 'Sure 'Ll \u017f'\u017f",
 ]
 
 
@@ -114,17 +132,43 @@ def save_fast(tok, folder):
     fast.save_pretrained(folder)
 
 
-def make_prefix_variant(src_folder, folder):
-    """The same model with add_prefix_space, ignore_merges and "a b" merges."""
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                  r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def write_variant(src_folder, folder, change):
+    """A copy of src_folder's tokenizer.json edited by `change`, loaded back."""
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(src_folder, "tokenizer.json"), encoding="utf-8") as f:
         spec = json.load(f)
-    spec["pre_tokenizer"]["add_prefix_space"] = True
-    spec["model"]["ignore_merges"] = True
-    spec["model"]["merges"] = [" ".join(pair) for pair in spec["model"]["merges"]]
+    change(spec)
     with open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8") as f:
         json.dump(spec, f, ensure_ascii=False, indent=1)
     return Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+
+
+def prefix_variant(spec):
+    spec["pre_tokenizer"]["add_prefix_space"] = True
+    spec["normalizer"] = {"type": "NFKC"}
+    spec["model"]["ignore_merges"] = True
+    spec["model"]["merges"] = [" ".join(pair) for pair in spec["model"]["merges"]]
+    spec["post_processor"] = {"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0],
+                              "trim_offsets": True, "add_prefix_space": True}
+
+
+def sequence_variant(spec):
+    gpt2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+    spec["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": gpt2}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    spec["post_processor"] = {"type": "Sequence", "processors": [
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        {"type": "TemplateProcessing",
+         "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                    {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+         "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+         "special_tokens": {"<s>": {"id": "<s>", "ids": [0], "tokens": ["<s>"]},
+                            "</s>": {"id": "</s>", "ids": [2], "tokens": ["</s>"]}}}]}
 
 
 def save_vocab_merges(tok, folder):
@@ -188,6 +232,18 @@ def spm_cases(sp):
     return rows
 
 
+def llama3_variant(spec):
+    spec["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    spec["model"]["ignore_merges"] = True
+    spec["post_processor"] = {"type": "TemplateProcessing",
+                              "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                         {"Sequence": {"id": "A", "type_id": 0}}],
+                              "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                              "special_tokens": {"<s>": {"id": "<s>", "ids": [0], "tokens": ["<s>"]}}}
+
+
 def main():
     found = check_versions()
     if os.path.isdir(OUT):
@@ -196,10 +252,14 @@ def main():
     tok = train_bpe()
     save_fast(tok, os.path.join(OUT, "bpe"))
     bpe = Tokenizer.from_file(os.path.join(OUT, "bpe", "tokenizer.json"))
-    prefix = make_prefix_variant(os.path.join(OUT, "bpe"), os.path.join(OUT, "bpe_prefix"))
+    prefix = write_variant(os.path.join(OUT, "bpe"), os.path.join(OUT, "bpe_prefix"), prefix_variant)
+    sequence = write_variant(os.path.join(OUT, "bpe"), os.path.join(OUT, "bpe_sequence"), sequence_variant)
+    llama3 = write_variant(os.path.join(OUT, "bpe"), os.path.join(OUT, "bpe_llama3"), llama3_variant)
     slow = save_vocab_merges(tok, os.path.join(OUT, "bpe_vocab_merges"))
     sp = train_spm(os.path.join(OUT, "spm"))
     cases = {"versions": found, "bpe": hf_cases(bpe), "bpe_prefix": hf_cases(prefix),
+             "bpe_sequence": hf_cases(sequence),
+             "bpe_llama3": hf_cases(llama3),
              "bpe_vocab_merges": slow_cases(slow), "spm": spm_cases(sp),
              "spm_ids": {"bos": sp.bos_id(), "eos": sp.eos_id(), "pad": sp.pad_id(),
                          "vocab_size": sp.get_piece_size()}}

@@ -6,6 +6,7 @@
 
 #include <troupe/common/error.hpp>
 
+#include "tokenizer/byte_level.hpp"
 #include "tokenizer/utf8.hpp"
 
 namespace troupe::models::tokenizer {
@@ -174,29 +175,41 @@ std::vector<int32_t> BpeModel::merge_word(const std::string& word) const {
   return out;
 }
 
-void BpeModel::tokenize(const std::string& word, std::vector<int64_t>& out) const {
+void BpeModel::tokenize_bytes(std::string_view word, std::vector<int64_t>& out) const {
   if (word.empty()) return;
-  if (options_.ignore_merges) {
-    auto it = vocab_.find(word);
-    if (it != vocab_.end()) {
-      out.push_back(it->second);
-      return;
-    }
-  }
+  thread_local std::string key;
+  key.assign(word.data(), word.size());
   const bool cacheable = word.size() < cache_max_word_bytes_;
-  if (cacheable) {
+  if (cacheable && !options_.ignore_merges) {
     std::shared_lock lock(cache_mutex_);
-    auto it = cache_.find(word);
+    auto it = cache_.find(key);
     if (it != cache_.end()) {
       out.insert(out.end(), it->second.begin(), it->second.end());
       return;
     }
   }
-  auto ids = merge_word(word);
+  const std::string symbols = to_byte_level(word);
+  if (options_.ignore_merges) {
+    // As `tokenizers`: a word that is itself in the vocabulary is one token.
+    auto it = vocab_.find(symbols);
+    if (it != vocab_.end()) {
+      out.push_back(it->second);
+      return;
+    }
+    if (cacheable) {
+      std::shared_lock lock(cache_mutex_);
+      auto hit = cache_.find(key);
+      if (hit != cache_.end()) {
+        out.insert(out.end(), hit->second.begin(), hit->second.end());
+        return;
+      }
+    }
+  }
+  auto ids = merge_word(symbols);
   out.insert(out.end(), ids.begin(), ids.end());
   if (cacheable) {
     std::unique_lock lock(cache_mutex_);
-    if (cache_.size() < cache_capacity_) cache_.emplace(word, std::move(ids));
+    if (cache_.size() < cache_capacity_) cache_.emplace(key, std::move(ids));
   }
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <shared_mutex>
+#include <string_view>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -29,9 +30,10 @@ class BpeModel {
            const std::vector<std::pair<std::string, std::string>>& merges, BpeModelOptions options,
            const std::string& where);
 
-  /// Appends the ids of one word (already in byte-level symbols) to `out`. Words seen
-  /// before come from a cache, which is what makes natural text fast.
-  void tokenize(const std::string& word, std::vector<int64_t>& out) const;
+  /// Appends the ids of one pre-tokenized word, given as raw bytes, to `out`: its bytes
+  /// become byte-level symbols, then merge. Words seen before come from a cache keyed by
+  /// the raw bytes, which is what makes natural text fast.
+  void tokenize_bytes(std::string_view word, std::vector<int64_t>& out) const;
 
   std::optional<int32_t> token_to_id(const std::string& token) const;
   /// The token of `id`, or nullptr when the vocabulary has no such id.

@@ -6,8 +6,25 @@
 namespace troupe::models::tokenizer {
 
 void BpePipeline::encode_plain(std::string_view text, std::vector<int64_t>& ids) const {
+  thread_local std::vector<std::string_view> words;
+  // The common case, one ByteLevel stage, splits views of the text without copies.
+  if (pre_tokenizer.size() == 1) {
+    const auto& stage = pre_tokenizer.front();
+    std::string prefixed;
+    if (stage.add_prefix_space && text[0] != ' ') {
+      prefixed = " " + std::string(text);
+      text = prefixed;
+    }
+    words.clear();
+    if (stage.use_regex) {
+      split_gpt2(text, words);
+    } else {
+      words.push_back(text);
+    }
+    for (auto word : words) model->tokenize_bytes(word, ids);
+    return;
+  }
   std::vector<std::string> pieces{std::string(text)};
-  std::vector<std::string_view> split;
   for (const auto& stage : pre_tokenizer) {
     std::vector<std::string> next;
     for (auto& piece : pieces) {
@@ -15,10 +32,13 @@ void BpePipeline::encode_plain(std::string_view text, std::vector<int64_t>& ids)
           (piece.empty() || piece[0] != ' ')) {
         piece.insert(piece.begin(), ' ');
       }
-      if (stage.kind == PreTokenizerStage::Kind::split_gpt2 || stage.use_regex) {
-        split.clear();
-        split_gpt2(piece, split);
-        for (auto part : split) next.emplace_back(part);
+      words.clear();
+      if (stage.kind == PreTokenizerStage::Kind::split_llama3) {
+        split_llama3(piece, words);
+        for (auto part : words) next.emplace_back(part);
+      } else if (stage.kind == PreTokenizerStage::Kind::split_gpt2 || stage.use_regex) {
+        split_gpt2(piece, words);
+        for (auto part : words) next.emplace_back(part);
       } else {
         next.push_back(std::move(piece));
       }
@@ -26,7 +46,7 @@ void BpePipeline::encode_plain(std::string_view text, std::vector<int64_t>& ids)
     pieces = std::move(next);
   }
   // The byte-level stage is last (the parser checks), so every piece is a word now.
-  for (const auto& word : pieces) model->tokenize(to_byte_level(word), ids);
+  for (const auto& word : pieces) model->tokenize_bytes(word, ids);
 }
 
 std::vector<int64_t> BpePipeline::encode(std::string_view text, bool add_special_tokens) const {

@@ -16,7 +16,7 @@ namespace troupe::models::tokenizer {
 
 /// One pre-tokenizer of the (possibly `Sequence`) pre_tokenizer field.
 struct PreTokenizerStage {
-  enum class Kind { split_gpt2, byte_level };
+  enum class Kind { split_gpt2, split_llama3, byte_level };
   Kind kind = Kind::byte_level;
   bool add_prefix_space = false;  // byte_level only
   bool use_regex = true;          // byte_level only

@@ -13,12 +13,17 @@ namespace tokenizer {
 
 std::unique_ptr<BpeTokenizer> make_bpe_tokenizer(nlohmann::json spec, const std::string& file,
                                                  std::map<std::string, std::string> special_names,
-                                                 std::vector<std::string> additional_special_tokens) {
+                                                 std::vector<std::string> additional_special_tokens,
+                                                 nlohmann::json config) {
   auto impl = std::make_unique<BpeTokenizer::Impl>();
   impl->pipeline = parse_tokenizer_json(spec, file);
   impl->spec = std::move(spec);
   impl->special_names = std::move(special_names);
   impl->additional_special_tokens = std::move(additional_special_tokens);
+  impl->config = std::move(config);
+  if (impl->pipeline.added.token_to_id(gpt2_end_of_text) || impl->pipeline.model->token_to_id(gpt2_end_of_text)) {
+    for (const char* key : {"bos_token", "eos_token", "unk_token"}) impl->special_names.emplace(key, gpt2_end_of_text);
+  }
   return std::make_unique<BpeTokenizer>(std::move(impl));
 }
 
@@ -31,7 +36,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const std::files
   auto spec = tokenizer::read_json_file(file);
   auto config = tokenizer::read_tokenizer_config(file.parent_path());
   return tokenizer::make_bpe_tokenizer(std::move(spec), file.string(), std::move(config.special_names),
-                                       std::move(config.additional_special_tokens));
+                                       std::move(config.additional_special_tokens), std::move(config.raw));
 }
 
 std::vector<int64_t> BpeTokenizer::encode(std::string_view text, bool add_special_tokens) const {
@@ -79,10 +84,16 @@ void BpeTokenizer::save(const std::filesystem::path& dir) const {
   for (const auto& [key, content] : impl_->special_names) names[key] = content;
   if (!impl_->additional_special_tokens.empty()) names["additional_special_tokens"] = impl_->additional_special_tokens;
 
-  // PreTrainedTokenizerFast reads tokenizer.json; the config only adds the names.
-  json config = names;
+  // PreTrainedTokenizerFast runs tokenizer.json as it is; the config adds the names and
+  // keeps what else the loaded one had (chat_template, model_max_length, ...). Flags
+  // that other classes turn into a post-processor would apply twice, so they go.
+  json config = impl_->config.is_object() ? impl_->config : json::object();
+  for (const char* key : {"add_bos_token", "add_eos_token", "add_prefix_space", "auto_map", "tokenizer_file"}) {
+    config.erase(key);
+  }
+  for (const auto& [key, content] : names.items()) config[key] = content;
   config["tokenizer_class"] = "PreTrainedTokenizerFast";
-  config["clean_up_tokenization_spaces"] = false;
+  if (!config.contains("clean_up_tokenization_spaces")) config["clean_up_tokenization_spaces"] = false;
   json decoder = json::object();
   for (const auto& token : impl_->pipeline.added.tokens()) {
     decoder[std::to_string(token.id)] = {{"content", token.content}, {"lstrip", token.lstrip},

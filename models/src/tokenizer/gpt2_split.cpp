@@ -1,96 +1,109 @@
 #include "tokenizer/gpt2_split.hpp"
 
-#include <cstdint>
-
-#include <unicode/uchar.h>
-
-#include "tokenizer/utf8.hpp"
+#include "tokenizer/char_classes.hpp"
 
 namespace troupe::models::tokenizer {
 namespace {
 
-enum class CharClass : uint8_t { letter, number, space, other };
+using Chars = std::vector<ClassifiedChar>;
 
-/// `\s` as Oniguruma (Hugging Face's regex engine) defines it for Unicode:
-/// U+0009..U+000D, U+0085 and the Zs, Zl, Zp categories.
-CharClass classify(int32_t cp) {
-  if (cp < 0) return CharClass::other;
-  if (cp < 0x80) {
-    if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')) return CharClass::letter;
-    if (cp >= '0' && cp <= '9') return CharClass::number;
-    if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) return CharClass::space;
-    return CharClass::other;
-  }
-  if (cp == 0x85) return CharClass::space;
-  const uint32_t mask = U_GET_GC_MASK(cp);
-  if (mask & U_GC_L_MASK) return CharClass::letter;
-  if (mask & U_GC_N_MASK) return CharClass::number;
-  if (mask & (U_GC_ZS_MASK | U_GC_ZL_MASK | U_GC_ZP_MASK)) return CharClass::space;
-  return CharClass::other;
-}
-
-struct Char {
-  uint32_t offset;
-  int32_t value;
-  CharClass cls;
-};
-
-bool is_contraction(const std::vector<Char>& chars, size_t i, size_t& length) {
+/// Length of `'s|'t|'re|'ve|'m|'ll|'d` at `i` (0 if none); `fold` matches either case.
+size_t contraction_at(const Chars& chars, size_t i, bool fold) {
   const size_t n = chars.size();
-  if (chars[i].value != '\'' || i + 1 >= n) return false;
-  const int32_t a = chars[i + 1].value;
-  if (a == 's' || a == 't' || a == 'm' || a == 'd') {
-    length = 2;
-    return true;
-  }
-  if (i + 2 >= n) return false;
-  const int32_t b = chars[i + 2].value;
-  if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) {
-    length = 3;
-    return true;
-  }
-  return false;
+  if (chars[i].value != '\'' || i + 1 >= n) return 0;
+  auto lower = [&](int32_t c) {
+    if (!fold) return c;
+    if (c == 0x17F) return int32_t{'s'};  // LATIN SMALL LETTER LONG S case-folds to s
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+  };
+  const int32_t a = lower(chars[i + 1].value);
+  if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
+  if (i + 2 >= n) return 0;
+  const int32_t b = lower(chars[i + 2].value);
+  if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
+  return 0;
 }
+
+size_t run_end(const Chars& chars, size_t j, CharClass cls) {
+  while (j < chars.size() && chars[j].cls == cls) ++j;
+  return j;
+}
+
+bool is_newline(const ClassifiedChar& c) { return c.value == '\r' || c.value == '\n'; }
+
+/// `\s+(?!\S)|\s+` at a space: a run keeps its last space for the word after it.
+size_t trailing_space_end(const Chars& chars, size_t i) {
+  const size_t end = run_end(chars, i, CharClass::space);
+  return (end == chars.size() || end - i == 1) ? end : end - 1;
+}
+
+class Emitter {
+ public:
+  Emitter(std::string_view text, const Chars& chars, std::vector<std::string_view>& pieces)
+      : text_(text), chars_(chars), pieces_(pieces) {}
+  void operator()(size_t begin, size_t end) const { pieces_.push_back(text_.substr(offset(begin), offset(end) - offset(begin))); }
+
+ private:
+  uint32_t offset(size_t i) const { return i < chars_.size() ? chars_[i].offset : static_cast<uint32_t>(text_.size()); }
+  std::string_view text_;
+  const Chars& chars_;
+  std::vector<std::string_view>& pieces_;
+};
 
 }  // namespace
 
 void split_gpt2(std::string_view text, std::vector<std::string_view>& pieces) {
-  std::vector<Char> chars;
-  chars.reserve(text.size());
-  for (size_t pos = 0; pos < text.size();) {
-    auto cp = next_code_point(text, pos);
-    chars.push_back({static_cast<uint32_t>(pos), cp.value, classify(cp.value)});
-    pos += static_cast<size_t>(cp.length);
-  }
+  thread_local Chars chars;
+  classify_chars(text, chars);
+  const Emitter emit(text, chars, pieces);
   const size_t n = chars.size();
-  auto offset = [&](size_t i) { return i < n ? chars[i].offset : static_cast<uint32_t>(text.size()); };
-  auto emit = [&](size_t begin, size_t end) { pieces.push_back(text.substr(offset(begin), offset(end) - offset(begin))); };
-  auto run_end = [&](size_t j, CharClass cls) {
-    while (j < n && chars[j].cls == cls) ++j;
-    return j;
-  };
-
   for (size_t i = 0; i < n;) {
-    size_t length = 0;
-    if (is_contraction(chars, i, length)) {
-      emit(i, i + length);
-      i += length;
-      continue;
+    size_t end = contraction_at(chars, i, /*fold=*/false);
+    if (end) {
+      end += i;
+    } else {
+      // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: an optional single space, then a run.
+      size_t start = i;
+      if (chars[i].value == ' ' && i + 1 < n && chars[i + 1].cls != CharClass::space) start = i + 1;
+      end = chars[start].cls != CharClass::space ? run_end(chars, start, chars[start].cls) : trailing_space_end(chars, i);
     }
-    // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: an optional single space, then a run.
-    size_t start = i;
-    if (chars[i].value == ' ' && i + 1 < n && chars[i + 1].cls != CharClass::space) start = i + 1;
-    if (chars[start].cls != CharClass::space) {
-      const size_t end = run_end(start, chars[start].cls);
-      emit(i, end);
-      i = end;
-      continue;
+    emit(i, end);
+    i = end;
+  }
+}
+
+void split_llama3(std::string_view text, std::vector<std::string_view>& pieces) {
+  thread_local Chars chars;
+  classify_chars(text, chars);
+  const Emitter emit(text, chars, pieces);
+  const size_t n = chars.size();
+  for (size_t i = 0; i < n;) {
+    const auto& c = chars[i];
+    size_t end = contraction_at(chars, i, /*fold=*/true);
+    if (end) {
+      end += i;
+    } else if (c.cls == CharClass::letter) {
+      end = run_end(chars, i, CharClass::letter);  // `[^\r\n\p{L}\p{N}]?\p{L}+` without the prefix
+    } else if (c.cls != CharClass::number && !is_newline(c) && i + 1 < n && chars[i + 1].cls == CharClass::letter) {
+      end = run_end(chars, i + 1, CharClass::letter);  // one leading space or symbol, then letters
+    } else if (c.cls == CharClass::number) {
+      end = i + 1;  // `\p{N}{1,3}`
+      while (end < n && end < i + 3 && chars[end].cls == CharClass::number) ++end;
+    } else if (c.cls == CharClass::other || (c.value == ' ' && i + 1 < n && chars[i + 1].cls == CharClass::other)) {
+      // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+      end = run_end(chars, c.cls == CharClass::other ? i : i + 1, CharClass::other);
+      while (end < n && is_newline(chars[end])) ++end;
+    } else {
+      // A space: `\s*[\r\n]+` ends at the run's last newline; else `\s+(?!\S)|\s+`.
+      const size_t run = run_end(chars, i, CharClass::space);
+      size_t last_newline = run;
+      for (size_t j = i; j < run; ++j) {
+        if (is_newline(chars[j])) last_newline = j;
+      }
+      end = last_newline < run ? last_newline + 1 : trailing_space_end(chars, i);
     }
-    // `\s+(?!\S)` leaves the last space of a run to the word after it; `\s+` otherwise.
-    const size_t end = run_end(i, CharClass::space);
-    const size_t stop = (end == n || end - i == 1) ? end : end - 1;
-    emit(i, stop);
-    i = stop;
+    emit(i, end);
+    i = end;
   }
 }
 

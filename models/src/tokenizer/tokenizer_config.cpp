@@ -78,6 +78,7 @@ TokenizerConfig read_tokenizer_config(const std::filesystem::path& dir) {
   if (std::filesystem::exists(config_file)) {
     const auto spec = read_json_file(config_file);
     const JsonPlace place{config_file.string(), ""};
+    config.raw = spec;
     read_names(spec, place, config);
     config.add_bos_token = optional_bool(spec, "add_bos_token", place);
     config.add_eos_token = optional_bool(spec, "add_eos_token", place);

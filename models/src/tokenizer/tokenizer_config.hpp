@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "tokenizer/added_vocabulary.hpp"
 
 namespace troupe::models::tokenizer {
@@ -30,6 +32,9 @@ struct TokenizerConfig {
   std::optional<bool> add_prefix_space;
   std::vector<AddedToken> added_tokens_decoder;
   std::vector<std::pair<std::string, int32_t>> added_tokens_json;
+  /// tokenizer_config.json as read (null when absent): save() keeps its other fields,
+  /// such as chat_template and model_max_length.
+  nlohmann::json raw;
 
   std::optional<std::string> name(const std::string& key) const {
     auto it = special_names.find(key);

@@ -59,15 +59,17 @@ void parse_pre_tokenizer(const json& spec, const JsonPlace& place, std::vector<P
   } else if (type == "Split") {
     const auto* pattern = find_field(spec, "pattern");
     const auto* regex = pattern ? find_field(*pattern, "Regex") : nullptr;
-    if (!regex || !regex->is_string() || regex->get<std::string>() != gpt2_split_pattern) {
-      unsupported(place / "pattern", pattern ? pattern->dump() : "null", "the GPT-2 pattern only");
+    const std::string text = regex && regex->is_string() ? regex->get<std::string>() : "";
+    if (text != gpt2_split_pattern && text != llama3_split_pattern) {
+      unsupported(place / "pattern", pattern ? pattern->dump() : "null", "the GPT-2 and Llama 3 patterns");
     }
     const auto behavior = get_optional_string(spec, "behavior", place).value_or("Isolated");
     if (behavior != "Isolated") unsupported(place / "behavior", behavior, "Isolated");
     if (get_bool(spec, "invert", false, place)) unsupported(place / "invert", "true", "false");
-    stages.push_back({PreTokenizerStage::Kind::split_gpt2, false, true});
+    const auto kind = text == gpt2_split_pattern ? PreTokenizerStage::Kind::split_gpt2 : PreTokenizerStage::Kind::split_llama3;
+    stages.push_back({kind, false, true});
   } else {
-    unsupported(place / "type", type, "ByteLevel, Split (GPT-2 pattern), Sequence");
+    unsupported(place / "type", type, "ByteLevel, Split (GPT-2 or Llama 3 pattern), Sequence");
   }
 }
 

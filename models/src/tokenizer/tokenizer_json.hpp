@@ -14,6 +14,10 @@ namespace troupe::models::tokenizer {
 inline constexpr const char* gpt2_split_pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
+/// Llama 3's split pattern (also OpenAI's cl100k), as its tokenizer.json writes it.
+inline constexpr const char* llama3_split_pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
 /// Throws troupe::Error naming `file` and the field for malformed content, and
 /// UnsupportedTokenizer for a type troupe does not implement (e.g. a WordPiece model).
 BpePipeline parse_tokenizer_json(const nlohmann::json& spec, const std::string& file);

@@ -49,9 +49,9 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const std::filesys
   json merges = read_merges(dir / "merges.txt");
   auto config = tokenizer::read_tokenizer_config(dir);
 
-  // GPT2Tokenizer's defaults when the config names no bos/eos/unk.
-  if (vocab.contains("<|endoftext|>")) {
-    for (const char* key : {"bos_token", "eos_token", "unk_token"}) config.special_names.emplace(key, "<|endoftext|>");
+  // GPT2Tokenizer's defaults when the config names no bos/eos/unk (GPT-2's own files).
+  if (vocab.contains(tokenizer::gpt2_end_of_text)) {
+    for (const char* key : {"bos_token", "eos_token", "unk_token"}) config.special_names.emplace(key, tokenizer::gpt2_end_of_text);
   }
   auto lookup = [&](const std::string& content) -> std::optional<int32_t> {
     for (const auto& [token, id] : config.added_tokens_json) {
@@ -102,7 +102,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const std::filesys
         {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
         {"vocab", std::move(vocab)}, {"merges", std::move(merges)}}}};
   return tokenizer::make_bpe_tokenizer(std::move(spec), (dir / "vocab.json").string(), std::move(config.special_names),
-                                       std::move(config.additional_special_tokens));
+                                       std::move(config.additional_special_tokens), std::move(config.raw));
 }
 
 }  // namespace troupe::models
