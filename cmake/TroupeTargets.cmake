@@ -34,5 +34,12 @@ target_precompile_headers(troupe_torch_pch PRIVATE <torch/torch.h>)
 
 function(troupe_use_torch_pch target)
   target_precompile_headers(${target} REUSE_FROM troupe_torch_pch)
+  # The header was compiled -fPIC; GCC refuses it under -fPIE, so executables compile
+  # -fPIC too (still linked as position-independent executables).
+  get_target_property(type ${target} TYPE)
+  if(type STREQUAL "EXECUTABLE")
+    set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+    target_compile_options(${target} PRIVATE -fPIC)
+  endif()
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Winvalid-pch>)
 endfunction()
