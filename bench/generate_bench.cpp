@@ -27,14 +27,21 @@ int main(int argc, char** argv) {
     options.max_new_tokens = inputs.at("max_new_tokens").item<int64_t>();
     options.eos_token_ids = {-1};  // never stop early: every run makes the same number of tokens
     troupe::models::generate(*model, ids.narrow(1, 0, 8), mask.narrow(1, 0, 8), {2, false});  // warm-up
-    auto start = std::chrono::steady_clock::now();
-    auto out = troupe::models::generate(*model, ids, mask, options);
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    auto timed = [&](const troupe::models::GenerationOptions& o) {
+      auto start = std::chrono::steady_clock::now();
+      auto result = troupe::models::generate(*model, ids, mask, o);
+      return std::make_pair(result, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    };
+    auto prefill_options = options;
+    prefill_options.max_new_tokens = 1;
+    const double prefill_seconds = timed(prefill_options).second;
+    auto [out, seconds] = timed(options);
     const auto new_tokens = ids.size(0) * (out.sequences.size(1) - ids.size(1));
     std::vector<int64_t> first_row(out.sequences[0].data_ptr<int64_t>(),
                                    out.sequences[0].data_ptr<int64_t>() + out.sequences.size(1));
     std::cout << nlohmann::json{{"batch", ids.size(0)},
                                 {"seconds", seconds},
+                                {"prefill_seconds", prefill_seconds},
                                 {"new_tokens", new_tokens},
                                 {"tokens_per_s", new_tokens / seconds},
                                 {"first_row", first_row}}

@@ -13,6 +13,16 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, const torch:
   return lm_logits(hidden_states(DecoderInputs{input_ids, attention_mask, position_ids, cache}));
 }
 
+torch::Tensor CausalLMImpl::lm_logits(const torch::Tensor& hidden) {
+  // Decoding feeds a few rows (B, E) against a vocabulary-sized weight (V, E). BLAS
+  // runs that shape far faster as W h^T (V, B) than as h W^T (B, V): 3x for OPT-125m's
+  // head at B = 8 on a 2-core AVX2 machine (bench/generate_vs_transformers.py).
+  if (hidden.dim() == 2 && hidden.size(0) <= 32 && !lm_head->has_lora()) {
+    return torch::mm(lm_head->weight, hidden.t()).t();  // (B, V)
+  }
+  return lm_head->forward(hidden);
+}
+
 void CausalLMImpl::register_lm_head(const torch::Tensor& embedding_weight) {
   auto options = LinearOptions(embedding_weight.size(1), embedding_weight.size(0)).bias(false);
   if (config_.tie_word_embeddings) options.tied_weight(embedding_weight);

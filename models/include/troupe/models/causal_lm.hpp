@@ -45,7 +45,7 @@ class CausalLMImpl : public torch::nn::Module {
   /// Logits (B, T, V).
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
                         const torch::Tensor& position_ids = {}, KVCache* cache = nullptr);
-  torch::Tensor lm_logits(const torch::Tensor& hidden) { return lm_head->forward(hidden); }
+  torch::Tensor lm_logits(const torch::Tensor& hidden);
 
   /// Adds `v_head = Linear(E, 1, bias=False)` (critic and reward models).
   void add_value_head();
