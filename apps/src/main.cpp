@@ -9,17 +9,17 @@
 int main(int argc, char** argv) {
   CLI::App app{"troupe: train ChatGPT-style models with the InstructGPT recipe (SFT, reward model, PPO)"};
   app.require_subcommand(1);
-  std::vector<std::pair<CLI::App*, troupe::apps::Action>> commands;
-  auto action = troupe::apps::add_generate_command(app);
-  commands.emplace_back(app.get_subcommand("generate"), action);
+  std::vector<troupe::apps::Command> commands;
+  using namespace troupe::apps;
+  for (auto add : {add_generate_command, add_chat_command}) commands.push_back(add(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   try {
-    for (auto& [command, run] : commands)
-      if (command->parsed()) run();
+    for (auto& command : commands)
+      if (command.cli->parsed()) command.run();
   } catch (const std::exception& e) {
     std::cerr << "troupe: error: " << e.what() << "\n";
     return 1;
