@@ -14,5 +14,6 @@ struct Command {
 
 Command add_generate_command(CLI::App& app);
 Command add_chat_command(CLI::App& app);
+Command add_tokenizer_command(CLI::App& app);
 
 }  // namespace troupe::apps
