@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   std::vector<std::pair<CLI::App*, troupe::apps::Action>> commands;
   auto action = troupe::apps::add_generate_command(app);
   commands.emplace_back(app.get_subcommand("generate"), action);
+  auto data_demo = troupe::apps::add_data_demo_command(app);
+  commands.emplace_back(app.get_subcommand("data")->get_subcommand("demo"), data_demo);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
