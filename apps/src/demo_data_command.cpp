@@ -52,17 +52,18 @@ Action add_data_demo_command(CLI::App& app) {
   auto* cmd = data_parent(app).add_subcommand(
       "demo", "Write the demo task's corpus: train/test pairs (rm-static schema), step-3 prompts, unsupervised text");
   auto& o = args->options;
+  const auto count_range = CLI::Range(int64_t{0}, int64_t{100000000});
   cmd->add_option("--out", args->out, "Folder to write train.jsonl, test.jsonl, prompts.jsonl, unsupervised.jsonl")
       ->required();
   cmd->add_option("--seed", o.seed, "Random seed; the same seed writes the same bytes")->capture_default_str();
   cmd->add_option("--train_pairs", o.train_pairs, "Preference pairs in train.jsonl")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(count_range);
   cmd->add_option("--eval_pairs", o.eval_pairs, "Preference pairs in test.jsonl")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(count_range);
   cmd->add_option("--prompts", o.prompts, "Step-3 prompts in prompts.jsonl")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(count_range);
   cmd->add_option("--unsupervised_docs", o.unsupervised_docs, "Documents in unsupervised.jsonl")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(count_range);
   cmd->add_option("--wrong_rate", o.wrong_rate, "Fraction of SFT targets with a wrong answer")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--off_style_rate", o.off_style_rate, "Fraction of SFT targets right but rude or verbose")

@@ -53,9 +53,13 @@ TEST_CASE("demo corpus: the same seed gives the same bytes, another seed other b
   CHECK(demo_pairs_jsonl(a.test) != demo_pairs_jsonl(c.test));
   CHECK(demo_prompts_jsonl(a.prompts) != demo_prompts_jsonl(c.prompts));
   CHECK(demo_texts_jsonl(a.unsupervised) != demo_texts_jsonl(c.unsupervised));
-  // A pinned prefix: the generator uses its own RNG, so these bytes hold on every platform.
-  CHECK(a.train.size() == 600);
-  CHECK(a.train[0].prompt.rfind("\n\nHuman: ", 0) == 0);
+  // Pinned: the generator has its own RNG, so seed 7 writes these bytes on every platform.
+  REQUIRE(a.train.size() == 600);
+  CHECK(a.train[0].prompt == "\n\nHuman: Sort these numbers from smallest to largest: 16 12 2.\n\nAssistant:");
+  CHECK(a.train[0].chosen == " 2 12 16");
+  CHECK(a.train[0].rejected == " Great question! I would be happy to help you with that. Here it is: 2 12 16.");
+  CHECK(a.train[4].chosen ==
+        " That is a very good question. After thinking about it carefully, I believe the answer is 1.");
 }
 
 TEST_CASE("demo corpus: each output has its own stream", "[data][demo]") {
@@ -91,7 +95,7 @@ TEST_CASE("demo corpus: measured noise matches the stated rates", "[data][demo]"
     options.seed = seed;
     options.eval_pairs = options.prompts = options.unsupervised_docs = 0;
     const auto corpus = generate_demo_corpus(options);
-    int64_t wrong = 0, off_style = 0, families_seen = 0;
+    int64_t wrong = 0, off_style = 0;
     std::set<DemoFamily> families;
     for (const auto& p : corpus.train) {
       const auto grade = grade_demo_response(*parse_demo_prompt(p.prompt), p.chosen);
@@ -99,7 +103,6 @@ TEST_CASE("demo corpus: measured noise matches the stated rates", "[data][demo]"
       off_style += grade.correctness == kDemoCorrectnessMax && grade.style < kDemoStyleMax;
       families.insert(p.family);
     }
-    families_seen = static_cast<int64_t>(families.size());
     const double n = static_cast<double>(corpus.train.size());
     CHECK(std::abs(wrong / n - options.wrong_rate) < 0.02);
     CHECK(std::abs(off_style / n - options.off_style_rate) < 0.02);
@@ -107,7 +110,7 @@ TEST_CASE("demo corpus: measured noise matches the stated rates", "[data][demo]"
     CHECK(std::abs(stats.imperfect_rate - (options.wrong_rate + options.off_style_rate)) < 0.025);
     CHECK(stats.mean_chosen < 100.0);
     CHECK(stats.mean_chosen > stats.mean_rejected);
-    CHECK(families_seen == kDemoFamilyCount);
+    CHECK(families.size() == static_cast<size_t>(kDemoFamilyCount));
   }
 
   DemoOptions clean = small_options(5);
