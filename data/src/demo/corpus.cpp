@@ -62,7 +62,7 @@ std::string rejected_reply(const DemoTask& task, DemoTarget target, const std::s
       }
     }
     reply = " " + reply;
-    if (gold_score(demo_prompt(task), reply) < chosen_score) return reply;
+    if (grade_demo_response(task, reply).total() < chosen_score) return reply;
   }
   throw Error("demo generator: no rejected reply scores below the chosen one for \"" + demo_question(task) + "\"");
 }
@@ -86,7 +86,7 @@ DemoPair make_pair(const DemoOptions& options, DemoRng& rng) {
   }
   pair.chosen = " " + answer;
   pair.response = pair.chosen;
-  const double chosen_score = gold_score(pair.prompt, pair.chosen);
+  const double chosen_score = grade_demo_response(task, pair.chosen).total();
   pair.rejected = rejected_reply(task, pair.target, answer, chosen_score, rng);
   return pair;
 }
