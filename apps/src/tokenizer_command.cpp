@@ -65,9 +65,7 @@ void run_tokenizer_train(TokenizerTrainArgs args) {
 
 Command add_tokenizer_command(CLI::App& app) {
   auto args = std::make_shared<TokenizerTrainArgs>();
-  auto* parent = app.add_subcommand("tokenizer", "Tokenizer tools");
-  parent->require_subcommand(1);
-  auto* cmd = parent->add_subcommand("train", "Train a byte-level BPE tokenizer on .txt (a text per line) or .jsonl files");
+  auto* cmd = parent_command(app, "tokenizer", "Tokenizer tools").add_subcommand("train", "Train a byte-level BPE tokenizer on .txt (a text per line) or .jsonl files");
   cmd->add_option("--input", args->inputs, "Text or JSONL files; repeat for several")->required()->check(CLI::ExistingFile);
   cmd->add_option("--fields", args->fields, "String fields of JSONL rows to learn from")->capture_default_str()->delimiter(',');
   cmd->add_option("--out", args->out, "Directory for tokenizer.json and tokenizer_config.json")->required();
