@@ -161,6 +161,10 @@ PlacementGroup ResourcePool::reserve(const PlacementGroupSpec& spec) {
 
   auto nodes = nodes_;  // work on a copy: a failed group reserves nothing
   PlacementGroup group{spec, std::vector<BundlePlacement>(spec.bundles.size())};
+  size_t placed = 0;  // bundles the greedy strategies have placed so far
+  auto after = [](size_t n) {
+    return n == 0 ? std::string() : " after the group's " + std::to_string(n) + " bundle" + (n == 1 ? "" : "s") + " placed before it";
+  };
   auto place = [&](size_t b, size_t n) {
     group.placements[b].node_index = n;
     group.placements[b].node = nodes[n].name;
@@ -228,8 +232,9 @@ PlacementGroup ResourcePool::reserve(const PlacementGroupSpec& spec) {
           }
           if (!target)
             throw Error(prefix + ": bundle " + std::to_string(b) + " " + describe(spec.bundles[b]) +
-                        " fits on no node after the group's other bundles: " + shortfalls(nodes, spec.bundles[b]));
+                        " fits on no node" + after(placed) + ": " + shortfalls(nodes, spec.bundles[b]));
           place(b, *target);
+          ++placed;
         }
       }
       break;
@@ -243,9 +248,10 @@ PlacementGroup ResourcePool::reserve(const PlacementGroupSpec& spec) {
           if (fits(nodes[n], spec.bundles[b]) && (!target || count[n] < count[*target])) target = n;
         if (!target)
           throw Error(prefix + ": bundle " + std::to_string(b) + " " + describe(spec.bundles[b]) +
-                      " fits on no node after the group's other bundles: " + shortfalls(nodes, spec.bundles[b]));
+                      " fits on no node" + after(placed) + ": " + shortfalls(nodes, spec.bundles[b]));
         ++count[*target];
         place(b, *target);
+        ++placed;
       }
       break;
     }
