@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include <troupe/common/error.hpp>
 
@@ -38,18 +39,50 @@ int affinity_threads() {
   return std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
 }
 
-/// The cgroup's limit and usage (v2 first, then v1): a container's real budget.
+/// Directories that may hold this process's memory cgroup files: its own cgroup (from
+/// /proc/self/cgroup; v2 "0::/path", v1 "N:memory:/path") first, then the mount root,
+/// which is what a container sees as its own cgroup.
+std::vector<std::pair<std::string, std::string>> cgroup_candidates() {
+  std::string v2_path, v1_path;
+  if (auto text = read_small_file("/proc/self/cgroup")) {
+    std::istringstream lines(*text);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.rfind("0::", 0) == 0) v2_path = line.substr(3);
+      const auto memory = line.find(":memory:");
+      if (memory != std::string::npos) v1_path = line.substr(memory + 8);
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> out;  // (limit file, usage file)
+  for (const auto& dir : {"/sys/fs/cgroup" + v2_path, std::string("/sys/fs/cgroup")})
+    out.emplace_back(dir + "/memory.max", dir + "/memory.current");
+  for (const auto& dir : {"/sys/fs/cgroup/memory" + v1_path, std::string("/sys/fs/cgroup/memory")})
+    out.emplace_back(dir + "/memory.limit_in_bytes", dir + "/memory.usage_in_bytes");
+  return out;
+}
+
+/// The cgroup's limit and usage: a container's real memory budget.
 std::optional<std::pair<int64_t, int64_t>> cgroup_memory() {
-  for (const auto& [limit_file, usage_file] :
-       {std::pair<const char*, const char*>{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
-        {"/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"}}) {
+  for (const auto& [limit_file, usage_file] : cgroup_candidates()) {
     const auto text = read_small_file(limit_file);
     if (!text) continue;
     const auto limit = parse_cgroup_limit(*text);
-    if (!limit) return std::nullopt;
+    if (!limit) continue;
     int64_t usage = 0;
     if (auto usage_text = read_small_file(usage_file))
       if (auto value = parse_plain_integer(*usage_text)) usage = *value;
+    // Usage counts reclaimable page cache; subtract inactive file pages as `docker stats` does.
+    const auto stat_file = limit_file.substr(0, limit_file.rfind('/')) + "/memory.stat";
+    if (auto stat = read_small_file(stat_file)) {
+      std::istringstream lines(*stat);
+      std::string key;
+      int64_t value = 0;
+      while (lines >> key >> value)
+        if (key == "total_inactive_file" || key == "inactive_file") {
+          usage = std::max<int64_t>(0, usage - value);
+          break;
+        }
+    }
     return std::make_pair(*limit, usage);
   }
   return std::nullopt;
