@@ -22,7 +22,9 @@
 /// }
 /// ```
 /// Roles: actor (required), critic, reference, reward. `devices` defaults to 1, `tp` to
-/// 1, `dp` to devices / tp, and dp * tp must equal devices. `model` is a preset name
+/// 1, `dp` to devices / tp, and dp * tp must equal devices. `tp` is the tensor-parallel
+/// size of both the training and the generation layout; ZeRO partitions over the dp
+/// ranks of each TP slice. `model` is a preset name
 /// (model_shape.hpp) or a Hugging Face directory; a role without one takes the
 /// `--model` given to the planner (reference defaults to the actor's, reward to the
 /// critic's). `offload_params` needs ZeRO-3 and `offload_optimizer` ZeRO 1-3, as in
