@@ -81,7 +81,8 @@ std::string format_plan(const Plan& plan) {
   for (const auto& p : plan.processes)
     for (const auto& r : p.ranks) ++nodes[r.node];
   out << "placement plan for " << plan.topology.source << ": " << plan.processes.size() << " process"
-      << (plan.processes.size() == 1 ? "" : "es") << " on " << nodes.size() << " node" << (nodes.size() == 1 ? "" : "s")
+      << (plan.processes.size() == 1 ? "" : "es") << " on "
+      << (nodes.empty() ? std::string("no node") : std::to_string(nodes.size()) + " node" + (nodes.size() == 1 ? "" : "s"))
       << ", devices are " << (plan.gpus ? "GPUs" : "CPU slots (host memory shared per node)") << ", "
       << precision_name(plan.topology.precision) << ", " << strategy_name(plan.topology.strategy) << "\n\n";
 

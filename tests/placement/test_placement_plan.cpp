@@ -166,7 +166,7 @@ TEST_CASE("without GPUs, devices are CPU slots and memory is the host's", "[plac
 TEST_CASE("planning errors: missing model, TP that does not split the heads", "[placement][plan]") {
   CHECK_THROWS_WITH(make_plan(default_topology(), gpu_cluster(1, 1, 80 * kGiB)),
                     "default topology: roles.actor.model: no model given (set it in the topology or pass --model)");
-  // OPT-350m has 16 heads: tp 32 cannot split them (64 devices keep dp * tp valid).
+  // OPT-350m has 16 heads: tp 24 cannot split them (96 devices keep dp * tp valid).
   const auto t = topology(R"({"roles": {"actor": {"model": "opt-350m", "devices": 96, "tp": 24}}})");
   CHECK_THROWS_WITH(make_plan(t, gpu_cluster(1, 1, 80 * kGiB)),
                     "topology.json: roles.actor.tp: 24 does not divide the 16 attention heads of opt-350m");
