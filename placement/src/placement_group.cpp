@@ -31,24 +31,29 @@ std::string shortfall(const NodeAvailability& node, const Bundle& need) {
   return out;
 }
 
-std::string shortfalls(const std::vector<NodeAvailability>& nodes, const Bundle& need, const std::vector<bool>* skip = nullptr) {
+/// One shortfall (or "fits") per node, "; "-separated.
+std::string shortfalls(const std::vector<NodeAvailability>& nodes, const Bundle& need) {
   std::string out;
   for (size_t n = 0; n < nodes.size(); ++n) {
-    if (skip && (*skip)[n]) continue;
     if (!out.empty()) out += "; ";
     out += fits(nodes[n], need) ? nodes[n].name + " fits" : shortfall(nodes[n], need);
   }
   return out.empty() ? "no node left" : out;
 }
 
-void take(NodeAvailability& node, const Bundle& bundle, BundlePlacement& placement) {
+/// Takes a bundle's counts off a node (device indices are picked only when reserving).
+void consume(NodeAvailability& node, const Bundle& bundle) {
   node.cpu_threads -= bundle.cpu_threads;
   node.memory_bytes -= bundle.memory_bytes;
+  for (size_t g = 0, left = static_cast<size_t>(bundle.gpus); g < node.gpu_free.size() && left > 0; ++g)
+    if (node.gpu_free[g]) node.gpu_free[g] = false, --left;
+}
+
+/// Reserves a bundle on a node, picking its lowest free device indices.
+void take(NodeAvailability& node, const Bundle& bundle, BundlePlacement& placement) {
   for (size_t g = 0; g < node.gpu_free.size() && static_cast<int>(placement.gpu_indices.size()) < bundle.gpus; ++g)
-    if (node.gpu_free[g]) {
-      node.gpu_free[g] = false;
-      placement.gpu_indices.push_back(static_cast<int>(g));
-    }
+    if (node.gpu_free[g]) placement.gpu_indices.push_back(static_cast<int>(g));
+  consume(node, bundle);
 }
 
 Bundle sum(const std::vector<Bundle>& bundles) {
@@ -106,6 +111,93 @@ std::optional<std::vector<size_t>> match_distinct(const std::vector<NodeAvailabi
   return node_of;
 }
 
+/// " after the group's 2 bundles placed before it" (empty for the first bundle).
+std::string after(size_t placed) {
+  return placed == 0 ? std::string()
+                     : " after the group's " + std::to_string(placed) + " bundle" + (placed == 1 ? "" : "s") + " placed before it";
+}
+
+std::string no_node_for(const std::string& prefix, const PlacementGroupSpec& spec, size_t b, size_t placed,
+                        const std::vector<NodeAvailability>& nodes) {
+  return prefix + ": bundle " + std::to_string(b) + " " + describe(spec.bundles[b]) + " fits on no node" + after(placed) + ": " +
+         shortfalls(nodes, spec.bundles[b]);
+}
+
+/// Each strategy picks a node per bundle on a copy of the free resources, or throws.
+std::vector<size_t> choose_strict_pack(const std::vector<NodeAvailability>& nodes, const PlacementGroupSpec& spec,
+                                       const std::string& prefix) {
+  const auto total = sum(spec.bundles);
+  for (size_t n = 0; n < nodes.size(); ++n)
+    if (fits(nodes[n], total)) return std::vector<size_t>(spec.bundles.size(), n);
+  throw Error(prefix + ": no node holds all bundles together " + describe(total) + ": " + shortfalls(nodes, total));
+}
+
+std::vector<size_t> choose_strict_spread(const std::vector<NodeAvailability>& nodes, const PlacementGroupSpec& spec,
+                                         const std::string& prefix) {
+  if (spec.bundles.size() > nodes.size())
+    throw Error(prefix + ": needs " + std::to_string(spec.bundles.size()) + " distinct nodes, the cluster has " +
+                std::to_string(nodes.size()));
+  if (auto node_of = match_distinct(nodes, spec.bundles)) return *node_of;
+  // Name the first bundle no node can hold; otherwise the nodes are too few for all.
+  for (size_t b = 0; b < spec.bundles.size(); ++b) {
+    size_t candidates = 0;
+    for (const auto& node : nodes) candidates += fits(node, spec.bundles[b]);
+    if (candidates == 0) throw Error(no_node_for(prefix, spec, b, 0, nodes));
+  }
+  throw Error(prefix + ": no assignment of the bundles to distinct nodes exists: too few nodes can hold them (" +
+              shortfalls(nodes, spec.bundles.front()) + ")");
+}
+
+/// One node if any holds the whole group; otherwise fill the nodes already used first
+/// and open new ones in order of most free room, so the group spans few nodes.
+std::vector<size_t> choose_pack(std::vector<NodeAvailability> nodes, const PlacementGroupSpec& spec, const std::string& prefix) {
+  const auto total = sum(spec.bundles);
+  for (size_t n = 0; n < nodes.size(); ++n)
+    if (fits(nodes[n], total)) return std::vector<size_t>(spec.bundles.size(), n);
+  auto roomier = [&](size_t x, size_t y) {
+    if (nodes[x].free_gpus() != nodes[y].free_gpus()) return nodes[x].free_gpus() > nodes[y].free_gpus();
+    if (nodes[x].memory_bytes != nodes[y].memory_bytes) return nodes[x].memory_bytes > nodes[y].memory_bytes;
+    return nodes[x].cpu_threads > nodes[y].cpu_threads;
+  };
+  std::vector<size_t> node_of(spec.bundles.size()), used;
+  size_t placed = 0;
+  for (size_t b : largest_first(spec.bundles)) {
+    std::optional<size_t> target;
+    for (size_t n : used)
+      if (!target && fits(nodes[n], spec.bundles[b])) target = n;
+    if (!target) {
+      for (size_t n = 0; n < nodes.size(); ++n)
+        if (std::find(used.begin(), used.end(), n) == used.end() && fits(nodes[n], spec.bundles[b]) &&
+            (!target || roomier(n, *target)))
+          target = n;
+      if (target) used.push_back(*target);
+    }
+    if (!target) throw Error(no_node_for(prefix, spec, b, placed, nodes));
+    consume(nodes[*target], spec.bundles[b]);
+    node_of[b] = *target;
+    ++placed;
+  }
+  return node_of;
+}
+
+/// Each bundle goes to a fitting node holding the fewest of this group's bundles.
+std::vector<size_t> choose_spread(std::vector<NodeAvailability> nodes, const PlacementGroupSpec& spec, const std::string& prefix) {
+  std::vector<int> count(nodes.size(), 0);
+  std::vector<size_t> node_of(spec.bundles.size());
+  size_t placed = 0;
+  for (size_t b : largest_first(spec.bundles)) {
+    std::optional<size_t> target;
+    for (size_t n = 0; n < nodes.size(); ++n)
+      if (fits(nodes[n], spec.bundles[b]) && (!target || count[n] < count[*target])) target = n;
+    if (!target) throw Error(no_node_for(prefix, spec, b, placed, nodes));
+    ++count[*target];
+    consume(nodes[*target], spec.bundles[b]);
+    node_of[b] = *target;
+    ++placed;
+  }
+  return node_of;
+}
+
 }  // namespace
 
 std::string describe(const Bundle& bundle) {
@@ -159,104 +251,21 @@ PlacementGroup ResourcePool::reserve(const PlacementGroupSpec& spec) {
   }
   if (nodes_.empty()) throw Error(prefix + ": the cluster has no nodes");
 
-  auto nodes = nodes_;  // work on a copy: a failed group reserves nothing
-  PlacementGroup group{spec, std::vector<BundlePlacement>(spec.bundles.size())};
-  size_t placed = 0;  // bundles the greedy strategies have placed so far
-  auto after = [](size_t n) {
-    return n == 0 ? std::string() : " after the group's " + std::to_string(n) + " bundle" + (n == 1 ? "" : "s") + " placed before it";
-  };
-  auto place = [&](size_t b, size_t n) {
-    group.placements[b].node_index = n;
-    group.placements[b].node = nodes[n].name;
-    take(nodes[n], spec.bundles[b], group.placements[b]);
-  };
-
+  std::vector<size_t> node_of;
   switch (spec.strategy) {
-    case Strategy::StrictPack: {
-      const auto total = sum(spec.bundles);
-      size_t chosen = nodes.size();
-      for (size_t n = 0; n < nodes.size() && chosen == nodes.size(); ++n)
-        if (fits(nodes[n], total)) chosen = n;
-      if (chosen == nodes.size())
-        throw Error(prefix + ": no node holds all bundles together " + describe(total) + ": " + shortfalls(nodes, total));
-      for (size_t b = 0; b < spec.bundles.size(); ++b) place(b, chosen);
-      break;
-    }
-    case Strategy::StrictSpread: {
-      if (spec.bundles.size() > nodes.size())
-        throw Error(prefix + ": needs " + std::to_string(spec.bundles.size()) + " distinct nodes, the cluster has " +
-                    std::to_string(nodes.size()));
-      const auto node_of = match_distinct(nodes, spec.bundles);
-      if (!node_of) {
-        // Name the first bundle that has too few candidate nodes.
-        for (size_t b = 0; b < spec.bundles.size(); ++b) {
-          size_t candidates = 0;
-          for (const auto& node : nodes) candidates += fits(node, spec.bundles[b]);
-          if (candidates == 0)
-            throw Error(prefix + ": bundle " + std::to_string(b) + " " + describe(spec.bundles[b]) +
-                        " fits on no node: " + shortfalls(nodes, spec.bundles[b]));
-        }
-        throw Error(prefix + ": no assignment of the bundles to distinct nodes exists: too few nodes can hold them (" +
-                    shortfalls(nodes, spec.bundles.front()) + ")");
-      }
-      for (size_t b = 0; b < spec.bundles.size(); ++b) place(b, (*node_of)[b]);
-      break;
-    }
-    case Strategy::Pack: {
-      // One node if any can hold the whole group; otherwise fill used nodes first and
-      // open new nodes in order of most free room.
-      const auto total = sum(spec.bundles);
-      bool on_one_node = false;
-      for (size_t n = 0; n < nodes.size() && !on_one_node; ++n)
-        if (fits(nodes[n], total)) {
-          for (size_t b = 0; b < spec.bundles.size(); ++b) place(b, n);
-          on_one_node = true;
-        }
-      if (!on_one_node) {
-        std::vector<size_t> used;
-        for (size_t b : largest_first(spec.bundles)) {
-          std::optional<size_t> target;
-          for (size_t n : used)
-            if (!target && fits(nodes[n], spec.bundles[b])) target = n;
-          if (!target) {
-            for (size_t n = 0; n < nodes.size(); ++n) {
-              if (std::find(used.begin(), used.end(), n) != used.end() || !fits(nodes[n], spec.bundles[b])) continue;
-              auto roomier = [&](size_t x, size_t y) {
-                if (nodes[x].free_gpus() != nodes[y].free_gpus()) return nodes[x].free_gpus() > nodes[y].free_gpus();
-                if (nodes[x].memory_bytes != nodes[y].memory_bytes) return nodes[x].memory_bytes > nodes[y].memory_bytes;
-                return nodes[x].cpu_threads > nodes[y].cpu_threads;
-              };
-              if (!target || roomier(n, *target)) target = n;
-            }
-            if (target) used.push_back(*target);
-          }
-          if (!target)
-            throw Error(prefix + ": bundle " + std::to_string(b) + " " + describe(spec.bundles[b]) +
-                        " fits on no node" + after(placed) + ": " + shortfalls(nodes, spec.bundles[b]));
-          place(b, *target);
-          ++placed;
-        }
-      }
-      break;
-    }
-    case Strategy::Spread: {
-      // Each bundle goes to a fitting node holding the fewest of this group's bundles.
-      std::vector<int> count(nodes.size(), 0);
-      for (size_t b : largest_first(spec.bundles)) {
-        std::optional<size_t> target;
-        for (size_t n = 0; n < nodes.size(); ++n)
-          if (fits(nodes[n], spec.bundles[b]) && (!target || count[n] < count[*target])) target = n;
-        if (!target)
-          throw Error(prefix + ": bundle " + std::to_string(b) + " " + describe(spec.bundles[b]) +
-                      " fits on no node" + after(placed) + ": " + shortfalls(nodes, spec.bundles[b]));
-        ++count[*target];
-        place(b, *target);
-        ++placed;
-      }
-      break;
-    }
+    case Strategy::StrictPack: node_of = choose_strict_pack(nodes_, spec, prefix); break;
+    case Strategy::StrictSpread: node_of = choose_strict_spread(nodes_, spec, prefix); break;
+    case Strategy::Pack: node_of = choose_pack(nodes_, spec, prefix); break;
+    case Strategy::Spread: node_of = choose_spread(nodes_, spec, prefix); break;
   }
-  nodes_ = std::move(nodes);
+  // Every bundle has a node: only now take the resources (all or nothing).
+  PlacementGroup group{spec, std::vector<BundlePlacement>(spec.bundles.size())};
+  for (size_t b = 0; b < spec.bundles.size(); ++b) {
+    auto& placement = group.placements[b];
+    placement.node_index = node_of[b];
+    placement.node = nodes_[node_of[b]].name;
+    take(nodes_[node_of[b]], spec.bundles[b], placement);
+  }
   return group;
 }
 
