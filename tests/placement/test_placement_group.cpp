@@ -43,6 +43,17 @@ TEST_CASE("PACK keeps a group on one node when it fits, and spills when it must"
   CHECK(pool.nodes()[1].free_gpus() == 0);
 }
 
+TEST_CASE("PACK spans as few nodes as it can: roomiest nodes first", "[placement][group]") {
+  // 7 GPUs on nodes of 2, 4 and 3: first-fit in node order would use all three nodes;
+  // the 4-GPU and 3-GPU nodes suffice.
+  ResourcePool pool(ClusterResources({gpu_node("n0", 2), gpu_node("n1", 4), gpu_node("n2", 3)}));
+  const auto group = pool.reserve(gpus("seven", Strategy::Pack, 7));
+  CHECK(group.node_count() == 2);
+  CHECK(pool.nodes()[0].free_gpus() == 2);
+  CHECK(pool.nodes()[1].free_gpus() == 0);
+  CHECK(pool.nodes()[2].free_gpus() == 0);
+}
+
 TEST_CASE("SPREAD uses distinct nodes evenly and shares them when it must", "[placement][group]") {
   ResourcePool pool(ClusterResources({gpu_node("n0", 4), gpu_node("n1", 4), gpu_node("n2", 4)}));
   const auto group = pool.reserve(gpus("s", Strategy::Spread, 3));
