@@ -29,5 +29,6 @@ Command add_generate_command(CLI::App& app);
 Command add_chat_command(CLI::App& app);
 Command add_tokenizer_command(CLI::App& app);
 Command add_data_demo_command(CLI::App& app);
+Command add_plan_command(CLI::App& app);
 
 }  // namespace troupe::apps
