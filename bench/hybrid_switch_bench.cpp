@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <troupe/common/error.hpp>
 #include <troupe/engine/hybrid_engine.hpp>
 #include <troupe/engine/hybrid_memory.hpp>
 #include <troupe/engine/hybrid_scoring.hpp>

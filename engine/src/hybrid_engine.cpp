@@ -154,6 +154,8 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
     synchronize(device);
     timings.generate_seconds = seconds_since(start);
   } catch (...) {
+    // Training must be able to go on: weights back, and the cache freed (an
+    // out-of-memory error is the likeliest failure here).
     leave_inference(model, state);
     mode_ = EngineMode::Training;
     release_cache_locked();

@@ -1,6 +1,7 @@
 // The Hybrid Engine: generation in inference mode with LoRA fused, the switch back to
 // training, the KV cache kept or released, and the timings of each switch.
 #include <catch2/catch.hpp>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <map>
@@ -256,4 +257,35 @@ TEST_CASE("hybrid engine: a failing generation leaves the model as it was", "[en
   CHECK(bitwise_equal(*model, before));
   for (auto& [name, linear] : model->linear_layers()) CHECK_FALSE(linear->lora_fused());
   CHECK_THROWS(hybrid.generate(ids, mask.narrow(1, 0, 4), {}));
+}
+
+TEST_CASE("CUDA: releasing the inference cache hands its memory back to the device", "[gpu][engine][hybrid]") {
+  if (!torch::cuda::is_available()) {
+    WARN("no CUDA device: skipped");
+    return;
+  }
+  const torch::Device cuda(torch::kCUDA, 0);
+  auto model = lora_model("llama");
+  model->to(cuda);
+  auto [ids, mask] = prompts();
+  ids = ids.repeat({256, 1}).to(cuda);  // (768, 5): a cache of a few MiB
+  mask = mask.repeat({256, 1}).to(cuda);
+  models::GenerationOptions options;
+  options.max_new_tokens = 32;
+  options.eos_token_ids = {-1};
+  engine::HybridEngine hybrid(model, quiet());
+  engine::reset_peak_memory(cuda);
+  auto out = hybrid.generate(ids, mask, options);
+  const auto kept = engine::device_memory_stats(cuda);
+  REQUIRE(kept.has_value());
+  CHECK(hybrid.inference_cache_bytes() == engine::kv_cache_bytes(model->config(), 768, 5 + 32, torch::kFloat32));
+  CHECK(kept->peak_allocated_bytes >= hybrid.inference_cache_bytes());
+  CHECK(kept->allocated_bytes >= hybrid.inference_cache_bytes());
+  hybrid.release_inference_cache();
+  const auto released = engine::device_memory_stats(cuda);
+  CHECK(hybrid.inference_cache_bytes() == 0);
+  CHECK(released->allocated_bytes <=
+        kept->allocated_bytes - engine::kv_cache_bytes(model->config(), 768, 5 + 32, torch::kFloat32));
+  CHECK(released->reserved_bytes < kept->reserved_bytes);
+  CHECK(out.sequences.size(1) == 5 + 32);
 }

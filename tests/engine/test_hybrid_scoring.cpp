@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <set>
+
 #include <troupe/common/error.hpp>
 #include <troupe/engine/hybrid_memory.hpp>
 #include <troupe/engine/hybrid_scoring.hpp>
