@@ -188,6 +188,25 @@ void HybridEngine::train_mode() {
   mode_ = EngineMode::Training;
 }
 
+torch::Tensor HybridEngine::train_step(torch::optim::Optimizer& optimizer,
+                                       const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn) {
+  std::lock_guard<std::mutex> lock(*model_mutex_);
+  model_->train(true);
+  optimizer.zero_grad();
+  auto loss = loss_fn(*model_);
+  TORCH_CHECK(loss.numel() == 1 && loss.requires_grad(),
+              "HybridEngine::train_step: the loss must be a scalar with autograd, got ", loss.sizes());
+  loss.backward();
+  optimizer.step();
+  return loss.detach();
+}
+
+void HybridEngine::run_training(const std::function<void(models::CausalLMImpl&)>& body) {
+  std::lock_guard<std::mutex> lock(*model_mutex_);
+  model_->train(true);
+  body(*model_);
+}
+
 torch::Tensor HybridEngine::forward_train(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
   std::lock_guard<std::mutex> lock(*model_mutex_);
   model_->train(true);

@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <future>
+
 #include <troupe/common/error.hpp>
 #include <troupe/engine/hybrid_engine.hpp>
 #include <troupe/engine/hybrid_memory.hpp>
@@ -76,6 +78,27 @@ TEST_CASE("reference: with LoRA it shares the actor's base and equals the base m
   // The actor is unchanged by the reference's forward: adapters on, training mode.
   CHECK(actor->is_training());
   CHECK(torch::allclose(hybrid.score_logprobs(ids, mask), actor_before, 0, 0));
+
+  // An engine training step holds the lock the reference takes: they cannot overlap.
+  torch::optim::AdamW adamw(std::vector<torch::Tensor>{}, torch::optim::AdamWOptions(1e-2));
+  for (auto& p : actor->parameters())
+    if (p.requires_grad()) adamw.add_param_group(torch::optim::OptimizerParamGroup({p}));
+  auto lora_b = actor->named_parameters()["model.decoder.layers.0.self_attn.q_proj.lora_B"].detach().clone();
+  bool locked_during_step = false;
+  auto loss = hybrid.train_step(adamw, [&](models::CausalLMImpl& model) {
+    // Asked from another thread: try_lock by the owner would be undefined.
+    locked_during_step = !std::async(std::launch::async, [&] {
+                            const bool got = hybrid.model_mutex()->try_lock();
+                            if (got) hybrid.model_mutex()->unlock();
+                            return got;
+                          }).get();
+    return -engine::sequence_logprobs(model, ids, mask).sum();
+  });
+  CHECK(locked_during_step);
+  CHECK(loss.numel() == 1);
+  CHECK_FALSE(loss.requires_grad());
+  CHECK_FALSE(torch::equal(actor->named_parameters()["model.decoder.layers.0.self_attn.q_proj.lora_B"], lora_b));
+  CHECK(torch::allclose(reference.logprobs(ids, mask), base_logprobs, 0, 1e-5));
 
   // Scoring while the adapters are fused (mid-generation) is refused.
   models::fuse_lora(*actor);

@@ -3,12 +3,14 @@
 /// no autograd, LoRA fused, KV cache) and trains in a training layout, switching between
 /// the two around every generate() and timing each switch.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <torch/optim/optimizer.h>
 #include <torch/types.h>
 
 #include <troupe/engine/hybrid_scoring.hpp>
@@ -78,6 +80,15 @@ class HybridEngine {
 
   /// Puts the model in training mode (dropout on, adapters unfused).
   void train_mode();
+  /// One update in training mode under the engine's lock: zero the gradients, `loss_fn`
+  /// (a scalar with autograd), backward, `optimizer.step()`. Returns the loss, detached.
+  /// Holding the lock keeps a ReferencePolicy that shares the actor from turning its
+  /// adapters off in the middle of the step.
+  torch::Tensor train_step(torch::optim::Optimizer& optimizer,
+                           const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn);
+  /// Runs `body` in training mode under the engine's lock, for updates train_step()
+  /// does not cover (gradient accumulation, clipping, another optimizer type).
+  void run_training(const std::function<void(models::CausalLMImpl&)>& body);
   /// Logits (B, T, V) with autograd, in training mode.
   torch::Tensor forward_train(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
   /// Log-probs (B, T - 1) of `sequences` with autograd, in training mode (the new
