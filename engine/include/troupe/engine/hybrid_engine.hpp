@@ -1,0 +1,141 @@
+#pragma once
+/// The Hybrid Engine: one actor model that generates in an inference layout (eval mode,
+/// no autograd, LoRA fused, KV cache) and trains in a training layout, switching between
+/// the two around every generate() and timing each switch.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
+
+#include <troupe/engine/hybrid_scoring.hpp>
+#include <troupe/models/causal_lm.hpp>
+#include <troupe/models/generation.hpp>
+#include <troupe/models/kv_cache.hpp>
+
+namespace troupe::engine {
+
+struct HybridEngineOptions {
+  /// Frees the KV cache after every generate() and hands the allocator's cached blocks
+  /// back to the device (DeepSpeed-Chat's `--release_inference_cache`). Off: the cache
+  /// is kept and reused by the next generate() of the same batch size and no more
+  /// positions, so step 3 allocates it once.
+  bool release_inference_cache = false;
+  /// Folds LoRA adapters into the weights for generation (one matmul per layer instead
+  /// of three per token) and takes them out after.
+  bool fuse_lora = true;
+  /// Restores the adapted weights bit for bit after generation from a host copy taken
+  /// before fusing (W + d - d is not W in floating point). Off: unfuse subtracts the
+  /// delta again, as DeepSpeed does, leaving ulp-sized differences but needing no copy.
+  bool exact_unfuse = true;
+  /// Writes one line per generate() to std::clog.
+  bool log_switches = true;
+};
+
+/// Where the engine's model is.
+enum class EngineMode { Training, Inference };
+
+/// Wall seconds and sizes of one generate(): the switch into inference, the
+/// generation, and the switch back.
+struct SwitchTimings {
+  double fuse_seconds = 0;      ///< eval mode, host backup, LoRA fused
+  double generate_seconds = 0;  ///< prefill and decode
+  double unfuse_seconds = 0;    ///< LoRA out, weights restored, train mode, cache released
+  int64_t fused_layers = 0;
+  int64_t batch = 0;
+  int64_t prompt_length = 0;  ///< T0
+  int64_t new_tokens = 0;     ///< N generated columns
+  int64_t kv_cache_bytes = 0;  ///< the cache this generation used
+  bool cache_reused = false;   ///< the kept cache served this call
+  bool cache_released = false;
+  double total_seconds() const { return fuse_seconds + generate_seconds + unfuse_seconds; }
+  /// Generated tokens per second of generation (B * N / generate_seconds).
+  double tokens_per_second() const;
+  /// "hybrid engine: fuse 0.004 s (24 layers), generate 1.203 s (B=16, 256+256, 3404 tok/s), ..."
+  std::string log_line() const;
+};
+
+/// Owns the actor and switches it between training and inference.
+///
+/// Resting mode is training. generate() switches to inference for its duration and
+/// back, also when generation throws. The engine's calls (and a ReferencePolicy built
+/// with `model_mutex()`) exclude each other through one mutex, so one engine may be
+/// used from several threads; a backward pass the caller runs on forward_train()'s
+/// output must not overlap generate(), which modifies fused weights in place.
+class HybridEngine {
+ public:
+  explicit HybridEngine(models::CausalLM actor, HybridEngineOptions options = {});
+
+  /// Generates continuations of left-padded `prompt_ids` (B, T0) with `prompt_mask`
+  /// (B, T0) in inference mode. Returns plain tensors (not inference tensors, no grad):
+  /// sequences (B, T0 + N) and attention_mask (B, T0 + N), usable as training inputs.
+  /// Same tokens as models::generate() on the model with its adapters fused.
+  models::GenerationResult generate(const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
+                                    const models::GenerationOptions& options);
+
+  /// Puts the model in training mode (dropout on, adapters unfused).
+  void train_mode();
+  /// One update in training mode under the engine's lock: zero the gradients, `loss_fn`
+  /// (a scalar with autograd), backward, `optimizer.step()`. Returns the loss, detached.
+  /// Holding the lock keeps a ReferencePolicy that shares the actor from turning its
+  /// adapters off in the middle of the step.
+  torch::Tensor train_step(torch::optim::Optimizer& optimizer,
+                           const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn);
+  /// Runs `body` in training mode under the engine's lock, for updates train_step()
+  /// does not cover (gradient accumulation, clipping, another optimizer type).
+  void run_training(const std::function<void(models::CausalLMImpl&)>& body);
+  /// Logits (B, T, V) with autograd, in training mode.
+  torch::Tensor forward_train(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+  /// Log-probs (B, T - 1) of `sequences` with autograd, in training mode (the new
+  /// log-probs of the PPO actor loss).
+  torch::Tensor train_logprobs(const torch::Tensor& sequences, const torch::Tensor& mask,
+                               const ScoringOptions& options = {});
+  /// Log-probs (B, T - 1) in eval mode without autograd (the old log-probs of the
+  /// experience); the model is back in training mode afterwards.
+  torch::Tensor score_logprobs(const torch::Tensor& sequences, const torch::Tensor& mask,
+                               const ScoringOptions& options = {});
+
+  EngineMode mode() const { return mode_; }
+  const SwitchTimings& last_timings() const { return last_timings_; }
+  /// Every generate()'s timings since construction, in order.
+  const std::vector<SwitchTimings>& timing_history() const { return history_; }
+
+  /// Bytes of the KV cache kept between generate() calls (0 when released or none).
+  int64_t inference_cache_bytes() const;
+  /// Frees the kept KV cache now and hands the allocator's cached blocks back.
+  void release_inference_cache();
+
+  const models::CausalLM& model() const { return model_; }
+  /// The lock a ReferencePolicy sharing this actor must hold (pass it to its constructor).
+  const std::shared_ptr<std::mutex>& model_mutex() const { return model_mutex_; }
+  const HybridEngineOptions& options() const { return options_; }
+
+ private:
+  /// The kept cache when it fits this call (batch, capacity, dtype, device), else a
+  /// freshly allocated one that is kept from now on.
+  models::KVCache& cache_for(int64_t batch, int64_t positions, torch::TensorOptions tensor_options, bool& reused);
+  void release_cache_locked();
+
+  models::CausalLM model_;
+  HybridEngineOptions options_;
+  std::shared_ptr<std::mutex> model_mutex_ = std::make_shared<std::mutex>();
+  EngineMode mode_ = EngineMode::Training;
+  std::optional<models::KVCache> cache_;  // never advanced: copies of it start empty
+  torch::TensorOptions cache_options_;
+  SwitchTimings last_timings_;
+  std::vector<SwitchTimings> history_;
+};
+
+/// Generation over a caller-owned KV cache (length 0, room for T0 + max_new_tokens
+/// rows of B): the loop of models::generate() without its per-call allocation. Runs in
+/// InferenceMode; the result tensors are inference tensors.
+models::GenerationResult generate_with_cache(models::CausalLMImpl& model, const torch::Tensor& input_ids,
+                                             const torch::Tensor& attention_mask,
+                                             const models::GenerationOptions& options, models::KVCache& cache);
+
+}  // namespace troupe::engine
