@@ -81,7 +81,7 @@ PhaseSamples select_phase(const std::vector<RawDataset>& datasets, const std::ve
     r.train = static_cast<int64_t>(train_parts.back().size());
     r.eval = static_cast<int64_t>(eval_parts.back().size());
     if (r.train == 0)
-      throw Error(what + ": --data_split " + split_text(weights) + " leaves phase " + std::to_string(phase) +
+      throw Error(what + " train: --data_split " + split_text(weights) + " leaves phase " + std::to_string(phase) +
                   " with no train samples (" + std::to_string(train.size()) + " train samples give chunks " +
                   join(split_boundaries(static_cast<int64_t>(train.size()), weights)) + ")");
     out.reports.push_back(std::move(r));
@@ -102,9 +102,6 @@ PhaseSamples select_phase(const std::vector<RawDataset>& datasets, const std::ve
     out.train = blend(train_parts, split.seed);
     out.eval = blend(eval_parts, split.seed);
   }
-  if (out.eval.empty())
-    throw Error("--data_split " + split_text(split.data_split) + " leaves phase " + std::to_string(phase) +
-                " with no eval samples (too few samples in the eval sets)");
   return out;
 }
 

@@ -66,12 +66,47 @@ def main():
             ev = [evals[i] for i in split_index(seed, "2,4,4", phase - 1, len(evals))]
             phases.append({"seed": seed, "n": n, "phase": phase, "train": tr, "eval": ev})
 
+    # Blending (DeepSpeed-Chat's create_prompt_dataset): dataset "a" with an eval file
+    # (20 train, 6 eval), dataset "b" without (13 rows); each phase's chunks concatenated,
+    # then one shuffle; in phase 1 an SFT-only dataset "s" (7 rows, no eval) is split
+    # "10,0,0", appended and everything shuffled once more.
+    def phase_chunks(name, train_n, eval_n, seed, data_split, phase):
+        if eval_n is None:
+            train = split_index(seed, "9,1", 0, train_n)
+            evals = split_index(seed, "9,1", 1, train_n)
+            train = [f"{name}{i}" for i in train]
+            evals = [f"{name}{i}" for i in evals]
+        else:
+            train = [f"{name}{i}" for i in range(train_n)]
+            evals = [f"{name}e{i}" for i in range(eval_n)]
+        tr = [train[i] for i in split_index(seed, data_split, phase - 1, len(train))]
+        ev = [evals[i] for i in split_index(seed, data_split, phase - 1, len(evals))]
+        return tr, ev
+
+    blends = []
+    seed = 1234
+    for phase in (1, 2, 3):
+        ta, ea = phase_chunks("a", 20, 6, seed, "2,4,4", phase)
+        tb, eb = phase_chunks("b", 13, None, seed, "2,4,4", phase)
+        train = ta + tb
+        evals = ea + eb
+        train = [train[i] for i in get_shuffle_idx(seed, len(train))]
+        evals = [evals[i] for i in get_shuffle_idx(seed, len(evals))]
+        if phase == 1:
+            ts, es = phase_chunks("s", 7, None, seed, "10,0,0", 1)
+            train = train + ts
+            evals = evals + es
+            train = [train[i] for i in get_shuffle_idx(seed, len(train))]
+            evals = [evals[i] for i in get_shuffle_idx(seed, len(evals))]
+        blends.append({"seed": seed, "phase": phase, "train": train, "eval": evals})
+
     out = {
         "generator": "tests/reference/split_reference.py",
         "numpy": np.__version__,
         "boundaries": boundaries,
         "permutations": permutations,
         "phases_without_eval": phases,
+        "blends": blends,
     }
     path = os.path.join(os.path.dirname(__file__), "fixtures", "data", "split_reference.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)

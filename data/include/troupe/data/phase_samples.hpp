@@ -34,7 +34,8 @@ struct PhaseSamples {
 };
 
 /// The phase's samples from datasets already read. Throws troupe::Error when the
-/// split leaves a dataset's train chunk (or the blended eval set) for this phase empty.
+/// split leaves a dataset's train chunk for this phase empty. An eval chunk may be
+/// empty (small eval sets, as in DeepSpeed-Chat); the caller skips evaluation then.
 PhaseSamples select_phase(const std::vector<RawDataset>& datasets, const std::vector<RawDataset>& sft_only,
                           const SplitOptions& split, int phase);
 
