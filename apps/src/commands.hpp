@@ -11,4 +11,8 @@ using Action = std::function<void()>;
 
 Action add_generate_command(CLI::App& app);
 
+/// `troupe data`: a parent whose subcommands (inspect, demo) add themselves to it.
+CLI::App* add_data_command(CLI::App& app);
+Action add_data_inspect_command(CLI::App& data);
+
 }  // namespace troupe::apps

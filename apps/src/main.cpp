@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   std::vector<std::pair<CLI::App*, troupe::apps::Action>> commands;
   auto action = troupe::apps::add_generate_command(app);
   commands.emplace_back(app.get_subcommand("generate"), action);
+  auto* data = troupe::apps::add_data_command(app);
+  action = troupe::apps::add_data_inspect_command(*data);
+  commands.emplace_back(data->get_subcommand("inspect"), action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
