@@ -1,6 +1,7 @@
 /// Cache keys, rank-0 build with waiting ranks, and the phase data they give.
 #include <troupe/data/pipeline.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>

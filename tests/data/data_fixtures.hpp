@@ -10,7 +10,7 @@ inline std::filesystem::path data_fixture(const std::string& name) {
   return std::filesystem::path(TROUPE_FIXTURES_DIR) / "data" / name;
 }
 
-/// A tiny byte-level BPE tokenizer (OPT template: leading </s>, pad 0? see its files).
+/// The tiny byte-level BPE tokenizer of the OPT fixture: <pad> 0, <s> 1 (prepended), </s> 2 (EOS).
 inline std::filesystem::path tokenizer_fixture() {
   return std::filesystem::path(TROUPE_FIXTURES_DIR) / "models" / "opt";
 }

@@ -1,4 +1,5 @@
 // Tokenized caches: contents, reuse, invalidation, rank-0 build with waiting ranks, no temp files.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <future>
