@@ -9,11 +9,14 @@
 ///   opt.rank = rank;  opt.world_size = world;      // rank 0 builds, the others wait
 ///   data::PhaseData d = data::load_phase_data(opt, /*phase=*/1);
 ///   const auto pad = data::pad_token_id(*tokenizer);
-///   // the loop chooses the order (e.g. shuffled_indices(seed + epoch, d.train.size()))
-///   // and each rank's slice, then collates (collate.hpp):
+///   // each rank's batches of an epoch, as DistributedSampler gives them (sampler.hpp):
+///   data::SamplerOptions so;  so.seed = seed;  so.epoch = epoch;  so.rank = rank;  so.world_size = world;
+///   for (const auto& idx : data::distributed_batches(d.train.size(), per_device_batch, so)) {
+///     // then collate (collate.hpp):
 ///   auto b1 = data::make_step1_batch(d.train, idx, opt.lengths.max_seq_len, pad);  // (B, T) right padded
 ///   auto b2 = data::make_step2_batch(d.train, idx, opt.lengths.max_seq_len, pad);  // (2B, T) chosen then rejected
 ///   auto b3 = data::make_step3_batch(d.train, idx, opt.lengths.max_prompt_seq_len, pad);  // (B, P) left padded
+///   }
 ///   // mixture training (unsupervised.hpp):
 ///   auto blocks = data::make_unsupervised_blocks(data::read_text_corpus(path), *tokenizer, P + A);
 ///   auto bu = data::make_unsupervised_batch(blocks, idx);  // labels = input_ids
@@ -27,6 +30,7 @@
 
 #include <troupe/data/dataset.hpp>
 #include <troupe/data/phase_samples.hpp>
+#include <troupe/data/sampler.hpp>
 #include <troupe/data/token_cache.hpp>
 #include <troupe/data/tokenize.hpp>
 
