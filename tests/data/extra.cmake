@@ -15,3 +15,9 @@ add_test(NAME "data: troupe data inspect fails in one line on a bad row"
   COMMAND troupe_cli data inspect --data_path Dahoas/rm-static=${troupe_data_fixtures}/bad/rm-static-with-bad-rows.jsonl)
 set_tests_properties("data: troupe data inspect fails in one line on a bad row" PROPERTIES
   PASS_REGULAR_EXPRESSION "^troupe: error: [^\n]*rm-static-with-bad-rows.jsonl:2: malformed JSON[^\n]*\n$")
+
+# Rank 0 builds the tokenized cache while rank 1, a separate process, waits for it.
+add_test(NAME "data: two processes share one tokenized cache (rank 0 builds)"
+  COMMAND ${CMAKE_COMMAND} -DTEST_EXE=$<TARGET_FILE:troupe_data_tests>
+          -DCACHE_DIR=${CMAKE_CURRENT_BINARY_DIR}/tmp/data/two_ranks -P ${CMAKE_CURRENT_SOURCE_DIR}/data/two_ranks.cmake)
+set_tests_properties("data: two processes share one tokenized cache (rank 0 builds)" PROPERTIES TIMEOUT 300)

@@ -1,6 +1,7 @@
 // Tokenized caches: contents, reuse, invalidation, rank-0 build with waiting ranks, no temp files.
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <thread>
@@ -167,4 +168,28 @@ TEST_CASE("cache: ranks > 0 wait for rank 0's files, or time out with a clear er
   waiting.split.seed = 5;  // a key nobody builds
   waiting.wait_timeout_s = 0.2;
   CHECK_THROWS_WITH(load_phase_data(waiting, 1), Contains("rank 1: waited") && Contains("that rank 0 builds"));
+}
+
+// Run by tests/data/extra.cmake as two processes at once (TROUPE_TEST_RANK=0 and 1),
+// sharing TROUPE_TEST_CACHE_DIR: rank 1 starts waiting before rank 0 builds.
+TEST_CASE("cache: two processes, rank 0 builds and rank 1 loads", "[.cache_two_ranks][multiprocess]") {
+  const char* rank = std::getenv("TROUPE_TEST_RANK");
+  const char* dir = std::getenv("TROUPE_TEST_CACHE_DIR");
+  REQUIRE(rank);
+  REQUIRE(dir);
+  PipelineOptions o;
+  o.data_path = {parse_dataset_spec("Dahoas/rm-static=" + data_fixture("rm-static").string()),
+                 parse_dataset_spec("openai/webgpt_comparisons=" + data_fixture("webgpt_comparisons.jsonl").string())};
+  o.split.data_split = {1, 1, 1};
+  o.tokenizer_dir = troupe::test::tokenizer_fixture();
+  o.cache_dir = dir;
+  o.rank = std::atoi(rank);
+  o.world_size = 2;
+  o.wait_timeout_s = 120;
+  o.poll_interval_s = 0.05;
+  if (o.rank == 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto d = load_phase_data(o, 2);
+  CHECK(d.built == (o.rank == 0));
+  CHECK(d.train.size() == 2);
+  CHECK(d.train.has(Field::rejected));
 }

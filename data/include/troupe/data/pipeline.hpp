@@ -13,9 +13,9 @@
 ///   data::SamplerOptions so;  so.seed = seed;  so.epoch = epoch;  so.rank = rank;  so.world_size = world;
 ///   for (const auto& idx : data::distributed_batches(d.train.size(), per_device_batch, so)) {
 ///     // then collate (collate.hpp):
-///   auto b1 = data::make_step1_batch(d.train, idx, opt.lengths.max_seq_len, pad);  // (B, T) right padded
-///   auto b2 = data::make_step2_batch(d.train, idx, opt.lengths.max_seq_len, pad);  // (2B, T) chosen then rejected
-///   auto b3 = data::make_step3_batch(d.train, idx, opt.lengths.max_prompt_seq_len, pad);  // (B, P) left padded
+///     auto b1 = data::make_step1_batch(d.train, idx, opt.lengths.max_seq_len, pad);  // (B, T) right padded
+///     auto b2 = data::make_step2_batch(d.train, idx, opt.lengths.max_seq_len, pad);  // (2B, T) chosen then rejected
+///     auto b3 = data::make_step3_batch(d.train, idx, opt.lengths.max_prompt_seq_len, pad);  // (B, P) left padded
 ///   }
 ///   // mixture training (unsupervised.hpp):
 ///   auto blocks = data::make_unsupervised_blocks(data::read_text_corpus(path), *tokenizer, P + A);
