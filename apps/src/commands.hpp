@@ -30,5 +30,6 @@ Command add_chat_command(CLI::App& app);
 Command add_tokenizer_command(CLI::App& app);
 Command add_data_demo_command(CLI::App& app);
 Command add_plan_command(CLI::App& app);
+Command add_data_inspect_command(CLI::App& app);
 
 }  // namespace troupe::apps
