@@ -204,7 +204,7 @@ def main():
 
     # GRPO: 3 prompts x 4 samples; the last group scored all alike (advantage 0)
     group_size, eps = 4, 1e-4
-    scores = torch.tensor([1.0, 0.0, 0.5, 2.0, -1.0, 3.0, 0.25, 0.25, 0.7, 0.7, 0.7, 0.7])
+    scores = torch.tensor([1.0, 0.0, 0.5, 2.0, -1.0, 3.0, 0.25, 0.25, 0.5, 0.5, 0.5, 0.5])  # last group: sums exact in fp32
     grouped = scores.view(-1, group_size)
     advantages = ((grouped - grouped.mean(1, keepdim=True)) / (grouped.std(1, keepdim=True) + eps)).reshape(-1)
     # the GRPO loss on a small batch: P = 2, T = 6 -> A = 4 answer positions
