@@ -204,6 +204,9 @@ Experience concat(const std::vector<Experience>& parts, int64_t pad_token_id) {
     const auto& column_parts = columns[column++];
     t = column_parts.front().defined() ? torch::cat(column_parts, 0) : torch::Tensor();
   });
+  // Re-derived so the prompt's first token, now after left padding, stays consistent.
+  if (out.attention_mask.defined() && out.action_mask.defined())
+    out.action_mask = out.attention_mask.narrow(1, 1, out.sequence_length() - 1);  // (B, T-1)
   out.validate();
   return out;
 }

@@ -41,7 +41,10 @@ TEST_CASE("EMA by hand with beta 0.992", "[ema][by_hand]") {
 TEST_CASE("EMA can keep a float32 average of bfloat16 parameters", "[ema]") {
   rl::NamedTensors params;
   params.insert("w", torch::ones({3}, torch::kBFloat16));
-  rl::Ema ema(params, {0.5, torch::Device(torch::kCPU), torch::kFloat});
+  rl::EmaOptions options;
+  options.beta = 0.5;
+  options.dtype = torch::kFloat;
+  rl::Ema ema(params, options);
   CHECK(ema.averages()["w"].scalar_type() == torch::kFloat);
   params["w"].fill_(3.0);
   ema.update(params);
@@ -58,5 +61,7 @@ TEST_CASE("EMA rejects missing names, changed shapes and bad beta", "[ema]") {
   rl::NamedTensors reshaped;
   reshaped.insert("w", torch::ones({4}));
   CHECK_THROWS_AS(ema.update(reshaped), troupe::Error);
-  CHECK_THROWS_AS(rl::Ema(params, {1.5}), troupe::Error);
+  rl::EmaOptions bad;
+  bad.beta = 1.5;
+  CHECK_THROWS_AS(rl::Ema(params, bad), troupe::Error);
 }

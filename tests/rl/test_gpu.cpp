@@ -58,7 +58,10 @@ TEST_CASE("CUDA: EMA of GPU parameters kept on the CPU", "[gpu][ema]") {
   if (!have_cuda()) return;
   rl::NamedTensors params;
   params.insert("w", torch::ones({4}, torch::kCUDA));
-  rl::Ema ema(params, {0.75, torch::Device(torch::kCPU)});
+  rl::EmaOptions options;
+  options.beta = 0.75;
+  options.device = torch::Device(torch::kCPU);
+  rl::Ema ema(params, options);
   CHECK(ema.averages()["w"].device().is_cpu());
   params["w"].fill_(5.0);
   ema.update(params);

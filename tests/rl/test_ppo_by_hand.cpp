@@ -42,8 +42,9 @@ TEST_CASE("PPO by hand: rewards, GAE and returns of one sequence with 3 actions"
   // Backwards: delta_3 = 4.95 + 0 - 3 = 1.95;            A_3 = 1.95
   //            delta_2 = 0 + 3 - 2 = 1;                  A_2 = 1 + 0.95 * 1.95 = 2.8525
   //            delta_1 = -0.05 + 2 - 1 = 0.95;           A_1 = 0.95 + 0.95 * 2.8525 = 3.659875
-  CHECK_CLOSE(exp.advantages, torch::tensor({{3.659875f, 2.8525f, 1.95f}}), 1e-6);
-  CHECK_CLOSE(exp.returns, torch::tensor({{3.659875f + 1, 2.8525f + 2, 1.95f + 3}}), 1e-6);
+  // Answer positions 1..4; the padding position 4 has reward 0 and value 0, so A = R = 0.
+  CHECK_CLOSE(exp.advantages, torch::tensor({{3.659875f, 2.8525f, 1.95f, 0.0f}}), 1e-6);
+  CHECK_CLOSE(exp.returns, torch::tensor({{3.659875f + 1, 2.8525f + 2, 1.95f + 3, 0.0f}}), 1e-6);
 }
 
 TEST_CASE("PPO by hand: gamma and lam enter GAE as written", "[ppo][by_hand]") {
@@ -59,7 +60,7 @@ TEST_CASE("PPO by hand: gamma and lam enter GAE as written", "[ppo][by_hand]") {
 TEST_CASE("PPO by hand: the clipped actor loss takes the pessimistic side", "[ppo][by_hand]") {
   auto exp = one_sequence();
   rl::Ppo ppo;  // cliprange 0.2
-  ppo.compute_advantages(exp);  // A = 3.659875, 2.8525, 1.95 (all positive)
+  ppo.compute_advantages(exp);  // A = 3.659875, 2.8525, 1.95 on the actions (all positive)
   // New policy: ratios 1, 1.5 and 0.5 on the three actions; junk on non-actions.
   auto new_logprobs = exp.logprobs.clone();
   new_logprobs[0][2] += std::log(1.5f);

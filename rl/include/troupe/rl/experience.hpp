@@ -87,7 +87,7 @@ struct Experience {
 /// sequences and Token tensors) are left padded to the longest prompt, answers right
 /// padded to the longest answer; padding is 0 everywhere (masks 0, so every loss
 /// ignores it) and `pad_token_id` in prompts and sequences. All parts must define the
-/// same tensors.
+/// same tensors. action_mask is re-derived as attention_mask[:, 1:].
 Experience concat(const std::vector<Experience>& parts, int64_t pad_token_id = 0);
 
 template <typename Self, typename Fn>
