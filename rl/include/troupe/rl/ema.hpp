@@ -1,0 +1,46 @@
+#pragma once
+/// An exponential moving average of a model's parameters (DeepSpeed-Chat's
+/// `--enable_ema`: ema = beta * ema + (1 - beta) * theta after every update).
+#include <optional>
+#include <string>
+
+#include <torch/ordered_dict.h>
+#include <torch/types.h>
+
+namespace troupe::rl {
+
+using NamedTensors = torch::OrderedDict<std::string, torch::Tensor>;
+
+struct EmaOptions {
+  double beta = 0.992;
+  /// Where the average lives; unset = beside each parameter. Put it on the CPU to keep
+  /// accelerator memory for training.
+  std::optional<torch::Device> device;
+  /// Its dtype; unset = each parameter's. float32 keeps small (1 - beta) steps from
+  /// vanishing in bfloat16.
+  std::optional<torch::ScalarType> dtype;
+};
+
+class Ema {
+ public:
+  /// Starts the average at a copy of `parameters` (e.g. module->named_parameters()).
+  explicit Ema(const NamedTensors& parameters, EmaOptions options = {});
+
+  /// ema = beta * ema + (1 - beta) * theta for every name, without autograd. Throws
+  /// troupe::Error if a name is missing or a shape differs from the first call's.
+  void update(const NamedTensors& parameters);
+
+  /// Writes the average into `parameters` (same names), e.g. to save the EMA model.
+  void copy_to(const NamedTensors& parameters) const;
+
+  const NamedTensors& averages() const { return averages_; }
+  double beta() const { return options_.beta; }
+  int64_t updates() const { return updates_; }
+
+ private:
+  EmaOptions options_;
+  NamedTensors averages_;
+  int64_t updates_ = 0;
+};
+
+}  // namespace troupe::rl

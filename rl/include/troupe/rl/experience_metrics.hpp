@@ -1,0 +1,19 @@
+#pragma once
+/// What the trainer logs about a batch of experience.
+#include <map>
+#include <string>
+
+#include <troupe/rl/experience.hpp>
+
+namespace troupe::rl {
+
+/// Means over the batch, for the tensors the experience has:
+///   reward_score    mean score (before clipping)
+///   kl              mean per-token k1 KL(policy || reference) over action tokens
+///   kl_per_answer   mean over answers of the summed k1 KL (the KL usually reported)
+///   answer_length   mean number of action tokens (EOS included)
+///   advantage, return, value   masked means over action tokens
+/// Computed without autograd; one host sync per entry.
+std::map<std::string, double> experience_metrics(const Experience& exp);
+
+}  // namespace troupe::rl

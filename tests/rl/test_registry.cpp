@@ -1,0 +1,86 @@
+/// The algorithm and reward-function registries, and an app's own algorithm.
+#include <troupe/common/error.hpp>
+#include <troupe/rl/algorithm_registry.hpp>
+#include <troupe/rl/masked_ops.hpp>
+#include <troupe/rl/reward_function.hpp>
+
+#include "rl_fixtures.hpp"
+
+using namespace troupe;
+
+namespace {
+
+/// REINFORCE with a batch-mean baseline: what an app might register as its own.
+class MeanBaselineReinforce : public rl::Algorithm {
+ public:
+  std::string name() const override { return "reinforce"; }
+  rl::AlgorithmRoles roles() const override { return {false, false, rl::RewardSource::Function}; }
+  void compute_advantages(rl::Experience& exp) override {
+    const auto centred = exp.reward_score - exp.reward_score.mean();                    // (B,)
+    const auto mask = exp.action_mask.narrow(1, exp.start(), exp.answer_length());      // (B, A)
+    exp.advantages = centred.unsqueeze(1) * mask.to(torch::kFloat);                     // (B, A)
+  }
+  torch::Tensor policy_loss(const torch::Tensor& logprobs, const rl::Experience& exp) const override {
+    const auto lp = logprobs.narrow(1, exp.start(), exp.answer_length());  // (B, A)
+    return rl::masked_mean(-exp.advantages * lp, exp.action_mask.narrow(1, exp.start(), exp.answer_length()));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the global registry holds PPO and GRPO", "[registry]") {
+  auto& registry = rl::AlgorithmRegistry::global();
+  CHECK(registry.contains("ppo"));
+  CHECK(registry.contains("grpo"));
+  CHECK(registry.create("ppo")->name() == "ppo");
+  CHECK(registry.create("grpo")->name() == "grpo");
+  CHECK_THROWS_WITH(registry.create("dpo"), Catch::Contains("dpo") && Catch::Contains("grpo, ppo"));
+  CHECK_THROWS_WITH(registry.create("ppo", {{"kl_clt", 0.2}}), Catch::Contains("kl_clt"));
+  CHECK_THROWS_WITH(registry.create("grpo", {{"cliprange_value", 0.2}}), Catch::Contains("cliprange_value"));
+  CHECK_THROWS_AS(registry.register_algorithm("ppo", [](const rl::AlgorithmOptions&) {
+                    return std::make_unique<MeanBaselineReinforce>();
+                  }),
+                  troupe::Error);
+}
+
+TEST_CASE("an app registers its own algorithm and trains with it", "[registry]") {
+  rl::AlgorithmRegistry registry;
+  rl::register_builtin_algorithms(registry);
+  registry.register_algorithm("reinforce", [](const rl::AlgorithmOptions&) {
+    return std::make_unique<MeanBaselineReinforce>();
+  });
+  CHECK(registry.names() == std::vector<std::string>{"grpo", "ppo", "reinforce"});
+  auto algo = registry.create("reinforce");
+  CHECK(algo->roles().reward == rl::RewardSource::Function);
+  CHECK_THROWS_AS(algo->value_loss(torch::zeros({1, 1}), rl::Experience()), troupe::Error);
+
+  // Two rows, P = 1, T = 3: scores 1 and 3, so advantages -1 and +1 on both actions.
+  auto exp = rl::Experience::from_generation(torch::ones({2, 1}, torch::kLong), torch::ones({2, 3}, torch::kLong),
+                                             torch::ones({2, 3}, torch::kLong));
+  exp.reward_score = torch::tensor({1.0f, 3.0f});
+  algo->compute_advantages(exp);
+  auto logprobs = torch::full({2, 2}, -1.0f).requires_grad_();  // (B, T-1)
+  algo->policy_loss(logprobs, exp).backward();
+  // d/dlp of mean(-A * lp) = -A / 4: the better answer's log-probs are pushed up.
+  CHECK_CLOSE(logprobs.grad(), torch::tensor({{0.25f, 0.25f}, {-0.25f, -0.25f}}), 1e-7);
+}
+
+TEST_CASE("reward functions are registered and called by name", "[registry][reward]") {
+  rl::RewardFunctionRegistry registry;
+  registry.register_reward_function("length", [](const std::string&, const std::string& response) {
+    return static_cast<double>(response.size());
+  });
+  registry.register_reward_function("broken", [](const std::string&, const std::string&) {
+    return std::numeric_limits<double>::quiet_NaN();
+  });
+  CHECK(registry.names() == std::vector<std::string>{"broken", "length"});
+  auto length = registry.create("length");
+  CHECK(length->score("q", "four") == 4.0);
+  CHECK(torch::equal(length->score_batch({"a", "b"}, {"xy", ""}), torch::tensor({2.0f, 0.0f})));
+  CHECK_THROWS_WITH(registry.create("broken")->score_batch({"a", "b"}, {"ok", "bad"}), Catch::Contains("row 0"));
+  CHECK_THROWS_AS(length->score_batch({"a"}, {}), troupe::Error);
+  CHECK_THROWS_WITH(registry.create("gold"), Catch::Contains("broken, length"));
+  CHECK_THROWS_AS(registry.register_reward_function("length", [](const std::string&, const std::string&) { return 0.0; }),
+                  troupe::Error);
+  CHECK(&rl::RewardFunctionRegistry::global() == &rl::RewardFunctionRegistry::global());
+}
