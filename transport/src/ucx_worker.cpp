@@ -24,6 +24,11 @@ std::string address_name(const std::vector<std::uint8_t>& address) {
   return text;
 }
 
+/// Completion callback of receives: keeps the length UCX reports.
+void on_receive(void*, ucs_status_t, const ucp_tag_recv_info_t* info, void* user_data) {
+  if (info != nullptr) *static_cast<ucp_tag_recv_info_t*>(user_data) = *info;
+}
+
 std::string ms_since(Clock::time_point start) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
 }
@@ -37,7 +42,8 @@ UcxRequest& UcxRequest::operator=(UcxRequest&& other) noexcept {
     request_ = other.request_;
     status_ = other.status_;
     is_receive_ = other.is_receive_;
-    info_ = other.info_;
+    probed_ = other.probed_;
+    info_ = std::move(other.info_);
     capacity_ = other.capacity_;
     endpoint_ = other.endpoint_;
     what_ = std::move(other.what_);
@@ -194,9 +200,14 @@ UcxRequest UcxWorker::receive(void* data, std::size_t size, ucp_tag_t tag, ucp_t
   request.capacity_ = size;
   request.what_ = std::move(what);
   ucp_request_param_t param{};
-  param.op_attr_mask = UCP_OP_ATTR_FIELD_MEMORY_TYPE | UCP_OP_ATTR_FIELD_RECV_INFO;
+  // Always a request and a callback: the callback is where UCX 1.13 reliably reports
+  // the received length (needed to catch a message shorter than announced).
+  param.op_attr_mask = UCP_OP_ATTR_FIELD_MEMORY_TYPE | UCP_OP_ATTR_FIELD_RECV_INFO | UCP_OP_ATTR_FIELD_CALLBACK |
+                       UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
   param.memory_type = memory;
-  param.recv_info.tag_info = &request.info_;
+  param.recv_info.tag_info = request.info_.get();
+  param.cb.recv = &on_receive;
+  param.user_data = request.info_.get();
   auto result = ucp_tag_recv_nbx(worker_, data, size, tag, mask, &param);
   if (UCS_PTR_IS_ERR(result)) {
     request.status_ = UCS_PTR_STATUS(result);
@@ -219,10 +230,11 @@ UcxRequest UcxWorker::receive_probed(const ProbedMessage& message, void* data, s
   request.worker_ = worker_;
   request.is_receive_ = true;
   request.capacity_ = message.length;
+  request.probed_ = true;
   request.what_ = std::move(what);
   ucp_request_param_t param{};
   param.op_attr_mask = UCP_OP_ATTR_FIELD_RECV_INFO;
-  param.recv_info.tag_info = &request.info_;
+  param.recv_info.tag_info = request.info_.get();
   auto result = ucp_tag_msg_recv_nbx(worker_, data, message.length, message.handle, &param);
   if (UCS_PTR_IS_ERR(result)) {
     request.status_ = UCS_PTR_STATUS(result);
@@ -249,7 +261,7 @@ std::size_t UcxWorker::wait(UcxRequest& request, Clock::time_point deadline) {
   const auto& what = request.what_.empty() ? std::string("UCX transfer") : request.what_;
   if (request.request_ != nullptr) {
     while (true) {
-      auto status = request.is_receive_ ? ucp_tag_recv_request_test(request.request_, &request.info_)
+      auto status = request.is_receive_ ? ucp_request_check_status(request.request_)
                                         : ucp_request_check_status(request.request_);
       if (status != UCS_INPROGRESS) {
         request.status_ = status;
@@ -277,11 +289,12 @@ std::size_t UcxWorker::wait(UcxRequest& request, Clock::time_point deadline) {
     auto peer = request.endpoint_ != nullptr ? " to " + request.endpoint_->peer() : std::string();
     throw Error("transport: " + what + peer + " failed: " + status_text(request.status_));
   }
-  if (request.is_receive_ && request.info_.length != request.capacity_) {
-    throw Error("transport: truncated message in " + what + ": received " + std::to_string(request.info_.length) +
+  if (request.probed_) request.info_->length = request.capacity_;
+  if (request.is_receive_ && request.info_->length != request.capacity_) {
+    throw Error("transport: truncated message in " + what + ": received " + std::to_string(request.info_->length) +
                 " of " + std::to_string(request.capacity_) + " bytes");
   }
-  return request.is_receive_ ? request.info_.length : request.capacity_;
+  return request.is_receive_ ? request.info_->length : request.capacity_;
 }
 
 void UcxWorker::wait_all(std::vector<UcxRequest>& requests, Clock::time_point deadline) {

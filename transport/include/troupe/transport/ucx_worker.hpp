@@ -50,7 +50,10 @@ class UcxRequest {
   void* request_ = nullptr;          // null: completed at once (or failed at once)
   ucs_status_t status_ = UCS_OK;     // final status once done
   bool is_receive_ = false;
-  ucp_tag_recv_info_t info_{};       // receives: tag and length of the message
+  bool probed_ = false;              // length known from the probe (UCX does not report it again)
+  // Receives: tag and length of the message; on the heap so UCX's callback can fill it
+  // after the request handle moved.
+  std::unique_ptr<ucp_tag_recv_info_t> info_ = std::make_unique<ucp_tag_recv_info_t>();
   std::size_t capacity_ = 0;         // receives: bytes of the buffer posted
   const UcxEndpoint* endpoint_ = nullptr;  // checked for peer failure while waiting
   std::string what_;
