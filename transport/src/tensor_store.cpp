@@ -77,7 +77,15 @@ TensorBatch TensorStore::pull(const std::vector<std::uint8_t>& producer, std::ui
 
 TensorBatch TensorStore::pull_remote(const std::vector<std::uint8_t>& producer, std::uint64_t ticket,
                                      const PullOptions& options) {
-  auto& ep = worker_->endpoint(producer);
+  UcxEndpoint* endpoint = nullptr;
+  try {
+    endpoint = &worker_->endpoint(producer);
+  } catch (const Error& error) {
+    std::string cause = error.what();
+    if (cause.rfind("transport: ", 0) == 0) cause = cause.substr(11);
+    throw Error("transport: pull of " + ticket_text(ticket) + ": " + cause);
+  }
+  auto& ep = *endpoint;
   auto deadline = deadline_after(options.timeout);
   PullMeta request;
   request.ticket = ticket;
