@@ -6,6 +6,7 @@
 // the UCX channel between this process and a child process (this program re-run with
 // --peer), receiving into a preallocated batch, and `ucx_perftest -t tag_bw` server and
 // client on localhost with the same size; prints MB/s and the ratio UCX channel / perftest.
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -50,12 +51,21 @@ std::vector<std::uint8_t> wait_for_bytes(const fs::path& path) {
   return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(in), {});
 }
 
-pid_t spawn(std::vector<std::string> args) {
+/// Starts `args`; with `quiet` its output goes to /dev/null.
+pid_t spawn(std::vector<std::string> args, bool quiet = false) {
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (quiet) {
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  }
   pid_t pid = 0;
-  if (posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
+  auto rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
     throw troupe::Error("bench: cannot start " + args[0]);
   }
   return pid;
@@ -123,7 +133,7 @@ double perftest_bandwidth(std::int64_t bytes, std::int64_t iters, int port) {
   auto size = std::to_string(bytes);
   auto n = std::to_string(iters);
   auto p = std::to_string(port);
-  auto server = spawn({"ucx_perftest", "-t", "tag_bw", "-s", size, "-n", n, "-p", p});
+  auto server = spawn({"ucx_perftest", "-t", "tag_bw", "-s", size, "-n", n, "-p", p}, true);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   auto command = "ucx_perftest 127.0.0.1 -t tag_bw -s " + size + " -n " + n + " -p " + p + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
