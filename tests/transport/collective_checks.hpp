@@ -1,0 +1,76 @@
+#pragma once
+/// The collective checks every rank runs, in the test process and in peer processes
+/// alike: each result is compared with the single-process reference (reference_reduce
+/// over every rank's input, which each rank can compute since inputs are deterministic).
+#include <string>
+#include <vector>
+
+#include <troupe/common/error.hpp>
+#include <troupe/transport/communicator.hpp>
+
+#include "transport_fixtures.hpp"
+
+namespace troupe::test {
+
+/// Empty when every collective matched the reference; else what differed.
+inline std::string run_collective_checks(transport::Communicator& comm) {
+  using transport::ReduceOp;
+  const int W = comm.size();
+  const int r = comm.rank();
+  std::string failures;
+  auto expect = [&](bool ok, const std::string& what) {
+    if (!ok) failures += "rank " + std::to_string(r) + ": " + what + "; ";
+  };
+  // Sizes below W leave some ring chunks empty; 10 does not divide evenly by 3.
+  for (std::int64_t n : {std::int64_t{1}, std::int64_t{10}, std::int64_t{1000}}) {
+    for (auto type : {at::kFloat, at::kDouble, at::kLong, at::kBFloat16}) {
+      std::vector<at::Tensor> inputs;  // rank i's input (n)
+      for (int i = 0; i < W; ++i) inputs.push_back(collective_input(i, n, type));
+      for (auto op : {ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kAvg}) {
+        auto label = transport::reduce_op_name(op) + " " + std::string(c10::toString(type)) + " n=" + std::to_string(n);
+        bool floating = at::isFloatingType(type);
+        auto mine = inputs[r].clone().view({n});
+        if (op == ReduceOp::kAvg && !floating) {
+          try {
+            comm.all_reduce(mine, op);
+            expect(false, "all_reduce avg on " + label + " should throw");
+          } catch (const Error&) {
+          }
+          continue;
+        }
+        comm.all_reduce(mine, op);
+        expect(bit_equal(mine, transport::reference_reduce(inputs, op)), "all_reduce " + label);
+
+        // reduce_scatter: rank i contributes (W, n) rows i*W + j.
+        std::vector<at::Tensor> stacked;  // rank i's (W, n) input
+        for (int i = 0; i < W; ++i) {
+          std::vector<at::Tensor> rows;
+          for (int j = 0; j < W; ++j) rows.push_back(collective_input(i * W + j, n, type));
+          stacked.push_back(at::stack(rows));
+        }
+        std::vector<at::Tensor> column;  // every rank's row r
+        for (int i = 0; i < W; ++i) column.push_back(stacked[i][r]);
+        auto scattered = comm.reduce_scatter(stacked[r], op);  // (n)
+        expect(bit_equal(scattered, transport::reference_reduce(column, op)), "reduce_scatter " + label);
+      }
+      auto gathered = comm.all_gather(inputs[r]);  // (W, n)
+      expect(bit_equal(gathered, at::stack(inputs)), "all_gather " + std::string(c10::toString(type)));
+    }
+  }
+  // Broadcast over several 4 MiB segments, from the last rank.
+  auto big = collective_input(W - 1, (5 << 20) / 4 + 3, at::kFloat);  // (n) ~5 MiB
+  auto received = r == W - 1 ? big.clone() : at::zeros_like(big);
+  comm.broadcast(received, W - 1);
+  expect(bit_equal(received, big), "broadcast");
+  // A non-contiguous tensor is reduced as its values.
+  auto base = collective_input(r, 12, at::kFloat).view({3, 4});
+  auto transposed = base.t();  // (4, 3) non-contiguous
+  comm.all_reduce(transposed, ReduceOp::kSum);
+  std::vector<at::Tensor> bases;
+  for (int i = 0; i < W; ++i) bases.push_back(collective_input(i, 12, at::kFloat).view({3, 4}).t());
+  expect(bit_equal(transposed.contiguous(), transport::reference_reduce(bases, ReduceOp::kSum)), "non-contiguous all_reduce");
+  comm.barrier();
+  return failures;
+}
+
+}  // namespace troupe::test

@@ -1,0 +1,68 @@
+#pragma once
+/// Ring collectives over UCX, with rendezvous through a c10d store.
+///
+/// Why not c10d's ProcessGroupGloo: the torch wheel exports its symbols but ships no
+/// gloo headers (torch/include/gloo is absent and ProcessGroupGloo.hpp includes
+/// <gloo/context.h> and others), and Debian's libgloo-dev is a 2022 snapshot whose
+/// classes do not describe the gloo compiled into libtorch_cpu.so. So the collectives
+/// are rings over the same UCX worker the channels use; c10d's Store still does the
+/// rendezvous (ranks exchange worker addresses through it).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
+#include <troupe/transport/communicator.hpp>
+#include <troupe/transport/ucx_worker.hpp>
+
+namespace troupe::transport {
+
+/// A c10d TCPStore on `host`:`port`; rank 0 (`is_server`) listens, waiting for `world_size` ranks.
+c10::intrusive_ptr<c10d::Store> make_tcp_store(const std::string& host, std::uint16_t port, bool is_server,
+                                               int world_size, std::chrono::milliseconds timeout);
+/// A c10d FileStore at `path` shared by `world_size` ranks of one machine.
+c10::intrusive_ptr<c10d::Store> make_file_store(const std::string& path, int world_size);
+
+/// Ring all-reduce (reduce-scatter + all-gather), ring all-gather, ring reduce-scatter
+/// and a pipelined ring broadcast. Bandwidth-optimal for large tensors: each rank sends
+/// 2 (W-1)/W of the data for all-reduce. Device tensors are staged through the host.
+class UcxCommunicator final : public Communicator {
+ public:
+  /// Joins group `group` as `rank` of `size`; blocks until both ring neighbours have
+  /// published their addresses in `store`.
+  UcxCommunicator(std::shared_ptr<UcxWorker> worker, c10::intrusive_ptr<c10d::Store> store, int rank, int size,
+                  const std::string& group = "default", std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void all_reduce(at::Tensor& tensor, ReduceOp op) override;
+  at::Tensor all_gather(const at::Tensor& input) override;
+  at::Tensor reduce_scatter(const at::Tensor& input, ReduceOp op) override;
+  void broadcast(at::Tensor& tensor, int root) override;
+  void barrier() override;
+
+ private:
+  /// Sends `send` to the right neighbour while receiving `receive` from the left one.
+  void ring_exchange(const at::Tensor& send, at::Tensor& receive, std::uint64_t step, const std::string& what);
+  /// Ring reduce-scatter over `chunks` (views into one buffer); rank r ends holding the
+  /// full reduction of chunk (r + 1 + shift) mod W.
+  void ring_reduce_scatter(std::vector<at::Tensor>& chunks, ReduceOp op, int shift, std::uint64_t& step);
+  /// Ring all-gather over `chunks`, rank r starting with chunk (r + 1 + shift) mod W complete.
+  void ring_all_gather(std::vector<at::Tensor>& chunks, int shift, std::uint64_t& step);
+  ucp_tag_t tag(std::uint64_t step) const;
+  std::string where(const std::string& op) const;
+
+  std::shared_ptr<UcxWorker> worker_;
+  int rank_;
+  int size_;
+  std::string group_;
+  std::chrono::milliseconds timeout_;
+  std::uint16_t group_id_;
+  std::uint64_t op_count_ = 0;
+  UcxEndpoint* right_ = nullptr;
+  UcxEndpoint* left_ = nullptr;
+};
+
+}  // namespace troupe::transport
