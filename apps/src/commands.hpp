@@ -10,5 +10,6 @@ namespace troupe::apps {
 using Action = std::function<void()>;
 
 Action add_generate_command(CLI::App& app);
+Action add_worker_command(CLI::App& app);
 
 }  // namespace troupe::apps

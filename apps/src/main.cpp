@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   std::vector<std::pair<CLI::App*, troupe::apps::Action>> commands;
   auto action = troupe::apps::add_generate_command(app);
   commands.emplace_back(app.get_subcommand("generate"), action);
+  commands.emplace_back(app.get_subcommand("worker"), troupe::apps::add_worker_command(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
