@@ -131,6 +131,11 @@ TEST_CASE("actors: roles on worker processes score sequences pulled across proce
     const auto line = "lost role reward rank 0 on node " + node_b;
     REQUIRE(cluster.wait_for_report(line, std::chrono::seconds(10)));
     CHECK(cluster.wait_for_report("lost node " + node_b, std::chrono::seconds(10)));
+    // CAF 0.17 does not bounce a request sent to a dead remote proxy: it fails only
+    // by its timeout. The watcher's report above is what notices the loss in time.
+    failure.clear();
+    self->request(reward, std::chrono::seconds(2), score_atom::value, ticket).receive([](TicketList&) {}, on_error);
+    CHECK_FALSE(failure.empty());
     // The other node still answers.
     RoleStates states;
     self->request(reference, caf::duration{patience}, state_atom::value)
