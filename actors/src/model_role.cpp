@@ -57,7 +57,10 @@ TensorBatch ModelRole::score(const TensorBatch& batch) {
                         .squeeze(-1);  // (B, T-1)
     return {{role_ == "reference" ? "ref_logprobs" : "logprobs", logprobs}};
   }
-  auto values = model_->values(model_->hidden_states({sequences, mask})).to(torch::kFloat);  // (B, T)
+  models::DecoderInputs inputs;
+  inputs.input_ids = sequences;
+  inputs.attention_mask = mask;
+  auto values = model_->values(model_->hidden_states(inputs)).to(torch::kFloat);  // (B, T)
   if (role_ == "critic") return {{"values", values.slice(1, 0, -1)}};  // (B, T-1)
   if (role_ == "reward") {
     auto positions = torch::arange(sequences.size(1), sequences.options()).unsqueeze(0);  // (1, T)
