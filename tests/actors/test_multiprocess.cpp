@@ -16,6 +16,7 @@
 #include <troupe/actors/reference_actor.hpp>
 #include <troupe/actors/reward_actor.hpp>
 #include <troupe/actors/system_config.hpp>
+#include <troupe/actors/worker_group.hpp>
 
 extern char** environ;
 
@@ -97,6 +98,8 @@ TEST_CASE("actors: roles on worker processes score sequences pulled across proce
   auto spec = [&](const std::string& role) { return RoleSpec{"model", RoleId{role, 0, 1}, {{"model", gpt2_dir}}}; };
   auto reference = caf::actor_cast<ReferenceActor>(cluster.spawn_role(node_a, spec("reference"), patience));
   auto reward = caf::actor_cast<RewardActor>(cluster.spawn_role(node_b, spec("reward"), patience));
+  // A one-rank group around the remote reward: fails fast once the reward is lost.
+  auto guarded_reward = spawn_reward_group(system, {reward});
 
   // The sequences live in this process; both workers pull them from here.
   CafTicketStore store(system);
@@ -136,6 +139,13 @@ TEST_CASE("actors: roles on worker processes score sequences pulled across proce
     failure.clear();
     self->request(reward, std::chrono::seconds(2), score_atom::value, ticket).receive([](TicketList&) {}, on_error);
     CHECK_FALSE(failure.empty());
+    // Through the group the loss answers at once, with what happened.
+    failure.clear();
+    const auto asked = std::chrono::steady_clock::now();
+    self->request(guarded_reward, caf::duration{patience}, score_atom::value, ticket)
+        .receive([](TicketList&) {}, on_error);
+    CHECK_THAT(failure, Catch::Contains("rank 0 is down"));
+    CHECK(std::chrono::steady_clock::now() - asked < std::chrono::seconds(5));
     // The other node still answers.
     RoleStates states;
     self->request(reference, caf::duration{patience}, state_atom::value)

@@ -2,7 +2,9 @@
 /// Worker groups: N rank actors of one role behind one handle of the same interface.
 /// A request to the group fans out to every rank (each takes its rows by rank) and the
 /// replies are gathered: tickets concatenated in rank order, metrics averaged over
-/// ranks, states listed. The first rank's error answers the whole request.
+/// ranks, states listed. The first rank's error answers the whole request. The group
+/// monitors its ranks: once one is down, pending and later requests fail at once with
+/// the loss, so a one-rank group also serves as a fail-fast guard around a remote role.
 #include <vector>
 
 #include <caf/actor_system.hpp>
