@@ -7,12 +7,6 @@
 
 namespace troupe::actors {
 
-std::string describe(const RoleId& id) {
-  auto text = "role " + id.role + " rank " + std::to_string(id.rank);
-  if (id.world > 1) text += " of " + std::to_string(id.world);
-  return text;
-}
-
 void add_message_types(caf::actor_system_config& config) {
   config.add_message_type<Ticket>("troupe::Ticket");
   config.add_message_type<TicketList>("troupe::TicketList");
