@@ -18,4 +18,5 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/troupeConfigVersion
 install(FILES
   ${CMAKE_CURRENT_BINARY_DIR}/troupeConfig.cmake
   ${CMAKE_CURRENT_BINARY_DIR}/troupeConfigVersion.cmake
+  ${CMAKE_CURRENT_LIST_DIR}/FindCAF.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/troupe)

@@ -1,0 +1,78 @@
+#pragma once
+/// The single controller of step 3: drives one generate-score-train cycle by moving
+/// tickets between the role actors. It never holds a tensor: every batch goes actor to
+/// actor through the TicketStore named by its ticket.
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/message.hpp>
+
+#include <troupe/actors/critic_actor.hpp>
+#include <troupe/actors/policy_actor.hpp>
+#include <troupe/actors/reference_actor.hpp>
+#include <troupe/actors/reward_actor.hpp>
+
+namespace troupe::actors {
+
+/// The four roles of step 3 (single actors or worker groups).
+struct StepThreeRoles {
+  PolicyActor policy;
+  CriticActor critic;
+  ReferenceActor reference;
+  RewardActor reward;
+};
+
+/// Where the experience of one cycle lives.
+struct ExperienceTickets {
+  TicketList prompts;
+  TicketList sequences;     ///< policy.generate
+  TicketList logprobs;      ///< policy.score (old log-probs)
+  TicketList ref_logprobs;  ///< reference.score
+  TicketList values;        ///< critic.score
+  TicketList rewards;       ///< reward.score
+};
+
+/// The RL algorithm's seam (rl/): turns the experience into training batches (e.g.
+/// advantages and returns) and returns where they are. It runs beside the data (it
+/// pulls through a store), not in the controller's messages.
+using Algorithm = std::function<std::vector<TicketList>(const ExperienceTickets& experience, int64_t step)>;
+
+/// Everything the controller sent or received, for logs and for tests that check
+/// only tickets and metrics travel through it.
+struct TraceEvent {
+  std::string what;  ///< "policy.generate", "critic.score -> reply", ...
+  caf::message message;
+};
+
+struct CycleResult {
+  ExperienceTickets experience;
+  std::vector<TicketList> training;
+  Metrics policy;
+  Metrics critic;
+};
+
+class Controller {
+ public:
+  Controller(caf::actor_system& system, StepThreeRoles roles, Algorithm algorithm,
+             std::chrono::milliseconds timeout = std::chrono::hours(24));
+  /// One step-3 cycle: generate, four concurrent scores, the algorithm, then policy and
+  /// critic training concurrently. Throws troupe::Error naming the stage and the
+  /// role's error.
+  CycleResult run_cycle(const TicketList& prompts, int64_t step);
+  /// Called for every message the controller sends and every reply it gets.
+  void on_trace(std::function<void(const TraceEvent&)> observer) { observer_ = std::move(observer); }
+
+ private:
+  void trace(const std::string& what, caf::message message);
+
+  caf::actor_system& system_;
+  StepThreeRoles roles_;
+  Algorithm algorithm_;
+  std::chrono::milliseconds timeout_;
+  std::function<void(const TraceEvent&)> observer_;
+};
+
+}  // namespace troupe::actors

@@ -1,0 +1,28 @@
+#pragma once
+/// The worker side: a node agent process joins a controller, proves the secret, checks
+/// the controller's proof, offers its resources and spawns role actors on request until
+/// the controller goes away.
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <troupe/actors/role_factories.hpp>
+
+namespace troupe::actors {
+
+struct WorkerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string secret;
+  RoleFactories factories;
+  std::function<void(const std::string&)> log;  ///< default: stderr
+};
+
+/// This machine's CPU threads and memory, named by this process (host:pid).
+NodeResources local_resources();
+
+/// Joins and serves; returns when the controller is gone (0) or throws troupe::Error
+/// when the join fails (unreachable, rejected, or the controller cannot prove the secret).
+int run_node_agent(const WorkerOptions& options);
+
+}  // namespace troupe::actors

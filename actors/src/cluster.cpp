@@ -1,0 +1,180 @@
+/// The controller's side of a cluster: registrar, admission, spawning, watching.
+#include <troupe/actors/cluster.hpp>
+
+#include <condition_variable>
+#include <iostream>
+#include <map>
+#include <mutex>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <troupe/actors/node_agent.hpp>
+#include <troupe/actors/registrar_actor.hpp>
+#include <troupe/actors/secret.hpp>
+#include <troupe/common/error.hpp>
+
+namespace troupe::actors {
+
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
+
+/// Shared by the registrar, the watcher and the Cluster's blocking calls.
+struct Cluster::State {
+  struct Session {
+    Bytes agent_nonce;
+    bool verified = false;
+    NodeResources resources;
+  };
+  std::string secret;
+  std::function<void(const std::string&)> log;
+  mutable std::mutex mutex;
+  mutable std::condition_variable changed;
+  std::map<Bytes, Session> sessions;  // by controller nonce
+  std::vector<NodeResources> nodes;
+  std::map<std::string, caf::actor> agents;  // by node name
+  std::vector<std::string> reports;
+
+  void report(const std::string& line) {
+    {
+      std::lock_guard lock(mutex);
+      reports.push_back(line);
+    }
+    changed.notify_all();
+    log(line);
+  }
+};
+
+namespace {
+
+using State = Cluster::State;
+
+RegistrarActor::behavior_type registrar(RegistrarActor::pointer self, std::shared_ptr<State> state,
+                                        caf::actor watcher) {
+  return {
+      [=](hello_atom, const Bytes& agent_nonce) -> caf::result<Bytes> {
+        if (agent_nonce.size() < 16) return caf::make_error(caf::sec::runtime_error, "join: agent nonce too short");
+        auto nonce = random_nonce();
+        std::lock_guard lock(state->mutex);
+        state->sessions[nonce] = State::Session{agent_nonce, false, {}};
+        return nonce;
+      },
+      [=](join_atom, const JoinRequest& request) -> caf::result<Bytes> {
+        std::unique_lock lock(state->mutex);
+        auto session = state->sessions.find(request.controller_nonce);
+        const bool known = session != state->sessions.end() && same_bytes(session->second.agent_nonce, request.agent_nonce);
+        const bool proven =
+            known && same_bytes(request.proof, secret_proof(state->secret, "agent", request.agent_nonce,
+                                                            request.controller_nonce));
+        if (!proven) {
+          if (session != state->sessions.end()) state->sessions.erase(session);  // one try per nonce
+          lock.unlock();
+          const auto why = known ? "wrong shared secret" : "unknown or reused challenge";
+          state->report("troupe: rejected node " + request.resources.node + ": " + why);
+          return caf::make_error(caf::sec::runtime_error, std::string("join rejected: ") + why);
+        }
+        session->second.verified = true;
+        session->second.resources = request.resources;
+        return secret_proof(state->secret, "controller", request.agent_nonce, request.controller_nonce);
+      },
+      [=](register_atom, const Bytes& controller_nonce, const caf::actor& agent) -> caf::result<caf::ok_atom> {
+        std::unique_lock lock(state->mutex);
+        auto session = state->sessions.find(controller_nonce);
+        if (session == state->sessions.end() || !session->second.verified || !agent)
+          return caf::make_error(caf::sec::runtime_error, "register: no verified join for this challenge");
+        auto resources = session->second.resources;
+        state->sessions.erase(session);
+        state->nodes.push_back(resources);
+        state->agents[resources.node] = agent;
+        lock.unlock();
+        state->changed.notify_all();
+        caf::anon_send(watcher, watch_atom::value, agent, "node " + resources.node);
+        return caf::ok_atom::value;
+      }};
+}
+
+/// Monitors remote actors and reports each one that goes down, with its label.
+caf::behavior watcher(caf::event_based_actor* self, std::shared_ptr<State> state) {
+  auto labels = std::make_shared<std::map<caf::actor_addr, std::string>>();
+  self->set_down_handler([=](caf::down_msg& down) {
+    auto found = labels->find(down.source);
+    if (found == labels->end()) return;
+    const auto reason = self->system().render(down.reason);
+    state->report("troupe: lost " + found->second + " (" + reason + ")");
+    labels->erase(found);
+  });
+  return {[=](watch_atom, const caf::actor& whom, const std::string& label) {
+    (*labels)[whom.address()] = label;
+    self->monitor(whom);
+  }};
+}
+
+}  // namespace
+
+Cluster::Cluster(caf::actor_system& system, ClusterOptions options) : system_(system), state_(std::make_shared<State>()) {
+  if (options.secret.empty()) throw Error("cluster: a shared secret is required (--secret)");
+  state_->secret = options.secret;
+  state_->log = options.log ? options.log : [](const std::string& line) { std::cerr << line << std::endl; };
+  watcher_ = system_.spawn(watcher, state_);
+  registrar_ = caf::actor_cast<caf::actor>(system_.spawn(registrar, state_, watcher_));
+  auto port = system_.middleman().publish(registrar_, options.port, options.host.c_str());
+  if (!port)
+    throw Error("cluster: cannot listen on " + options.host + ":" + std::to_string(options.port) + ": " +
+                system_.render(port.error()));
+  port_ = *port;
+}
+
+Cluster::~Cluster() {
+  system_.middleman().unpublish(registrar_, port_);
+  caf::anon_send_exit(registrar_, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(watcher_, caf::exit_reason::user_shutdown);
+}
+
+std::vector<NodeResources> Cluster::wait_for_nodes(size_t count, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(state_->mutex);
+  if (!state_->changed.wait_for(lock, timeout, [&] { return state_->nodes.size() >= count; }))
+    throw Error("cluster: " + std::to_string(state_->nodes.size()) + " of " + std::to_string(count) +
+                " nodes joined within " + std::to_string(timeout.count()) + " ms");
+  return state_->nodes;
+}
+
+std::vector<NodeResources> Cluster::nodes() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->nodes;
+}
+
+caf::actor Cluster::spawn_role(const std::string& node, const RoleSpec& spec, std::chrono::milliseconds timeout) {
+  caf::actor agent;
+  {
+    std::lock_guard lock(state_->mutex);
+    auto found = state_->agents.find(node);
+    if (found == state_->agents.end()) throw Error("cluster: no node " + node + " has joined");
+    agent = found->second;
+  }
+  caf::scoped_actor self{system_};
+  caf::actor role;
+  std::string failure;
+  self->request(caf::actor_cast<NodeAgentActor>(agent), caf::duration{timeout}, spawn_role_atom::value, spec)
+      .receive([&](caf::actor& spawned) { role = std::move(spawned); },
+               [&](caf::error& error) { failure = system_.render(error); });
+  if (!role)
+    throw Error("cluster: spawning " + describe(spec.id) + " (factory \"" + spec.factory + "\") on node " + node +
+                " failed: " + failure);
+  self->send(watcher_, watch_atom::value, role, describe(spec.id) + " on node " + node);
+  return role;
+}
+
+std::vector<std::string> Cluster::reports() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->reports;
+}
+
+bool Cluster::wait_for_report(const std::string& needle, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(state_->mutex);
+  return state_->changed.wait_for(lock, timeout, [&] {
+    for (const auto& line : state_->reports)
+      if (line.find(needle) != std::string::npos) return true;
+    return false;
+  });
+}
+
+}  // namespace troupe::actors

@@ -1,0 +1,109 @@
+/// ModelRole: generate and score with troupe::models.
+#include <troupe/actors/model_role.hpp>
+
+#include <torch/torch.h>
+
+#include <troupe/actors/role_factories.hpp>
+#include <troupe/common/error.hpp>
+#include <troupe/models/pretrained.hpp>
+
+namespace troupe::actors {
+namespace {
+
+const torch::Tensor& require(const TensorBatch& batch, const std::string& name, const std::string& where) {
+  auto found = batch.find(name);
+  if (found == batch.end() || !found->second.defined())
+    throw Error(where + ": the batch has no tensor \"" + name + "\"");
+  return found->second;
+}
+
+bool needs_value_head(const std::string& role) { return role == "critic" || role == "reward"; }
+
+}  // namespace
+
+ModelRole::ModelRole(models::CausalLM model, std::string role, models::GenerationOptions generation)
+    : model_(std::move(model)), role_(std::move(role)), generation_(std::move(generation)) {
+  if (!model_) throw Error("ModelRole: no model for role " + role_);
+  if (needs_value_head(role_) && !model_->has_value_head()) model_->add_value_head();
+  model_->eval();
+}
+
+std::shared_ptr<ModelRole> ModelRole::load_from(const std::string& dir, const std::string& role,
+                                                models::GenerationOptions generation, const std::string& device) {
+  models::LoadOptions options;
+  options.device = torch::Device(device);
+  return std::make_shared<ModelRole>(models::load_pretrained(dir, options), role, std::move(generation));
+}
+
+TensorBatch ModelRole::generate(const TensorBatch& prompts) {
+  const auto device = model_->parameters().front().device();
+  auto ids = require(prompts, "input_ids", "ModelRole::generate").to(device);  // (B, T0)
+  auto mask = require(prompts, "attention_mask", "ModelRole::generate").to(device);  // (B, T0)
+  auto out = models::generate(*model_, ids, mask, generation_);
+  return {{"sequences", out.sequences},                                         // (B, T)
+          {"attention_mask", out.attention_mask},                               // (B, T)
+          {"prompt_length", torch::full({ids.size(0)}, out.prompt_length, torch::kLong)}};  // (B)
+}
+
+TensorBatch ModelRole::score(const TensorBatch& batch) {
+  torch::NoGradGuard no_grad;
+  const auto device = model_->parameters().front().device();
+  auto sequences = require(batch, "sequences", "ModelRole::score").to(device);  // (B, T)
+  auto mask = require(batch, "attention_mask", "ModelRole::score").to(device);  // (B, T)
+  if (role_ == "actor" || role_ == "policy" || role_ == "reference") {
+    auto logits = model_->forward(sequences, mask);  // (B, T, V)
+    auto logprobs = torch::log_softmax(logits.slice(1, 0, -1).to(torch::kFloat), -1)
+                        .gather(-1, sequences.slice(1, 1).unsqueeze(-1))
+                        .squeeze(-1);  // (B, T-1)
+    return {{role_ == "reference" ? "ref_logprobs" : "logprobs", logprobs}};
+  }
+  models::DecoderInputs inputs;
+  inputs.input_ids = sequences;
+  inputs.attention_mask = mask;
+  auto values = model_->values(model_->hidden_states(inputs)).to(torch::kFloat);  // (B, T)
+  if (role_ == "critic") return {{"values", values.slice(1, 0, -1)}};  // (B, T-1)
+  if (role_ == "reward") {
+    auto positions = torch::arange(sequences.size(1), sequences.options()).unsqueeze(0);  // (1, T)
+    auto last = (positions * (mask > 0)).argmax(1, /*keepdim=*/true);                     // (B, 1)
+    return {{"reward_score", values.gather(1, last).squeeze(1)}};                         // (B)
+  }
+  throw Error("ModelRole: role \"" + role_ + "\" does not score");
+}
+
+Metrics ModelRole::train(const std::vector<TensorBatch>&, int64_t) {
+  throw Error("ModelRole (" + role_ + "): training needs the engine's trainer, which is not plugged in yet");
+}
+
+void ModelRole::save(const std::string& path) { models::save_pretrained(*model_, path); }
+
+void ModelRole::load(const std::string& path) {
+  models::LoadOptions options;
+  options.device = model_->parameters().front().device();
+  auto loaded = models::load_pretrained(path, options);
+  if (needs_value_head(role_) && !loaded->has_value_head()) loaded->add_value_head();
+  loaded->eval();
+  model_ = loaded;
+}
+
+std::string ModelRole::describe() const {
+  const auto& config = model_->config();
+  return config.model_type + " (" + std::to_string(config.num_layers) + " layers) as " + role_;
+}
+
+RoleFactories builtin_role_factories() {
+  RoleFactories factories;
+  factories["model"] = [](const RoleSpec& spec) -> std::shared_ptr<RoleModel> {
+    auto option = [&](const std::string& name, const std::string& fallback) {
+      auto found = spec.options.find(name);
+      return found == spec.options.end() ? fallback : found->second;
+    };
+    const auto dir = option("model", "");
+    if (dir.empty()) throw Error("role factory \"model\": option \"model\" (a Hugging Face directory) is missing");
+    models::GenerationOptions generation;
+    generation.max_new_tokens = std::stoll(option("max_new_tokens", "16"));
+    return ModelRole::load_from(dir, spec.id.role, generation, option("device", "cpu"));
+  };
+  return factories;
+}
+
+}  // namespace troupe::actors

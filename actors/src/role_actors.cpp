@@ -1,0 +1,149 @@
+/// Role actors: typed behaviours over a RoleModel, with tickets in and out.
+#include <troupe/actors/role_actors.hpp>
+
+#include <caf/all.hpp>
+
+#include <troupe/common/error.hpp>
+
+namespace troupe::actors {
+namespace {
+
+/// What every role's handlers share: the model, the store, the counters. Handlers run
+/// on the actor's own thread, one at a time, so no locking.
+class RoleCore {
+ public:
+  explicit RoleCore(RoleContext context) : context_(std::move(context)) {
+    if (!context_.model) throw Error(describe(context_.id) + ": spawned without a RoleModel");
+    if (!context_.store) throw Error(describe(context_.id) + ": spawned without a TicketStore");
+    node_ = this_node_name();
+  }
+
+  caf::result<TicketList> generate(const TicketList& prompts) {
+    return guarded<TicketList>([&] {
+      auto batch = shard_rows(fetch_all(*context_.store, prompts), context_.id.rank, context_.id.world);
+      return TicketList{{context_.store->publish(context_.model->generate(batch))}};
+    });
+  }
+
+  caf::result<TicketList> score(const TicketList& sequences) {
+    return guarded<TicketList>([&] {
+      auto batch = shard_rows(fetch_all(*context_.store, sequences), context_.id.rank, context_.id.world);
+      return TicketList{{context_.store->publish(context_.model->score(batch))}};
+    });
+  }
+
+  caf::result<Metrics> train(const TrainRequest& request) {
+    return guarded<Metrics>([&] {
+      std::vector<TensorBatch> batches;
+      for (const auto& tickets : request.batches)
+        batches.push_back(shard_rows(fetch_all(*context_.store, tickets), context_.id.rank, context_.id.world));
+      last_metrics_ = context_.model->train(batches, request.step);
+      return last_metrics_;
+    });
+  }
+
+  caf::result<caf::ok_atom> save(const std::string& path) {
+    return guarded<caf::ok_atom>([&] {
+      context_.model->save(path);
+      return caf::ok_atom::value;
+    });
+  }
+
+  caf::result<caf::ok_atom> load(const std::string& path) {
+    return guarded<caf::ok_atom>([&] {
+      context_.model->load(path);
+      return caf::ok_atom::value;
+    });
+  }
+
+  RoleStates state() const {
+    RoleState state;
+    state.id = context_.id;
+    state.node = node_;
+    state.model = context_.model->describe();
+    state.requests = requests_;
+    state.failures = failures_;
+    state.last_metrics = last_metrics_;
+    return RoleStates{{state}};
+  }
+
+ private:
+  /// Runs `work`; an exception becomes the role's caf::error (never escapes the actor,
+  /// which would kill it and every request queued behind).
+  template <class T, class Work>
+  caf::result<T> guarded(Work&& work) {
+    ++requests_;
+    try {
+      return work();
+    } catch (const std::exception& e) {
+      ++failures_;
+      return role_error(context_.id, e.what());
+    }
+  }
+
+  RoleContext context_;
+  std::string node_;
+  int64_t requests_ = 0;
+  int64_t failures_ = 0;
+  Metrics last_metrics_;
+};
+
+using Core = std::shared_ptr<RoleCore>;
+
+PolicyActor::behavior_type policy_behavior(PolicyActor::pointer, Core core) {
+  return {[=](generate_atom, const TicketList& prompts) { return core->generate(prompts); },
+          [=](score_atom, const TicketList& sequences) { return core->score(sequences); },
+          [=](train_atom, const TrainRequest& request) { return core->train(request); },
+          [=](save_atom, const std::string& path) { return core->save(path); },
+          [=](load_atom, const std::string& path) { return core->load(path); },
+          [=](state_atom) { return core->state(); }};
+}
+
+CriticActor::behavior_type critic_behavior(CriticActor::pointer, Core core) {
+  return {[=](score_atom, const TicketList& sequences) { return core->score(sequences); },
+          [=](train_atom, const TrainRequest& request) { return core->train(request); },
+          [=](save_atom, const std::string& path) { return core->save(path); },
+          [=](load_atom, const std::string& path) { return core->load(path); },
+          [=](state_atom) { return core->state(); }};
+}
+
+/// Reference and reward share a signature: frozen models that only score.
+template <class Handle>
+typename Handle::behavior_type frozen_behavior(typename Handle::pointer, Core core) {
+  return {[=](score_atom, const TicketList& sequences) { return core->score(sequences); },
+          [=](load_atom, const std::string& path) { return core->load(path); },
+          [=](state_atom) { return core->state(); }};
+}
+
+}  // namespace
+
+caf::error role_error(const RoleId& id, const std::string& cause) {
+  return caf::make_error(caf::sec::runtime_error, describe(id) + ": " + cause);
+}
+
+PolicyActor spawn_policy(caf::actor_system& system, RoleContext context) {
+  return system.spawn<caf::detached>(policy_behavior, std::make_shared<RoleCore>(std::move(context)));
+}
+
+CriticActor spawn_critic(caf::actor_system& system, RoleContext context) {
+  return system.spawn<caf::detached>(critic_behavior, std::make_shared<RoleCore>(std::move(context)));
+}
+
+ReferenceActor spawn_reference(caf::actor_system& system, RoleContext context) {
+  return system.spawn<caf::detached>(frozen_behavior<ReferenceActor>, std::make_shared<RoleCore>(std::move(context)));
+}
+
+RewardActor spawn_reward(caf::actor_system& system, RoleContext context) {
+  return system.spawn<caf::detached>(frozen_behavior<RewardActor>, std::make_shared<RoleCore>(std::move(context)));
+}
+
+caf::actor spawn_role(caf::actor_system& system, RoleContext context) {
+  const auto role = context.id.role;
+  if (role == "actor" || role == "policy") return caf::actor_cast<caf::actor>(spawn_policy(system, std::move(context)));
+  if (role == "critic") return caf::actor_cast<caf::actor>(spawn_critic(system, std::move(context)));
+  if (role == "reference") return caf::actor_cast<caf::actor>(spawn_reference(system, std::move(context)));
+  if (role == "reward") return caf::actor_cast<caf::actor>(spawn_reward(system, std::move(context)));
+  throw Error("spawn_role: unknown role \"" + role + "\" (expected actor, critic, reference or reward)");
+}
+
+}  // namespace troupe::actors

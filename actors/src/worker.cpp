@@ -1,0 +1,103 @@
+/// The node agent process: join, prove, verify, serve.
+#include <troupe/actors/worker.hpp>
+
+#include <unistd.h>
+
+#include <iostream>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <troupe/actors/caf_ticket_store.hpp>
+#include <troupe/actors/node_agent.hpp>
+#include <troupe/actors/registrar_actor.hpp>
+#include <troupe/actors/role_actors.hpp>
+#include <troupe/actors/secret.hpp>
+#include <troupe/actors/system_config.hpp>
+#include <troupe/common/error.hpp>
+
+namespace troupe::actors {
+namespace {
+
+constexpr auto handshake_timeout = std::chrono::seconds(30);
+
+NodeAgentActor::behavior_type node_agent(NodeAgentActor::pointer self, RoleFactories factories,
+                                         std::shared_ptr<TicketStore> store, NodeResources resources) {
+  return {[=](spawn_role_atom, const RoleSpec& spec) -> caf::result<caf::actor> {
+            auto factory = factories.find(spec.factory);
+            if (factory == factories.end())
+              return caf::make_error(caf::sec::runtime_error,
+                                     "node " + resources.node + ": no role factory \"" + spec.factory + "\"");
+            try {
+              return spawn_role(self->system(), RoleContext{spec.id, factory->second(spec), store});
+            } catch (const std::exception& e) {
+              return role_error(spec.id, std::string("on node ") + resources.node + ": " + e.what());
+            }
+          },
+          [=](resources_atom) { return resources; }};
+}
+
+}  // namespace
+
+NodeResources local_resources() {
+  NodeResources resources;
+  resources.node = this_node_name();
+  resources.cpu_threads = static_cast<int64_t>(std::thread::hardware_concurrency());
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGE_SIZE);
+  resources.memory_bytes = pages > 0 && page_size > 0 ? int64_t(pages) * page_size : 0;
+  return resources;
+}
+
+int run_node_agent(const WorkerOptions& options) {
+  auto log = options.log ? options.log : [](const std::string& line) { std::cerr << line << std::endl; };
+  if (options.secret.empty()) throw Error("troupe worker: a shared secret is required (--secret or TROUPE_SECRET)");
+  const auto where = options.host + ":" + std::to_string(options.port);
+  SystemConfig config;
+  caf::actor_system system{config};
+  auto remote = system.middleman().remote_actor(options.host, options.port);
+  if (!remote) throw Error("troupe worker: cannot reach the controller at " + where + ": " + system.render(remote.error()));
+  auto registrar = caf::actor_cast<RegistrarActor>(*remote);
+  auto resources = local_resources();
+
+  caf::scoped_actor self{system};
+  std::string failure;
+  auto on_error = [&](caf::error& error) { failure = system.render(error); };
+  auto agent_nonce = random_nonce();
+  Bytes controller_nonce;
+  self->request(registrar, handshake_timeout, hello_atom::value, agent_nonce)
+      .receive([&](Bytes& nonce) { controller_nonce = std::move(nonce); }, on_error);
+  if (!failure.empty()) throw Error("troupe worker: joining " + where + " failed: " + failure);
+
+  JoinRequest join{agent_nonce, controller_nonce,
+                   secret_proof(options.secret, "agent", agent_nonce, controller_nonce), resources};
+  Bytes controller_proof;
+  self->request(registrar, handshake_timeout, join_atom::value, join)
+      .receive([&](Bytes& proof) { controller_proof = std::move(proof); }, on_error);
+  if (!failure.empty()) throw Error("troupe worker: the controller at " + where + " rejected this node: " + failure);
+  // Mutual: the agent's handle goes only to a controller that also knows the secret.
+  if (!same_bytes(controller_proof, secret_proof(options.secret, "controller", agent_nonce, controller_nonce)))
+    throw Error("troupe worker: the controller at " + where + " could not prove the shared secret; not joining");
+
+  auto store = std::make_shared<CafTicketStore>(system, resources.node);
+  auto agent = system.spawn(node_agent, options.factories, std::shared_ptr<TicketStore>(store), resources);
+  self->request(registrar, handshake_timeout, register_atom::value, controller_nonce, caf::actor_cast<caf::actor>(agent))
+      .receive([](caf::ok_atom) {}, on_error);
+  if (!failure.empty()) throw Error("troupe worker: registering with " + where + " failed: " + failure);
+  log("troupe worker: node " + resources.node + " joined " + where + " (" + std::to_string(resources.cpu_threads) +
+      " CPU threads, " + std::to_string(resources.memory_bytes >> 20) + " MiB)");
+
+  // Serve until the controller is gone: its registrar going down means the connection
+  // closed or the controller shut the cluster.
+  self->monitor(registrar);
+  bool running = true;
+  self->receive_while(running)([&](caf::down_msg& down) {
+    log("troupe worker: controller at " + where + " gone (" + system.render(down.reason) + "), exiting");
+    running = false;
+  });
+  caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
+  return 0;
+}
+
+}  // namespace troupe::actors

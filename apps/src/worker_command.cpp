@@ -1,0 +1,35 @@
+/// `troupe worker --join HOST:PORT --secret S`: a node agent that offers this machine to
+/// a controller and runs the role actors it asks for.
+#include <cstdlib>
+
+#include <troupe/actors/worker.hpp>
+#include <troupe/common/error.hpp>
+
+#include "commands.hpp"
+
+namespace troupe::apps {
+
+Command add_worker_command(CLI::App& app) {
+  auto* command = app.add_subcommand("worker", "join a controller as a node agent and run the role actors it places here");
+  auto join = std::make_shared<std::string>();
+  auto secret = std::make_shared<std::string>();
+  command->add_option("--join", *join, "the controller's HOST:PORT")->required();
+  command->add_option("--secret", *secret, "the cluster's shared secret (default: $TROUPE_SECRET)");
+  return {command, [join, secret] {
+    actors::WorkerOptions options;
+    const auto colon = join->rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == join->size())
+      throw Error("--join \"" + *join + "\": expected HOST:PORT");
+    options.host = join->substr(0, colon);
+    const auto port = std::strtol(join->c_str() + colon + 1, nullptr, 10);
+    if (port <= 0 || port > 65535) throw Error("--join \"" + *join + "\": the port must be 1..65535");
+    options.port = static_cast<uint16_t>(port);
+    options.secret = *secret;
+    if (options.secret.empty())
+      if (const char* env = std::getenv("TROUPE_SECRET")) options.secret = env;
+    options.factories = actors::builtin_role_factories();
+    actors::run_node_agent(options);
+  }};
+}
+
+}  // namespace troupe::apps
