@@ -146,7 +146,7 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
     auto& kept = cache_for(timings.batch, positions, cache_options, timings.cache_reused);
     timings.kv_cache_bytes = kept.bytes();
     models::KVCache run = kept;  // shares the kept tensors; the copy starts empty
-    auto inference = generate_with_cache(model, prompt_ids, prompt_mask, options, run);
+    auto inference = models::generate(model, prompt_ids, prompt_mask, options, run);
     // Plain tensors for the training side: inference tensors cannot be saved for backward.
     result.sequences = inference.sequences.clone();            // (B, T0 + N)
     result.attention_mask = inference.attention_mask.clone();  // (B, T0 + N)

@@ -42,23 +42,35 @@ torch::Tensor pick_next_tokens(const torch::Tensor& logits, const GenerationOpti
 GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                           const GenerationOptions& options) {
   TORCH_CHECK(input_ids.dim() == 2, "generate: input_ids must be (B, T), got ", input_ids.sizes());
+  if (options.max_new_tokens < 0) throw Error("max_new_tokens must be >= 0");
+  auto dtype = model.input_embedding_weight().scalar_type();
+  KVCache cache(model.config(), input_ids.size(0), input_ids.size(1) + options.max_new_tokens,
+                torch::TensorOptions().dtype(dtype).device(input_ids.device()));
+  return generate(model, input_ids, attention_mask, options, cache);
+}
+
+GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                          const GenerationOptions& options, KVCache& cache) {
+  TORCH_CHECK(input_ids.dim() == 2, "generate: input_ids must be (B, T), got ", input_ids.sizes());
   TORCH_CHECK(attention_mask.sizes() == input_ids.sizes(), "generate: attention_mask ", attention_mask.sizes(),
               " must match input_ids ", input_ids.sizes());
   if (options.max_new_tokens < 0) throw Error("max_new_tokens must be >= 0");
+  const int64_t b = input_ids.size(0), t0 = input_ids.size(1);
+  TORCH_CHECK(cache.length() == 0 && cache.batch() == b && cache.capacity() >= t0 + options.max_new_tokens,
+              "generate: the cache must be empty with batch ", b, " and room for ", t0 + options.max_new_tokens,
+              " positions; it has length ", cache.length(), ", batch ", cache.batch(), ", capacity ",
+              cache.capacity());
   const auto& config = model.config();
   std::vector<int64_t> eos = options.eos_token_ids;
   if (eos.empty() && config.eos_token_id) eos.push_back(*config.eos_token_id);
   const int64_t pad = options.pad_token_id.value_or(config.pad_token_id.value_or(eos.empty() ? 0 : eos.front()));
 
   c10::InferenceMode inference;
-  const int64_t b = input_ids.size(0), t0 = input_ids.size(1);
   auto device = input_ids.device();
   auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
   auto generator = at::globalContext().defaultGenerator(device).clone();
   generator.set_current_seed(options.seed);
 
-  auto dtype = model.input_embedding_weight().scalar_type();
-  KVCache cache(config, b, t0 + options.max_new_tokens, torch::TensorOptions().dtype(dtype).device(device));
   auto mask = attention_mask.to(torch::kLong);
   auto eos_ids = torch::tensor(eos, long_opts);
 

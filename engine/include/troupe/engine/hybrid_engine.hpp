@@ -131,11 +131,4 @@ class HybridEngine {
   std::vector<SwitchTimings> history_;
 };
 
-/// Generation over a caller-owned KV cache (length 0, room for T0 + max_new_tokens
-/// rows of B): the loop of models::generate() without its per-call allocation. Runs in
-/// InferenceMode; the result tensors are inference tensors.
-models::GenerationResult generate_with_cache(models::CausalLMImpl& model, const torch::Tensor& input_ids,
-                                             const torch::Tensor& attention_mask,
-                                             const models::GenerationOptions& options, models::KVCache& cache);
-
 }  // namespace troupe::engine

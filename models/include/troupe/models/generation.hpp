@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include <troupe/models/causal_lm.hpp>
+#include <troupe/models/kv_cache.hpp>
 
 namespace troupe::models {
 
@@ -34,6 +35,10 @@ struct GenerationResult {
 /// has ended. The number of new columns N is at most `max_new_tokens`.
 GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                           const GenerationOptions& options);
+/// As above, over a caller-owned KV cache (length 0, batch B, room for T0 +
+/// max_new_tokens), so a caller that generates repeatedly allocates it once.
+GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                          const GenerationOptions& options, KVCache& cache);
 
 /// Turns next-token logits (B, V) into token ids (B) following `options`
 /// (argmax when not sampling). Exposed for tests and for other decoders.
