@@ -32,5 +32,6 @@ Command add_data_demo_command(CLI::App& app);
 Command add_plan_command(CLI::App& app);
 Command add_data_inspect_command(CLI::App& app);
 Command add_worker_command(CLI::App& app);
+Command add_train_command(CLI::App& app);
 
 }  // namespace troupe::apps

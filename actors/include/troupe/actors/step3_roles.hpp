@@ -1,0 +1,145 @@
+#pragma once
+/// The RoleModels of step 3 over the engine: the policy (hybrid engine: generate in
+/// inference layout, PPO updates in training layout, EMA, mixture training), the critic,
+/// the reference policy, and the reward (a reward model or a C++ reward function).
+/// Each takes its inputs from a TensorBatch and names its outputs as the experience
+/// does: "logprobs", "ref_logprobs", "values", "reward_score".
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <troupe/actors/role_model.hpp>
+#include <troupe/data/unsupervised.hpp>
+#include <troupe/engine/hybrid_engine.hpp>
+#include <troupe/engine/hybrid_scoring.hpp>
+#include <troupe/engine/train_engine.hpp>
+#include <troupe/models/tokenizer.hpp>
+#include <troupe/rl/algorithm.hpp>
+#include <troupe/rl/ema.hpp>
+#include <troupe/rl/reward_function.hpp>
+
+namespace troupe::actors {
+
+/// How the policy and critic train on one experience batch.
+struct PpoTrainingOptions {
+  int64_t ppo_epochs = 1;
+  int64_t minibatch_size = 16;  ///< --per_device_training_batch_size
+  bool enable_ema = false;
+  double ema_beta = 0.992;
+  /// Mixture (ptx) training: after the PPO updates, one step on unsup_coef * LM loss of
+  /// `unsupervised_batch` blocks drawn in a seeded order (none when no blocks).
+  std::shared_ptr<const data::UnsupervisedBlocks> unsupervised;
+  double unsup_coef = 27.8;
+  int64_t unsupervised_batch = 4;
+  uint64_t seed = 1234;
+};
+
+/// The actor. generate() repeats each prompt samples_per_prompt times (consecutive
+/// rows) and answers {"sequences", "attention_mask", "prompt_length"}; score() gives
+/// the old log-probs; train() takes one experience batch (experience_batch.hpp).
+class PolicyRole : public RoleModel {
+ public:
+  PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::TrainOptions train,
+             models::GenerationOptions generation, std::shared_ptr<const rl::Algorithm> algorithm,
+             PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir);
+  TensorBatch generate(const TensorBatch& prompts) override;
+  TensorBatch score(const TensorBatch& sequences) override;
+  Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
+  /// The actor as a Hugging Face directory at `path`, and its EMA at `path`_ema when on.
+  void save(const std::string& path) override;
+  void load(const std::string& path) override;
+  std::string describe() const override;
+
+  engine::HybridEngine& hybrid() { return *hybrid_; }
+  engine::TrainEngine& trainer() { return trainer_; }
+  const rl::Ema* ema() const { return ema_ ? &*ema_ : nullptr; }
+
+ private:
+  double mixture_step(int64_t step);
+
+  std::shared_ptr<engine::HybridEngine> hybrid_;
+  engine::TrainEngine trainer_;
+  models::GenerationOptions generation_;
+  std::shared_ptr<const rl::Algorithm> algorithm_;
+  PpoTrainingOptions ppo_;
+  std::filesystem::path tokenizer_dir_;
+  std::optional<rl::Ema> ema_;
+  int64_t generations_ = 0;
+};
+
+/// The critic: values[:, :-1] for scoring, the algorithm's value loss for training.
+class CriticRole : public RoleModel {
+ public:
+  CriticRole(models::CausalLM critic, engine::TrainOptions train, std::shared_ptr<const rl::Algorithm> algorithm,
+             PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir);
+  TensorBatch generate(const TensorBatch& prompts) override;
+  TensorBatch score(const TensorBatch& sequences) override;
+  Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
+  void save(const std::string& path) override;
+  void load(const std::string& path) override;
+  std::string describe() const override;
+
+ private:
+  engine::TrainEngine trainer_;
+  std::shared_ptr<const rl::Algorithm> algorithm_;
+  PpoTrainingOptions ppo_;
+  std::filesystem::path tokenizer_dir_;
+};
+
+/// For algorithms without a critic (GRPO): zero values, nothing to train.
+class NoCriticRole : public RoleModel {
+ public:
+  TensorBatch generate(const TensorBatch& prompts) override;
+  TensorBatch score(const TensorBatch& sequences) override;
+  Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
+  void save(const std::string&) override {}
+  void load(const std::string&) override {}
+  std::string describe() const override { return "no critic (the algorithm needs none)"; }
+};
+
+/// The frozen reference: "ref_logprobs".
+class ReferenceRole : public RoleModel {
+ public:
+  explicit ReferenceRole(std::shared_ptr<engine::ReferencePolicy> reference);
+  TensorBatch generate(const TensorBatch& prompts) override;
+  TensorBatch score(const TensorBatch& sequences) override;
+  Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
+  void save(const std::string&) override {}
+  void load(const std::string&) override {}
+  std::string describe() const override;
+
+ private:
+  std::shared_ptr<engine::ReferencePolicy> reference_;
+};
+
+/// The reward: a reward model's end score, or a reward function of the decoded prompt
+/// and answer. "reward_score" (B).
+class RewardRole : public RoleModel {
+ public:
+  /// A reward model (with a value head).
+  explicit RewardRole(models::CausalLM reward_model);
+  /// A reward function; the tokenizer decodes prompts and answers for it.
+  RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared_ptr<const models::Tokenizer> tokenizer,
+             std::string name);
+  TensorBatch generate(const TensorBatch& prompts) override;
+  TensorBatch score(const TensorBatch& sequences) override;
+  Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
+  void save(const std::string&) override {}
+  void load(const std::string&) override {}
+  std::string describe() const override;
+
+ private:
+  models::CausalLM model_;
+  std::shared_ptr<rl::RewardFunction> function_;
+  std::shared_ptr<const models::Tokenizer> tokenizer_;
+  std::string name_;
+};
+
+/// The prompt and answer texts of generated rows: the prompt's real tokens and the
+/// answer's real tokens (special tokens skipped), decoded.
+std::pair<std::vector<std::string>, std::vector<std::string>> decode_rollouts(const models::Tokenizer& tokenizer,
+                                                                              const torch::Tensor& sequences,
+                                                                              const torch::Tensor& attention_mask,
+                                                                              int64_t prompt_length);
+
+}  // namespace troupe::actors

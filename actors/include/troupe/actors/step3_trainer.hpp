@@ -1,0 +1,87 @@
+#pragma once
+/// Step 3 end to end on the actor runtime: loads the actor, critic, reference and
+/// reward, spawns their role actors (colocated in this process), and runs the
+/// controller's generate-score-train cycle over the prompt data, with evaluation on
+/// held-out prompts before and after, metrics, and the final actor (and EMA) saved.
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <troupe/data/pipeline.hpp>
+#include <troupe/engine/train_engine.hpp>
+#include <troupe/models/generation.hpp>
+#include <troupe/rl/algorithm.hpp>
+
+namespace troupe::engine {
+class MetricsLog;
+class TensorBoardWriter;
+}  // namespace troupe::engine
+
+namespace troupe::actors {
+
+struct Step3Config {
+  std::filesystem::path actor_model;   ///< --actor_model_name_or_path (step 1's output)
+  std::filesystem::path critic_model;  ///< --critic_model_name_or_path (step 2's output)
+  /// The reward model; empty = critic_model (DeepSpeed-Chat starts both from step 2).
+  std::filesystem::path reward_model;
+  /// A registered reward function used instead of the reward model (--reward_function).
+  std::string reward_function;
+  /// A registered function that grades held-out answers in the evaluation (the demo's
+  /// gold scorer); empty = none.
+  std::string eval_function;
+  std::string algorithm = "ppo";
+  rl::AlgorithmOptions algorithm_options;
+
+  data::PipelineOptions data;               ///< phase 3 prompts (train: rollouts, eval: held out)
+  std::filesystem::path unsupervised_data;  ///< text corpus for mixture training; empty = off
+  double unsup_coef = 27.8;
+
+  int64_t generation_batch_size = 16;  ///< --per_device_generation_batch_size
+  int64_t training_batch_size = 16;    ///< --per_device_training_batch_size
+  int64_t generation_batches = 1;
+  int64_t ppo_epochs = 1;
+  int64_t epochs = 1;                  ///< --num_train_epochs over the prompts
+  int64_t max_steps = 0;               ///< stop after this many cycles (0 = all)
+  models::GenerationOptions generation;  ///< rollout sampling; max_new_tokens = max_answer_seq_len
+  engine::TrainOptions actor_train, critic_train;
+  int64_t actor_lora_dim = 0, critic_lora_dim = 0;
+  std::string lora_module_name;
+  bool only_optimize_lora = false;
+  bool enable_ema = false;
+  bool release_inference_cache = false;
+  bool actor_gradient_checkpointing = false, critic_gradient_checkpointing = false;
+  torch::Device device = torch::kCPU;
+  uint64_t seed = 1234;
+  std::filesystem::path output_dir;  ///< actor/, critic/, actor_ema/ go here
+  int64_t eval_prompts = 64;         ///< held-out prompts evaluated before and after (0 = none)
+  int64_t eval_interval = 0;         ///< also evaluate every this many cycles (0 = never)
+  engine::MetricsLog* metrics = nullptr;
+  engine::TensorBoardWriter* tensorboard = nullptr;
+};
+
+/// Greedy answers to held-out prompts, scored.
+struct PolicyEvaluation {
+  int64_t prompts = 0;
+  double reward_score = std::numeric_limits<double>::quiet_NaN();  ///< mean reward (model or function)
+  double gold_score = std::numeric_limits<double>::quiet_NaN();    ///< mean eval_function score
+  double kl_per_answer = std::numeric_limits<double>::quiet_NaN(); ///< summed k1 KL to the reference
+  double answer_length = 0;
+  std::vector<std::pair<std::string, std::string>> examples;  ///< a few (prompt, answer)
+};
+
+struct Step3Result {
+  PolicyEvaluation before, after;
+  int64_t cycles = 0;
+  double seconds = 0;
+  double generate_seconds = 0;      ///< inside the hybrid engine's generate()
+  int64_t tokens = 0;               ///< sequence tokens processed by the cycles
+  std::map<std::string, double> last_metrics;  ///< the last cycle's metrics
+  std::string reference_memory;     ///< what the reference policy shares or holds
+};
+
+Step3Result run_step3(const Step3Config& config);
+
+}  // namespace troupe::actors

@@ -1,0 +1,311 @@
+/// Step 3's role models: the tensor work behind the policy, critic, reference and
+/// reward actors.
+#include <troupe/actors/step3_roles.hpp>
+
+#include <torch/torch.h>
+
+#include <troupe/actors/experience_batch.hpp>
+#include <troupe/common/error.hpp>
+#include <troupe/data/sampler.hpp>
+#include <troupe/engine/checkpoint.hpp>
+#include <troupe/engine/losses.hpp>
+#include <troupe/models/pretrained.hpp>
+#include <troupe/models/safetensors.hpp>
+
+namespace troupe::actors {
+namespace {
+
+const torch::Tensor& require(const TensorBatch& batch, const std::string& name, const std::string& where) {
+  auto found = batch.find(name);
+  if (found == batch.end() || !found->second.defined())
+    throw Error(where + ": the batch has no tensor \"" + name + "\"");
+  return found->second;
+}
+
+torch::Device device_of(const models::CausalLMImpl& model) { return model.parameters().front().device(); }
+
+int64_t prompt_length_of(const TensorBatch& batch, const std::string& where) {
+  return require(batch, "prompt_length", where)[0].item<int64_t>();
+}
+
+/// The training experience of a train request: its batches concatenated.
+std::optional<rl::Experience> training_experience(const std::vector<TensorBatch>& batches) {
+  std::vector<rl::Experience> parts;
+  for (const auto& batch : batches)
+    if (!batch.empty()) parts.push_back(experience_from_batch(batch));
+  if (parts.empty()) return std::nullopt;
+  auto exp = parts.size() == 1 ? parts.front() : rl::concat(parts);
+  if (exp.batch_size() == 0) return std::nullopt;
+  return exp;
+}
+
+/// Runs `update` on every minibatch of every PPO epoch; returns the mean loss and the
+/// last gradient norm.
+std::pair<double, double> ppo_updates(const rl::Experience& exp, const PpoTrainingOptions& ppo,
+                                      const std::function<engine::MicroStep(const rl::Experience&)>& update) {
+  double total = 0, grad_norm = 0;
+  int64_t count = 0;
+  for (int64_t epoch = 0; epoch < ppo.ppo_epochs; ++epoch)
+    for (const auto& minibatch : exp.split(ppo.minibatch_size)) {
+      auto step = update(minibatch);
+      total += step.loss;
+      if (step.optimizer_stepped) grad_norm = step.grad_norm;
+      ++count;
+    }
+  return {count ? total / static_cast<double>(count) : 0.0, grad_norm};
+}
+
+Metrics skipped() { return Metrics{{{"skipped", 1.0}}}; }
+
+}  // namespace
+
+std::pair<std::vector<std::string>, std::vector<std::string>> decode_rollouts(const models::Tokenizer& tokenizer,
+                                                                              const torch::Tensor& sequences,
+                                                                              const torch::Tensor& attention_mask,
+                                                                              int64_t prompt_length) {
+  auto seq = sequences.to(torch::kCPU, torch::kLong).contiguous();
+  auto mask = attention_mask.to(torch::kCPU, torch::kLong).contiguous();
+  std::vector<std::string> prompts, answers;
+  for (int64_t b = 0; b < seq.size(0); ++b) {
+    std::vector<int64_t> prompt, answer;
+    auto row = seq[b].accessor<int64_t, 1>();
+    auto real = mask[b].accessor<int64_t, 1>();
+    for (int64_t t = 0; t < seq.size(1); ++t)
+      if (real[t]) (t < prompt_length ? prompt : answer).push_back(row[t]);
+    prompts.push_back(tokenizer.decode(prompt, true));
+    answers.push_back(tokenizer.decode(answer, true));
+  }
+  return {prompts, answers};
+}
+
+// --- policy --------------------------------------------------------------------------
+
+PolicyRole::PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::TrainOptions train,
+                       models::GenerationOptions generation, std::shared_ptr<const rl::Algorithm> algorithm,
+                       PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir)
+    : hybrid_(std::move(hybrid)),
+      trainer_(hybrid_->model(), std::move(train)),
+      generation_(std::move(generation)),
+      algorithm_(std::move(algorithm)),
+      ppo_(std::move(ppo)),
+      tokenizer_dir_(std::move(tokenizer_dir)) {
+  if (!algorithm_) throw Error("PolicyRole: no algorithm");
+  if (ppo_.enable_ema) {
+    rl::EmaOptions options;
+    options.beta = ppo_.ema_beta;
+    options.dtype = torch::kFloat32;
+    ema_.emplace(hybrid_->model()->named_parameters(), options);
+  }
+}
+
+TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
+  const auto device = device_of(*hybrid_->model());
+  auto ids = require(prompts, "input_ids", "policy generate").to(device);
+  auto mask = require(prompts, "attention_mask", "policy generate").to(device);
+  const int64_t samples = algorithm_->samples_per_prompt();
+  if (samples > 1) {
+    ids = ids.repeat_interleave(samples, 0);
+    mask = mask.repeat_interleave(samples, 0);
+  }
+  auto options = generation_;
+  options.seed = generation_.seed + static_cast<uint64_t>(generations_++);  // new samples every call
+  auto out = hybrid_->generate(ids, mask, options);
+  return {{"sequences", out.sequences},
+          {"attention_mask", out.attention_mask},
+          {"prompt_length", torch::full({out.sequences.size(0)}, out.prompt_length, torch::kLong)}};
+}
+
+TensorBatch PolicyRole::score(const TensorBatch& batch) {
+  const auto device = device_of(*hybrid_->model());
+  return {{"logprobs", hybrid_->score_logprobs(require(batch, "sequences", "policy score").to(device),
+                                               require(batch, "attention_mask", "policy score").to(device))}};
+}
+
+double PolicyRole::mixture_step(int64_t step) {
+  data::SamplerOptions sampler;
+  sampler.seed = ppo_.seed;
+  sampler.epoch = step;
+  auto batches = data::distributed_batches(ppo_.unsupervised->size(), ppo_.unsupervised_batch, sampler);
+  auto batch = data::make_unsupervised_batch(*ppo_.unsupervised, batches.front());
+  const auto device = device_of(*hybrid_->model());
+  auto result = trainer_.micro_step([&](models::CausalLMImpl& model) {
+    auto logits = model.forward(batch.input_ids.to(device), batch.attention_mask.to(device));
+    return ppo_.unsup_coef * engine::language_model_loss(logits, batch.labels.to(device));
+  });
+  return result.loss / ppo_.unsup_coef;
+}
+
+Metrics PolicyRole::train(const std::vector<TensorBatch>& batches, int64_t step) {
+  auto exp = training_experience(batches);
+  if (!exp) return skipped();
+  const auto device = device_of(*hybrid_->model());
+  *exp = exp->to(device);
+  Metrics metrics;
+  double unsup_total = 0;
+  int64_t unsup_steps = 0;
+  hybrid_->run_training([&](models::CausalLMImpl&) {
+    auto [loss, grad_norm] = ppo_updates(*exp, ppo_, [&](const rl::Experience& minibatch) {
+      auto result = trainer_.micro_step([&](models::CausalLMImpl& model) {
+        auto logprobs = engine::sequence_logprobs(model, minibatch.sequences, minibatch.attention_mask);
+        return algorithm_->policy_loss(logprobs, minibatch);
+      });
+      // Mixture training: a pretraining-loss step after each PPO step (DeepSpeed-Chat's order).
+      if (ppo_.unsupervised && ppo_.unsup_coef > 0) {
+        unsup_total += mixture_step(step * 1000 + unsup_steps);
+        ++unsup_steps;
+      }
+      return result;
+    });
+    metrics.values["actor_loss"] = loss;
+    metrics.values["actor_grad_norm"] = grad_norm;
+    if (ema_) ema_->update(hybrid_->model()->named_parameters());
+  });
+  if (unsup_steps) metrics.values["unsup_loss"] = unsup_total / static_cast<double>(unsup_steps);
+  metrics.values["actor_lr"] = trainer_.learning_rate();
+  return metrics;
+}
+
+void PolicyRole::save(const std::string& path) {
+  hybrid_->run_training([&](models::CausalLMImpl& model) {
+    engine::save_model_dir(model, tokenizer_dir_, path);
+    if (!ema_) return;
+    // The EMA model is the actor with the averages in its parameters: swap them in for
+    // the save and the trained weights back after.
+    torch::NoGradGuard no_grad;
+    auto parameters = model.named_parameters();
+    std::vector<torch::Tensor> trained;
+    for (const auto& item : parameters) trained.push_back(item.value().detach().clone());
+    ema_->copy_to(parameters);
+    try {
+      engine::save_model_dir(model, tokenizer_dir_, path + "_ema");
+    } catch (...) {
+      for (size_t i = 0; i < trained.size(); ++i) parameters[i].value().copy_(trained[i]);
+      throw;
+    }
+    for (size_t i = 0; i < trained.size(); ++i) parameters[i].value().copy_(trained[i]);
+  });
+}
+
+void PolicyRole::load(const std::string& path) {
+  hybrid_->run_training([&](models::CausalLMImpl& model) {
+    models::load_weights(model, models::read_checkpoint(path), path);
+  });
+}
+
+std::string PolicyRole::describe() const {
+  const auto& config = hybrid_->model()->config();
+  return std::string(models::family_name(config.family)) + " " + std::to_string(config.num_layers) + " layers, " +
+         algorithm_->name() + (ema_ ? ", EMA" : "") + (ppo_.unsupervised ? ", mixture" : "");
+}
+
+// --- critic --------------------------------------------------------------------------
+
+CriticRole::CriticRole(models::CausalLM critic, engine::TrainOptions train, std::shared_ptr<const rl::Algorithm> algorithm,
+                       PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir)
+    : trainer_(std::move(critic), std::move(train)),
+      algorithm_(std::move(algorithm)),
+      ppo_(std::move(ppo)),
+      tokenizer_dir_(std::move(tokenizer_dir)) {
+  if (!trainer_.model()->has_value_head()) throw Error("the critic model has no value head (v_head)");
+}
+
+TensorBatch CriticRole::generate(const TensorBatch&) { throw Error("the critic does not generate"); }
+
+TensorBatch CriticRole::score(const TensorBatch& batch) {
+  auto& model = *trainer_.model();
+  const auto device = device_of(model);
+  torch::Tensor values;
+  trainer_.evaluate([&](models::CausalLMImpl& m) {
+    values = engine::sequence_values(m, require(batch, "sequences", "critic score").to(device),
+                                     require(batch, "attention_mask", "critic score").to(device))
+                 .to(torch::kFloat32);
+  });
+  return {{"values", values}};
+}
+
+Metrics CriticRole::train(const std::vector<TensorBatch>& batches, int64_t) {
+  auto exp = training_experience(batches);
+  if (!exp) return skipped();
+  *exp = exp->to(device_of(*trainer_.model()));
+  auto [loss, grad_norm] = ppo_updates(*exp, ppo_, [&](const rl::Experience& minibatch) {
+    return trainer_.micro_step([&](models::CausalLMImpl& model) {
+      auto values = engine::sequence_values(model, minibatch.sequences, minibatch.attention_mask);
+      return algorithm_->value_loss(values.to(torch::kFloat32), minibatch);
+    });
+  });
+  return Metrics{{{"critic_loss", loss}, {"critic_grad_norm", grad_norm}, {"critic_lr", trainer_.learning_rate()}}};
+}
+
+void CriticRole::save(const std::string& path) { engine::save_model_dir(*trainer_.model(), tokenizer_dir_, path); }
+
+void CriticRole::load(const std::string& path) {
+  models::load_weights(*trainer_.model(), models::read_checkpoint(path), path);
+}
+
+std::string CriticRole::describe() const {
+  const auto& config = trainer_.model()->config();
+  return std::string(models::family_name(config.family)) + " critic " + std::to_string(config.num_layers) + " layers";
+}
+
+TensorBatch NoCriticRole::generate(const TensorBatch&) { throw Error("the critic does not generate"); }
+
+TensorBatch NoCriticRole::score(const TensorBatch& batch) {
+  const auto& sequences = require(batch, "sequences", "critic score");
+  return {{"values", torch::zeros({sequences.size(0), sequences.size(1) - 1}, torch::kFloat32)}};
+}
+
+Metrics NoCriticRole::train(const std::vector<TensorBatch>&, int64_t) { return {}; }
+
+// --- reference -----------------------------------------------------------------------
+
+ReferenceRole::ReferenceRole(std::shared_ptr<engine::ReferencePolicy> reference) : reference_(std::move(reference)) {
+  if (!reference_) throw Error("ReferenceRole: no reference policy");
+}
+
+TensorBatch ReferenceRole::generate(const TensorBatch&) { throw Error("the reference model does not generate"); }
+
+TensorBatch ReferenceRole::score(const TensorBatch& batch) {
+  const auto device = device_of(*reference_->model());
+  return {{"ref_logprobs", reference_->logprobs(require(batch, "sequences", "reference score").to(device),
+                                                require(batch, "attention_mask", "reference score").to(device))}};
+}
+
+Metrics ReferenceRole::train(const std::vector<TensorBatch>&, int64_t) { return {}; }
+
+std::string ReferenceRole::describe() const { return "reference: " + reference_->memory_summary(); }
+
+// --- reward --------------------------------------------------------------------------
+
+RewardRole::RewardRole(models::CausalLM reward_model) : model_(std::move(reward_model)), name_("reward model") {
+  if (!model_ || !model_->has_value_head()) throw Error("the reward model has no value head (v_head)");
+  model_->eval();
+  for (auto& p : model_->parameters()) p.set_requires_grad(false);
+}
+
+RewardRole::RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared_ptr<const models::Tokenizer> tokenizer,
+                       std::string name)
+    : function_(std::move(function)), tokenizer_(std::move(tokenizer)), name_(std::move(name)) {
+  if (!function_ || !tokenizer_) throw Error("RewardRole: a reward function needs the function and a tokenizer");
+}
+
+TensorBatch RewardRole::generate(const TensorBatch&) { throw Error("the reward model does not generate"); }
+
+TensorBatch RewardRole::score(const TensorBatch& batch) {
+  const auto& sequences = require(batch, "sequences", "reward score");
+  const auto& mask = require(batch, "attention_mask", "reward score");
+  const int64_t prompt_length = prompt_length_of(batch, "reward score");
+  if (function_) {
+    auto [prompts, answers] = decode_rollouts(*tokenizer_, sequences, mask, prompt_length);
+    return {{"reward_score", function_->score_batch(prompts, answers)}};
+  }
+  torch::NoGradGuard no_grad;
+  const auto device = device_of(*model_);
+  return {{"reward_score",
+           engine::end_scores(*model_, sequences.to(device), mask.to(device), prompt_length).to(torch::kFloat32)}};
+}
+
+Metrics RewardRole::train(const std::vector<TensorBatch>&, int64_t) { return {}; }
+
+std::string RewardRole::describe() const { return "reward: " + name_; }
+
+}  // namespace troupe::actors

@@ -1,0 +1,187 @@
+/// `troupe train` without --step: the three steps on the bundled demo task, start to
+/// finish on a CPU, ending with a summary table and an HTML report of the curves.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <troupe/common/error.hpp>
+#include <troupe/data/demo_corpus.hpp>
+#include <troupe/engine/html_report.hpp>
+#include <troupe/engine/metrics_log.hpp>
+#include <troupe/models/bpe_trainer.hpp>
+#include <troupe/models/bpe_tokenizer.hpp>
+
+#include "builtin_rewards.hpp"
+#include "train_args.hpp"
+
+namespace fs = std::filesystem;
+
+namespace troupe::apps {
+namespace {
+
+/// The texts the demo tokenizer learns from: every field of the pair files and the
+/// unsupervised documents.
+std::vector<std::string> demo_texts(const data::DemoCorpus& corpus) {
+  std::vector<std::string> texts;
+  for (const auto& pair : corpus.train) {
+    texts.push_back(pair.prompt);
+    texts.push_back(pair.chosen);
+    texts.push_back(pair.rejected);
+  }
+  for (const auto& doc : corpus.unsupervised) texts.push_back(doc);
+  return texts;
+}
+
+fs::path train_demo_tokenizer(const data::DemoCorpus& corpus, const fs::path& dir) {
+  models::BpeTrainerOptions options;
+  options.vocab_size = 512;
+  options.special_tokens = {"<s>", "</s>", "<pad>", "<unk>"};
+  options.bos_token = "<s>";
+  options.eos_token = "</s>";
+  options.pad_token = "<pad>";
+  options.unk_token = "<unk>";
+  models::train_bpe_tokenizer(demo_texts(corpus), options)->save(dir);
+  return dir;
+}
+
+std::string number(double value, const char* format = "%.3f") {
+  if (!std::isfinite(value)) return "n/a";
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, format, value);
+  return buffer;
+}
+
+std::string duration(double seconds) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%dm%02ds", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
+  return buffer;
+}
+
+double metric(const engine::MetricValues& values, const std::string& name) {
+  auto found = values.find(name);
+  return found == values.end() ? std::nan("") : found->second;
+}
+
+}  // namespace
+
+void run_demo_pipeline(const TrainArgs& given) {
+  register_builtin_reward_functions();
+  const fs::path out = given.output_dir.empty() ? fs::path("troupe_demo") : fs::path(given.output_dir);
+  fs::create_directories(out);
+  const auto started = std::chrono::steady_clock::now();
+
+  // The task: preference pairs, prompts and unsupervised text, then a tokenizer for them.
+  data::DemoOptions demo;
+  demo.seed = given.seed;
+  const auto corpus = data::generate_demo_corpus(demo);
+  data::write_demo_corpus(corpus, out / "data");
+  const auto tokenizer = train_demo_tokenizer(corpus, out / "tokenizer");
+  std::clog << "demo: corpus and tokenizer in " << (out / "data").string() << ", " << tokenizer.string() << "\n";
+
+  // Settings sized for a 2-core CPU; every step is the same code a user runs with --step.
+  TrainArgs base = given;
+  base.data_path = {"Dahoas/rm-static=" + (out / "data").string()};
+  base.data_split = "2,4,4";
+  base.data_output_path = (out / "data_cache").string();
+  base.tokenizer = tokenizer.string();
+  base.max_seq_len = 64;
+  base.max_prompt_seq_len = 32;
+  base.num_warmup_steps = 10;
+  base.lr_scheduler_type = "cosine";
+
+  TrainArgs step1 = base;
+  step1.step = 1;
+  step1.model_name_or_path = given.model_name_or_path.empty() ? "preset:llama-tiny" : given.model_name_or_path;
+  step1.num_train_epochs = 4;
+  step1.per_device_train_batch_size = 16;
+  step1.learning_rate = 2e-3;
+  step1.weight_decay = 0.01;
+  step1.output_dir = (out / "step1").string();
+  auto sft = run_supervised_step(step1);
+
+  TrainArgs step2 = base;
+  step2.step = 2;
+  step2.model_name_or_path = step1.output_dir;
+  step2.num_train_epochs = 2;
+  step2.per_device_train_batch_size = 16;
+  step2.learning_rate = 5e-4;
+  step2.weight_decay = 0.01;
+  step2.output_dir = (out / "step2").string();
+  auto reward = run_supervised_step(step2);
+
+  TrainArgs step3 = base;
+  step3.step = 3;
+  step3.actor_model_name_or_path = step1.output_dir;
+  step3.critic_model_name_or_path = step2.output_dir;
+  step3.eval_function = "demo_gold";
+  step3.per_device_generation_batch_size = 32;
+  step3.per_device_training_batch_size = 16;
+  step3.max_answer_seq_len = 16;
+  step3.actor_learning_rate = 1e-4;
+  step3.critic_learning_rate = 5e-4;
+  step3.enable_ema = true;
+  step3.unsupervised_dataset_name = (out / "data" / "unsupervised.jsonl").string();
+  step3.unsup_coef = 0.5;
+  step3.eval_prompts = 160;
+  step3.max_steps = given.max_steps > 0 ? given.max_steps : 40;
+  step3.output_dir = (out / "step3").string();
+  auto ppo = run_ppo_step(step3);
+
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+  // The summary table.
+  std::vector<std::string> header = {"step", "time", "result"};
+  std::vector<std::vector<std::string>> rows = {
+      {"1 SFT", duration(sft.seconds),
+       "eval perplexity " + number(metric(sft.initial_eval, "perplexity"), "%.2f") + " -> " +
+           number(metric(sft.final_eval, "perplexity"), "%.2f")},
+      {"2 reward model", duration(reward.seconds),
+       "eval accuracy " + number(metric(reward.final_eval, "accuracy")) + " (chosen " +
+           number(metric(reward.final_eval, "chosen_score")) + ", rejected " +
+           number(metric(reward.final_eval, "rejected_score")) + ")"},
+      {"3 PPO", duration(ppo.seconds),
+       "reward " + number(ppo.before.reward_score) + " -> " + number(ppo.after.reward_score) + ", gold " +
+           number(ppo.before.gold_score, "%.1f") + " -> " + number(ppo.after.gold_score, "%.1f") +
+           ", KL to reference " + number(ppo.after.kl_per_answer)},
+      {"all", duration(total), "seed " + std::to_string(given.seed)},
+  };
+  std::printf("\n%-16s %-8s %s\n", "step", "time", "result");
+  for (const auto& row : rows) std::printf("%-16s %-8s %s\n", row[0].c_str(), row[1].c_str(), row[2].c_str());
+  std::printf("\nheld-out answers after step 3 (greedy):\n");
+  for (const auto& [prompt, answer] : ppo.after.examples) {
+    auto question = prompt;
+    for (char& c : question)
+      if (c == '\n') c = ' ';
+    std::printf("  %s ->%s\n", question.c_str(), answer.c_str());
+  }
+
+  // The HTML report: the summary and the curves of every step.
+  engine::HtmlReport report;
+  report.title = "troupe demo run (seed " + std::to_string(given.seed) + ")";
+  report.table_header = header;
+  report.table_rows = rows;
+  auto curves = [&](const std::string& dir, const std::string& phase, std::vector<std::string> names,
+                    const std::string& title) {
+    auto log = engine::read_metrics_log(fs::path(dir) / "metrics.jsonl");
+    report.charts.push_back(engine::chart_from_metrics(log, phase, names, title));
+  };
+  curves(step1.output_dir, "step1/train", {"loss"}, "Step 1: training loss");
+  curves(step1.output_dir, "step1/eval", {"perplexity"}, "Step 1: eval perplexity");
+  curves(step2.output_dir, "step2/train", {"loss"}, "Step 2: training loss");
+  curves(step2.output_dir, "step2/eval", {"accuracy"}, "Step 2: eval accuracy");
+  curves(step3.output_dir, "step3/train", {"reward_score"}, "Step 3: mean reward of rollouts");
+  curves(step3.output_dir, "step3/train", {"kl_per_answer"}, "Step 3: KL to the reference per answer");
+  curves(step3.output_dir, "step3/train", {"actor_loss", "critic_loss"}, "Step 3: losses");
+  curves(step3.output_dir, "step3/eval", {"gold_score"}, "Step 3: held-out gold score");
+  const auto report_path = out / "report.html";
+  engine::write_html_report(report_path, report);
+  std::printf("\nreport: %s\nchat with the result: troupe chat --model %s\n", report_path.string().c_str(),
+              (fs::path(step3.output_dir) / "actor").string().c_str());
+}
+
+}  // namespace troupe::apps

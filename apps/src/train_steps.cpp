@@ -1,0 +1,234 @@
+/// Steps 1, 2 and 3 of `troupe train` from its flags.
+#include <iostream>
+
+#include <torch/torch.h>
+
+#include <troupe/common/error.hpp>
+#include <troupe/data/collate.hpp>
+#include <troupe/data/dataset.hpp>
+#include <troupe/data/split.hpp>
+#include <troupe/engine/metrics_log.hpp>
+#include <troupe/engine/model_presets.hpp>
+#include <troupe/engine/supervised_tasks.hpp>
+#include <troupe/engine/tensorboard_writer.hpp>
+#include <troupe/models/lora.hpp>
+#include <troupe/models/pretrained.hpp>
+#include <troupe/models/tokenizer.hpp>
+
+#include "builtin_rewards.hpp"
+#include "train_args.hpp"
+
+namespace fs = std::filesystem;
+
+namespace troupe::apps {
+namespace {
+
+void require_flag(bool present, const std::string& flag, const std::string& why) {
+  if (!present) throw Error(flag + " is required " + why);
+}
+
+data::PipelineOptions pipeline_options(const TrainArgs& args, const fs::path& tokenizer_dir) {
+  data::PipelineOptions options;
+  require_flag(!args.data_path.empty(), "--data_path", "(SCHEMA=PATH, e.g. Dahoas/rm-static=demo_data)");
+  for (const auto& spec : args.data_path) options.data_path.push_back(data::parse_dataset_spec(spec));
+  for (const auto& spec : args.sft_only_data_path)
+    options.sft_only_data_path.push_back(data::parse_dataset_spec(spec, "--sft_only_data_path"));
+  options.split.data_split = data::parse_data_split(args.data_split);
+  options.split.seed = static_cast<uint32_t>(args.seed);
+  options.lengths.max_seq_len = args.max_seq_len;
+  options.lengths.max_prompt_seq_len = args.max_prompt_seq_len;
+  options.tokenizer_dir = tokenizer_dir;
+  options.cache_dir = args.data_output_path.empty() ? fs::path(args.output_dir) / "data_cache" : fs::path(args.data_output_path);
+  return options;
+}
+
+engine::ScheduleOptions schedule(const TrainArgs& args, int64_t warmup) {
+  engine::ScheduleOptions s;
+  s.type = engine::parse_schedule_type(args.lr_scheduler_type);
+  s.warmup_steps = warmup;
+  return s;
+}
+
+/// The model of step 1 or 2 and the directory its tokenizer comes from.
+std::pair<models::CausalLM, fs::path> build_model(const TrainArgs& args, torch::Device device) {
+  require_flag(!args.model_name_or_path.empty(), "--model_name_or_path", "(a Hugging Face directory or preset:NAME)");
+  if (auto preset = engine::preset_name(args.model_name_or_path)) {
+    require_flag(!args.tokenizer.empty(), "--tokenizer", "with a preset model (the vocabulary comes from it)");
+    auto tokenizer = models::load_tokenizer(args.tokenizer);
+    auto model = engine::make_preset_model(*preset, *tokenizer);
+    model->to(device);
+    return {model, args.tokenizer};
+  }
+  models::LoadOptions load;
+  load.device = device;
+  load.value_head = args.step == 2;
+  auto model = models::load_pretrained(args.model_name_or_path, load);
+  return {model, args.tokenizer.empty() ? fs::path(args.model_name_or_path) : fs::path(args.tokenizer)};
+}
+
+void apply_lora_flags(models::CausalLMImpl& model, int64_t dim, const TrainArgs& args) {
+  if (dim <= 0) {
+    if (args.only_optimize_lora) throw Error("--only_optimize_lora needs --lora_dim > 0");
+    return;
+  }
+  models::LoraOptions lora;
+  lora.rank = dim;
+  lora.module_filter = args.lora_module_name;
+  models::apply_lora(model, lora);
+  if (args.only_optimize_lora) models::only_optimize_lora(model);
+}
+
+}  // namespace
+
+engine::PhaseResult run_supervised_step(const TrainArgs& args) {
+  require_flag(!args.output_dir.empty(), "--output_dir", "(where the trained model goes)");
+  torch::manual_seed(args.seed);
+  const torch::Device device(args.device);
+  auto [model, tokenizer_dir] = build_model(args, device);
+  if (args.step == 2 && !model->has_value_head()) {
+    model->add_value_head();
+    model->to(device);
+  }
+  apply_lora_flags(*model, args.lora_dim, args);
+
+  auto tokenizer = models::load_tokenizer(tokenizer_dir);
+  auto data = data::load_phase_data(pipeline_options(args, tokenizer_dir), args.step);
+  std::clog << "step" << args.step << ": " << data.train.size() << " training and " << data.eval.size()
+            << " evaluation samples\n";
+
+  engine::SupervisedTaskOptions task_options;
+  task_options.train_batch_size = args.per_device_train_batch_size;
+  task_options.eval_batch_size = args.per_device_eval_batch_size;
+  task_options.max_seq_len = args.max_seq_len;
+  task_options.pad_token_id = data::pad_token_id(*tokenizer);
+  task_options.seed = args.seed;
+  task_options.max_eval_samples = args.eval_samples;
+  auto task = args.step == 1 ? engine::make_sft_task(data, task_options) : engine::make_reward_model_task(data, task_options);
+
+  engine::TrainOptions train;
+  train.optimizer.learning_rate = args.learning_rate;
+  train.optimizer.weight_decay = args.weight_decay;
+  train.optimizer.lora_learning_rate = args.lora_learning_rate;
+  train.schedule = schedule(args, args.num_warmup_steps);
+  train.schedule.total_steps = std::max<int64_t>(1, args.num_train_epochs * task.batches_per_epoch / args.gradient_accumulation_steps);
+  train.gradient_accumulation_steps = args.gradient_accumulation_steps;
+  train.max_grad_norm = args.max_grad_norm;
+  train.compute_dtype = engine::parse_compute_dtype(args.dtype);
+  engine::TrainEngine engine(model, train);
+
+  fs::create_directories(args.output_dir);
+  engine::MetricsLog metrics(fs::path(args.output_dir) / "metrics.jsonl", args.resume);
+  engine::TensorBoardWriter tensorboard(fs::path(args.output_dir) / "tensorboard");
+  engine::PhaseOptions phase;
+  phase.phase = "step" + std::to_string(args.step);
+  phase.epochs = args.num_train_epochs;
+  phase.eval_interval = args.eval_interval;
+  phase.save_interval = args.save_interval;
+  phase.max_steps = args.max_steps;
+  phase.output_dir = args.output_dir;
+  phase.tokenizer_dir = tokenizer_dir;
+  phase.resume = args.resume;
+  phase.metrics = &metrics;
+  phase.tensorboard = &tensorboard;
+  auto result = engine::run_phase(engine, task, phase);
+  std::clog << phase.phase << ": " << result.optimizer_steps << " optimizer steps, " << result.tokens << " tokens in "
+            << result.seconds << " s" << (result.finished ? "; model saved to " + args.output_dir : "; stopped at --max_steps (resume with --resume)")
+            << "\n";
+  return result;
+}
+
+actors::Step3Result run_ppo_step(const TrainArgs& args) {
+  register_builtin_reward_functions();
+  require_flag(!args.output_dir.empty(), "--output_dir", "(where actor/ and critic/ go)");
+  require_flag(!args.actor_model_name_or_path.empty(), "--actor_model_name_or_path", "for step 3 (step 1's output)");
+  actors::Step3Config c;
+  c.actor_model = args.actor_model_name_or_path;
+  c.critic_model = args.critic_model_name_or_path;
+  c.reward_model = args.reward_model_name_or_path;
+  c.reward_function = args.reward_function;
+  c.eval_function = args.eval_function;
+  if (c.critic_model.empty() && args.algo == "ppo")
+    throw Error("--critic_model_name_or_path is required for step 3 with --algo ppo (step 2's output)");
+  if (c.reward_model.empty() && c.critic_model.empty() && c.reward_function.empty())
+    throw Error("step 3 needs a reward: --reward_model_name_or_path, --critic_model_name_or_path or --reward_function");
+  c.algorithm = args.algo;
+  auto set = [&](const char* key, const std::optional<double>& value) {
+    if (value) c.algorithm_options.set(key, *value);
+  };
+  set("kl_ctl", args.kl_ctl);
+  set("clip_reward_value", args.clip_reward_value);
+  set("cliprange", args.cliprange);
+  set("cliprange_value", args.cliprange_value);
+  set("gamma", args.gamma);
+  set("lam", args.lam);
+  for (const auto& option : args.algo_options) {
+    const auto eq = option.find('=');
+    if (eq == std::string::npos || eq == 0) throw Error("--algo_option \"" + option + "\": expected KEY=VALUE");
+    try {
+      c.algorithm_options.set(option.substr(0, eq), std::stod(option.substr(eq + 1)));
+    } catch (const std::logic_error&) {
+      throw Error("--algo_option \"" + option + "\": the value is not a number");
+    }
+  }
+  const fs::path tokenizer_dir = args.tokenizer.empty() ? fs::path(args.actor_model_name_or_path) : fs::path(args.tokenizer);
+  c.data = pipeline_options(args, tokenizer_dir);
+  c.unsupervised_data = args.unsupervised_dataset_name;
+  c.unsup_coef = args.unsup_coef;
+  c.generation_batch_size = args.per_device_generation_batch_size;
+  c.training_batch_size = args.per_device_training_batch_size;
+  c.generation_batches = args.generation_batches;
+  c.ppo_epochs = args.ppo_epochs;
+  c.epochs = args.num_train_epochs;
+  c.max_steps = args.max_steps;
+  c.generation.max_new_tokens = args.max_answer_seq_len;
+  c.generation.do_sample = args.do_sample;
+  c.generation.temperature = args.temperature;
+  c.generation.top_k = args.top_k;
+  c.generation.top_p = args.top_p;
+  c.generation.seed = args.seed;
+  const int64_t warmup = args.step3_num_warmup_steps.value_or(100);
+  for (auto* train : {&c.actor_train, &c.critic_train}) {
+    train->schedule = schedule(args, warmup);
+    train->optimizer.lora_learning_rate = args.lora_learning_rate;
+    train->max_grad_norm = args.max_grad_norm;
+    train->compute_dtype = engine::parse_compute_dtype(args.dtype);
+  }
+  c.actor_train.optimizer.learning_rate = args.actor_learning_rate;
+  c.actor_train.optimizer.weight_decay = args.actor_weight_decay;
+  c.critic_train.optimizer.learning_rate = args.critic_learning_rate;
+  c.critic_train.optimizer.weight_decay = args.critic_weight_decay;
+  c.actor_lora_dim = args.actor_lora_dim;
+  c.critic_lora_dim = args.critic_lora_dim;
+  c.lora_module_name = args.lora_module_name;
+  c.only_optimize_lora = args.only_optimize_lora;
+  c.enable_ema = args.enable_ema;
+  c.release_inference_cache = args.release_inference_cache;
+  c.actor_gradient_checkpointing = args.actor_gradient_checkpointing;
+  c.critic_gradient_checkpointing = args.critic_gradient_checkpointing;
+  c.device = torch::Device(args.device);
+  c.seed = args.seed;
+  c.output_dir = args.output_dir;
+  c.eval_prompts = args.eval_prompts;
+  c.eval_interval = args.eval_interval;
+  if (args.offload_reference_model)
+    std::clog << "step3: --offload_reference_model: the reference stays beside the actor (a shared base with LoRA, "
+                 "else a frozen copy on the actor's device); offloading is not implemented\n";
+
+  fs::create_directories(args.output_dir);
+  engine::MetricsLog metrics(fs::path(args.output_dir) / "metrics.jsonl", false);
+  engine::TensorBoardWriter tensorboard(fs::path(args.output_dir) / "tensorboard");
+  c.metrics = &metrics;
+  c.tensorboard = &tensorboard;
+  auto result = actors::run_step3(c);
+  auto line = [](const char* when, const actors::PolicyEvaluation& e) {
+    std::clog << "step3: " << when << ": reward " << e.reward_score << ", gold " << e.gold_score << ", KL "
+              << e.kl_per_answer << ", answer length " << e.answer_length << " (" << e.prompts << " held-out prompts)\n";
+  };
+  if (result.before.prompts) line("before", result.before);
+  if (result.after.prompts) line("after", result.after);
+  std::clog << "step3: " << result.cycles << " cycles in " << result.seconds << " s; actor saved to "
+            << (fs::path(args.output_dir) / "actor").string() << "\n";
+  return result;
+}
+
+}  // namespace troupe::apps

@@ -1,0 +1,36 @@
+#pragma once
+/// Steps 1 and 2 as PhaseTasks over the data pipeline's tokenized phase data:
+/// supervised fine-tuning (causal-LM loss, eval perplexity) and reward-model training
+/// (pairwise ranking loss, eval accuracy and mean scores).
+#include <cstdint>
+
+#include <troupe/data/pipeline.hpp>
+#include <troupe/engine/training_loop.hpp>
+
+namespace troupe::engine {
+
+struct SupervisedTaskOptions {
+  int64_t train_batch_size = 8;  ///< --per_device_train_batch_size
+  int64_t eval_batch_size = 8;   ///< --per_device_eval_batch_size
+  int64_t max_seq_len = 512;
+  int64_t pad_token_id = 0;
+  uint64_t seed = 1234;  ///< the sampler's shuffle is seeded with seed + epoch
+  int rank = 0;
+  int world_size = 1;
+  /// Evaluate on at most this many eval samples (0 = all), from the start of the split.
+  int64_t max_eval_samples = 0;
+};
+
+/// Step 1: loss = language_model_loss on prompt + chosen (labels -100 on padding);
+/// eval {"loss", "perplexity" = exp(mean eval loss)}.
+PhaseTask make_sft_task(const data::PhaseData& data, const SupervisedTaskOptions& options);
+
+/// Step 2: the model needs a value head; loss = reward_model_loss on chosen/rejected
+/// pairs; eval {"accuracy", "chosen_score", "rejected_score", "loss"}.
+PhaseTask make_reward_model_task(const data::PhaseData& data, const SupervisedTaskOptions& options);
+
+/// Per-token values (B, T) of a model with a value head.
+torch::Tensor token_values(models::CausalLMImpl& model, const torch::Tensor& input_ids,
+                           const torch::Tensor& attention_mask);
+
+}  // namespace troupe::engine

@@ -1,0 +1,88 @@
+#pragma once
+/// One model's training layout: AdamW in parameter groups, a learning-rate schedule,
+/// gradient accumulation, gradient-norm clipping and the compute dtype. Steps 1 and 2
+/// train through it, and so do the actor and critic of step 3.
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include <torch/optim/adamw.h>
+
+#include <troupe/engine/lr_schedule.hpp>
+#include <troupe/engine/optimizer.hpp>
+#include <troupe/models/causal_lm.hpp>
+
+namespace troupe::engine {
+
+struct TrainOptions {
+  OptimizerOptions optimizer;
+  ScheduleOptions schedule;
+  int64_t gradient_accumulation_steps = 1;
+  /// Clips the global gradient norm before each optimizer step; 0 = off (DeepSpeed-Chat: 1.0).
+  double max_grad_norm = 1.0;
+  /// float32: plain fp32. bfloat16: fp32 master weights and optimizer, forward and
+  /// backward under autocast to bf16 (the CPU and recent GPUs support it).
+  torch::ScalarType compute_dtype = torch::kFloat32;
+};
+
+/// "fp32"/"float32", "bf16"/"bfloat16". fp16 is refused with the reason (it needs loss
+/// scaling, which troupe does not do); throws troupe::Error naming `flag`.
+torch::ScalarType parse_compute_dtype(const std::string& name, const std::string& flag = "--dtype");
+
+/// Turns autocast to `dtype` on for the device type for its lifetime (nothing for fp32).
+class AutocastScope {
+ public:
+  AutocastScope(torch::DeviceType device, torch::ScalarType dtype);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  torch::DeviceType device_;
+  bool active_ = false;
+  bool was_enabled_ = false;
+  torch::ScalarType previous_dtype_ = torch::kFloat32;
+};
+
+/// What one micro-batch did.
+struct MicroStep {
+  double loss = 0;                 ///< the unscaled loss of this micro-batch
+  bool optimizer_stepped = false;  ///< this micro-batch completed an accumulation window
+  double grad_norm = 0;            ///< before clipping; set when optimizer_stepped
+};
+
+class TrainEngine {
+ public:
+  TrainEngine(models::CausalLM model, TrainOptions options);
+
+  /// Runs `loss_fn` in training mode under autocast, back-propagates loss /
+  /// accumulation steps, and after every gradient_accumulation_steps-th call clips,
+  /// steps the optimizer and the schedule and zeroes the gradients. Throws
+  /// troupe::Error when the loss is not finite (naming the step), before any update.
+  MicroStep micro_step(const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn);
+
+  /// Runs `fn` in eval mode, without autograd, under the engine's autocast; the model
+  /// is back in training mode afterwards.
+  void evaluate(const std::function<void(models::CausalLMImpl&)>& fn);
+
+  const models::CausalLM& model() const { return model_; }
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  LrScheduler& scheduler() { return *scheduler_; }
+  const TrainOptions& options() const { return options_; }
+  int64_t global_step() const { return global_step_; }   ///< optimizer steps taken
+  int64_t micro_steps() const { return micro_steps_; }   ///< micro-batches seen
+  /// Restores the counters after a resume (the optimizer state is loaded separately).
+  void set_progress(int64_t global_step, int64_t micro_steps);
+  double learning_rate() const;  ///< the first group's current rate
+
+ private:
+  models::CausalLM model_;
+  TrainOptions options_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<LrScheduler> scheduler_;
+  std::vector<torch::Tensor> trainable_;
+  int64_t global_step_ = 0;
+  int64_t micro_steps_ = 0;
+};
+
+}  // namespace troupe::engine

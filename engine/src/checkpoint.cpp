@@ -1,0 +1,139 @@
+#include <troupe/engine/checkpoint.hpp>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include <troupe/common/error.hpp>
+#include <troupe/common/files.hpp>
+#include <troupe/models/pretrained.hpp>
+
+namespace fs = std::filesystem;
+
+namespace troupe::engine {
+
+namespace {
+
+const char* const kTokenizerFiles[] = {"tokenizer.json",        "vocab.json",  "merges.txt",
+                                       "tokenizer.model",       "tokenizer_config.json",
+                                       "special_tokens_map.json"};
+
+/// Builds a directory under a temporary name beside `dir`, then swaps it into place:
+/// the old one is moved aside first and removed only after the new one is in place.
+void write_directory_atomically(const fs::path& dir, const std::function<void(const fs::path&)>& fill) {
+  const auto parent = dir.parent_path().empty() ? fs::path(".") : dir.parent_path();
+  fs::create_directories(parent);
+  const auto tmp = parent / (dir.filename().string() + ".tmp." + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  try {
+    fill(tmp);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  const auto old = parent / (dir.filename().string() + ".old." + std::to_string(::getpid()));
+  std::error_code ec;
+  if (fs::exists(dir)) {
+    fs::rename(dir, old, ec);
+    if (ec) throw Error(dir.string() + ": cannot move the previous checkpoint aside: " + ec.message());
+  }
+  fs::rename(tmp, dir, ec);
+  if (ec) {
+    if (fs::exists(old)) fs::rename(old, dir);
+    throw Error(dir.string() + ": cannot rename the new checkpoint into place: " + ec.message());
+  }
+  fs::remove_all(old, ec);
+}
+
+torch::Tensor cpu_rng_state() { return at::detail::getDefaultCPUGenerator().get_state(); }
+
+}  // namespace
+
+void copy_tokenizer_files(const fs::path& from, const fs::path& to) {
+  if (from.empty()) return;
+  for (const char* name : kTokenizerFiles)
+    if (fs::exists(from / name)) fs::copy_file(from / name, to / name, fs::copy_options::overwrite_existing);
+}
+
+void save_model_dir(models::CausalLMImpl& model, const fs::path& tokenizer_dir, const fs::path& dir) {
+  write_directory_atomically(dir, [&](const fs::path& tmp) {
+    models::save_pretrained(model, tmp);
+    copy_tokenizer_files(tokenizer_dir, tmp);
+  });
+}
+
+void save_training_checkpoint(TrainEngine& engine, const fs::path& tokenizer_dir, const fs::path& dir,
+                              const TrainingPosition& position, const nlohmann::json& extra) {
+  auto& model = *engine.model();
+  write_directory_atomically(dir, [&](const fs::path& tmp) {
+    models::save_pretrained(model, tmp);
+    copy_tokenizer_files(tokenizer_dir, tmp);
+    const auto state_dir = tmp / "training_state";
+    fs::create_directories(state_dir);
+    {
+      torch::serialize::OutputArchive archive;
+      for (const auto& item : model.named_parameters()) archive.write(item.key(), item.value().detach());
+      archive.save_to((state_dir / "parameters.pt").string());
+    }
+    torch::save(engine.optimizer(), (state_dir / "optimizer.pt").string());
+    {
+      torch::serialize::OutputArchive archive;
+      archive.write("cpu", cpu_rng_state());
+      archive.save_to((state_dir / "rng.pt").string());
+    }
+    nlohmann::json state{{"global_step", engine.global_step()},
+                         {"micro_steps", engine.micro_steps()},
+                         {"epoch", position.epoch},
+                         {"batch", position.batch},
+                         {"extra", extra}};
+    write_file_atomically(state_dir / "state.json", state.dump(2) + "\n");
+  });
+}
+
+bool has_training_checkpoint(const fs::path& dir) { return fs::exists(dir / "training_state" / "state.json"); }
+
+TrainingPosition load_training_checkpoint(TrainEngine& engine, const fs::path& dir, nlohmann::json* extra) {
+  const auto state_dir = dir / "training_state";
+  if (!has_training_checkpoint(dir)) throw Error(dir.string() + ": no training checkpoint (training_state/state.json missing)");
+  nlohmann::json state;
+  try {
+    state = nlohmann::json::parse(read_file(state_dir / "state.json"));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error((state_dir / "state.json").string() + ": " + e.what());
+  }
+  auto& model = *engine.model();
+  {
+    torch::serialize::InputArchive archive;
+    archive.load_from((state_dir / "parameters.pt").string());
+    torch::NoGradGuard no_grad;
+    for (auto& item : model.named_parameters()) {
+      torch::Tensor saved;
+      if (!archive.try_read(item.key(), saved))
+        throw Error((state_dir / "parameters.pt").string() + ": parameter " + item.key() + " missing");
+      if (saved.sizes() != item.value().sizes())
+        throw Error((state_dir / "parameters.pt").string() + ": parameter " + item.key() + " has another shape");
+      item.value().copy_(saved);
+    }
+  }
+  torch::load(engine.optimizer(), (state_dir / "optimizer.pt").string());
+  {
+    torch::serialize::InputArchive archive;
+    archive.load_from((state_dir / "rng.pt").string());
+    torch::Tensor rng;
+    archive.read("cpu", rng);
+    at::detail::getDefaultCPUGenerator().set_state(rng);
+  }
+  try {
+    engine.set_progress(state.at("global_step").get<int64_t>(), state.at("micro_steps").get<int64_t>());
+    if (extra) *extra = state.value("extra", nlohmann::json::object());
+    return {state.at("epoch").get<int64_t>(), state.at("batch").get<int64_t>()};
+  } catch (const nlohmann::json::exception& e) {
+    throw Error((state_dir / "state.json").string() + ": " + e.what());
+  }
+}
+
+}  // namespace troupe::engine

@@ -1,0 +1,144 @@
+#include <troupe/engine/supervised_tasks.hpp>
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include <troupe/common/error.hpp>
+#include <troupe/data/collate.hpp>
+#include <troupe/data/sampler.hpp>
+#include <troupe/engine/losses.hpp>
+
+namespace troupe::engine {
+
+namespace {
+
+data::SamplerOptions sampler(const SupervisedTaskOptions& options, int64_t epoch) {
+  data::SamplerOptions s;
+  s.seed = options.seed;
+  s.epoch = epoch;
+  s.rank = options.rank;
+  s.world_size = options.world_size;
+  return s;
+}
+
+/// The batches of `epoch`, computed once per epoch and kept.
+class EpochBatches {
+ public:
+  EpochBatches(int64_t samples, SupervisedTaskOptions options) : samples_(samples), options_(options) {}
+  const std::vector<int64_t>& get(int64_t epoch, int64_t batch) {
+    if (epoch != epoch_) {
+      batches_ = data::distributed_batches(samples_, options_.train_batch_size, sampler(options_, epoch));
+      epoch_ = epoch;
+    }
+    return batches_.at(static_cast<size_t>(batch));
+  }
+
+ private:
+  int64_t samples_;
+  SupervisedTaskOptions options_;
+  int64_t epoch_ = -1;
+  std::vector<std::vector<int64_t>> batches_;
+};
+
+/// Consecutive index batches over the first max_eval_samples of the eval split.
+std::vector<std::vector<int64_t>> eval_batches(const data::PhaseDataset& eval, const SupervisedTaskOptions& options) {
+  int64_t n = eval.size();
+  if (options.max_eval_samples > 0) n = std::min(n, options.max_eval_samples);
+  std::vector<std::vector<int64_t>> batches;
+  for (int64_t begin = 0; begin < n; begin += options.eval_batch_size) {
+    std::vector<int64_t> batch;
+    for (int64_t i = begin; i < std::min(n, begin + options.eval_batch_size); ++i) batch.push_back(i);
+    batches.push_back(std::move(batch));
+  }
+  return batches;
+}
+
+torch::Device device_of(models::CausalLMImpl& model) { return model.parameters().front().device(); }
+
+PhaseTask make_task(const data::PhaseData& data, const SupervisedTaskOptions& options, const char* step) {
+  if (options.train_batch_size < 1 || options.eval_batch_size < 1)
+    throw Error(std::string(step) + ": --per_device_train_batch_size and --per_device_eval_batch_size must be at least 1");
+  PhaseTask task;
+  task.batches_per_epoch =
+      static_cast<int64_t>(data::distributed_batches(data.train.size(), options.train_batch_size, sampler(options, 0)).size());
+  return task;
+}
+
+}  // namespace
+
+torch::Tensor token_values(models::CausalLMImpl& model, const torch::Tensor& input_ids,
+                           const torch::Tensor& attention_mask) {
+  if (!model.has_value_head()) throw Error("the reward model has no value head (v_head)");
+  models::DecoderInputs inputs;
+  inputs.input_ids = input_ids;
+  inputs.attention_mask = attention_mask;
+  return model.values(model.hidden_states(inputs));
+}
+
+PhaseTask make_sft_task(const data::PhaseData& data, const SupervisedTaskOptions& options) {
+  PhaseTask task = make_task(data, options, "step 1");
+  auto train = data.train;
+  auto batches = std::make_shared<EpochBatches>(train.size(), options);
+  task.loss = [train, batches, options](models::CausalLMImpl& model, int64_t epoch, int64_t batch) {
+    auto b = data::make_step1_batch(train, batches->get(epoch, batch), options.max_seq_len, options.pad_token_id);
+    const auto device = device_of(model);
+    auto logits = model.forward(b.input_ids.to(device), b.attention_mask.to(device));
+    return BatchLoss{language_model_loss(logits, b.labels.to(device)), b.attention_mask.sum().item<int64_t>()};
+  };
+  auto eval = data.eval;
+  task.evaluate = [eval, options](models::CausalLMImpl& model) {
+    double total = 0;
+    int64_t count = 0;
+    for (const auto& indices : eval_batches(eval, options)) {
+      auto b = data::make_step1_batch(eval, indices, options.max_seq_len, options.pad_token_id);
+      const auto device = device_of(model);
+      auto logits = model.forward(b.input_ids.to(device), b.attention_mask.to(device));
+      total += language_model_loss(logits, b.labels.to(device)).item<double>();
+      ++count;
+    }
+    if (count == 0) return MetricValues{};
+    const double loss = total / static_cast<double>(count);
+    return MetricValues{{"loss", loss}, {"perplexity", std::exp(loss)}};
+  };
+  return task;
+}
+
+PhaseTask make_reward_model_task(const data::PhaseData& data, const SupervisedTaskOptions& options) {
+  PhaseTask task = make_task(data, options, "step 2");
+  auto train = data.train;
+  auto batches = std::make_shared<EpochBatches>(train.size(), options);
+  task.loss = [train, batches, options](models::CausalLMImpl& model, int64_t epoch, int64_t batch) {
+    auto b = data::make_step2_batch(train, batches->get(epoch, batch), options.max_seq_len, options.pad_token_id);
+    const auto device = device_of(model);
+    auto ids = b.input_ids.to(device), mask = b.attention_mask.to(device);
+    auto out = reward_model_loss(token_values(model, ids, mask), ids, mask);
+    return BatchLoss{out.loss, b.attention_mask.sum().item<int64_t>()};
+  };
+  auto eval = data.eval;
+  task.evaluate = [eval, options](models::CausalLMImpl& model) {
+    double correct = 0, chosen = 0, rejected = 0, loss = 0;
+    int64_t pairs = 0, batches = 0;
+    for (const auto& indices : eval_batches(eval, options)) {
+      auto b = data::make_step2_batch(eval, indices, options.max_seq_len, options.pad_token_id);
+      const auto device = device_of(model);
+      auto ids = b.input_ids.to(device), mask = b.attention_mask.to(device);
+      auto out = reward_model_loss(token_values(model, ids, mask), ids, mask);
+      correct += (out.chosen_scores > out.rejected_scores).sum().item<double>();
+      chosen += out.chosen_scores.sum().item<double>();
+      rejected += out.rejected_scores.sum().item<double>();
+      loss += out.loss.item<double>();
+      pairs += b.pairs;
+      ++batches;
+    }
+    if (pairs == 0) return MetricValues{};
+    const double n = static_cast<double>(pairs);
+    return MetricValues{{"accuracy", correct / n},
+                        {"chosen_score", chosen / n},
+                        {"rejected_score", rejected / n},
+                        {"loss", loss / static_cast<double>(batches)}};
+  };
+  return task;
+}
+
+}  // namespace troupe::engine

@@ -1,0 +1,125 @@
+#include <troupe/engine/training_loop.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include <troupe/common/error.hpp>
+#include <troupe/engine/checkpoint.hpp>
+#include <troupe/engine/metrics_log.hpp>
+#include <troupe/engine/progress.hpp>
+#include <troupe/engine/tensorboard_writer.hpp>
+#include <troupe/models/pretrained.hpp>
+
+namespace troupe::engine {
+
+std::filesystem::path checkpoint_dir(const std::filesystem::path& output_dir) { return output_dir / "checkpoint"; }
+
+namespace {
+
+void record(const PhaseOptions& options, const std::string& kind, int64_t step, const MetricValues& values) {
+  if (options.metrics) options.metrics->log(options.phase + "/" + kind, step, values);
+  if (options.tensorboard)
+    for (const auto& [name, value] : values)
+      options.tensorboard->add_scalar(options.phase + "/" + kind + "/" + name, static_cast<float>(value), step);
+}
+
+std::string describe(const MetricValues& values) {
+  std::string text;
+  for (const auto& [name, value] : values) {
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "%s%s %.4g", text.empty() ? "" : ", ", name.c_str(), value);
+    text += buffer;
+  }
+  return text;
+}
+
+}  // namespace
+
+PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOptions& options) {
+  if (task.batches_per_epoch <= 0)
+    throw Error(options.phase + ": no training batches (is the training split empty? check --data_path and --data_split)");
+  const auto started = std::chrono::steady_clock::now();
+  PhaseResult result;
+  TrainingPosition position;
+  const auto checkpoint = checkpoint_dir(options.output_dir);
+  if (options.resume && has_training_checkpoint(checkpoint)) {
+    position = load_training_checkpoint(engine, checkpoint);
+    std::clog << options.phase << ": resumed from " << checkpoint.string() << " at step " << engine.global_step()
+              << " (epoch " << position.epoch << ", batch " << position.batch << ")\n";
+  } else if (options.resume) {
+    std::clog << options.phase << ": --resume given but " << checkpoint.string() << " holds no checkpoint; starting fresh\n";
+  }
+
+  auto evaluate = [&] {
+    MetricValues values;
+    engine.evaluate([&](models::CausalLMImpl& model) { values = task.evaluate(model); });
+    record(options, "eval", engine.global_step(), values);
+    std::clog << options.phase << ": eval at step " << engine.global_step() << ": " << describe(values) << "\n";
+    return values;
+  };
+  if (options.evaluate_first && task.evaluate && engine.global_step() == 0) result.initial_eval = evaluate();
+
+  const int64_t accumulation = engine.options().gradient_accumulation_steps;
+  const int64_t total_steps = options.epochs * task.batches_per_epoch / accumulation;
+  const int64_t step_limit = options.max_steps > 0 ? std::min(options.max_steps, total_steps) : total_steps;
+  ProgressReporter progress(options.phase, step_limit);
+  auto save = [&](const TrainingPosition& at) {
+    save_training_checkpoint(engine, options.tokenizer_dir, checkpoint, at, nlohmann::json::object());
+  };
+
+  double window_loss = 0;
+  int64_t window_tokens = 0, window_batches = 0;
+  bool stopped = false;
+  for (int64_t epoch = position.epoch; epoch < options.epochs && !stopped; ++epoch) {
+    for (int64_t batch = epoch == position.epoch ? position.batch : 0; batch < task.batches_per_epoch; ++batch) {
+      int64_t tokens = 0;
+      auto step = engine.micro_step([&](models::CausalLMImpl& model) {
+        auto out = task.loss(model, epoch, batch);
+        tokens = out.tokens;
+        return out.loss;
+      });
+      window_loss += step.loss;
+      window_tokens += tokens;
+      ++window_batches;
+      result.tokens += tokens;
+      if (!step.optimizer_stepped) continue;
+
+      const int64_t global = engine.global_step();
+      const double loss = window_loss / static_cast<double>(window_batches);
+      record(options, "train", global,
+             {{"loss", loss}, {"lr", engine.learning_rate()}, {"grad_norm", step.grad_norm},
+              {"tokens", static_cast<double>(window_tokens)}});
+      progress.update(global, loss, window_tokens);
+      window_loss = 0;
+      window_tokens = 0;
+      window_batches = 0;
+      const TrainingPosition next = batch + 1 < task.batches_per_epoch ? TrainingPosition{epoch, batch + 1}
+                                                                      : TrainingPosition{epoch + 1, 0};
+      if (options.eval_interval > 0 && global % options.eval_interval == 0 && global < step_limit) evaluate();
+      if (options.save_interval > 0 && global % options.save_interval == 0) save(next);
+      if (global >= step_limit) {
+        stopped = global < total_steps;
+        if (stopped) save(next);
+        break;
+      }
+    }
+  }
+  progress.finish();
+  result.finished = !stopped;
+  if (task.evaluate) result.final_eval = evaluate();
+  if (result.finished) {
+    save(TrainingPosition{options.epochs, 0});
+    // The Hugging Face files go straight into output_dir, as DeepSpeed-Chat saves, so the
+    // next step's --model_name_or_path is the output_dir; each file is written atomically.
+    models::save_pretrained(*engine.model(), options.output_dir);
+    copy_tokenizer_files(options.tokenizer_dir, options.output_dir);
+  }
+  result.optimizer_steps = engine.global_step();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
+}  // namespace troupe::engine

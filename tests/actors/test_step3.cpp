@@ -1,0 +1,184 @@
+/// Step 3 end to end on the actor runtime with tiny models: PPO with a reward model,
+/// EMA and mixture training; GRPO with a reward function; what is saved and logged.
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include <troupe/actors/experience_batch.hpp>
+#include <troupe/actors/step3_trainer.hpp>
+#include <troupe/common/error.hpp>
+#include <troupe/data/demo_corpus.hpp>
+#include <troupe/data/demo_gold.hpp>
+#include <troupe/engine/checkpoint.hpp>
+#include <troupe/engine/metrics_log.hpp>
+#include <troupe/engine/model_presets.hpp>
+#include <troupe/models/bpe_trainer.hpp>
+#include <troupe/models/bpe_tokenizer.hpp>
+#include <troupe/models/pretrained.hpp>
+#include <troupe/rl/reward_function.hpp>
+
+using namespace troupe;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  auto dir = fs::path(TROUPE_TEST_TMP_DIR) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+/// A small demo corpus, a tokenizer for it, a random actor and a critic/reward model
+/// with a value head, as directories step 3 loads.
+struct Step3World {
+  fs::path root = fresh_dir("step3_world");
+  fs::path data = root / "data", tokenizer = root / "tokenizer", actor = root / "actor", critic = root / "critic";
+
+  Step3World() {
+    data::DemoOptions demo;
+    demo.train_pairs = 200;
+    demo.eval_pairs = 40;
+    demo.prompts = 10;
+    demo.unsupervised_docs = 50;
+    auto corpus = data::generate_demo_corpus(demo);
+    data::write_demo_corpus(corpus, data);
+    std::vector<std::string> texts;
+    for (const auto& p : corpus.train) texts.insert(texts.end(), {p.prompt, p.chosen, p.rejected});
+    models::BpeTrainerOptions options;
+    options.vocab_size = 320;
+    options.special_tokens = {"<s>", "</s>", "<pad>", "<unk>"};
+    options.bos_token = "<s>";
+    options.eos_token = "</s>";
+    options.pad_token = "<pad>";
+    options.unk_token = "<unk>";
+    auto tok = models::train_bpe_tokenizer(texts, options);
+    tok->save(tokenizer);
+    torch::manual_seed(3);
+    auto actor_model = engine::make_preset_model("llama-tiny", *tok);
+    engine::save_model_dir(*actor_model, tokenizer, actor);
+    auto critic_model = engine::make_preset_model("llama-tiny", *tok);
+    critic_model->add_value_head();
+    engine::save_model_dir(*critic_model, tokenizer, critic);
+  }
+
+  actors::Step3Config config(const std::string& out) const {
+    actors::Step3Config c;
+    c.actor_model = actor;
+    c.critic_model = critic;
+    c.data.data_path = {data::parse_dataset_spec("Dahoas/rm-static=" + data.string())};
+    c.data.tokenizer_dir = tokenizer;
+    c.data.cache_dir = root / "cache";
+    c.data.lengths.max_prompt_seq_len = 32;
+    c.generation.max_new_tokens = 6;
+    c.generation.do_sample = true;
+    c.generation_batch_size = 4;
+    c.training_batch_size = 2;
+    c.max_steps = 2;
+    c.eval_prompts = 4;
+    c.actor_train.optimizer.learning_rate = 1e-3;
+    c.critic_train.optimizer.learning_rate = 1e-3;
+    c.output_dir = root / out;
+    return c;
+  }
+};
+
+std::vector<nlohmann::json> rows_of(const std::vector<nlohmann::json>& rows, const std::string& phase) {
+  std::vector<nlohmann::json> out;
+  for (const auto& row : rows)
+    if (row.at("phase") == phase) out.push_back(row);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("step 3: PPO cycles on the actor runtime with EMA and mixture training", "[actors][step3]") {
+  Step3World world;
+  auto config = world.config("ppo");
+  config.enable_ema = true;
+  config.unsupervised_data = world.data / "unsupervised.jsonl";
+  config.unsup_coef = 0.5;
+  fs::create_directories(config.output_dir);
+  engine::MetricsLog metrics(config.output_dir / "metrics.jsonl", false);
+  config.metrics = &metrics;
+  auto result = actors::run_step3(config);
+
+  CHECK(result.cycles == 2);
+  CHECK(result.before.prompts == 4);
+  CHECK(result.after.prompts == 4);
+  CHECK(std::isfinite(result.after.reward_score));
+  CHECK(std::isfinite(result.after.kl_per_answer));
+  // The actor moved, so the KL to the reference is no longer exactly zero; before any
+  // update the policy is the reference.
+  CHECK(result.before.kl_per_answer == Approx(0.0).margin(1e-4));
+  for (const char* name : {"reward_score", "kl", "actor_loss", "critic_loss", "unsup_loss", "advantage", "return"}) {
+    INFO(name);
+    REQUIRE(result.last_metrics.count(name) == 1);
+    CHECK(std::isfinite(result.last_metrics.at(name)));
+  }
+  CHECK(fs::exists(config.output_dir / "actor" / "config.json"));
+  CHECK(fs::exists(config.output_dir / "actor" / "tokenizer.json"));
+  CHECK(fs::exists(config.output_dir / "actor_ema" / "model.safetensors"));
+  CHECK(fs::exists(config.output_dir / "critic" / "model.safetensors"));
+
+  SECTION("the saved actor differs from the initial one, and the EMA lies between") {
+    auto initial = models::load_pretrained(world.actor);
+    auto trained = models::load_pretrained(config.output_dir / "actor");
+    auto ema = models::load_pretrained(config.output_dir / "actor_ema");
+    auto w0 = initial->named_parameters()[1].value(), w1 = trained->named_parameters()[1].value(),
+         we = ema->named_parameters()[1].value();
+    CHECK_FALSE(torch::equal(w0, w1));
+    // Two EMA updates with beta 0.992 move the average less than 2% of the way.
+    CHECK((we - w0).abs().max().item<double>() < (w1 - w0).abs().max().item<double>());
+  }
+  SECTION("every cycle and both evaluations are in metrics.jsonl") {
+    auto rows = engine::read_metrics_log(config.output_dir / "metrics.jsonl");
+    CHECK(rows_of(rows, "step3/train").size() == 2);
+    CHECK(rows_of(rows, "step3/eval").size() == 2);
+  }
+}
+
+TEST_CASE("step 3: GRPO with a C++ reward function needs no critic", "[actors][step3]") {
+  Step3World world;
+  auto& registry = rl::RewardFunctionRegistry::global();
+  if (!registry.contains("test_demo_gold")) registry.register_reward_function("test_demo_gold", data::gold_score);
+  auto config = world.config("grpo");
+  config.algorithm = "grpo";
+  config.critic_model.clear();
+  config.reward_function = "test_demo_gold";
+  config.eval_function = "test_demo_gold";
+  auto result = actors::run_step3(config);
+  CHECK(result.cycles == 2);
+  CHECK(std::isfinite(result.after.gold_score));
+  CHECK(result.after.gold_score == Approx(result.after.reward_score));
+  CHECK(result.last_metrics.count("critic_loss") == 0);
+  CHECK(fs::exists(config.output_dir / "actor" / "model.safetensors"));
+  CHECK_FALSE(fs::exists(config.output_dir / "critic"));
+}
+
+TEST_CASE("step 3: bad settings are refused with the flag named", "[actors][step3]") {
+  Step3World world;
+  auto config = world.config("bad");
+  config.algorithm = "ppo2";
+  CHECK_THROWS_WITH(actors::run_step3(config), Catch::Contains("ppo2") && Catch::Contains("grpo"));
+  config = world.config("bad");
+  config.reward_function = "no_such_reward";
+  CHECK_THROWS_WITH(actors::run_step3(config), Catch::Contains("no_such_reward"));
+}
+
+TEST_CASE("step 3: an experience crosses actors as one batch and comes back whole", "[actors][step3]") {
+  auto exp = rl::Experience::from_generation(torch::ones({2, 3}, torch::kLong), torch::ones({2, 5}, torch::kLong),
+                                             torch::ones({2, 5}, torch::kLong));
+  exp.logprobs = torch::randn({2, 4});
+  exp.advantages = torch::randn({2, 2});
+  exp.set_extra("baseline", rl::Layout::Sample, torch::randn({2}));
+  auto back = actors::experience_from_batch(actors::to_tensor_batch(exp));
+  CHECK(torch::equal(back.logprobs, exp.logprobs));
+  CHECK(torch::equal(back.advantages, exp.advantages));
+  CHECK(torch::equal(back.extra("baseline"), exp.extra("baseline")));
+  CHECK_FALSE(back.values.defined());
+  CHECK_THROWS_WITH(actors::experience_from_batch({{"bogus", torch::zeros({2})}}), Catch::Contains("bogus"));
+}

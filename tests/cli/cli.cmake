@@ -1,0 +1,29 @@
+# The troupe CLI's train command: help, flag errors that name the flag, config files,
+# and steps 1-3 end to end on a small demo corpus (run_steps.sh).
+set(troupe_cli $<TARGET_FILE:troupe_cli>)
+set(cli_dir ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli)
+file(MAKE_DIRECTORY ${cli_dir})
+file(WRITE ${cli_dir}/bad.cfg "# a config with a typo\nlearning_rat = 1e-3\n")
+file(WRITE ${cli_dir}/good.json "{\"step\": 1, \"ppo_epochs\": 2}\n")
+
+function(troupe_cli_test name expect)
+  add_test(NAME "cli: ${name}" COMMAND ${troupe_cli} ${ARGN})
+  set_tests_properties("cli: ${name}" PROPERTIES PASS_REGULAR_EXPRESSION "${expect}" TIMEOUT 60)
+endfunction()
+
+troupe_cli_test("train --help lists DeepSpeed-Chat's flags"
+  "--per_device_train_batch_size.*--actor_model_name_or_path" train --help)
+troupe_cli_test("an unknown train flag is named" "learning_rat" train --step 1 --learning_rat 1e-3)
+troupe_cli_test("a step-3 flag with --step 1 is refused by name" "--ppo_epochs does not apply to --step 1"
+  train --step 1 --ppo_epochs 2 --model_name_or_path x --data_path Dahoas/rm-static=x --output_dir x)
+troupe_cli_test("a malformed number is named" "--learning_rate" train --step 1 --learning_rate fast)
+troupe_cli_test("a config file's unknown key names the file and line" "bad.cfg:2: --learning_rat"
+  train --config ${cli_dir}/bad.cfg)
+troupe_cli_test("flags from a JSON config file are checked like the command line's"
+  "--ppo_epochs does not apply to --step 1" train --config ${cli_dir}/good.json)
+troupe_cli_test("a missing model is named" "--model_name_or_path is required"
+  train --step 1 --data_path Dahoas/rm-static=x --output_dir ${cli_dir}/none)
+
+add_test(NAME "cli: steps 1, 2 and 3 from the command line on a small demo corpus"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_steps.sh ${troupe_cli} ${cli_dir}/steps)
+set_tests_properties("cli: steps 1, 2 and 3 from the command line on a small demo corpus" PROPERTIES TIMEOUT 900)

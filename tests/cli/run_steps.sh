@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Steps 1, 2 and 3 through `troupe train` on a small demo corpus, then a resumed step 1
+# and chat with the result. Usage: run_steps.sh TROUPE_BINARY WORK_DIR
+set -euo pipefail
+troupe=$1
+work=$2
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+"$troupe" data demo --out data --train_pairs 300 --eval_pairs 40 --prompts 10 --unsupervised_docs 40
+"$troupe" tokenizer train --input data/train.jsonl --vocab_size 320 --out tok
+common=(--data_path Dahoas/rm-static=data --data_split 2,4,4 --max_seq_len 64 --tokenizer tok --seed 7)
+
+"$troupe" train --step 1 --model_name_or_path preset:llama-tiny "${common[@]}" \
+  --per_device_train_batch_size 8 --learning_rate 1e-3 --max_steps 4 --output_dir step1_part
+"$troupe" train --step 1 --model_name_or_path preset:llama-tiny "${common[@]}" \
+  --per_device_train_batch_size 8 --learning_rate 1e-3 --output_dir step1_part --resume
+test -f step1_part/config.json
+test -f step1_part/tokenizer.json
+test -s step1_part/metrics.jsonl
+ls step1_part/tensorboard/events.out.tfevents.* > /dev/null
+
+"$troupe" train --step 2 --model_name_or_path step1_part "${common[@]}" \
+  --per_device_train_batch_size 8 --learning_rate 5e-4 --output_dir step2
+grep -q '"phase":"step2/eval"' step2/metrics.jsonl
+
+"$troupe" train --step 3 --actor_model_name_or_path step1_part --critic_model_name_or_path step2 \
+  --data_path Dahoas/rm-static=data --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 6 \
+  --per_device_generation_batch_size 4 --per_device_training_batch_size 2 --max_steps 2 --enable_ema \
+  --actor_learning_rate 1e-4 --critic_learning_rate 1e-4 --kl_ctl 0.05 --eval_prompts 4 \
+  --eval_function demo_gold --output_dir step3
+test -f step3/actor/config.json
+test -f step3/actor_ema/config.json
+test -f step3/critic/config.json
+
+printf 'What is 2 plus 3?\nquit\n' | "$troupe" chat --model step3/actor --max_new_tokens 8 > chat.txt
+test -s chat.txt
+echo "cli steps: ok"

@@ -1,0 +1,211 @@
+/// Steps 1-2 training: losses against transformers / the PyTorch reference of
+/// REFERENCE.md, schedules against transformers.get_scheduler, parameter groups, and a
+/// resumed run that equals an uninterrupted one bit for bit.
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include <troupe/common/error.hpp>
+#include <troupe/common/files.hpp>
+#include <troupe/engine/checkpoint.hpp>
+#include <troupe/engine/losses.hpp>
+#include <troupe/engine/metrics_log.hpp>
+#include <troupe/engine/lr_schedule.hpp>
+#include <troupe/engine/optimizer.hpp>
+#include <troupe/engine/train_engine.hpp>
+#include <troupe/engine/training_loop.hpp>
+#include <troupe/models/lora.hpp>
+#include <troupe/models/pretrained.hpp>
+
+#include "../models/model_fixtures.hpp"
+#include "../rl/rl_fixtures.hpp"
+
+using namespace troupe;
+
+namespace {
+
+nlohmann::json engine_fixture(const std::string& name) {
+  return nlohmann::json::parse(read_file(std::filesystem::path(TROUPE_FIXTURES_DIR) / "engine" / name));
+}
+
+}  // namespace
+
+TEST_CASE("engine: the step-1 loss equals transformers' causal-LM loss", "[engine][training]") {
+  const auto fixture = engine_fixture("sft_loss.json");
+  for (const std::string family : {"opt", "gpt2", "llama"}) {
+    INFO(family);
+    const auto& c = fixture.at(family);
+    auto model = models::load_pretrained(test::fixture_dir(family));
+    model->eval();
+    torch::NoGradGuard no_grad;
+    auto logits = model->forward(test::fixture_tensor(c.at("input_ids")), test::fixture_tensor(c.at("attention_mask")));
+    auto loss = engine::language_model_loss(logits, test::fixture_tensor(c.at("labels")));
+    CHECK(loss.item<double>() == Approx(c.at("loss").get<double>()).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("engine: the reward-model loss and scores equal the PyTorch reference", "[engine][training]") {
+  const auto c = engine_fixture("rm_loss.json");
+  auto out = engine::reward_model_loss(test::fixture_tensor(c.at("values")), test::fixture_tensor(c.at("input_ids")),
+                                       test::fixture_tensor(c.at("attention_mask")));
+  CHECK(out.loss.item<double>() == Approx(c.at("loss").get<double>()).epsilon(1e-6));
+  CHECK_CLOSE(out.chosen_scores, test::fixture_tensor(c.at("chosen_scores")), 1e-7);
+  CHECK_CLOSE(out.rejected_scores, test::fixture_tensor(c.at("rejected_scores")), 1e-7);
+
+  SECTION("the loss is differentiable in the values") {
+    auto values = test::fixture_tensor(c.at("values")).requires_grad_();
+    engine::reward_model_loss(values, test::fixture_tensor(c.at("input_ids")), test::fixture_tensor(c.at("attention_mask")))
+        .loss.backward();
+    CHECK(values.grad().abs().sum().item<double>() > 0);
+  }
+  SECTION("a batch that is not (2B, T) is refused") {
+    CHECK_THROWS_AS(engine::reward_model_loss(torch::zeros({3, 4}), torch::zeros({3, 4}, torch::kLong),
+                                              torch::ones({3, 4}, torch::kLong)),
+                    Error);
+  }
+}
+
+TEST_CASE("engine: learning-rate schedules equal transformers.get_scheduler", "[engine][training]") {
+  const auto fixture = engine_fixture("schedules.json");
+  for (const auto& [name, c] : fixture.items()) {
+    INFO(name);
+    engine::ScheduleOptions options{engine::parse_schedule_type(name), c.at("warmup").get<int64_t>(),
+                                    c.at("total").get<int64_t>()};
+    const auto expected = c.at("multipliers").get<std::vector<double>>();
+    for (size_t step = 0; step < expected.size(); ++step)
+      CHECK(engine::lr_multiplier(options, static_cast<int64_t>(step)) == Approx(expected[step]).margin(1e-12));
+  }
+  CHECK_THROWS_WITH(engine::parse_schedule_type("cosin"), Catch::Contains("--lr_scheduler_type") && Catch::Contains("cosine"));
+}
+
+TEST_CASE("engine: AdamW groups leave biases and norms undecayed and give LoRA its own rate", "[engine][training]") {
+  auto model = models::make_causal_lm(test::tiny_config("llama"));
+  models::LoraOptions lora;
+  lora.rank = 2;
+  models::apply_lora(*model, lora);
+  engine::OptimizerOptions options;
+  options.learning_rate = 1e-3;
+  options.weight_decay = 0.1;
+  options.lora_learning_rate = 5e-4;
+  auto adamw = engine::make_adamw(*model, options);
+  REQUIRE(adamw->param_groups().size() == 3);
+  const auto& decay = static_cast<const torch::optim::AdamWOptions&>(adamw->param_groups()[0].options());
+  const auto& no_decay = static_cast<const torch::optim::AdamWOptions&>(adamw->param_groups()[1].options());
+  const auto& lora_group = static_cast<const torch::optim::AdamWOptions&>(adamw->param_groups()[2].options());
+  CHECK(decay.weight_decay() == 0.1);
+  CHECK(no_decay.weight_decay() == 0.0);
+  CHECK(lora_group.lr() == 5e-4);
+  CHECK(std::get<1>(decay.betas()) == 0.95);
+  for (const auto& p : adamw->param_groups()[1].params()) CHECK(p.dim() == 1);
+  CHECK(engine::param_group_of("model.norm.weight", torch::ones({4})) == engine::ParamGroup::NoDecay);
+  CHECK(engine::param_group_of("model.layers.0.self_attn.q_proj.lora_A", torch::ones({2, 4})) == engine::ParamGroup::Lora);
+
+  SECTION("only the adapters are trained with only_optimize_lora") {
+    models::only_optimize_lora(*model);
+    auto lora_only = engine::make_adamw(*model, options);
+    REQUIRE(lora_only->param_groups().size() == 1);
+    CHECK(static_cast<const torch::optim::AdamWOptions&>(lora_only->param_groups()[0].options()).lr() == 5e-4);
+  }
+}
+
+namespace {
+
+/// A phase over fixed random token batches of the tiny model, with dropout on so the
+/// RNG state matters for resuming.
+engine::PhaseTask random_lm_task(int64_t batches) {
+  engine::PhaseTask task;
+  task.batches_per_epoch = batches;
+  task.loss = [](models::CausalLMImpl& model, int64_t epoch, int64_t batch) {
+    auto g = at::make_generator<at::CPUGeneratorImpl>(1000 * epoch + batch);
+    auto ids = torch::randint(3, 50, {4, 12}, g, torch::kLong);
+    auto logits = model.forward(ids, torch::ones_like(ids));
+    return engine::BatchLoss{engine::language_model_loss(logits, ids), ids.numel()};
+  };
+  task.evaluate = [](models::CausalLMImpl& model) {
+    auto g = at::make_generator<at::CPUGeneratorImpl>(99);
+    auto ids = torch::randint(3, 50, {4, 12}, g, torch::kLong);
+    return engine::MetricValues{{"loss", engine::language_model_loss(model.forward(ids, torch::ones_like(ids)), ids).item<double>()}};
+  };
+  return task;
+}
+
+engine::TrainOptions small_train_options() {
+  engine::TrainOptions options;
+  options.optimizer.learning_rate = 1e-2;
+  options.optimizer.weight_decay = 0.01;
+  options.schedule = {engine::ScheduleType::Cosine, 2, 9};
+  options.gradient_accumulation_steps = 2;
+  return options;
+}
+
+std::vector<double> losses_of(const std::filesystem::path& metrics) {
+  std::vector<double> losses;
+  std::istringstream in(read_file(metrics));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto row = nlohmann::json::parse(line);
+    if (row.at("phase") == "step1/train") losses.push_back(row.at("loss").get<double>());
+  }
+  return losses;
+}
+
+}  // namespace
+
+TEST_CASE("engine: a run stopped and resumed equals the uninterrupted run bit for bit", "[engine][training]") {
+  auto config = test::tiny_config("llama");
+  config.dropout = 0.1f;
+  auto run = [&](const std::filesystem::path& dir, std::vector<int64_t> stops) {
+    torch::manual_seed(5);
+    auto model = models::make_causal_lm(config);
+    std::unique_ptr<engine::MetricsLog> log;
+    for (size_t part = 0; part < stops.size(); ++part) {
+      // Every part starts in a fresh "process": new model object and engine.
+      torch::manual_seed(5);
+      model = models::make_causal_lm(config);
+      engine::TrainEngine trainer(model, small_train_options());
+      engine::MetricsLog metrics(dir / "metrics.jsonl", part > 0);
+      engine::PhaseOptions options;
+      options.epochs = 2;
+      options.max_steps = stops[part];
+      options.output_dir = dir;
+      options.resume = part > 0;
+      options.metrics = &metrics;
+      engine::run_phase(trainer, random_lm_task(9), options);
+    }
+    return model;
+  };
+  const auto straight_dir = test::scratch_dir("resume_straight");
+  const auto resumed_dir = test::scratch_dir("resume_parts");
+  auto straight = run(straight_dir, {0});
+  auto resumed = run(resumed_dir, {3, 0});
+  const auto a = losses_of(straight_dir / "metrics.jsonl");
+  const auto b = losses_of(resumed_dir / "metrics.jsonl");
+  REQUIRE(a.size() == 9);  // 2 epochs x 9 batches / 2 accumulation
+  CHECK(a == b);
+  auto pa = straight->named_parameters(), pb = resumed->named_parameters();
+  for (size_t i = 0; i < pa.size(); ++i) {
+    INFO(pa[i].key());
+    CHECK(torch::equal(pa[i].value(), pb[i].value()));
+  }
+  SECTION("the final save is a Hugging Face directory beside the checkpoint") {
+    CHECK(std::filesystem::exists(straight_dir / "config.json"));
+    CHECK(std::filesystem::exists(straight_dir / "model.safetensors"));
+    CHECK(engine::has_training_checkpoint(straight_dir / "checkpoint"));
+    auto reloaded = models::load_pretrained(straight_dir);
+    CHECK(torch::equal(reloaded->named_parameters()[0].value(), pa[0].value()));
+  }
+}
+
+TEST_CASE("engine: a non-finite loss stops training before the update", "[engine][training]") {
+  auto model = models::make_causal_lm(test::tiny_config("gpt2"));
+  engine::TrainEngine trainer(model, small_train_options());
+  auto before = model->parameters()[0].clone();
+  CHECK_THROWS_WITH(trainer.micro_step([](models::CausalLMImpl& m) {
+    return m.parameters()[0].sum() * std::numeric_limits<double>::quiet_NaN();
+  }), Catch::Contains("training loss is nan") && Catch::Contains("step 0"));
+  CHECK(torch::equal(before, model->parameters()[0]));
+  CHECK_THROWS_WITH(engine::parse_compute_dtype("fp16"), Catch::Contains("loss scaling"));
+}
