@@ -68,8 +68,9 @@ std::pair<std::vector<std::string>, std::vector<std::string>> decode_rollouts(co
   std::vector<std::string> prompts, answers;
   for (int64_t b = 0; b < seq.size(0); ++b) {
     std::vector<int64_t> prompt, answer;
-    auto row = seq[b].accessor<int64_t, 1>();
-    auto real = mask[b].accessor<int64_t, 1>();
+    auto row_tensor = seq[b], mask_tensor = mask[b];
+    auto row = row_tensor.accessor<int64_t, 1>();
+    auto real = mask_tensor.accessor<int64_t, 1>();
     for (int64_t t = 0; t < seq.size(1); ++t)
       if (real[t]) (t < prompt_length ? prompt : answer).push_back(row[t]);
     prompts.push_back(tokenizer.decode(prompt, true));

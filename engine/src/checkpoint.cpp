@@ -125,7 +125,8 @@ TrainingPosition load_training_checkpoint(TrainEngine& engine, const fs::path& d
     archive.load_from((state_dir / "rng.pt").string());
     torch::Tensor rng;
     archive.read("cpu", rng);
-    at::detail::getDefaultCPUGenerator().set_state(rng);
+    auto generator = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+    generator.set_state(rng);
   }
   try {
     engine.set_progress(state.at("global_step").get<int64_t>(), state.at("micro_steps").get<int64_t>());

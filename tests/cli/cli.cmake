@@ -25,5 +25,6 @@ troupe_cli_test("a missing model is named" "--model_name_or_path is required"
   train --step 1 --data_path Dahoas/rm-static=x --output_dir ${cli_dir}/none)
 
 add_test(NAME "cli: steps 1, 2 and 3 from the command line on a small demo corpus"
-  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_steps.sh ${troupe_cli} ${cli_dir}/steps)
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_steps.sh ${troupe_cli} ${cli_dir}/steps
+          $<TARGET_FILE:troupe_example_custom_algorithm>)
 set_tests_properties("cli: steps 1, 2 and 3 from the command line on a small demo corpus" PROPERTIES TIMEOUT 900)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Steps 1, 2 and 3 through `troupe train` on a small demo corpus, then a resumed step 1
-# and chat with the result. Usage: run_steps.sh TROUPE_BINARY WORK_DIR
+# and chat with the result. Usage: run_steps.sh TROUPE_BINARY WORK_DIR EXAMPLE_BINARY
 set -euo pipefail
 troupe=$1
 work=$2
+example=$3
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
@@ -32,6 +33,10 @@ grep -q '"phase":"step2/eval"' step2/metrics.jsonl
 test -f step3/actor/config.json
 test -f step3/actor_ema/config.json
 test -f step3/critic/config.json
+
+# An app with its own RL algorithm (RLOO) and reward function, on the step-1 model.
+"$example" --actor step1_part --data data --out example --cycles 1
+test -f example/actor/config.json
 
 printf 'What is 2 plus 3?\nquit\n' | "$troupe" chat --model step3/actor --max_new_tokens 8 > chat.txt
 test -s chat.txt
