@@ -49,6 +49,18 @@ std::vector<std::pair<std::string, Linear>> CausalLMImpl::linear_layers() {
   return out;
 }
 
+torch::Tensor CausalLMImpl::run_layer(torch::nn::Module& layer, const torch::Tensor& h, const AttentionContext& context,
+                                      const LayerFn& fn) {
+  if (!gradient_checkpointing_ || !is_training() || context.cache || !torch::GradMode::is_enabled()) return fn(h);
+  const auto parameters = layer.parameters();
+  return run_checkpointed(fn, h, parameters);
+}
+
+void set_dropout(CausalLMImpl& model, double p) {
+  if (!(p >= 0.0 && p <= 1.0)) throw Error("set_dropout: probability must be in [0, 1], got " + std::to_string(p));
+  model.config_.dropout = static_cast<float>(p);
+}
+
 torch::Tensor CausalLMImpl::full_attention_mask(const DecoderInputs& in) {
   if (in.attention_mask.defined()) return in.attention_mask;
   const int64_t past = in.cache ? in.cache->length() : 0;

@@ -23,7 +23,7 @@ struct Gpt2AttentionImpl : torch::nn::Module {
     if (ctx.cache) std::tie(k, v) = ctx.cache->append(ctx.layer, k, v);
     return c_proj->forward(attend(q, k, v, ctx, config.dropout, is_training()));
   }
-  Config config;
+  const Config& config;  // the model's: set_dropout reaches every layer
   Linear c_attn{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(Gpt2Attention);
@@ -34,7 +34,7 @@ struct Gpt2MlpImpl : torch::nn::Module {
     c_proj = register_module("c_proj", conv1d(c.intermediate_size, c.hidden_size));
   }
   torch::Tensor forward(const torch::Tensor& x) { return c_proj->forward(activation(config.activation, c_fc->forward(x))); }
-  Config config;
+  const Config& config;
   Linear c_fc{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(Gpt2Mlp);
@@ -50,7 +50,7 @@ struct Gpt2BlockImpl : torch::nn::Module {
     h = h + torch::dropout(attn->forward(ln_1->forward(h), ctx), config.dropout, is_training());
     return h + torch::dropout(mlp->forward(ln_2->forward(h)), config.dropout, is_training());
   }
-  Config config;
+  const Config& config;
   torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
   Gpt2Attention attn{nullptr};
   Gpt2Mlp mlp{nullptr};
@@ -87,7 +87,8 @@ class Gpt2LMHeadModel : public CausalLMImpl {
     auto ctx = make_attention_context(in, mask, h.scalar_type());
     for (size_t i = 0; i < m.h->size(); ++i) {
       ctx.layer = static_cast<int64_t>(i);
-      h = m.h->ptr<Gpt2BlockImpl>(i)->forward(h, ctx);
+      auto block = m.h->ptr<Gpt2BlockImpl>(i);
+      h = run_layer(*block, h, ctx, [block, ctx](const torch::Tensor& x) { return block->forward(x, ctx); });
     }
     if (in.cache) in.cache->advance(in.input_ids.size(1));
     return m.ln_f->forward(h);

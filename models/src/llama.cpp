@@ -55,7 +55,7 @@ struct LlamaAttentionImpl : torch::nn::Module {
     if (ctx.cache) std::tie(k, v) = ctx.cache->append(ctx.layer, k, v);
     return o_proj->forward(attend(q, k, v, ctx, config.dropout, is_training()));
   }
-  Config config;
+  const Config& config;  // the model's: set_dropout reaches every layer
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 };
 TORCH_MODULE(LlamaAttention);
@@ -70,7 +70,7 @@ struct LlamaMlpImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x) {
     return down_proj->forward(activation(config.activation, gate_proj->forward(x)) * up_proj->forward(x));
   }
-  Config config;
+  const Config& config;
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(LlamaMlp);
@@ -122,7 +122,9 @@ class LlamaForCausalLM : public CausalLMImpl {
     auto ctx = make_attention_context(in, mask, h.scalar_type());
     for (size_t i = 0; i < m.layers->size(); ++i) {
       ctx.layer = static_cast<int64_t>(i);
-      h = m.layers->ptr<LlamaLayerImpl>(i)->forward(h, rope, ctx);
+      auto layer = m.layers->ptr<LlamaLayerImpl>(i);
+      h = run_layer(*layer, h, ctx,
+                    [layer, rope, ctx](const torch::Tensor& x) { return layer->forward(x, rope, ctx); });
     }
     if (in.cache) in.cache->advance(in.input_ids.size(1));
     return m.norm->forward(h);

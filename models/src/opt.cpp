@@ -29,7 +29,7 @@ struct OptAttentionImpl : torch::nn::Module {
     if (ctx.cache) std::tie(k, v) = ctx.cache->append(ctx.layer, k, v);
     return out_proj->forward(attend(q, k, v, ctx, config.dropout, is_training()));
   }
-  Config config;
+  const Config& config;  // the model's: set_dropout reaches every layer
   Linear k_proj{nullptr}, v_proj{nullptr}, q_proj{nullptr}, out_proj{nullptr};
 };
 TORCH_MODULE(OptAttention);
@@ -55,7 +55,7 @@ struct OptLayerImpl : torch::nn::Module {
     return h;
   }
   torch::Tensor dropout(const torch::Tensor& x) { return torch::dropout(x, config.dropout, is_training()); }
-  Config config;
+  const Config& config;
   OptAttention self_attn{nullptr};
   torch::nn::LayerNorm self_attn_layer_norm{nullptr}, final_layer_norm{nullptr};
   Linear fc1{nullptr}, fc2{nullptr};
@@ -80,7 +80,7 @@ struct OptDecoderImpl : torch::nn::Module {
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < c.num_layers; ++i) layers->push_back(OptLayer(c));
   }
-  Config config;
+  const Config& config;
   torch::nn::Embedding embed_tokens{nullptr}, embed_positions{nullptr};
   Linear project_out{nullptr}, project_in{nullptr};
   torch::nn::LayerNorm final_layer_norm{nullptr};
@@ -113,7 +113,8 @@ class OptForCausalLM : public CausalLMImpl {
     auto ctx = make_attention_context(in, mask, h.scalar_type());
     for (size_t i = 0; i < d.layers->size(); ++i) {
       ctx.layer = static_cast<int64_t>(i);
-      h = d.layers->ptr<OptLayerImpl>(i)->forward(h, ctx);
+      auto layer = d.layers->ptr<OptLayerImpl>(i);
+      h = run_layer(*layer, h, ctx, [layer, ctx](const torch::Tensor& x) { return layer->forward(x, ctx); });
     }
     if (in.cache) in.cache->advance(in.input_ids.size(1));
     if (!d.final_layer_norm.is_empty()) h = d.final_layer_norm->forward(h);

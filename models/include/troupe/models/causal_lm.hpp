@@ -9,6 +9,7 @@
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
+#include <troupe/models/checkpointing.hpp>
 #include <troupe/models/config.hpp>
 #include <troupe/models/kv_cache.hpp>
 #include <troupe/models/linear.hpp>
@@ -37,6 +38,11 @@ class CausalLMImpl : public torch::nn::Module {
   explicit CausalLMImpl(Config config) : config_(std::move(config)) {}
 
   const Config& config() const { return config_; }
+
+  /// Recompute each decoder layer's activations in the backward instead of keeping them
+  /// (training passes only: grad mode on, training mode, no KV cache). Off by default.
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
+  bool gradient_checkpointing() const { return gradient_checkpointing_; }
 
   /// Final hidden states (B, T, E), what the LM head and the value head read
   /// (E = word_embed_proj_dim for OPT, hidden_size otherwise).
@@ -80,8 +86,26 @@ class CausalLMImpl : public torch::nn::Module {
   /// The mask (B, P + T) of a pass, all ones when the caller gave none.
   static torch::Tensor full_attention_mask(const DecoderInputs& inputs);
 
+  /// Runs decoder layer `layer` as `fn` on the hidden state h (B, T, C): checkpointed
+  /// when gradient checkpointing is on and the pass trains, directly otherwise. `fn`
+  /// captures by value what it reads besides h (see LayerFn).
+  torch::Tensor run_layer(torch::nn::Module& layer, const torch::Tensor& h, const AttentionContext& context,
+                          const LayerFn& fn);
+
+  /// Layers keep a reference to it, so set_dropout reaches every one.
   Config config_;
+
+ private:
+  bool gradient_checkpointing_ = false;
+
+  friend void set_dropout(CausalLMImpl& model, double p);
 };
+
+/// Sets the residual, attention and embedding dropout probability every layer uses in
+/// training mode (DeepSpeed-Chat's --dropout; until called, the config's value holds).
+/// Throws troupe::Error for p outside [0, 1].
+void set_dropout(CausalLMImpl& model, double p);
+
 /// Models are shared: actors, the hybrid engine and generation hold the same one.
 using CausalLM = std::shared_ptr<CausalLMImpl>;
 
