@@ -10,13 +10,6 @@
 namespace troupe::actors {
 namespace {
 
-const torch::Tensor& require(const TensorBatch& batch, const std::string& name, const std::string& where) {
-  auto found = batch.find(name);
-  if (found == batch.end() || !found->second.defined())
-    throw Error(where + ": the batch has no tensor \"" + name + "\"");
-  return found->second;
-}
-
 bool needs_value_head(const std::string& role) { return role == "critic" || role == "reward"; }
 
 }  // namespace
@@ -37,8 +30,8 @@ std::shared_ptr<ModelRole> ModelRole::load_from(const std::string& dir, const st
 
 TensorBatch ModelRole::generate(const TensorBatch& prompts) {
   const auto device = model_->parameters().front().device();
-  auto ids = require(prompts, "input_ids", "ModelRole::generate").to(device);  // (B, T0)
-  auto mask = require(prompts, "attention_mask", "ModelRole::generate").to(device);  // (B, T0)
+  auto ids = require_tensor(prompts, "input_ids", "ModelRole::generate").to(device);  // (B, T0)
+  auto mask = require_tensor(prompts, "attention_mask", "ModelRole::generate").to(device);  // (B, T0)
   auto out = models::generate(*model_, ids, mask, generation_);
   return {{"sequences", out.sequences},                                         // (B, T)
           {"attention_mask", out.attention_mask},                               // (B, T)
@@ -48,8 +41,8 @@ TensorBatch ModelRole::generate(const TensorBatch& prompts) {
 TensorBatch ModelRole::score(const TensorBatch& batch) {
   torch::NoGradGuard no_grad;
   const auto device = model_->parameters().front().device();
-  auto sequences = require(batch, "sequences", "ModelRole::score").to(device);  // (B, T)
-  auto mask = require(batch, "attention_mask", "ModelRole::score").to(device);  // (B, T)
+  auto sequences = require_tensor(batch, "sequences", "ModelRole::score").to(device);  // (B, T)
+  auto mask = require_tensor(batch, "attention_mask", "ModelRole::score").to(device);  // (B, T)
   if (role_ == "actor" || role_ == "policy" || role_ == "reference") {
     auto logits = model_->forward(sequences, mask);  // (B, T, V)
     auto logprobs = torch::log_softmax(logits.slice(1, 0, -1).to(torch::kFloat), -1)

@@ -15,17 +15,10 @@
 namespace troupe::actors {
 namespace {
 
-const torch::Tensor& require(const TensorBatch& batch, const std::string& name, const std::string& where) {
-  auto found = batch.find(name);
-  if (found == batch.end() || !found->second.defined())
-    throw Error(where + ": the batch has no tensor \"" + name + "\"");
-  return found->second;
-}
-
 torch::Device device_of(const models::CausalLMImpl& model) { return model.parameters().front().device(); }
 
 int64_t prompt_length_of(const TensorBatch& batch, const std::string& where) {
-  return require(batch, "prompt_length", where)[0].item<int64_t>();
+  return require_tensor(batch, "prompt_length", where)[0].item<int64_t>();
 }
 
 /// The training experience of a train request: its batches concatenated.
@@ -101,8 +94,8 @@ PolicyRole::PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::Tra
 
 TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
   const auto device = device_of(*hybrid_->model());
-  auto ids = require(prompts, "input_ids", "policy generate").to(device);
-  auto mask = require(prompts, "attention_mask", "policy generate").to(device);
+  auto ids = require_tensor(prompts, "input_ids", "policy generate").to(device);
+  auto mask = require_tensor(prompts, "attention_mask", "policy generate").to(device);
   const int64_t samples = algorithm_->samples_per_prompt();
   if (samples > 1) {
     ids = ids.repeat_interleave(samples, 0);
@@ -118,8 +111,8 @@ TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
 
 TensorBatch PolicyRole::score(const TensorBatch& batch) {
   const auto device = device_of(*hybrid_->model());
-  return {{"logprobs", hybrid_->score_logprobs(require(batch, "sequences", "policy score").to(device),
-                                               require(batch, "attention_mask", "policy score").to(device))}};
+  return {{"logprobs", hybrid_->score_logprobs(require_tensor(batch, "sequences", "policy score").to(device),
+                                               require_tensor(batch, "attention_mask", "policy score").to(device))}};
 }
 
 double PolicyRole::mixture_step(int64_t step) {
@@ -217,8 +210,8 @@ TensorBatch CriticRole::score(const TensorBatch& batch) {
   const auto device = device_of(model);
   torch::Tensor values;
   trainer_.evaluate([&](models::CausalLMImpl& m) {
-    values = engine::sequence_values(m, require(batch, "sequences", "critic score").to(device),
-                                     require(batch, "attention_mask", "critic score").to(device))
+    values = engine::sequence_values(m, require_tensor(batch, "sequences", "critic score").to(device),
+                                     require_tensor(batch, "attention_mask", "critic score").to(device))
                  .to(torch::kFloat32);
   });
   return {{"values", values}};
@@ -251,7 +244,7 @@ std::string CriticRole::describe() const {
 TensorBatch NoCriticRole::generate(const TensorBatch&) { throw Error("the critic does not generate"); }
 
 TensorBatch NoCriticRole::score(const TensorBatch& batch) {
-  const auto& sequences = require(batch, "sequences", "critic score");
+  const auto& sequences = require_tensor(batch, "sequences", "critic score");
   return {{"values", torch::zeros({sequences.size(0), sequences.size(1) - 1}, torch::kFloat32)}};
 }
 
@@ -267,8 +260,8 @@ TensorBatch ReferenceRole::generate(const TensorBatch&) { throw Error("the refer
 
 TensorBatch ReferenceRole::score(const TensorBatch& batch) {
   const auto device = device_of(*reference_->model());
-  return {{"ref_logprobs", reference_->logprobs(require(batch, "sequences", "reference score").to(device),
-                                                require(batch, "attention_mask", "reference score").to(device))}};
+  return {{"ref_logprobs", reference_->logprobs(require_tensor(batch, "sequences", "reference score").to(device),
+                                                require_tensor(batch, "attention_mask", "reference score").to(device))}};
 }
 
 Metrics ReferenceRole::train(const std::vector<TensorBatch>&, int64_t) { return {}; }
@@ -292,8 +285,8 @@ RewardRole::RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared
 TensorBatch RewardRole::generate(const TensorBatch&) { throw Error("the reward model does not generate"); }
 
 TensorBatch RewardRole::score(const TensorBatch& batch) {
-  const auto& sequences = require(batch, "sequences", "reward score");
-  const auto& mask = require(batch, "attention_mask", "reward score");
+  const auto& sequences = require_tensor(batch, "sequences", "reward score");
+  const auto& mask = require_tensor(batch, "attention_mask", "reward score");
   const int64_t prompt_length = prompt_length_of(batch, "reward score");
   if (function_) {
     auto [prompts, answers] = decode_rollouts(*tokenizer_, sequences, mask, prompt_length);

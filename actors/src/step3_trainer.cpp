@@ -36,7 +36,7 @@ double seconds_since(Clock::time_point start) {
 }
 
 models::CausalLM load_model(const std::filesystem::path& dir, bool value_head, const Step3Config& config,
-                            int64_t lora_dim, const char* role) {
+                            int64_t lora_dim, const char* role, bool gradient_checkpointing = false) {
   if (dir.empty()) throw Error(std::string("step 3: no ") + role + " model given");
   models::LoadOptions options;
   options.device = config.device;
@@ -49,6 +49,8 @@ models::CausalLM load_model(const std::filesystem::path& dir, bool value_head, c
     models::apply_lora(*model, lora);
     if (config.only_optimize_lora) models::only_optimize_lora(*model);
   }
+  model->set_gradient_checkpointing(gradient_checkpointing);
+  if (config.dropout) models::set_dropout(*model, *config.dropout);
   return model;
 }
 
@@ -59,14 +61,8 @@ int64_t planned_updates(int64_t cycles, int64_t rows, const Step3Config& config,
 }
 
 std::vector<std::vector<int64_t>> eval_prompt_batches(int64_t available, const Step3Config& config) {
-  const int64_t n = std::min(available, config.eval_prompts);
-  std::vector<std::vector<int64_t>> batches;
-  for (int64_t begin = 0; begin < n; begin += config.generation_batch_size) {
-    std::vector<int64_t> batch;
-    for (int64_t i = begin; i < std::min(n, begin + config.generation_batch_size); ++i) batch.push_back(i);
-    batches.push_back(std::move(batch));
-  }
-  return batches;
+  if (config.eval_prompts <= 0) return {};
+  return data::sequential_batches(available, config.generation_batch_size, config.eval_prompts);
 }
 
 void log_metrics(const Step3Config& config, const std::string& kind, int64_t step,
@@ -162,7 +158,8 @@ Step3Result run_step3(const Step3Config& config) {
   if (phase.train.size() == 0) throw Error("step 3: no training prompts (check --data_path, --data_split and --max_prompt_seq_len)");
 
   // --- models and roles ---------------------------------------------------------------
-  auto actor = load_model(config.actor_model, false, config, config.actor_lora_dim, "actor");
+  auto actor = load_model(config.actor_model, false, config, config.actor_lora_dim, "actor",
+                          config.actor_gradient_checkpointing);
   engine::HybridEngineOptions hybrid_options;
   hybrid_options.release_inference_cache = config.release_inference_cache;
   hybrid_options.log_switches = false;
@@ -213,7 +210,8 @@ Step3Result run_step3(const Step3Config& config) {
   if (algorithm->roles().critic) {
     auto critic_train = config.critic_train;
     critic_train.schedule.total_steps = planned_updates(total_cycles, rows, config, 0);
-    trained_critic = std::make_shared<CriticRole>(load_model(config.critic_model, true, config, config.critic_lora_dim, "critic"),
+    trained_critic = std::make_shared<CriticRole>(load_model(config.critic_model, true, config, config.critic_lora_dim, "critic",
+                                                             config.critic_gradient_checkpointing),
                                                   critic_train, algorithm, ppo, tokenizer_dir);
     critic_role = trained_critic;
   } else {
@@ -291,6 +289,7 @@ Step3Result run_step3(const Step3Config& config) {
       for (const auto& [name, value] : cycle_result.critic.values) values[name] = value;
       const double cycle_seconds = seconds_since(cycle_started);
       values["generate_seconds"] = timings.generate_seconds;
+      values["switch_seconds"] = timings.fuse_seconds + timings.unfuse_seconds;  // into inference layout and back
       values["cycle_seconds"] = cycle_seconds;
       values["tokens_per_second"] = static_cast<double>(tokens) / cycle_seconds;
       for (const auto& [name, value] : values)

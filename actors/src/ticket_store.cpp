@@ -93,4 +93,11 @@ TensorBatch shard_rows(const TensorBatch& batch, int32_t rank, int32_t world) {
   return shard;
 }
 
+const torch::Tensor& require_tensor(const TensorBatch& batch, const std::string& name, const std::string& where) {
+  auto found = batch.find(name);
+  if (found == batch.end() || !found->second.defined())
+    throw Error(where + ": the batch has no tensor \"" + name + "\"");
+  return found->second;
+}
+
 }  // namespace troupe::actors

@@ -128,6 +128,7 @@ void run_demo_pipeline(const TrainArgs& given) {
   step3.unsupervised_dataset_name = (out / "data" / "unsupervised.jsonl").string();
   step3.unsup_coef = 0.5;
   step3.eval_prompts = 160;
+  step3.step3_num_warmup_steps = 10;
   step3.max_steps = given.max_steps > 0 ? given.max_steps : 40;
   step3.output_dir = (out / "step3").string();
   auto ppo = run_ppo_step(step3);

@@ -90,6 +90,8 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
     model->to(device);
   }
   apply_lora_flags(*model, args.lora_dim, args);
+  model->set_gradient_checkpointing(args.gradient_checkpointing);
+  if (args.dropout) models::set_dropout(*model, *args.dropout);
 
   auto tokenizer = models::load_tokenizer(tokenizer_dir);
   auto data = data::load_phase_data(pipeline_options(args, tokenizer_dir), args.step);
@@ -205,6 +207,7 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.release_inference_cache = args.release_inference_cache;
   c.actor_gradient_checkpointing = args.actor_gradient_checkpointing;
   c.critic_gradient_checkpointing = args.critic_gradient_checkpointing;
+  c.dropout = args.dropout;
   c.device = torch::Device(args.device);
   c.seed = args.seed;
   c.output_dir = args.output_dir;

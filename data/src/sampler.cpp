@@ -1,6 +1,8 @@
 /// DistributedSampler-compatible epoch order per rank.
 #include <troupe/data/sampler.hpp>
 
+#include <algorithm>
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -37,6 +39,17 @@ std::vector<int64_t> distributed_indices(int64_t n, const SamplerOptions& o) {
   std::vector<int64_t> mine;
   for (int64_t i = o.rank; i < total; i += world) mine.push_back(order[static_cast<size_t>(i)]);
   return mine;
+}
+
+std::vector<std::vector<int64_t>> sequential_batches(int64_t n, int64_t batch_size, int64_t limit) {
+  if (batch_size <= 0) throw Error("sequential_batches: batch size must be positive, got " + std::to_string(batch_size));
+  if (limit > 0) n = std::min(n, limit);
+  std::vector<std::vector<int64_t>> batches;
+  for (int64_t begin = 0; begin < n; begin += batch_size) {
+    batches.emplace_back();
+    for (int64_t i = begin; i < std::min(n, begin + batch_size); ++i) batches.back().push_back(i);
+  }
+  return batches;
 }
 
 std::vector<std::vector<int64_t>> distributed_batches(int64_t n, int64_t batch_size, const SamplerOptions& options) {

@@ -3,6 +3,7 @@
 #include <map>
 
 #include <nlohmann/json.hpp>
+#include <torch/nn/modules/embedding.h>
 
 #include <troupe/common/error.hpp>
 #include <troupe/models/config.hpp>
@@ -79,7 +80,14 @@ nlohmann::json preset_config_json(const std::string& name, const models::Tokeniz
 }
 
 models::CausalLM make_preset_model(const std::string& name, const models::Tokenizer& tokenizer) {
-  return models::make_causal_lm(models::parse_config(preset_config_json(name, tokenizer), "preset:" + name));
+  auto model = models::make_causal_lm(models::parse_config(preset_config_json(name, tokenizer), "preset:" + name));
+  // LibTorch's Embedding starts at N(0, 1); transformers starts every embedding at
+  // N(0, initializer_range = 0.02). With a tied LM head, N(0, 1) gives logits of size
+  // ~sqrt(hidden) and a first loss far above ln(vocab).
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_modules())
+    if (auto* embedding = item.value()->as<torch::nn::Embedding>()) embedding->weight.normal_(0.0, 0.02);
+  return model;
 }
 
 }  // namespace troupe::engine

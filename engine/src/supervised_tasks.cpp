@@ -43,15 +43,7 @@ class EpochBatches {
 
 /// Consecutive index batches over the first max_eval_samples of the eval split.
 std::vector<std::vector<int64_t>> eval_batches(const data::PhaseDataset& eval, const SupervisedTaskOptions& options) {
-  int64_t n = eval.size();
-  if (options.max_eval_samples > 0) n = std::min(n, options.max_eval_samples);
-  std::vector<std::vector<int64_t>> batches;
-  for (int64_t begin = 0; begin < n; begin += options.eval_batch_size) {
-    std::vector<int64_t> batch;
-    for (int64_t i = begin; i < std::min(n, begin + options.eval_batch_size); ++i) batch.push_back(i);
-    batches.push_back(std::move(batch));
-  }
-  return batches;
+  return data::sequential_batches(eval.size(), options.eval_batch_size, options.max_eval_samples);
 }
 
 torch::Device device_of(models::CausalLMImpl& model) { return model.parameters().front().device(); }

@@ -3,6 +3,7 @@
 #include <mutex>
 #include <utility>
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 namespace troupe::models {
@@ -54,13 +55,40 @@ class RngReplay {
   RngStates current_;
 };
 
+/// The autocast setting of the forward (e.g. bf16 compute over fp32 weights), so the
+/// recomputation runs in the same dtypes; the backward itself runs outside autocast.
+struct AutocastState {
+  static AutocastState capture(torch::DeviceType type) {
+    return {type, at::autocast::is_autocast_enabled(type), at::autocast::get_autocast_dtype(type)};
+  }
+  void apply() const {
+    at::autocast::set_autocast_dtype(type, dtype);
+    at::autocast::set_autocast_enabled(type, enabled);
+  }
+  torch::DeviceType type;
+  bool enabled;
+  at::ScalarType dtype;
+};
+
+class AutocastReplay {
+ public:
+  explicit AutocastReplay(const AutocastState& saved) : current_(AutocastState::capture(saved.type)) { saved.apply(); }
+  ~AutocastReplay() { current_.apply(); }
+  AutocastReplay(const AutocastReplay&) = delete;
+  AutocastReplay& operator=(const AutocastReplay&) = delete;
+
+ private:
+  AutocastState current_;
+};
+
 /// What the backward needs besides the saved input. Held by the autograd context as an
 /// opaque capsule (its saved_data holds only IValues).
 struct CheckpointState : torch::CustomClassHolder {
-  CheckpointState(LayerFn layer, RngStates rng, size_t parameters)
-      : layer(std::move(layer)), rng(std::move(rng)), parameters(parameters) {}
+  CheckpointState(LayerFn layer, RngStates rng, AutocastState autocast, size_t parameters)
+      : layer(std::move(layer)), rng(std::move(rng)), autocast(autocast), parameters(parameters) {}
   LayerFn layer;
   RngStates rng;
+  AutocastState autocast;
   size_t parameters;
 };
 
@@ -86,6 +114,7 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
     torch::Tensor output;
     {
       RngReplay replay(state->rng);
+      AutocastReplay autocast(state->autocast);
       torch::AutoGradMode grad_mode(true);
       output = state->layer(input);
     }
@@ -102,7 +131,8 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
 
 torch::Tensor run_checkpointed(const LayerFn& layer, const torch::Tensor& input, at::TensorList parameters) {
   if (!torch::GradMode::is_enabled()) return layer(input);
-  auto state = c10::make_intrusive<CheckpointState>(layer, RngStates::capture(input.device()), parameters.size());
+  auto state = c10::make_intrusive<CheckpointState>(layer, RngStates::capture(input.device()),
+                                                    AutocastState::capture(input.device().type()), parameters.size());
   return CheckpointFunction::apply(input, parameters, std::move(state));
 }
 

@@ -209,3 +209,27 @@ TEST_CASE("engine: a non-finite loss stops training before the update", "[engine
   CHECK(torch::equal(before, model->parameters()[0]));
   CHECK_THROWS_WITH(engine::parse_compute_dtype("fp16"), Catch::Contains("loss scaling"));
 }
+
+TEST_CASE("engine: bf16 training with gradient checkpointing equals bf16 training without", "[engine][training]") {
+  auto gradients = [](bool checkpointing) {
+    torch::manual_seed(2);
+    auto model = models::make_causal_lm(test::tiny_config("opt"));
+    model->set_gradient_checkpointing(checkpointing);
+    auto options = small_train_options();
+    options.gradient_accumulation_steps = 2;  // keep the gradients: no optimizer step yet
+    options.compute_dtype = torch::kBFloat16;
+    engine::TrainEngine trainer(model, options);
+    auto ids = torch::randint(3, 50, {2, 10}, torch::kLong);
+    auto step = trainer.micro_step([&](models::CausalLMImpl& m) {
+      return engine::language_model_loss(m.forward(ids, torch::ones_like(ids)), ids);
+    });
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
+    return std::make_pair(step.loss, grads);
+  };
+  auto [loss_plain, plain] = gradients(false);
+  auto [loss_checkpointed, checkpointed] = gradients(true);
+  CHECK(loss_plain == loss_checkpointed);
+  REQUIRE(plain.size() == checkpointed.size());
+  for (size_t i = 0; i < plain.size(); ++i) CHECK(torch::equal(plain[i], checkpointed[i]));
+}

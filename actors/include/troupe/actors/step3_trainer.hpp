@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,8 @@ struct Step3Config {
   bool enable_ema = false;
   bool release_inference_cache = false;
   bool actor_gradient_checkpointing = false, critic_gradient_checkpointing = false;
+  /// Dropout of the actor and critic while training (--dropout); unset = the configs'.
+  std::optional<double> dropout;
   torch::Device device = torch::kCPU;
   uint64_t seed = 1234;
   std::filesystem::path output_dir;  ///< actor/, critic/, actor_ema/ go here

@@ -53,6 +53,10 @@ class InProcessTicketStore : public TicketStore {
   std::map<uint64_t, TensorBatch> batches_;
 };
 
+/// The tensor `name` of `batch`; throws troupe::Error naming it and `where` when it is
+/// missing or undefined.
+const torch::Tensor& require_tensor(const TensorBatch& batch, const std::string& name, const std::string& where);
+
 /// "host:pid" of this process.
 std::string this_node_name();
 

@@ -20,6 +20,10 @@ struct SamplerOptions {
 /// The indices of `n` samples rank `options.rank` visits this epoch, in order.
 std::vector<int64_t> distributed_indices(int64_t n, const SamplerOptions& options);
 
+/// Indices 0 .. min(n, limit) - 1 in order, cut into batches of `batch_size` (the last
+/// may be smaller); limit <= 0 means all n. For evaluation, which visits a split in order.
+std::vector<std::vector<int64_t>> sequential_batches(int64_t n, int64_t batch_size, int64_t limit = 0);
+
 /// Those indices cut into batches of `batch_size` (the last may be smaller).
 std::vector<std::vector<int64_t>> distributed_batches(int64_t n, int64_t batch_size, const SamplerOptions& options);
 
