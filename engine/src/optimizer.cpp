@@ -1,5 +1,7 @@
 #include <troupe/engine/optimizer.hpp>
 
+#include <set>
+
 #include <troupe/common/error.hpp>
 
 namespace troupe::engine {
@@ -11,7 +13,7 @@ ParamGroup param_group_of(const std::string& name, const torch::Tensor& paramete
 
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, const OptimizerOptions& options) {
   std::vector<torch::Tensor> groups[3];
-  for (const auto& item : model.named_parameters()) {
+  for (const auto& item : unique_named_parameters(model)) {
     if (!item.value().requires_grad()) continue;
     groups[static_cast<int>(param_group_of(item.key(), item.value()))].push_back(item.value());
   }
@@ -28,6 +30,14 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, const 
     if (!groups[g].empty()) param_groups.emplace_back(groups[g], adamw(lr[g], decay[g]));
   if (param_groups.empty()) throw Error("optimizer: the model has no trainable parameter");
   return std::make_unique<torch::optim::AdamW>(param_groups, *adamw(options.learning_rate, options.weight_decay));
+}
+
+torch::OrderedDict<std::string, torch::Tensor> unique_named_parameters(const torch::nn::Module& module) {
+  torch::OrderedDict<std::string, torch::Tensor> unique;
+  std::set<const void*> seen;
+  for (const auto& item : module.named_parameters())
+    if (seen.insert(item.value().unsafeGetTensorImpl()).second) unique.insert(item.key(), item.value());
+  return unique;
 }
 
 std::vector<double> learning_rates(const torch::optim::Optimizer& optimizer) {

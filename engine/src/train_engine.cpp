@@ -40,8 +40,8 @@ TrainEngine::TrainEngine(models::CausalLM model, TrainOptions options)
                 std::to_string(options_.gradient_accumulation_steps));
   optimizer_ = make_adamw(*model_, options_.optimizer);
   scheduler_ = std::make_unique<LrScheduler>(*optimizer_, options_.schedule);
-  for (const auto& p : model_->parameters())
-    if (p.requires_grad()) trainable_.push_back(p);
+  for (const auto& item : unique_named_parameters(*model_))
+    if (item.value().requires_grad()) trainable_.push_back(item.value());
   model_->train();
 }
 

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -103,6 +104,20 @@ TEST_CASE("engine: AdamW groups leave biases and norms undecayed and give LoRA i
   CHECK(engine::param_group_of("model.norm.weight", torch::ones({4})) == engine::ParamGroup::NoDecay);
   CHECK(engine::param_group_of("model.layers.0.self_attn.q_proj.lora_A", torch::ones({2, 4})) == engine::ParamGroup::Lora);
 
+  SECTION("a tied embedding is optimized once") {
+    auto tied = models::make_causal_lm(test::tiny_config("gpt2"));  // GPT-2 ties the LM head to wte
+    REQUIRE(tied->lm_head->weight.unsafeGetTensorImpl() == tied->input_embedding_weight().unsafeGetTensorImpl());
+    auto optimizer = engine::make_adamw(*tied, options);
+    std::set<const void*> seen;
+    size_t listed = 0;
+    for (const auto& group : optimizer->param_groups())
+      for (const auto& p : group.params()) {
+        seen.insert(p.unsafeGetTensorImpl());
+        ++listed;
+      }
+    CHECK(listed == seen.size());
+    CHECK(listed == engine::unique_named_parameters(*tied).size());
+  }
   SECTION("only the adapters are trained with only_optimize_lora") {
     models::only_optimize_lora(*model);
     auto lora_only = engine::make_adamw(*model, options);
@@ -210,10 +225,19 @@ TEST_CASE("engine: a non-finite loss stops training before the update", "[engine
   CHECK_THROWS_WITH(engine::parse_compute_dtype("fp16"), Catch::Contains("loss scaling"));
 }
 
-TEST_CASE("engine: bf16 training with gradient checkpointing equals bf16 training without", "[engine][training]") {
-  auto gradients = [](bool checkpointing) {
+// bf16 sums gradient contributions in another order when a layer's backward runs on its
+// own, so the two agree to bf16 rounding (~1e-3 relative), not bit for bit (fp32 is
+// bitwise; see the models suite). A recomputation outside autocast would produce fp32
+// outputs whose backward rejects the bf16 incoming gradient, so the run itself checks
+// that autocast is replayed.
+TEST_CASE("engine: bf16 training with gradient checkpointing matches bf16 training without", "[engine][training]") {
+  const float dropout = GENERATE(0.0f, 0.1f);
+  INFO("dropout " << dropout);
+  auto gradients = [dropout](bool checkpointing) {
     torch::manual_seed(2);
-    auto model = models::make_causal_lm(test::tiny_config("opt"));
+    auto config = test::tiny_config("opt");
+    config.dropout = dropout;
+    auto model = models::make_causal_lm(config);
     model->set_gradient_checkpointing(checkpointing);
     auto options = small_train_options();
     options.gradient_accumulation_steps = 2;  // keep the gradients: no optimizer step yet
@@ -231,5 +255,10 @@ TEST_CASE("engine: bf16 training with gradient checkpointing equals bf16 trainin
   auto [loss_checkpointed, checkpointed] = gradients(true);
   CHECK(loss_plain == loss_checkpointed);
   REQUIRE(plain.size() == checkpointed.size());
-  for (size_t i = 0; i < plain.size(); ++i) CHECK(torch::equal(plain[i], checkpointed[i]));
+  for (size_t i = 0; i < plain.size(); ++i) {
+    const double scale = plain[i].abs().max().item<double>();
+    const double difference = (plain[i] - checkpointed[i]).abs().max().item<double>();
+    INFO("parameter " << i << ": max difference " << difference << " of max " << scale);
+    CHECK(difference <= 1e-2 * scale + 1e-9);
+  }
 }

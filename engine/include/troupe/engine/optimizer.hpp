@@ -32,6 +32,11 @@ ParamGroup param_group_of(const std::string& name, const torch::Tensor& paramete
 /// over parameters with requires_grad. Throws troupe::Error when nothing is trainable.
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, const OptimizerOptions& options);
 
+/// The module's parameters with each tensor once: a tied weight (the embedding that is
+/// also the LM head) is listed under its first name only, so it is clipped and
+/// updated once per step.
+torch::OrderedDict<std::string, torch::Tensor> unique_named_parameters(const torch::nn::Module& module);
+
 /// Every group's current learning rate, in group order.
 std::vector<double> learning_rates(const torch::optim::Optimizer& optimizer);
 
