@@ -88,11 +88,14 @@ struct Evaluator {
   const data::PhaseDataset& prompts;
   int64_t pad_id;
 
-  PolicyEvaluation run() const {
+  /// Greedy answers, or (sampled) answers drawn as the rollouts are, with a fixed seed so
+  /// that before and after see the same random stream.
+  PolicyEvaluation run(bool sampled = false) const {
     PolicyEvaluation result;
     double reward_sum = 0, gold_sum = 0, kl_sum = 0, length_sum = 0;
     auto greedy = config.generation;
-    greedy.do_sample = false;
+    greedy.do_sample = sampled && config.generation.do_sample;
+    greedy.seed = config.seed + 7919;
     for (const auto& indices : eval_prompt_batches(prompts.size(), config)) {
       auto batch = data::make_step3_batch(prompts, indices, config.data.lengths.max_prompt_seq_len, pad_id);
       const auto device = config.device;
@@ -126,11 +129,14 @@ struct Evaluator {
   }
 };
 
-std::map<std::string, double> evaluation_metrics(const PolicyEvaluation& e) {
-  std::map<std::string, double> values{{"reward_score", e.reward_score},
-                                       {"kl_per_answer", e.kl_per_answer},
-                                       {"answer_length", e.answer_length}};
-  if (!std::isnan(e.gold_score)) values["gold_score"] = e.gold_score;
+std::map<std::string, double> evaluation_metrics(const PolicyEvaluation& greedy, const PolicyEvaluation& sampled) {
+  std::map<std::string, double> values{{"reward_score", greedy.reward_score},
+                                       {"kl_per_answer", greedy.kl_per_answer},
+                                       {"answer_length", greedy.answer_length},
+                                       {"sampled_reward_score", sampled.reward_score},
+                                       {"sampled_kl_per_answer", sampled.kl_per_answer}};
+  if (!std::isnan(greedy.gold_score)) values["gold_score"] = greedy.gold_score;
+  if (!std::isnan(sampled.gold_score)) values["sampled_gold_score"] = sampled.gold_score;
   return values;
 }
 
@@ -226,7 +232,8 @@ Step3Result run_step3(const Step3Config& config) {
   Evaluator evaluator{config, *hybrid, *reference, *reward, gold, *tokenizer, phase.eval, pad_id};
   if (config.eval_prompts > 0) {
     result.before = evaluator.run();
-    log_metrics(config, "eval", 0, evaluation_metrics(result.before));
+    result.before_sampled = evaluator.run(true);
+    log_metrics(config, "eval", 0, evaluation_metrics(result.before, result.before_sampled));
   }
 
   // --- the actor runtime -------------------------------------------------------------
@@ -300,14 +307,15 @@ Step3Result run_step3(const Step3Config& config) {
       result.last_metrics = values;
       progress.update(cycle, values.count("actor_loss") ? values["actor_loss"] : 0.0, tokens);
       if (config.eval_interval > 0 && cycle % config.eval_interval == 0 && cycle < total_cycles)
-        log_metrics(config, "eval", cycle, evaluation_metrics(evaluator.run()));
+        log_metrics(config, "eval", cycle, evaluation_metrics(evaluator.run(), evaluator.run(true)));
     }
   }
   progress.finish();
   result.cycles = cycle;
   if (config.eval_prompts > 0) {
     result.after = evaluator.run();
-    log_metrics(config, "eval", cycle, evaluation_metrics(result.after));
+    result.after_sampled = evaluator.run(true);
+    log_metrics(config, "eval", cycle, evaluation_metrics(result.after, result.after_sampled));
   }
   if (!config.output_dir.empty()) {
     policy_role->save((config.output_dir / "actor").string());

@@ -3,7 +3,8 @@
 
 namespace troupe::apps {
 
-/// Registers "demo_gold" (the demo task's gold scorer, 0..100) once.
+/// Registers "demo_gold" (the demo task's gold scorer, 0..100) and "demo_gold_reward"
+/// (the same mapped to -5..5 for PPO) once.
 void register_builtin_reward_functions();
 
 }  // namespace troupe::apps

@@ -78,6 +78,7 @@ void run_demo_pipeline(const TrainArgs& given) {
   // The task: preference pairs, prompts and unsupervised text, then a tokenizer for them.
   data::DemoOptions demo;
   demo.seed = given.seed;
+  demo.train_pairs = 8000;
   const auto corpus = data::generate_demo_corpus(demo);
   data::write_demo_corpus(corpus, out / "data");
   const auto tokenizer = train_demo_tokenizer(corpus, out / "tokenizer");
@@ -96,10 +97,10 @@ void run_demo_pipeline(const TrainArgs& given) {
 
   TrainArgs step1 = base;
   step1.step = 1;
-  step1.model_name_or_path = given.model_name_or_path.empty() ? "preset:llama-tiny" : given.model_name_or_path;
-  step1.num_train_epochs = 4;
+  step1.model_name_or_path = given.model_name_or_path.empty() ? "preset:llama-small" : given.model_name_or_path;
+  step1.num_train_epochs = 3;
   step1.per_device_train_batch_size = 16;
-  step1.learning_rate = 2e-3;
+  step1.learning_rate = 1e-3;
   step1.weight_decay = 0.01;
   step1.output_dir = (out / "step1").string();
   auto sft = run_supervised_step(step1);
@@ -107,7 +108,7 @@ void run_demo_pipeline(const TrainArgs& given) {
   TrainArgs step2 = base;
   step2.step = 2;
   step2.model_name_or_path = step1.output_dir;
-  step2.num_train_epochs = 2;
+  step2.num_train_epochs = 1;
   step2.per_device_train_batch_size = 16;
   step2.learning_rate = 5e-4;
   step2.weight_decay = 0.01;
@@ -122,14 +123,14 @@ void run_demo_pipeline(const TrainArgs& given) {
   step3.per_device_generation_batch_size = 32;
   step3.per_device_training_batch_size = 16;
   step3.max_answer_seq_len = 16;
-  step3.actor_learning_rate = 1e-4;
+  step3.actor_learning_rate = 3e-5;
   step3.critic_learning_rate = 5e-4;
   step3.enable_ema = true;
   step3.unsupervised_dataset_name = (out / "data" / "unsupervised.jsonl").string();
   step3.unsup_coef = 0.5;
   step3.eval_prompts = 160;
   step3.step3_num_warmup_steps = 10;
-  step3.max_steps = given.max_steps > 0 ? given.max_steps : 40;
+  step3.max_steps = given.max_steps > 0 ? given.max_steps : 60;
   step3.output_dir = (out / "step3").string();
   auto ppo = run_ppo_step(step3);
 
@@ -146,9 +147,13 @@ void run_demo_pipeline(const TrainArgs& given) {
            number(metric(reward.final_eval, "chosen_score")) + ", rejected " +
            number(metric(reward.final_eval, "rejected_score")) + ")"},
       {"3 PPO", duration(ppo.seconds),
-       "reward " + number(ppo.before.reward_score) + " -> " + number(ppo.after.reward_score) + ", gold " +
+       "greedy: reward " + number(ppo.before.reward_score) + " -> " + number(ppo.after.reward_score) + ", gold " +
            number(ppo.before.gold_score, "%.1f") + " -> " + number(ppo.after.gold_score, "%.1f") +
            ", KL to reference " + number(ppo.after.kl_per_answer)},
+      {"", "",
+       "sampled: reward " + number(ppo.before_sampled.reward_score) + " -> " + number(ppo.after_sampled.reward_score) +
+           ", gold " + number(ppo.before_sampled.gold_score, "%.1f") + " -> " +
+           number(ppo.after_sampled.gold_score, "%.1f") + ", KL " + number(ppo.after_sampled.kl_per_answer)},
       {"all", duration(total), "seed " + std::to_string(given.seed)},
   };
   std::printf("\n%-16s %-8s %s\n", "step", "time", "result");
@@ -178,7 +183,7 @@ void run_demo_pipeline(const TrainArgs& given) {
   curves(step3.output_dir, "step3/train", {"reward_score"}, "Step 3: mean reward of rollouts");
   curves(step3.output_dir, "step3/train", {"kl_per_answer"}, "Step 3: KL to the reference per answer");
   curves(step3.output_dir, "step3/train", {"actor_loss", "critic_loss"}, "Step 3: losses");
-  curves(step3.output_dir, "step3/eval", {"gold_score"}, "Step 3: held-out gold score");
+  curves(step3.output_dir, "step3/eval", {"gold_score", "sampled_gold_score"}, "Step 3: held-out gold score");
   const auto report_path = out / "report.html";
   engine::write_html_report(report_path, report);
   std::printf("\nreport: %s\nchat with the result: troupe chat --model %s\n", report_path.string().c_str(),

@@ -227,8 +227,10 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
     std::clog << "step3: " << when << ": reward " << e.reward_score << ", gold " << e.gold_score << ", KL "
               << e.kl_per_answer << ", answer length " << e.answer_length << " (" << e.prompts << " held-out prompts)\n";
   };
-  if (result.before.prompts) line("before", result.before);
-  if (result.after.prompts) line("after", result.after);
+  if (result.before.prompts) line("before (greedy)", result.before);
+  if (result.after.prompts) line("after (greedy)", result.after);
+  if (result.before_sampled.prompts) line("before (sampled)", result.before_sampled);
+  if (result.after_sampled.prompts) line("after (sampled)", result.after_sampled);
   std::clog << "step3: " << result.cycles << " cycles in " << result.seconds << " s; actor saved to "
             << (fs::path(args.output_dir) / "actor").string() << "\n";
   return result;

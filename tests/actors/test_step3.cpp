@@ -109,6 +109,8 @@ TEST_CASE("step 3: PPO cycles on the actor runtime with EMA and mixture training
   CHECK(result.cycles == 2);
   CHECK(result.before.prompts == 4);
   CHECK(result.after.prompts == 4);
+  CHECK(result.after_sampled.prompts == 4);
+  CHECK(std::isfinite(result.after_sampled.reward_score));
   CHECK(std::isfinite(result.after.reward_score));
   CHECK(std::isfinite(result.after.kl_per_answer));
   // The actor moved, so the KL to the reference is no longer exactly zero; before any

@@ -76,7 +76,11 @@ struct PolicyEvaluation {
 };
 
 struct Step3Result {
-  PolicyEvaluation before, after;
+  PolicyEvaluation before, after;  ///< greedy answers
+  /// Answers sampled as the rollouts are (same seed before and after): PPO optimises the
+  /// sampling policy, so its gains show here first; greedy answers move only once the
+  /// policy's most likely answer changes.
+  PolicyEvaluation before_sampled, after_sampled;
   int64_t cycles = 0;
   double seconds = 0;
   double generate_seconds = 0;      ///< inside the hybrid engine's generate()
