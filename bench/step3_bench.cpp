@@ -36,6 +36,8 @@
 #include <troupe/rl/experience.hpp>
 #include <troupe/rl/ppo.hpp>
 
+#include "bench_support.hpp"
+
 namespace {
 
 using namespace troupe;
@@ -104,23 +106,9 @@ models::CausalLM load_or_make(const std::string& dir, bool value_head, int64_t h
   return model;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
-/// The process's peak resident set (VmHWM) in bytes; 0 when /proc is not there.
-int64_t peak_rss_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // reported in kB
-  return 0;
-}
+using bench::median;
+using bench::peak_rss_bytes;
+using bench::seconds_since;
 
 engine::TrainOptions train_options(double learning_rate) {
   engine::TrainOptions o;

@@ -29,6 +29,8 @@
 #include <troupe/models/pretrained.hpp>
 #include <troupe/models/safetensors.hpp>
 
+#include "bench_support.hpp"
+
 namespace {
 
 using namespace troupe;
@@ -76,23 +78,9 @@ models::Config opt_125m() {
                               "opt-125m shape");
 }
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
-/// The process's peak resident set (VmHWM) in bytes; 0 when /proc is not there.
-int64_t peak_rss_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // reported in kB
-  return 0;
-}
+using bench::median;
+using bench::peak_rss_bytes;
+using bench::seconds_since;
 
 /// Best-of-5 fp32 GFLOP/s of a 2048 x 2048 torch::mm at the current thread count: the
 /// machine's practical matmul peak, the denominator of MFU.
