@@ -171,6 +171,8 @@ Step3Result run_step3(const Step3Config& config) {
   hybrid_options.log_switches = false;
   auto hybrid = std::make_shared<engine::HybridEngine>(actor, hybrid_options);
   auto reference = std::make_shared<engine::ReferencePolicy>(actor, hybrid->model_mutex());
+  if (config.offload_reference_model && !reference->offload_to(torch::kCPU))
+    std::clog << "step3: --offload_reference_model: the reference shares the actor's weights; nothing to offload\n";
 
   std::shared_ptr<RewardRole> reward;
   if (!config.reward_function.empty()) {

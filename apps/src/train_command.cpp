@@ -138,7 +138,7 @@ Command add_train_command(CLI::App& app) {
   flag("enable_ema", a.enable_ema, "Step 3: keep an EMA of the actor (0.992), saved as actor_ema/");
   opt("unsupervised_dataset_name", a.unsupervised_dataset_name, "Step 3: text corpus (.txt/.jsonl) for mixture training");
   opt("unsup_coef", a.unsup_coef, "Step 3: weight of the mixture LM loss")->check(non_negative_real);
-  flag("offload_reference_model", a.offload_reference_model, "Step 3: accepted; see the log for what it does here");
+  flag("offload_reference_model", a.offload_reference_model, "Step 3: keep a frozen-copy reference on the CPU");
   flag("release_inference_cache", a.release_inference_cache, "Step 3: free the KV cache after every generation");
   flag("actor_gradient_checkpointing", a.actor_gradient_checkpointing, "Step 3");
   flag("critic_gradient_checkpointing", a.critic_gradient_checkpointing, "Step 3");

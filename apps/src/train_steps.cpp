@@ -213,9 +213,7 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.output_dir = args.output_dir;
   c.eval_prompts = args.eval_prompts;
   c.eval_interval = args.eval_interval;
-  if (args.offload_reference_model)
-    std::clog << "step3: --offload_reference_model: the reference stays beside the actor (a shared base with LoRA, "
-                 "else a frozen copy on the actor's device); offloading is not implemented\n";
+  c.offload_reference_model = args.offload_reference_model;
 
   fs::create_directories(args.output_dir);
   engine::MetricsLog metrics(fs::path(args.output_dir) / "metrics.jsonl", false);

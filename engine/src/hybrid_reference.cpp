@@ -143,7 +143,10 @@ torch::Tensor ReferencePolicy::logprobs(const torch::Tensor& sequences, const to
   std::unique_lock<std::mutex> lock;
   if (model_mutex_) lock = std::unique_lock<std::mutex>(*model_mutex_);
   torch::NoGradGuard no_grad;
-  if (kind_ == ReferenceKind::FrozenCopy) return sequence_logprobs(*model_, sequences, mask, options);
+  if (kind_ == ReferenceKind::FrozenCopy) {
+    const auto device = model_->parameters().front().device();  // may be offloaded
+    return sequence_logprobs(*model_, sequences.to(device), mask.to(device), options).to(sequences.device());
+  }
   if (auto name = trainable_base_parameter(*model_); !name.empty()) {
     throw Error("ReferencePolicy: the shared actor's base weight " + name +
                 " now requires grad, so the reference would drift; freeze the base (only_optimize_lora) "
@@ -151,6 +154,14 @@ torch::Tensor ReferencePolicy::logprobs(const torch::Tensor& sequences, const to
   }
   BaseModelScope base(*model_);
   return sequence_logprobs(*model_, sequences, mask, options);
+}
+
+bool ReferencePolicy::offload_to(const torch::Device& device) {
+  if (kind_ != ReferenceKind::FrozenCopy) return false;
+  std::unique_lock<std::mutex> lock;
+  if (model_mutex_) lock = std::unique_lock<std::mutex>(*model_mutex_);
+  model_->to(device);
+  return true;
 }
 
 std::string ReferencePolicy::memory_summary() const {

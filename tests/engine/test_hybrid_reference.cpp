@@ -174,3 +174,28 @@ TEST_CASE("reference: LoRA with a trainable base or trained adapters gets a copy
     CHECK(torch::allclose(reference.logprobs(ids, mask), engine::sequence_logprobs(*actor, ids, mask), 1e-5, 1e-5));
   }
 }
+
+TEST_CASE("reference: a frozen copy can be offloaded; a shared base stays with the actor", "[engine][reference]") {
+  torch::manual_seed(6);
+  auto actor = models::make_causal_lm(test::tiny_config("llama"));
+  const auto device = torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  actor->to(device);
+  engine::ReferencePolicy copy(actor);
+  auto ids = torch::randint(3, 50, {2, 6}, torch::kLong).to(device);
+  auto mask = torch::ones({2, 6}, torch::kLong).to(device);
+  auto before = copy.logprobs(ids, mask);
+  REQUIRE(copy.offload_to(torch::kCPU));
+  CHECK(copy.model()->parameters().front().device().is_cpu());
+  auto offloaded = copy.logprobs(ids, mask);
+  CHECK(offloaded.device() == ids.device());  // the result comes back beside the inputs
+  CHECK(torch::allclose(offloaded, before, 1e-5, 1e-5));
+
+  models::LoraOptions lora;
+  lora.rank = 2;
+  models::apply_lora(*actor, lora);
+  models::only_optimize_lora(*actor);
+  engine::ReferencePolicy shared(actor);
+  REQUIRE(shared.kind() == engine::ReferenceKind::SharedBase);
+  CHECK_FALSE(shared.offload_to(torch::kCPU));
+  CHECK(actor->parameters().front().device() == device);
+}

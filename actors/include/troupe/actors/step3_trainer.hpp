@@ -53,6 +53,8 @@ struct Step3Config {
   bool only_optimize_lora = false;
   bool enable_ema = false;
   bool release_inference_cache = false;
+  /// Keep a frozen-copy reference on the CPU (a shared-base reference is the actor).
+  bool offload_reference_model = false;
   bool actor_gradient_checkpointing = false, critic_gradient_checkpointing = false;
   /// Dropout of the actor and critic while training (--dropout); unset = the configs'.
   std::optional<double> dropout;

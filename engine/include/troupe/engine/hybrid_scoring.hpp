@@ -77,6 +77,11 @@ class ReferencePolicy {
   /// into its weights or its base weights have become trainable.
   torch::Tensor logprobs(const torch::Tensor& sequences, const torch::Tensor& mask, const ScoringOptions& options = {});
 
+  /// Moves a frozen copy to `device` (DeepSpeed-Chat's --offload_reference_model puts it
+  /// on the CPU); logprobs() then moves its inputs there and the result back to the
+  /// inputs' device. Returns false for a shared base, which is the actor and stays.
+  bool offload_to(const torch::Device& device);
+
   ReferenceKind kind() const { return kind_; }
   /// The model the reference runs: the actor itself when shared, else the copy.
   const models::CausalLM& model() const { return model_; }
