@@ -1,4 +1,4 @@
-/// run_step3: the step-3 loop on the actor runtime (all roles colocated in this process).
+/// run_step3: the step-3 loop on the actor runtime (roles in this process or in workers).
 #include <troupe/actors/step3_trainer.hpp>
 
 #include <chrono>
@@ -8,11 +8,18 @@
 #include <caf/all.hpp>
 #include <torch/torch.h>
 
+#include <troupe/actors/cluster.hpp>
 #include <troupe/actors/controller.hpp>
 #include <troupe/actors/experience_batch.hpp>
+#include <troupe/actors/local_workers.hpp>
 #include <troupe/actors/role_actors.hpp>
+#include <troupe/actors/secret.hpp>
+#include <troupe/actors/step3_models.hpp>
+#include <troupe/actors/step3_placement.hpp>
+#include <troupe/actors/step3_role_specs.hpp>
 #include <troupe/actors/step3_roles.hpp>
 #include <troupe/actors/system_config.hpp>
+#include <troupe/actors/ucx_ticket_store.hpp>
 #include <troupe/common/error.hpp>
 #include <troupe/data/collate.hpp>
 #include <troupe/data/sampler.hpp>
@@ -20,8 +27,6 @@
 #include <troupe/engine/metrics_log.hpp>
 #include <troupe/engine/progress.hpp>
 #include <troupe/engine/tensorboard_writer.hpp>
-#include <troupe/models/lora.hpp>
-#include <troupe/models/pretrained.hpp>
 #include <troupe/rl/algorithm_registry.hpp>
 #include <troupe/rl/answer_filter.hpp>
 #include <troupe/rl/experience_metrics.hpp>
@@ -33,25 +38,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-models::CausalLM load_model(const std::filesystem::path& dir, bool value_head, const Step3Config& config,
-                            int64_t lora_dim, const char* role, bool gradient_checkpointing = false) {
-  if (dir.empty()) throw Error(std::string("step 3: no ") + role + " model given");
-  models::LoadOptions options;
-  options.device = config.device;
-  options.value_head = value_head;
-  auto model = models::load_pretrained(dir, options);
-  if (lora_dim > 0) {
-    models::LoraOptions lora;
-    lora.rank = lora_dim;
-    lora.module_filter = config.lora_module_name;
-    models::apply_lora(*model, lora);
-    if (config.only_optimize_lora) models::only_optimize_lora(*model);
-  }
-  model->set_gradient_checkpointing(gradient_checkpointing);
-  if (config.dropout) models::set_dropout(*model, *config.dropout);
-  return model;
 }
 
 /// Optimizer steps one model takes over the run (the schedule's length).
@@ -77,12 +63,31 @@ void log_metrics(const Step3Config& config, const std::string& kind, int64_t ste
 
 namespace {
 
-/// Everything the evaluation needs, built once.
+/// How long one request to a role may take (loading a model in a worker included).
+constexpr auto role_patience = std::chrono::minutes(30);
+
+/// One request to a role actor and its reply; throws troupe::Error naming `what` and
+/// the role's error.
+template <class Reply, class Handle, class... Ts>
+Reply ask(caf::actor_system& system, const Handle& role, const std::string& what, Ts&&... xs) {
+  caf::scoped_actor self{system};
+  Reply reply;
+  std::string failure;
+  self->request(role, role_patience, std::forward<Ts>(xs)...)
+      .receive([&](Reply& answer) { reply = std::move(answer); }, [&](caf::error& error) { failure = system.render(error); });
+  if (!failure.empty()) throw Error("step 3: " + what + ": " + failure);
+  return reply;
+}
+
+/// Everything the evaluation needs, built once. The policy generates here (it is this
+/// process's hybrid engine); the reference and the reward score through their actors,
+/// wherever they run.
 struct Evaluator {
   const Step3Config& config;
   engine::HybridEngine& hybrid;
-  engine::ReferencePolicy& reference;
-  RoleModel& reward;
+  caf::actor_system& system;
+  const StepThreeRoles& roles;
+  TicketStore& store;
   std::shared_ptr<rl::RewardFunction> gold;
   const models::Tokenizer& tokenizer;
   const data::PhaseDataset& prompts;
@@ -100,14 +105,19 @@ struct Evaluator {
       auto batch = data::make_step3_batch(prompts, indices, config.data.lengths.max_prompt_seq_len, pad_id);
       const auto device = config.device;
       auto out = hybrid.generate(batch.input_ids.to(device), batch.attention_mask.to(device), greedy);
-      TensorBatch rollouts{{"sequences", out.sequences},
-                           {"attention_mask", out.attention_mask},
-                           {"prompt_length", torch::full({out.sequences.size(0)}, out.prompt_length, torch::kLong)}};
+      auto rollouts = TicketList{{store.publish(
+          {{"sequences", out.sequences},
+           {"attention_mask", out.attention_mask},
+           {"prompt_length", torch::full({out.sequences.size(0)}, out.prompt_length, torch::kLong)}})}};
       auto exp = rl::Experience::from_generation(out.sequences.slice(1, 0, out.prompt_length), out.sequences,
                                                  out.attention_mask);
       exp.logprobs = hybrid.score_logprobs(out.sequences, out.attention_mask);
-      exp.ref_logprobs = reference.logprobs(out.sequences, out.attention_mask);
-      exp.reward_score = reward.score(rollouts).at("reward_score");
+      auto ref_tickets = ask<TicketList>(system, roles.reference, "evaluation: reference.score", score_atom::value, rollouts);
+      auto reward_tickets = ask<TicketList>(system, roles.reward, "evaluation: reward.score", score_atom::value, rollouts);
+      exp.ref_logprobs = fetch_all(store, ref_tickets).at("ref_logprobs").to(exp.logprobs.device());
+      exp.reward_score = fetch_all(store, reward_tickets).at("reward_score").to(exp.logprobs.device());
+      for (const auto* list : {&rollouts, &ref_tickets, &reward_tickets})
+        for (const auto& ticket : list->tickets) store.release(ticket);
       auto metrics = rl::experience_metrics(exp);
       const double rows = static_cast<double>(indices.size());
       reward_sum += metrics["reward_score"] * rows;
@@ -140,6 +150,39 @@ std::map<std::string, double> evaluation_metrics(const PolicyEvaluation& greedy,
   return values;
 }
 
+/// The worker processes of a separated topology and the cluster they joined.
+class WorkerProcesses {
+ public:
+  WorkerProcesses(caf::actor_system& system, const Step3Config& config, const Step3Placement& placement) {
+    const size_t count = placement.worker_processes.size();
+    ClusterOptions options;
+    options.secret = to_hex(random_nonce());
+    cluster_ = std::make_unique<Cluster>(system, options);
+    const auto program = config.worker_program.empty() ? this_program() : config.worker_program;
+    workers_ = std::make_unique<LocalWorkers>(program, cluster_->port(), options.secret, count);
+    std::vector<std::string> names;
+    for (const auto& node : cluster_->wait_for_nodes(count, std::chrono::minutes(2))) names.push_back(node.node);
+    for (size_t i = 0; i < count; ++i) {
+      auto node = node_of_process(names, workers_->pids()[i]);
+      if (node.empty()) throw Error("step 3: worker process " + std::to_string(workers_->pids()[i]) + " did not join");
+      for (const auto& role : placement.worker_processes[i]) node_of_role_[role] = node;
+    }
+  }
+  ~WorkerProcesses() {
+    cluster_.reset();  // the workers see the controller go and exit on their own
+    workers_.reset();
+  }
+  caf::actor spawn(const RoleSpec& spec) {
+    return cluster_->spawn_role(node_of_role_.at(spec.id.role), spec, role_patience);
+  }
+  const std::string& node_of(const std::string& role) const { return node_of_role_.at(role); }
+
+ private:
+  std::unique_ptr<Cluster> cluster_;
+  std::unique_ptr<LocalWorkers> workers_;
+  std::map<std::string, std::string> node_of_role_;
+};
+
 }  // namespace
 
 Step3Result run_step3(const Step3Config& config) {
@@ -152,6 +195,16 @@ Step3Result run_step3(const Step3Config& config) {
   std::shared_ptr<rl::Algorithm> algorithm =
       rl::AlgorithmRegistry::global().create(config.algorithm, config.algorithm_options);
 
+  // --- where the roles run -------------------------------------------------------------
+  Step3Placement placement;
+  if (!config.topology.empty()) {
+    Step3Models models{config.actor_model, config.critic_model,
+                       config.reward_function.empty() ? (config.reward_model.empty() ? config.critic_model : config.reward_model)
+                                                      : std::filesystem::path()};
+    placement = place_step3_roles(placement::load_topology(config.topology), models);
+    std::clog << placement.plan_text;
+  }
+
   const auto tokenizer_dir = config.data.tokenizer_dir.empty() ? config.actor_model : config.data.tokenizer_dir;
   std::shared_ptr<const models::Tokenizer> tokenizer = models::load_tokenizer(tokenizer_dir);
   const int64_t pad_id = data::pad_token_id(*tokenizer);
@@ -163,34 +216,14 @@ Step3Result run_step3(const Step3Config& config) {
   auto phase = data::load_phase_data(config.data, 3);
   if (phase.train.size() == 0) throw Error("step 3: no training prompts (check --data_path, --data_split and --max_prompt_seq_len)");
 
-  // --- models and roles ---------------------------------------------------------------
-  auto actor = load_model(config.actor_model, false, config, config.actor_lora_dim, "actor",
-                          config.actor_gradient_checkpointing);
-  engine::HybridEngineOptions hybrid_options;
-  hybrid_options.release_inference_cache = config.release_inference_cache;
-  hybrid_options.log_switches = false;
-  auto hybrid = std::make_shared<engine::HybridEngine>(actor, hybrid_options);
-  auto reference = std::make_shared<engine::ReferencePolicy>(actor, hybrid->model_mutex());
-  if (config.offload_reference_model && !reference->offload_to(torch::kCPU))
-    std::clog << "step3: --offload_reference_model: the reference shares the actor's weights; nothing to offload\n";
-
-  std::shared_ptr<RewardRole> reward;
-  if (!config.reward_function.empty()) {
-    reward = std::make_shared<RewardRole>(rl::RewardFunctionRegistry::global().create(config.reward_function), tokenizer,
-                                          config.reward_function);
-  } else {
-    const auto dir = config.reward_model.empty() ? config.critic_model : config.reward_model;
-    reward = std::make_shared<RewardRole>(load_model(dir, true, config, 0, "reward"));
-  }
-  std::shared_ptr<rl::RewardFunction> gold;
-  if (!config.eval_function.empty()) gold = rl::RewardFunctionRegistry::global().create(config.eval_function);
-
   std::shared_ptr<data::UnsupervisedBlocks> unsupervised;
   if (!config.unsupervised_data.empty() && config.unsup_coef > 0) {
     const int64_t block = config.data.lengths.max_prompt_seq_len + config.generation.max_new_tokens;
     unsupervised = std::make_shared<data::UnsupervisedBlocks>(
         data::make_unsupervised_blocks(data::read_text_corpus(config.unsupervised_data), *tokenizer, block));
   }
+  std::shared_ptr<rl::RewardFunction> gold;
+  if (!config.eval_function.empty()) gold = rl::RewardFunctionRegistry::global().create(config.eval_function);
 
   const int64_t rows_per_cycle = config.generation_batch_size * config.generation_batches;
   data::SamplerOptions sampler;
@@ -200,6 +233,20 @@ Step3Result run_step3(const Step3Config& config) {
   int64_t total_cycles = config.epochs * cycles_per_epoch;
   if (config.max_steps > 0) total_cycles = std::min(total_cycles, config.max_steps);
   const int64_t rows = rows_per_cycle * algorithm->samples_per_prompt();
+
+  // --- the actor, in this process ------------------------------------------------------
+  RoleModelOptions actor_options;
+  actor_options.lora_dim = config.actor_lora_dim;
+  actor_options.lora_module_name = config.lora_module_name;
+  actor_options.only_optimize_lora = config.only_optimize_lora;
+  actor_options.gradient_checkpointing = config.actor_gradient_checkpointing;
+  actor_options.dropout = config.dropout;
+  actor_options.device = config.device;
+  auto actor = load_role_model(config.actor_model, actor_options, "actor");
+  engine::HybridEngineOptions hybrid_options;
+  hybrid_options.release_inference_cache = config.release_inference_cache;
+  hybrid_options.log_switches = false;
+  auto hybrid = std::make_shared<engine::HybridEngine>(actor, hybrid_options);
 
   PpoTrainingOptions ppo;
   ppo.ppo_epochs = config.ppo_epochs;
@@ -213,42 +260,80 @@ Step3Result run_step3(const Step3Config& config) {
   actor_train.schedule.total_steps = planned_updates(total_cycles, rows, config, unsupervised ? 1 : 0);
   auto policy_role = std::make_shared<PolicyRole>(hybrid, actor_train, generation, algorithm, ppo, tokenizer_dir);
 
-  std::shared_ptr<RoleModel> critic_role;
-  std::shared_ptr<CriticRole> trained_critic;
-  if (algorithm->roles().critic) {
-    auto critic_train = config.critic_train;
-    critic_train.schedule.total_steps = planned_updates(total_cycles, rows, config, 0);
-    trained_critic = std::make_shared<CriticRole>(load_model(config.critic_model, true, config, config.critic_lora_dim, "critic",
-                                                             config.critic_gradient_checkpointing),
-                                                  critic_train, algorithm, ppo, tokenizer_dir);
-    critic_role = trained_critic;
-  } else {
-    critic_role = std::make_shared<NoCriticRole>();
-  }
+  // --- the actor runtime: the other roles here or in worker processes -----------------
+  SystemConfig system_config;
+  caf::actor_system system{system_config};
+  const bool separated = !placement.worker_processes.empty();
+  std::shared_ptr<UcxTicketStore> ucx_store;
+  std::shared_ptr<TicketStore> store;
+  if (separated) store = ucx_store = std::make_shared<UcxTicketStore>();
+  else store = std::make_shared<InProcessTicketStore>();
+  std::unique_ptr<WorkerProcesses> workers;
+  if (separated) workers = std::make_unique<WorkerProcesses>(system, config, placement);
+
+  auto local_context = [&](const std::string& role, std::shared_ptr<RoleModel> model) {
+    return RoleContext{RoleId{role, 0, 1}, std::move(model), store};
+  };
+  const auto factories = step3_role_factories();
+  auto local_model = [&](const RoleSpec& spec) { return factories.at(spec.factory)(spec); };
+  std::vector<std::string> here{"actor"}, descriptions{policy_role->describe()};
+  std::map<std::string, std::vector<std::string>> elsewhere;  // node -> roles
 
   Step3Result result;
-  result.reference_memory = reference->memory_summary();
-  std::clog << "step3: " << policy_role->describe() << "; " << critic_role->describe() << "; " << reward->describe()
-            << "; " << result.reference_memory << "\n";
+  StepThreeRoles roles;
+  roles.policy = spawn_policy(system, local_context("actor", policy_role));
+  if (placement.with_actor("reference")) {
+    auto reference = std::make_shared<engine::ReferencePolicy>(actor, hybrid->model_mutex());
+    if (config.offload_reference_model && !reference->offload_to(torch::kCPU))
+      std::clog << "step3: --offload_reference_model: the reference shares the actor's weights; nothing to offload\n";
+    result.reference_memory = reference->memory_summary();
+    roles.reference = spawn_reference(system, local_context("reference", std::make_shared<ReferenceRole>(reference)));
+    here.push_back("reference");
+  } else {
+    roles.reference = caf::actor_cast<ReferenceActor>(workers->spawn(reference_role_spec(config)));
+    result.reference_memory = "reference: a frozen copy of the actor's initial weights in worker process " +
+                              workers->node_of("reference");
+    elsewhere[workers->node_of("reference")].push_back("reference");
+  }
+  const bool has_critic = algorithm->roles().critic;
+  const auto critic_spec = critic_role_spec(config, planned_updates(total_cycles, rows, config, 0));
+  if (!has_critic || placement.with_actor("critic")) {
+    std::shared_ptr<RoleModel> critic = has_critic ? local_model(critic_spec) : std::make_shared<NoCriticRole>();
+    descriptions.push_back(critic->describe());
+    roles.critic = spawn_critic(system, local_context("critic", critic));
+    here.push_back("critic");
+  } else {
+    roles.critic = caf::actor_cast<CriticActor>(workers->spawn(critic_spec));
+    elsewhere[workers->node_of("critic")].push_back("critic");
+  }
+  const auto reward_spec = reward_role_spec(config);
+  if (placement.with_actor("reward")) {
+    auto reward = local_model(reward_spec);
+    descriptions.push_back(reward->describe());
+    roles.reward = spawn_reward(system, local_context("reward", reward));
+    here.push_back("reward");
+  } else {
+    roles.reward = caf::actor_cast<RewardActor>(workers->spawn(reward_spec));
+    elsewhere[workers->node_of("reward")].push_back("reward");
+  }
+  auto join = [](const std::vector<std::string>& names, const char* separator) {
+    std::string text;
+    for (const auto& name : names) text += (text.empty() ? "" : separator) + name;
+    return text;
+  };
+  result.placement = join(here, "+") + " in this process";
+  for (const auto& [node, names] : elsewhere)
+    result.placement += "; " + join(names, "+") + " in worker process " + node;
+  descriptions.push_back(result.reference_memory);
+  std::clog << "step3: " << join(descriptions, "; ") << "\nstep3: placement: " << result.placement
+            << (separated ? " (batches between processes over UCX)" : "") << "\n";
 
-  Evaluator evaluator{config, *hybrid, *reference, *reward, gold, *tokenizer, phase.eval, pad_id};
+  Evaluator evaluator{config, *hybrid, system, roles, *store, gold, *tokenizer, phase.eval, pad_id};
   if (config.eval_prompts > 0) {
     result.before = evaluator.run();
     result.before_sampled = evaluator.run(true);
     log_metrics(config, "eval", 0, evaluation_metrics(result.before, result.before_sampled));
   }
-
-  // --- the actor runtime -------------------------------------------------------------
-  SystemConfig system_config;
-  caf::actor_system system{system_config};
-  auto store = std::make_shared<InProcessTicketStore>();
-  auto context = [&](const std::string& role, std::shared_ptr<RoleModel> model) {
-    return RoleContext{RoleId{role, 0, 1}, std::move(model), store};
-  };
-  StepThreeRoles roles{spawn_policy(system, context("actor", policy_role)),
-                       spawn_critic(system, context("critic", critic_role)),
-                       spawn_reference(system, context("reference", std::make_shared<ReferenceRole>(reference))),
-                       spawn_reward(system, context("reward", reward))};
 
   std::map<std::string, double> experience_values;
   auto make_experience = [&](const ExperienceTickets& tickets, int64_t) {
@@ -258,7 +343,7 @@ Step3Result run_step3(const Step3Config& config) {
     auto exp = rl::Experience::from_generation(sequences.slice(1, 0, prompt_length), sequences,
                                                generated.at("attention_mask"));
     exp.logprobs = fetch_all(*store, tickets.logprobs).at("logprobs");
-    exp.ref_logprobs = fetch_all(*store, tickets.ref_logprobs).at("ref_logprobs");
+    exp.ref_logprobs = fetch_all(*store, tickets.ref_logprobs).at("ref_logprobs").to(exp.logprobs.device());
     exp.values = fetch_all(*store, tickets.values).at("values").to(exp.logprobs.device());
     exp.reward_score = fetch_all(*store, tickets.rewards).at("reward_score").to(exp.logprobs.device());
     auto kept = rl::drop_short_answers(exp);
@@ -269,7 +354,6 @@ Step3Result run_step3(const Step3Config& config) {
     return std::vector<TicketList>{TicketList{{store->publish(to_tensor_batch(kept))}}};
   };
   Controller controller(system, roles, make_experience);
-
   engine::ProgressReporter progress("step3", total_cycles);
   int64_t cycle = 0;
   for (int64_t epoch = 0; epoch < config.epochs && cycle < total_cycles; ++epoch) {
@@ -321,8 +405,11 @@ Step3Result run_step3(const Step3Config& config) {
   }
   if (!config.output_dir.empty()) {
     policy_role->save((config.output_dir / "actor").string());
-    if (trained_critic) trained_critic->save((config.output_dir / "critic").string());
+    if (has_critic)
+      ask<caf::ok_atom>(system, roles.critic, "saving the critic", save_atom::value,
+                        std::filesystem::absolute(config.output_dir / "critic").string());
   }
+  if (ucx_store) result.remote_fetches = static_cast<int64_t>(ucx_store->pulled());
   result.seconds = seconds_since(started);
   return result;
 }

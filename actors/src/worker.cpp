@@ -9,7 +9,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
-#include <troupe/actors/caf_ticket_store.hpp>
+#include <troupe/actors/ucx_ticket_store.hpp>
 #include <troupe/actors/node_agent.hpp>
 #include <troupe/actors/registrar_actor.hpp>
 #include <troupe/actors/role_actors.hpp>
@@ -80,7 +80,7 @@ int run_node_agent(const WorkerOptions& options) {
   if (!same_bytes(controller_proof, secret_proof(options.secret, "controller", agent_nonce, controller_nonce)))
     throw Error("troupe worker: the controller at " + where + " could not prove the shared secret; not joining");
 
-  auto store = std::make_shared<CafTicketStore>(system, resources.node);
+  auto store = std::make_shared<UcxTicketStore>(resources.node);
   auto agent = system.spawn(node_agent, options.factories, std::shared_ptr<TicketStore>(store), resources);
   self->request(registrar, handshake_timeout, register_atom::value, controller_nonce, caf::actor_cast<caf::actor>(agent))
       .receive([](caf::ok_atom) {}, on_error);

@@ -50,6 +50,7 @@ struct TrainArgs {
   bool enable_ema = false, release_inference_cache = false, offload_reference_model = false;
   double unsup_coef = 27.8;
   std::string reward_function, eval_function;
+  std::string topology;  ///< which roles share a process (placement/examples)
   bool do_sample = true;
   double temperature = 1.0, top_p = 1.0;
   int64_t top_k = 0;

@@ -214,6 +214,7 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.eval_prompts = args.eval_prompts;
   c.eval_interval = args.eval_interval;
   c.offload_reference_model = args.offload_reference_model;
+  c.topology = args.topology;
 
   fs::create_directories(args.output_dir);
   engine::MetricsLog metrics(fs::path(args.output_dir) / "metrics.jsonl", false);
@@ -231,6 +232,8 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   if (result.after_sampled.prompts) line("after (sampled)", result.after_sampled);
   std::clog << "step3: " << result.cycles << " cycles in " << result.seconds << " s; actor saved to "
             << (fs::path(args.output_dir) / "actor").string() << "\n";
+  if (result.remote_fetches > 0)
+    std::clog << "step3: " << result.remote_fetches << " batches pulled from worker processes over UCX\n";
   return result;
 }
 

@@ -2,9 +2,11 @@
 /// a controller and runs the role actors it asks for.
 #include <cstdlib>
 
+#include <troupe/actors/step3_role_specs.hpp>
 #include <troupe/actors/worker.hpp>
 #include <troupe/common/error.hpp>
 
+#include "builtin_rewards.hpp"
 #include "commands.hpp"
 
 namespace troupe::apps {
@@ -28,6 +30,8 @@ Command add_worker_command(CLI::App& app) {
     if (options.secret.empty())
       if (const char* env = std::getenv("TROUPE_SECRET")) options.secret = env;
     options.factories = actors::builtin_role_factories();
+    options.factories.merge(actors::step3_role_factories());
+    register_builtin_reward_functions();  // a step-3 reward role may name one
     actors::run_node_agent(options);
   }};
 }

@@ -1,8 +1,9 @@
 #pragma once
 /// Step 3 end to end on the actor runtime: loads the actor, critic, reference and
-/// reward, spawns their role actors (colocated in this process), and runs the
-/// controller's generate-score-train cycle over the prompt data, with evaluation on
-/// held-out prompts before and after, metrics, and the final actor (and EMA) saved.
+/// reward, spawns their role actors (in this process, or in worker processes when the
+/// topology separates them), and runs the controller's generate-score-train cycle over
+/// the prompt data, with evaluation on held-out prompts before and after, metrics, and
+/// the final actor (and EMA) and critic saved.
 #include <cstdint>
 #include <filesystem>
 #include <limits>
@@ -59,6 +60,12 @@ struct Step3Config {
   /// Dropout of the actor and critic while training (--dropout); unset = the configs'.
   std::optional<double> dropout;
   torch::Device device = torch::kCPU;
+  /// Topology file (--topology): which roles share a process. Empty = all four in this
+  /// process. The actor's process is this one; each other process of the plan is a
+  /// `troupe worker` started here, and batches move between processes over UCX.
+  std::filesystem::path topology;
+  /// The `troupe` executable the workers run; empty = this process's own executable.
+  std::filesystem::path worker_program;
   uint64_t seed = 1234;
   std::filesystem::path output_dir;  ///< actor/, critic/, actor_ema/ go here
   int64_t eval_prompts = 64;         ///< held-out prompts evaluated before and after (0 = none)
@@ -89,6 +96,10 @@ struct Step3Result {
   int64_t tokens = 0;               ///< sequence tokens processed by the cycles
   std::map<std::string, double> last_metrics;  ///< the last cycle's metrics
   std::string reference_memory;     ///< what the reference policy shares or holds
+  /// Where each role ran: "actor+reference in this process; critic+reward in worker
+  /// process host:pid".
+  std::string placement;
+  int64_t remote_fetches = 0;       ///< batches this process pulled from workers over UCX
 };
 
 Step3Result run_step3(const Step3Config& config);

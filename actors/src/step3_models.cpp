@@ -1,0 +1,28 @@
+/// load_role_model: a step-3 role's model as the run configures it.
+#include <troupe/actors/step3_models.hpp>
+
+#include <troupe/common/error.hpp>
+#include <troupe/models/lora.hpp>
+#include <troupe/models/pretrained.hpp>
+
+namespace troupe::actors {
+
+models::CausalLM load_role_model(const std::filesystem::path& dir, const RoleModelOptions& options, const std::string& role) {
+  if (dir.empty()) throw Error("step 3: no " + role + " model given");
+  models::LoadOptions load;
+  load.device = options.device;
+  load.value_head = options.value_head;
+  auto model = models::load_pretrained(dir, load);
+  if (options.lora_dim > 0) {
+    models::LoraOptions lora;
+    lora.rank = options.lora_dim;
+    lora.module_filter = options.lora_module_name;
+    models::apply_lora(*model, lora);
+    if (options.only_optimize_lora) models::only_optimize_lora(*model);
+  }
+  model->set_gradient_checkpointing(options.gradient_checkpointing);
+  if (options.dropout) models::set_dropout(*model, *options.dropout);
+  return model;
+}
+
+}  // namespace troupe::actors

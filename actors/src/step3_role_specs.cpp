@@ -1,0 +1,198 @@
+/// Step-3 role specs and the factories that turn them back into roles.
+#include <troupe/actors/step3_role_specs.hpp>
+
+#include <cstdio>
+#include <stdexcept>
+
+#include <troupe/actors/step3_models.hpp>
+#include <troupe/actors/step3_roles.hpp>
+#include <troupe/common/error.hpp>
+#include <troupe/engine/hybrid_scoring.hpp>
+#include <troupe/models/tokenizer.hpp>
+#include <troupe/rl/algorithm_registry.hpp>
+#include <troupe/rl/reward_function.hpp>
+
+namespace troupe::actors {
+namespace {
+
+constexpr const char* algorithm_option_prefix = "algo.";
+
+/// Shortest text that reads back as the same double.
+std::string number(double value) {
+  char text[40];
+  std::snprintf(text, sizeof(text), "%.17g", value);
+  return text;
+}
+
+/// Reads a spec's options, naming the role and the option in every error.
+class SpecReader {
+ public:
+  explicit SpecReader(const RoleSpec& spec) : spec_(spec) {}
+
+  std::string text(const std::string& key, const std::string& fallback = "") const {
+    auto found = spec_.options.find(key);
+    return found == spec_.options.end() ? fallback : found->second;
+  }
+  std::string required(const std::string& key) const {
+    auto value = text(key);
+    if (value.empty()) fail(key, "is missing");
+    return value;
+  }
+  double real(const std::string& key, double fallback) const {
+    auto value = text(key);
+    if (value.empty()) return fallback;
+    try {
+      size_t used = 0;
+      double parsed = std::stod(value, &used);
+      if (used == value.size()) return parsed;
+    } catch (const std::logic_error&) {
+    }
+    fail(key, "\"" + value + "\" is not a number");
+    return 0;
+  }
+  int64_t integer(const std::string& key, int64_t fallback) const {
+    const double value = real(key, static_cast<double>(fallback));
+    if (value != static_cast<double>(static_cast<int64_t>(value))) fail(key, "must be a whole number");
+    return static_cast<int64_t>(value);
+  }
+  bool flag(const std::string& key) const { return integer(key, 0) != 0; }
+  [[noreturn]] void fail(const std::string& key, const std::string& why) const {
+    throw Error(describe(spec_.id) + " (factory " + spec_.factory + "): option \"" + key + "\" " + why);
+  }
+  const RoleSpec& spec() const { return spec_; }
+
+ private:
+  const RoleSpec& spec_;
+};
+
+RoleSpec base_spec(const char* factory, const char* role, const Step3Config& config) {
+  RoleSpec spec;
+  spec.factory = factory;
+  spec.id = RoleId{role, 0, 1};
+  spec.options["device"] = config.device.str();
+  spec.options["seed"] = std::to_string(config.seed);
+  spec.options["tokenizer"] = (config.data.tokenizer_dir.empty() ? config.actor_model : config.data.tokenizer_dir).string();
+  return spec;
+}
+
+RoleModelOptions model_options(const SpecReader& reader, bool value_head) {
+  RoleModelOptions options;
+  options.value_head = value_head;
+  options.lora_dim = reader.integer("lora_dim", 0);
+  options.lora_module_name = reader.text("lora_module_name");
+  options.only_optimize_lora = reader.flag("only_optimize_lora");
+  options.gradient_checkpointing = reader.flag("gradient_checkpointing");
+  if (!reader.text("dropout").empty()) options.dropout = reader.real("dropout", 0);
+  options.device = torch::Device(reader.text("device", "cpu"));
+  return options;
+}
+
+void write_train_options(RoleSpec& spec, const engine::TrainOptions& train) {
+  auto& o = spec.options;
+  o["lr"] = number(train.optimizer.learning_rate);
+  o["weight_decay"] = number(train.optimizer.weight_decay);
+  o["lora_lr"] = number(train.optimizer.lora_learning_rate);
+  o["beta1"] = number(train.optimizer.beta1);
+  o["beta2"] = number(train.optimizer.beta2);
+  o["eps"] = number(train.optimizer.eps);
+  o["schedule"] = engine::schedule_name(train.schedule.type);
+  o["warmup_steps"] = std::to_string(train.schedule.warmup_steps);
+  o["total_steps"] = std::to_string(train.schedule.total_steps);
+  o["gradient_accumulation_steps"] = std::to_string(train.gradient_accumulation_steps);
+  o["max_grad_norm"] = number(train.max_grad_norm);
+  o["dtype"] = train.compute_dtype == torch::kBFloat16 ? "bf16" : "fp32";
+}
+
+engine::TrainOptions read_train_options(const SpecReader& reader) {
+  engine::TrainOptions train;
+  train.optimizer.learning_rate = reader.real("lr", train.optimizer.learning_rate);
+  train.optimizer.weight_decay = reader.real("weight_decay", train.optimizer.weight_decay);
+  train.optimizer.lora_learning_rate = reader.real("lora_lr", train.optimizer.lora_learning_rate);
+  train.optimizer.beta1 = reader.real("beta1", train.optimizer.beta1);
+  train.optimizer.beta2 = reader.real("beta2", train.optimizer.beta2);
+  train.optimizer.eps = reader.real("eps", train.optimizer.eps);
+  train.schedule.type = engine::parse_schedule_type(reader.text("schedule", "cosine"), "option schedule");
+  train.schedule.warmup_steps = reader.integer("warmup_steps", 0);
+  train.schedule.total_steps = reader.integer("total_steps", 1);
+  train.gradient_accumulation_steps = reader.integer("gradient_accumulation_steps", 1);
+  train.max_grad_norm = reader.real("max_grad_norm", train.max_grad_norm);
+  train.compute_dtype = engine::parse_compute_dtype(reader.text("dtype", "fp32"), "option dtype");
+  return train;
+}
+
+std::shared_ptr<RoleModel> make_critic(const RoleSpec& spec) {
+  SpecReader reader(spec);
+  rl::AlgorithmOptions algorithm_options;
+  for (const auto& [key, value] : spec.options)
+    if (key.rfind(algorithm_option_prefix, 0) == 0)
+      algorithm_options.set(key.substr(std::string(algorithm_option_prefix).size()), reader.real(key, 0));
+  std::shared_ptr<const rl::Algorithm> algorithm =
+      rl::AlgorithmRegistry::global().create(reader.required("algorithm"), algorithm_options);
+  PpoTrainingOptions ppo;
+  ppo.ppo_epochs = reader.integer("ppo_epochs", 1);
+  ppo.minibatch_size = reader.integer("minibatch_size", 16);
+  ppo.seed = static_cast<uint64_t>(reader.integer("seed", 1234));
+  auto model = load_role_model(reader.required("model"), model_options(reader, true), "critic");
+  return std::make_shared<CriticRole>(model, read_train_options(reader), algorithm, ppo, reader.required("tokenizer"));
+}
+
+std::shared_ptr<RoleModel> make_reference(const RoleSpec& spec) {
+  SpecReader reader(spec);
+  auto options = model_options(reader, false);
+  options.lora_dim = 0;  // the reference is the initial policy: adapters start at zero
+  auto actor = load_role_model(reader.required("model"), options, "reference");
+  return std::make_shared<ReferenceRole>(std::make_shared<engine::ReferencePolicy>(actor));
+}
+
+std::shared_ptr<RoleModel> make_reward(const RoleSpec& spec) {
+  SpecReader reader(spec);
+  const auto function = reader.text("reward_function");
+  if (!function.empty())
+    return std::make_shared<RewardRole>(rl::RewardFunctionRegistry::global().create(function),
+                                        models::load_tokenizer(reader.required("tokenizer")), function);
+  auto options = model_options(reader, true);
+  options.lora_dim = 0;
+  options.gradient_checkpointing = false;
+  options.dropout.reset();
+  return std::make_shared<RewardRole>(load_role_model(reader.required("model"), options, "reward"));
+}
+
+}  // namespace
+
+RoleSpec critic_role_spec(const Step3Config& config, int64_t total_steps) {
+  auto spec = base_spec("step3_critic", "critic", config);
+  auto& o = spec.options;
+  o["model"] = config.critic_model.string();
+  o["lora_dim"] = std::to_string(config.critic_lora_dim);
+  o["lora_module_name"] = config.lora_module_name;
+  o["only_optimize_lora"] = config.only_optimize_lora ? "1" : "0";
+  o["gradient_checkpointing"] = config.critic_gradient_checkpointing ? "1" : "0";
+  if (config.dropout) o["dropout"] = number(*config.dropout);
+  auto train = config.critic_train;
+  train.schedule.total_steps = total_steps;
+  write_train_options(spec, train);
+  o["algorithm"] = config.algorithm;
+  for (const auto& [key, value] : config.algorithm_options.values()) o[algorithm_option_prefix + key] = number(value);
+  o["ppo_epochs"] = std::to_string(config.ppo_epochs);
+  o["minibatch_size"] = std::to_string(config.training_batch_size);
+  return spec;
+}
+
+RoleSpec reference_role_spec(const Step3Config& config) {
+  auto spec = base_spec("step3_reference", "reference", config);
+  spec.options["model"] = config.actor_model.string();
+  return spec;
+}
+
+RoleSpec reward_role_spec(const Step3Config& config) {
+  auto spec = base_spec("step3_reward", "reward", config);
+  if (!config.reward_function.empty()) spec.options["reward_function"] = config.reward_function;
+  else spec.options["model"] = (config.reward_model.empty() ? config.critic_model : config.reward_model).string();
+  return spec;
+}
+
+RoleFactories step3_role_factories() {
+  return {{"step3_critic", make_critic}, {"step3_reference", make_reference}, {"step3_reward", make_reward}};
+}
+
+}  // namespace troupe::actors
