@@ -17,8 +17,10 @@ extern char** environ;
 namespace troupe::actors {
 namespace {
 
-/// How long a worker gets to exit on its own once asked to stop.
-constexpr auto stop_grace = std::chrono::seconds(5);
+/// How long a worker gets to exit on its own (it does once the controller is gone),
+/// then after SIGTERM, before it is killed.
+constexpr auto exit_grace = std::chrono::seconds(3);
+constexpr auto term_grace = std::chrono::seconds(2);
 
 bool reaped(pid_t pid, std::chrono::steady_clock::time_point deadline) {
   while (true) {
@@ -60,9 +62,13 @@ LocalWorkers::LocalWorkers(const std::filesystem::path& program, uint16_t port, 
 LocalWorkers::~LocalWorkers() { stop(); }
 
 void LocalWorkers::stop() {
-  const auto deadline = std::chrono::steady_clock::now() + stop_grace;
-  for (pid_t pid : pids_) kill(pid, SIGTERM);
+  std::vector<pid_t> running;
+  auto deadline = std::chrono::steady_clock::now() + exit_grace;
   for (pid_t pid : pids_)
+    if (!reaped(pid, deadline)) running.push_back(pid);
+  deadline = std::chrono::steady_clock::now() + term_grace;
+  for (pid_t pid : running) kill(pid, SIGTERM);
+  for (pid_t pid : running)
     if (!reaped(pid, deadline)) {
       kill(pid, SIGKILL);
       waitpid(pid, nullptr, 0);

@@ -20,6 +20,7 @@
 #include <troupe/actors/step3_roles.hpp>
 #include <troupe/actors/system_config.hpp>
 #include <troupe/actors/ucx_ticket_store.hpp>
+#include <troupe/actors/worker_group.hpp>
 #include <troupe/common/error.hpp>
 #include <troupe/data/collate.hpp>
 #include <troupe/data/sampler.hpp>
@@ -281,6 +282,16 @@ Step3Result run_step3(const Step3Config& config) {
 
   Step3Result result;
   StepThreeRoles roles;
+  // The role actors end with this run even where a peer process still references one:
+  // the actor system's destructor waits for every actor.
+  struct StopRoles {
+    const StepThreeRoles& roles;
+    ~StopRoles() {
+      for (const auto& handle : {caf::actor_cast<caf::actor>(roles.policy), caf::actor_cast<caf::actor>(roles.critic),
+                                 caf::actor_cast<caf::actor>(roles.reference), caf::actor_cast<caf::actor>(roles.reward)})
+        if (handle) caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
+    }
+  } stop_roles{roles};
   roles.policy = spawn_policy(system, local_context("actor", policy_role));
   if (placement.with_actor("reference")) {
     auto reference = std::make_shared<engine::ReferencePolicy>(actor, hybrid->model_mutex());
@@ -290,7 +301,8 @@ Step3Result run_step3(const Step3Config& config) {
     roles.reference = spawn_reference(system, local_context("reference", std::make_shared<ReferenceRole>(reference)));
     here.push_back("reference");
   } else {
-    roles.reference = caf::actor_cast<ReferenceActor>(workers->spawn(reference_role_spec(config)));
+    // One-rank groups around remote roles: a lost worker fails the request at once.
+    roles.reference = spawn_reference_group(system, {caf::actor_cast<ReferenceActor>(workers->spawn(reference_role_spec(config)))});
     result.reference_memory = "reference: a frozen copy of the actor's initial weights in worker process " +
                               workers->node_of("reference");
     elsewhere[workers->node_of("reference")].push_back("reference");
@@ -303,7 +315,7 @@ Step3Result run_step3(const Step3Config& config) {
     roles.critic = spawn_critic(system, local_context("critic", critic));
     here.push_back("critic");
   } else {
-    roles.critic = caf::actor_cast<CriticActor>(workers->spawn(critic_spec));
+    roles.critic = spawn_critic_group(system, {caf::actor_cast<CriticActor>(workers->spawn(critic_spec))});
     elsewhere[workers->node_of("critic")].push_back("critic");
   }
   const auto reward_spec = reward_role_spec(config);
@@ -313,7 +325,7 @@ Step3Result run_step3(const Step3Config& config) {
     roles.reward = spawn_reward(system, local_context("reward", reward));
     here.push_back("reward");
   } else {
-    roles.reward = caf::actor_cast<RewardActor>(workers->spawn(reward_spec));
+    roles.reward = spawn_reward_group(system, {caf::actor_cast<RewardActor>(workers->spawn(reward_spec))});
     elsewhere[workers->node_of("reward")].push_back("reward");
   }
   auto join = [](const std::vector<std::string>& names, const char* separator) {

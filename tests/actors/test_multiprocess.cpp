@@ -10,12 +10,12 @@
 
 #include <caf/all.hpp>
 
-#include <troupe/actors/caf_ticket_store.hpp>
 #include <troupe/actors/cluster.hpp>
 #include <troupe/actors/model_role.hpp>
 #include <troupe/actors/reference_actor.hpp>
 #include <troupe/actors/reward_actor.hpp>
 #include <troupe/actors/system_config.hpp>
+#include <troupe/actors/ucx_ticket_store.hpp>
 #include <troupe/actors/worker_group.hpp>
 
 extern char** environ;
@@ -101,8 +101,8 @@ TEST_CASE("actors: roles on worker processes score sequences pulled across proce
   // A one-rank group around the remote reward: fails fast once the reward is lost.
   auto guarded_reward = spawn_reward_group(system, {reward});
 
-  // The sequences live in this process; both workers pull them from here.
-  CafTicketStore store(system);
+  // The sequences live in this process; both workers pull them from here over UCX.
+  UcxTicketStore store;
   auto sequences = torch::randint(0, 50, {3, 7}, torch::kLong);  // (B, T)
   auto mask = torch::ones_like(sequences);
   mask[0][6] = 0;  // a padded tail: the reward reads the last real token
@@ -128,6 +128,8 @@ TEST_CASE("actors: roles on worker processes score sequences pulled across proce
   CHECK(pulled.sizes() == expected.sizes());
   CHECK(torch::allclose(pulled, expected, 1e-5, 1e-5));
   CHECK(store.fetch(reward_out.tickets[0]).at("reward_score").sizes() == torch::IntArrayRef{3});
+  CHECK(store.served() == 2);  // each worker pulled the sequences once
+  CHECK(store.pulled() == 2);  // and this process pulled one output from each
 
   SECTION("a killed worker is noticed and reported with role, rank and node") {
     second.kill_hard();

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -183,4 +184,50 @@ TEST_CASE("step 3: an experience crosses actors as one batch and comes back whol
   CHECK(torch::equal(back.extra("baseline"), exp.extra("baseline")));
   CHECK_FALSE(back.values.defined());
   CHECK_THROWS_WITH(actors::experience_from_batch({{"bogus", torch::zeros({2})}}), Catch::Contains("bogus"));
+}
+
+TEST_CASE("step 3: critic and reward in a worker process train as they do colocated", "[actors][step3][multiprocess]") {
+  Step3World world;
+  const auto topology = world.root / "actor_ref_critic_reward.json";
+  std::ofstream(topology) << R"({"precision": "fp32",
+    "batch": {"generation_batch_size": 4, "training_batch_size": 2, "prompt_len": 32, "answer_len": 6},
+    "roles": {"actor": {}, "critic": {}, "reference": {}, "reward": {}},
+    "colocate": [["actor", "reference"], ["critic", "reward"]]})";
+  auto colocated = world.config("colocated");
+  auto separated = world.config("separated");
+  separated.topology = topology;
+  separated.worker_program = TROUPE_CLI_PATH;
+  auto here = actors::run_step3(colocated);
+  auto apart = actors::run_step3(separated);
+
+  CHECK(here.placement == "actor+reference+critic+reward in this process");
+  CHECK_THAT(apart.placement, Catch::StartsWith("actor+reference in this process; critic+reward in worker process "));
+  CHECK(here.remote_fetches == 0);
+  // Per cycle: values and reward scores pulled from the worker, plus the evaluations'.
+  CHECK(apart.remote_fetches >= 4);
+  // The same computation in another process: the same rewards, losses and weights up
+  // to the order of floating-point sums.
+  REQUIRE(apart.cycles == here.cycles);
+  for (const char* name : {"reward_score", "kl", "actor_loss", "critic_loss", "advantage", "return"}) {
+    INFO(name);
+    CHECK(apart.last_metrics.at(name) == Approx(here.last_metrics.at(name)).epsilon(1e-4).margin(1e-5));
+  }
+  CHECK(apart.after.reward_score == Approx(here.after.reward_score).epsilon(1e-4));
+  auto critic_here = models::load_pretrained(colocated.output_dir / "critic", {torch::kCPU, {}, true});
+  auto critic_apart = models::load_pretrained(separated.output_dir / "critic", {torch::kCPU, {}, true});
+  auto a = critic_here->named_parameters(), b = critic_apart->named_parameters();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO(a[i].key());
+    CHECK(torch::allclose(a[i].value(), b[i].value(), 1e-4, 1e-5));
+  }
+}
+
+TEST_CASE("step 3: a topology that does not fit is refused before anything starts", "[actors][step3]") {
+  Step3World world;
+  const auto topology = world.root / "wide.json";
+  std::ofstream(topology) << R"({"roles": {"actor": {"devices": 2}, "critic": {}}})";
+  auto config = world.config("wide");
+  config.topology = topology;
+  CHECK_THROWS_WITH(actors::run_step3(config), Catch::Contains("wide.json") && Catch::Contains("roles.actor.devices = 2"));
 }
