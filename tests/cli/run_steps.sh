@@ -5,6 +5,7 @@ set -euo pipefail
 troupe=$1
 work=$2
 example=$3
+topologies=$(cd "$(dirname "$0")/../../placement/examples" && pwd)
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
@@ -33,6 +34,17 @@ grep -q '"phase":"step2/eval"' step2/metrics.jsonl
 test -f step3/actor/config.json
 test -f step3/actor_ema/config.json
 test -f step3/critic/config.json
+
+# The same step 3 with critic and reward in a `troupe worker` process started for it;
+# batches cross between the processes over UCX.
+"$troupe" train --step 3 --actor_model_name_or_path step1_part --critic_model_name_or_path step2 \
+  --data_path Dahoas/rm-static=data --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 6 \
+  --per_device_generation_batch_size 4 --per_device_training_batch_size 2 --max_steps 2 \
+  --eval_prompts 4 --topology "$topologies/step3_two_processes.json" --output_dir step3_apart 2> step3_apart.log \
+  || { cat step3_apart.log; exit 1; }
+grep -q "critic+reward in worker process" step3_apart.log
+grep -q "batches pulled from worker processes over UCX" step3_apart.log
+test -f step3_apart/critic/config.json
 
 # An app with its own RL algorithm (RLOO) and reward function, on the step-1 model.
 "$example" --actor step1_part --data data --out example --cycles 1
