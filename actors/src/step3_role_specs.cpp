@@ -2,10 +2,14 @@
 #include <troupe/actors/step3_role_specs.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
+#include <troupe/actors/data_parallel.hpp>
 #include <troupe/actors/step3_models.hpp>
 #include <troupe/actors/step3_roles.hpp>
+#include <torch/torch.h>
+
 #include <troupe/common/error.hpp>
 #include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/models/tokenizer.hpp>
@@ -120,8 +124,24 @@ engine::TrainOptions read_train_options(const SpecReader& reader) {
   return train;
 }
 
+/// Rank id.rank of id.world: the data-parallel group it trains in, from the
+/// "dp_rendezvous" HOST:PORT the controller hosts.
+std::shared_ptr<DataParallel> data_parallel_group(const SpecReader& reader) {
+  const auto& id = reader.spec().id;
+  if (id.world <= 1) return nullptr;
+  const auto where = reader.required("dp_rendezvous");
+  const auto colon = where.rfind(':');
+  if (colon == std::string::npos) reader.fail("dp_rendezvous", "\"" + where + "\" is not HOST:PORT");
+  char* end = nullptr;
+  const long port = std::strtol(where.c_str() + colon + 1, &end, 10);
+  if (*end != '\0' || port <= 0 || port > 65535) reader.fail("dp_rendezvous", "\"" + where + "\" has no valid port");
+  return std::make_shared<DataParallel>(where.substr(0, colon), static_cast<uint16_t>(port), id.rank, id.world, id.role);
+}
+
 std::shared_ptr<RoleModel> make_critic(const RoleSpec& spec) {
   SpecReader reader(spec);
+  // The same seed on every rank: fresh weights (a new value head, LoRA) start equal.
+  torch::manual_seed(static_cast<uint64_t>(reader.integer("seed", 1234)));
   rl::AlgorithmOptions algorithm_options;
   for (const auto& [key, value] : spec.options)
     if (key.rfind(algorithm_option_prefix, 0) == 0)
@@ -133,7 +153,8 @@ std::shared_ptr<RoleModel> make_critic(const RoleSpec& spec) {
   ppo.minibatch_size = reader.integer("minibatch_size", 16);
   ppo.seed = static_cast<uint64_t>(reader.integer("seed", 1234));
   auto model = load_role_model(reader.required("model"), model_options(reader, true), "critic");
-  return std::make_shared<CriticRole>(model, read_train_options(reader), algorithm, ppo, reader.required("tokenizer"));
+  return std::make_shared<CriticRole>(model, read_train_options(reader), algorithm, ppo, reader.required("tokenizer"),
+                                      data_parallel_group(reader));
 }
 
 std::shared_ptr<RoleModel> make_reference(const RoleSpec& spec) {

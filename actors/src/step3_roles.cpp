@@ -195,12 +195,18 @@ std::string PolicyRole::describe() const {
 // --- critic --------------------------------------------------------------------------
 
 CriticRole::CriticRole(models::CausalLM critic, engine::TrainOptions train, std::shared_ptr<const rl::Algorithm> algorithm,
-                       PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir)
+                       PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir,
+                       std::shared_ptr<DataParallel> data_parallel)
     : trainer_(std::move(critic), std::move(train)),
       algorithm_(std::move(algorithm)),
       ppo_(std::move(ppo)),
-      tokenizer_dir_(std::move(tokenizer_dir)) {
+      tokenizer_dir_(std::move(tokenizer_dir)),
+      data_parallel_(std::move(data_parallel)) {
   if (!trainer_.model()->has_value_head()) throw Error("the critic model has no value head (v_head)");
+  if (data_parallel_) {
+    auto group = data_parallel_;
+    trainer_.set_gradient_sync([group](const std::vector<torch::Tensor>& parameters) { group->average_gradients(parameters); });
+  }
 }
 
 TensorBatch CriticRole::generate(const TensorBatch&) { throw Error("the critic does not generate"); }
@@ -217,20 +223,63 @@ TensorBatch CriticRole::score(const TensorBatch& batch) {
   return {{"values", values}};
 }
 
+engine::MicroStep CriticRole::value_step(const rl::Experience& minibatch) {
+  return trainer_.micro_step([&](models::CausalLMImpl& model) {
+    auto values = engine::sequence_values(model, minibatch.sequences, minibatch.attention_mask);
+    return algorithm_->value_loss(values.to(torch::kFloat32), minibatch);
+  });
+}
+
 Metrics CriticRole::train(const std::vector<TensorBatch>& batches, int64_t) {
   auto exp = training_experience(batches);
+  if (exp) *exp = exp->to(device_of(*trainer_.model()));
+  if (data_parallel_) return train_data_parallel(exp);
   if (!exp) return skipped();
-  *exp = exp->to(device_of(*trainer_.model()));
-  auto [loss, grad_norm] = ppo_updates(*exp, ppo_, [&](const rl::Experience& minibatch) {
-    return trainer_.micro_step([&](models::CausalLMImpl& model) {
-      auto values = engine::sequence_values(model, minibatch.sequences, minibatch.attention_mask);
-      return algorithm_->value_loss(values.to(torch::kFloat32), minibatch);
-    });
-  });
+  auto [loss, grad_norm] = ppo_updates(*exp, ppo_, [&](const rl::Experience& minibatch) { return value_step(minibatch); });
   return Metrics{{{"critic_loss", loss}, {"critic_grad_norm", grad_norm}, {"critic_lr", trainer_.learning_rate()}}};
 }
 
-void CriticRole::save(const std::string& path) { engine::save_model_dir(*trainer_.model(), tokenizer_dir_, path); }
+Metrics CriticRole::train_data_parallel(const std::optional<rl::Experience>& shard) {
+  // Every rank must take the same steps (each one all-reduces): as many per epoch as
+  // the rank with the most rows needs; a rank short of rows takes empty steps.
+  const int64_t rows = shard ? shard->batch_size() : 0;
+  const int64_t steps = data_parallel_->max((rows + ppo_.minibatch_size - 1) / ppo_.minibatch_size);
+  if (steps == 0) return skipped();
+  std::vector<rl::Experience> chunks;
+  if (rows > 0) chunks = shard->split((rows + steps - 1) / steps);
+  double total = 0, grad_norm = 0;
+  int64_t counted = 0;
+  for (int64_t epoch = 0; epoch < ppo_.ppo_epochs; ++epoch)
+    for (int64_t i = 0; i < steps; ++i) {
+      engine::MicroStep step;
+      if (i < static_cast<int64_t>(chunks.size())) {
+        step = value_step(chunks[static_cast<size_t>(i)]);
+        total += step.loss;
+        ++counted;
+      } else {
+        // No rows here: a zero loss, so this rank's gradients are zero in the average.
+        step = trainer_.micro_step([](models::CausalLMImpl& model) {
+          for (const auto& p : model.parameters())
+            if (p.requires_grad()) return p.sum() * 0.0;
+          throw Error("the critic has no trainable parameter");
+        });
+      }
+      if (step.optimizer_stepped) grad_norm = step.grad_norm;
+    }
+  std::vector<torch::Tensor> parameters;
+  for (const auto& p : trainer_.model()->parameters()) parameters.push_back(p);
+  Metrics metrics{{{"critic_grad_norm", grad_norm},
+                   {"critic_lr", trainer_.learning_rate()},
+                   {"critic_dp_divergence", data_parallel_->divergence(parameters)},
+                   {"critic_dp_ranks", static_cast<double>(data_parallel_->world())}}};
+  if (counted > 0) metrics.values["critic_loss"] = total / static_cast<double>(counted);
+  return metrics;
+}
+
+void CriticRole::save(const std::string& path) {
+  if (data_parallel_ && data_parallel_->rank() != 0) return;  // the ranks hold the same weights
+  engine::save_model_dir(*trainer_.model(), tokenizer_dir_, path);
+}
 
 void CriticRole::load(const std::string& path) {
   models::load_weights(*trainer_.model(), models::read_checkpoint(path), path);

@@ -10,6 +10,7 @@
 
 #include <troupe/actors/cluster.hpp>
 #include <troupe/actors/controller.hpp>
+#include <troupe/actors/data_parallel.hpp>
 #include <troupe/actors/experience_batch.hpp>
 #include <troupe/actors/local_workers.hpp>
 #include <troupe/actors/role_actors.hpp>
@@ -151,11 +152,13 @@ std::map<std::string, double> evaluation_metrics(const PolicyEvaluation& greedy,
   return values;
 }
 
-/// The worker processes of a separated topology and the cluster they joined.
+/// The worker processes of a separated topology, the cluster they joined, and which
+/// process holds which role and rank.
 class WorkerProcesses {
  public:
-  WorkerProcesses(caf::actor_system& system, const Step3Config& config, const Step3Placement& placement) {
-    const size_t count = placement.worker_processes.size();
+  WorkerProcesses(caf::actor_system& system, const Step3Config& config, const Step3Placement& placement)
+      : system_(system) {
+    const auto count = static_cast<size_t>(placement.worker_processes());
     ClusterOptions options;
     options.secret = to_hex(random_nonce());
     cluster_ = std::make_unique<Cluster>(system, options);
@@ -163,25 +166,49 @@ class WorkerProcesses {
     workers_ = std::make_unique<LocalWorkers>(program, cluster_->port(), options.secret, count);
     std::vector<std::string> names;
     for (const auto& node : cluster_->wait_for_nodes(count, std::chrono::minutes(2))) names.push_back(node.node);
-    for (size_t i = 0; i < count; ++i) {
-      auto node = node_of_process(names, workers_->pids()[i]);
-      if (node.empty()) throw Error("step 3: worker process " + std::to_string(workers_->pids()[i]) + " did not join");
-      for (const auto& role : placement.worker_processes[i]) node_of_role_[role] = node;
+    size_t next = 0;
+    for (const auto& set : placement.worker_sets) {
+      std::vector<std::string> nodes;
+      for (int rank = 0; rank < set.ranks; ++rank) {
+        const pid_t pid = workers_->pids()[next++];
+        auto node = node_of_process(names, pid);
+        if (node.empty()) throw Error("step 3: worker process " + std::to_string(pid) + " did not join");
+        for (const auto& role : set.roles) nodes_of_role_[role].push_back(node);
+        nodes.push_back(node);
+      }
+      std::string text;
+      for (const auto& role : set.roles) text += (text.empty() ? "" : "+") + role;
+      text += set.ranks == 1 ? " in worker process " : " in " + std::to_string(set.ranks) + " data-parallel worker processes ";
+      for (size_t i = 0; i < nodes.size(); ++i) text += (i ? ", " : "") + nodes[i];
+      descriptions_.push_back(text);
     }
   }
   ~WorkerProcesses() {
     cluster_.reset();  // the workers see the controller go and exit on their own
     workers_.reset();
   }
-  caf::actor spawn(const RoleSpec& spec) {
-    return cluster_->spawn_role(node_of_role_.at(spec.id.role), spec, role_patience);
+  /// The role of `spec` as one rank per process of its set, behind one group handle
+  /// (which also fails a request at once when a rank's process is lost).
+  template <class Handle>
+  Handle spawn(RoleSpec spec, Handle (*group)(caf::actor_system&, std::vector<Handle>)) {
+    const auto& nodes = nodes_of_role_.at(spec.id.role);
+    std::vector<Handle> ranks;
+    for (size_t rank = 0; rank < nodes.size(); ++rank) {
+      spec.id.rank = static_cast<int32_t>(rank);
+      spec.id.world = static_cast<int32_t>(nodes.size());
+      ranks.push_back(caf::actor_cast<Handle>(cluster_->spawn_role(nodes[rank], spec, role_patience)));
+    }
+    return group(system_, std::move(ranks));
   }
-  const std::string& node_of(const std::string& role) const { return node_of_role_.at(role); }
+  size_t ranks_of(const std::string& role) const { return nodes_of_role_.at(role).size(); }
+  const std::vector<std::string>& descriptions() const { return descriptions_; }
 
  private:
+  caf::actor_system& system_;
   std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<LocalWorkers> workers_;
-  std::map<std::string, std::string> node_of_role_;
+  std::map<std::string, std::vector<std::string>> nodes_of_role_;
+  std::vector<std::string> descriptions_;
 };
 
 }  // namespace
@@ -202,7 +229,15 @@ Step3Result run_step3(const Step3Config& config) {
     Step3Models models{config.actor_model, config.critic_model,
                        config.reward_function.empty() ? (config.reward_model.empty() ? config.critic_model : config.reward_model)
                                                       : std::filesystem::path()};
-    placement = place_step3_roles(placement::load_topology(config.topology), models);
+    placement::NodeResources machine = placement::detect_local_node("local");
+    if (!config.cluster.empty()) {
+      const auto described = placement::ClusterResources::load(config.cluster.string());
+      if (described.nodes().size() != 1)
+        throw Error(config.cluster.string() + ": step 3 starts its workers on this machine; describe one node, not " +
+                    std::to_string(described.nodes().size()));
+      machine = described.nodes().front();
+    }
+    placement = place_step3_roles(placement::load_topology(config.topology), models, machine);
     std::clog << placement.plan_text;
   }
 
@@ -264,11 +299,12 @@ Step3Result run_step3(const Step3Config& config) {
   // --- the actor runtime: the other roles here or in worker processes -----------------
   SystemConfig system_config;
   caf::actor_system system{system_config};
-  const bool separated = !placement.worker_processes.empty();
+  const bool separated = placement.worker_processes() > 0;
   std::shared_ptr<UcxTicketStore> ucx_store;
   std::shared_ptr<TicketStore> store;
   if (separated) store = ucx_store = std::make_shared<UcxTicketStore>();
   else store = std::make_shared<InProcessTicketStore>();
+  std::unique_ptr<Rendezvous> rendezvous;
   std::unique_ptr<WorkerProcesses> workers;
   if (separated) workers = std::make_unique<WorkerProcesses>(system, config, placement);
 
@@ -278,7 +314,6 @@ Step3Result run_step3(const Step3Config& config) {
   const auto factories = step3_role_factories();
   auto local_model = [&](const RoleSpec& spec) { return factories.at(spec.factory)(spec); };
   std::vector<std::string> here{"actor"}, descriptions{policy_role->describe()};
-  std::map<std::string, std::vector<std::string>> elsewhere;  // node -> roles
 
   Step3Result result;
   StepThreeRoles roles;
@@ -302,10 +337,8 @@ Step3Result run_step3(const Step3Config& config) {
     here.push_back("reference");
   } else {
     // One-rank groups around remote roles: a lost worker fails the request at once.
-    roles.reference = spawn_reference_group(system, {caf::actor_cast<ReferenceActor>(workers->spawn(reference_role_spec(config)))});
-    result.reference_memory = "reference: a frozen copy of the actor's initial weights in worker process " +
-                              workers->node_of("reference");
-    elsewhere[workers->node_of("reference")].push_back("reference");
+    roles.reference = workers->spawn(reference_role_spec(config), spawn_reference_group);
+    result.reference_memory = "reference: a frozen copy of the actor's initial weights in its worker process";
   }
   const bool has_critic = algorithm->roles().critic;
   const auto critic_spec = critic_role_spec(config, planned_updates(total_cycles, rows, config, 0));
@@ -315,8 +348,12 @@ Step3Result run_step3(const Step3Config& config) {
     roles.critic = spawn_critic(system, local_context("critic", critic));
     here.push_back("critic");
   } else {
-    roles.critic = spawn_critic_group(system, {caf::actor_cast<CriticActor>(workers->spawn(critic_spec))});
-    elsewhere[workers->node_of("critic")].push_back("critic");
+    auto spec = critic_spec;
+    if (workers->ranks_of("critic") > 1) {
+      rendezvous = std::make_unique<Rendezvous>();  // where the critic's ranks meet to all-reduce
+      spec.options["dp_rendezvous"] = rendezvous->address();
+    }
+    roles.critic = workers->spawn(spec, spawn_critic_group);
   }
   const auto reward_spec = reward_role_spec(config);
   if (placement.with_actor("reward")) {
@@ -325,8 +362,7 @@ Step3Result run_step3(const Step3Config& config) {
     roles.reward = spawn_reward(system, local_context("reward", reward));
     here.push_back("reward");
   } else {
-    roles.reward = spawn_reward_group(system, {caf::actor_cast<RewardActor>(workers->spawn(reward_spec))});
-    elsewhere[workers->node_of("reward")].push_back("reward");
+    roles.reward = workers->spawn(reward_spec, spawn_reward_group);
   }
   auto join = [](const std::vector<std::string>& names, const char* separator) {
     std::string text;
@@ -334,8 +370,8 @@ Step3Result run_step3(const Step3Config& config) {
     return text;
   };
   result.placement = join(here, "+") + " in this process";
-  for (const auto& [node, names] : elsewhere)
-    result.placement += "; " + join(names, "+") + " in worker process " + node;
+  if (workers)
+    for (const auto& text : workers->descriptions()) result.placement += "; " + text;
   descriptions.push_back(result.reference_memory);
   std::clog << "step3: " << join(descriptions, "; ") << "\nstep3: placement: " << result.placement
             << (separated ? " (batches between processes over UCX)" : "") << "\n";

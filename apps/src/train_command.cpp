@@ -31,7 +31,7 @@ const std::vector<std::string> kStep3Only = {
     "unsupervised_dataset_name", "unsup_coef", "actor_lora_dim", "critic_lora_dim", "offload_reference_model",
     "release_inference_cache", "actor_gradient_checkpointing", "critic_gradient_checkpointing", "algo", "algo_option",
     "kl_ctl", "clip_reward_value", "cliprange", "cliprange_value", "gamma", "lam", "reward_function", "eval_function",
-    "do_sample", "temperature", "top_k", "top_p", "eval_prompts", "topology"};
+    "do_sample", "temperature", "top_k", "top_p", "eval_prompts", "topology", "cluster"};
 const std::vector<std::string> kStep12Only = {"model_name_or_path", "per_device_train_batch_size", "learning_rate",
                                               "weight_decay", "lora_dim", "gradient_checkpointing", "max_seq_len",
                                               "per_device_eval_batch_size", "eval_samples", "resume"};
@@ -158,6 +158,10 @@ Command add_train_command(CLI::App& app) {
   opt("topology", a.topology,
       "Step 3: topology JSON saying which roles share a process (placement/examples); roles apart from the actor "
       "run in `troupe worker` processes started here. Default: all four in this process")
+      ->check(CLI::ExistingFile);
+  opt("cluster", a.cluster,
+      "Step 3 with --topology: this machine's resources as a one-node cluster JSON (as for `troupe plan`). "
+      "Default: detected")
       ->check(CLI::ExistingFile);
   return {cmd, [cmd, args] { run_train(*cmd, *args); }};
 }

@@ -215,6 +215,7 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.eval_interval = args.eval_interval;
   c.offload_reference_model = args.offload_reference_model;
   c.topology = args.topology;
+  c.cluster = args.cluster;
 
   fs::create_directories(args.output_dir);
   engine::MetricsLog metrics(fs::path(args.output_dir) / "metrics.jsonl", false);

@@ -61,6 +61,7 @@ MicroStep TrainEngine::micro_step(const std::function<torch::Tensor(models::Caus
   ++micro_steps_;
   if (micro_steps_ % options_.gradient_accumulation_steps != 0) return result;
 
+  if (gradient_sync_) gradient_sync_(trainable_);
   // The norm is measured always (it is logged); clipping only when asked.
   const double max_norm = options_.max_grad_norm > 0 ? options_.max_grad_norm : std::numeric_limits<double>::infinity();
   result.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, max_norm);

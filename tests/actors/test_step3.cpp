@@ -226,8 +226,38 @@ TEST_CASE("step 3: critic and reward in a worker process train as they do coloca
 TEST_CASE("step 3: a topology that does not fit is refused before anything starts", "[actors][step3]") {
   Step3World world;
   const auto topology = world.root / "wide.json";
-  std::ofstream(topology) << R"({"roles": {"actor": {"devices": 2}, "critic": {}}})";
+  std::ofstream(topology) << R"({"roles": {"actor": {"devices": 2}, "critic": {}}, "colocate": []})";
   auto config = world.config("wide");
   config.topology = topology;
   CHECK_THROWS_WITH(actors::run_step3(config), Catch::Contains("wide.json") && Catch::Contains("roles.actor.devices = 2"));
+}
+
+TEST_CASE("step 3: a data-parallel critic on two worker processes keeps its ranks in step", "[actors][step3][multiprocess]") {
+  Step3World world;
+  const auto topology = world.root / "critic_dp2.json";
+  std::ofstream(topology) << R"({"precision": "fp32",
+    "batch": {"generation_batch_size": 4, "training_batch_size": 2, "prompt_len": 32, "answer_len": 6},
+    "roles": {"actor": {}, "reference": {}, "critic": {"devices": 2}, "reward": {"devices": 2}},
+    "colocate": [["actor", "reference"], ["critic", "reward"]]})";
+  // This machine may have fewer CPU threads than the three processes reserve.
+  const auto cluster = world.root / "machine.json";
+  std::ofstream(cluster) << R"({"nodes": [{"name": "local", "cpu_threads": 8, "memory": "8GiB"}]})";
+  auto config = world.config("critic_dp2");
+  config.topology = topology;
+  config.cluster = cluster;
+  config.worker_program = TROUPE_CLI_PATH;
+  config.generation_batch_size = 5;  // odd: the ranks hold 2 and 3 rows and still step together
+  config.ppo_epochs = 2;
+  auto result = actors::run_step3(config);
+  CHECK_THAT(result.placement, Catch::Contains("critic+reward in 2 data-parallel worker processes "));
+  REQUIRE(result.cycles == 2);
+  // Both ranks averaged their gradients before every step: their weights are equal.
+  CHECK(result.last_metrics.at("critic_dp_ranks") == 2);
+  CHECK(result.last_metrics.at("critic_dp_divergence") == 0.0);
+  CHECK(std::isfinite(result.last_metrics.at("critic_loss")));
+  CHECK(std::isfinite(result.after.reward_score));
+  // Rank 0 saved the critic, and it moved from where it started.
+  auto initial = models::load_pretrained(world.critic, {torch::kCPU, {}, true});
+  auto trained = models::load_pretrained(config.output_dir / "critic", {torch::kCPU, {}, true});
+  CHECK_FALSE(torch::equal(initial->named_parameters()[1].value(), trained->named_parameters()[1].value()));
 }

@@ -1,23 +1,32 @@
 #pragma once
 /// Where step 3's roles run: the placement manager plans the topology on this machine;
-/// the process that holds the actor is the controller's own, every other process of
-/// the plan becomes a `troupe worker` hosting its roles. Each role has one rank here
-/// (dp = tp = 1): data- and tensor-parallel roles are not run by step 3 yet.
+/// the process that holds the actor is the controller's own (one rank), and each other
+/// colocation set of the plan becomes `devices` `troupe worker` processes, one per
+/// data-parallel rank, each hosting every role of the set as that rank. Tensor
+/// parallelism (tp > 1) is not run by step 3.
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include <troupe/placement/resources.hpp>
 #include <troupe/placement/topology.hpp>
 
 namespace troupe::actors {
 
+/// Roles sharing worker processes, and how many ranks (processes) they span.
+struct WorkerSet {
+  std::vector<std::string> roles;  ///< "critic", "reference", "reward"
+  int ranks = 1;
+};
+
 struct Step3Placement {
-  /// Roles ("critic", "reference", "reward") of each worker process, in plan order.
-  std::vector<std::vector<std::string>> worker_processes;
+  std::vector<WorkerSet> worker_sets;
   /// The plan as `troupe plan` prints it.
   std::string plan_text;
   /// True when `role` shares the controller's (the actor's) process.
   bool with_actor(const std::string& role) const;
+  /// Worker processes to start: the sum of every set's ranks.
+  int worker_processes() const;
 };
 
 /// The models each role loads, for the memory estimate.
@@ -25,9 +34,11 @@ struct Step3Models {
   std::filesystem::path actor, critic, reward;  ///< empty = none (e.g. a reward function)
 };
 
-/// Plans `topology` on this machine. Throws troupe::Error naming the topology file and
-/// the role for a role with more than one device, or the plan's problems when it does
-/// not fit. Roles the topology leaves out run with the actor.
-Step3Placement place_step3_roles(const placement::Topology& topology, const Step3Models& models);
+/// Plans `topology` on `machine` (this machine's resources, or a description of it).
+/// Throws troupe::Error naming the topology file and the field for what step 3 cannot
+/// run (an actor with several devices, tp > 1), or the plan's problems when it does not
+/// fit. Roles the topology leaves out run with the actor.
+Step3Placement place_step3_roles(const placement::Topology& topology, const Step3Models& models,
+                                 const placement::NodeResources& machine);
 
 }  // namespace troupe::actors

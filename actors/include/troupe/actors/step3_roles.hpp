@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include <troupe/actors/data_parallel.hpp>
 #include <troupe/actors/role_model.hpp>
 #include <troupe/data/unsupervised.hpp>
 #include <troupe/engine/hybrid_engine.hpp>
@@ -68,10 +69,15 @@ class PolicyRole : public RoleModel {
 };
 
 /// The critic: values[:, :-1] for scoring, the algorithm's value loss for training.
+/// With `data_parallel`, this is one rank of several: it trains on its rows, averages
+/// gradients with the other ranks before every step, takes as many steps as the rank
+/// with the most rows (an empty step where it has none), reports how far the ranks'
+/// weights drifted apart (critic_dp_divergence, 0 when in step), and saves on rank 0.
 class CriticRole : public RoleModel {
  public:
   CriticRole(models::CausalLM critic, engine::TrainOptions train, std::shared_ptr<const rl::Algorithm> algorithm,
-             PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir);
+             PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir,
+             std::shared_ptr<DataParallel> data_parallel = nullptr);
   TensorBatch generate(const TensorBatch& prompts) override;
   TensorBatch score(const TensorBatch& sequences) override;
   Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
@@ -80,10 +86,14 @@ class CriticRole : public RoleModel {
   std::string describe() const override;
 
  private:
+  Metrics train_data_parallel(const std::optional<rl::Experience>& shard);
+  engine::MicroStep value_step(const rl::Experience& minibatch);
+
   engine::TrainEngine trainer_;
   std::shared_ptr<const rl::Algorithm> algorithm_;
   PpoTrainingOptions ppo_;
   std::filesystem::path tokenizer_dir_;
+  std::shared_ptr<DataParallel> data_parallel_;
 };
 
 /// For algorithms without a critic (GRPO): zero values, nothing to train.

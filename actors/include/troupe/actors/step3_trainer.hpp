@@ -64,6 +64,8 @@ struct Step3Config {
   /// process. The actor's process is this one; each other process of the plan is a
   /// `troupe worker` started here, and batches move between processes over UCX.
   std::filesystem::path topology;
+  /// This machine's resources for the plan (--cluster, one node); empty = detected.
+  std::filesystem::path cluster;
   /// The `troupe` executable the workers run; empty = this process's own executable.
   std::filesystem::path worker_program;
   uint64_t seed = 1234;

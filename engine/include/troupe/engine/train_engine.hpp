@@ -75,12 +75,19 @@ class TrainEngine {
   void set_progress(int64_t global_step, int64_t micro_steps);
   double learning_rate() const;  ///< the first group's current rate
 
+  /// Called with every trainable parameter after the last micro-batch of an
+  /// accumulation window and before clipping: a data-parallel rank averages the
+  /// gradients with its peers here, so every rank steps the same way.
+  using GradientSync = std::function<void(const std::vector<torch::Tensor>& parameters)>;
+  void set_gradient_sync(GradientSync sync) { gradient_sync_ = std::move(sync); }
+
  private:
   models::CausalLM model_;
   TrainOptions options_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<LrScheduler> scheduler_;
   std::vector<torch::Tensor> trainable_;
+  GradientSync gradient_sync_;
   int64_t global_step_ = 0;
   int64_t micro_steps_ = 0;
 };

@@ -1,0 +1,70 @@
+#pragma once
+/// The ranks of one data-parallel role in separate processes: each trains on its rows,
+/// and gradients are averaged over a UCX ring all-reduce before every optimizer step,
+/// so the ranks stay identical. The ranks find each other through a c10d TCPStore that
+/// the controller hosts (the rendezvous); they join on first use, so spawning rank 0
+/// does not wait for rank 1.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace troupe::transport {
+class Communicator;
+class UcxWorker;
+}  // namespace troupe::transport
+
+namespace troupe::actors {
+
+class DataParallel {
+ public:
+  /// Rank `rank` of `world` in group `group`, meeting at the TCPStore `host`:`port`.
+  DataParallel(std::string host, uint16_t port, int rank, int world, std::string group,
+               std::chrono::milliseconds timeout = std::chrono::minutes(5));
+  ~DataParallel();
+  int rank() const { return rank_; }
+  int world() const { return world_; }
+
+  /// Averages the gradients of `parameters` over the ranks in place (one flattened
+  /// all-reduce per dtype). A parameter with a gradient on some rank only (its rows
+  /// did not reach it there) counts zeros for the others; one with no gradient
+  /// anywhere keeps none, as in a single process.
+  void average_gradients(const std::vector<torch::Tensor>& parameters);
+  /// The largest `value` over the ranks (ranks agree on how many steps they take).
+  int64_t max(int64_t value);
+  /// Largest minus smallest, over the ranks, of a float64 sum of `parameters`: 0 when
+  /// every rank holds the same weights.
+  double divergence(const std::vector<torch::Tensor>& parameters);
+
+ private:
+  transport::Communicator& communicator();
+
+  std::string host_;
+  uint16_t port_;
+  int rank_, world_;
+  std::string group_;
+  std::chrono::milliseconds timeout_;
+  std::shared_ptr<transport::UcxWorker> worker_;
+  std::unique_ptr<transport::Communicator> communicator_;
+};
+
+/// The rendezvous a controller hosts for its data-parallel roles: a c10d TCPStore
+/// server on 127.0.0.1 and a free port, alive as long as this object.
+class Rendezvous {
+ public:
+  Rendezvous();
+  ~Rendezvous();
+  uint16_t port() const { return port_; }
+  /// "127.0.0.1:port", the form a role spec carries.
+  std::string address() const;
+
+ private:
+  struct Server;
+  std::unique_ptr<Server> server_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace troupe::actors

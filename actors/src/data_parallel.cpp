@@ -1,0 +1,94 @@
+/// Data-parallel ranks across processes: rendezvous, gradient averaging, agreement.
+#include <troupe/actors/data_parallel.hpp>
+
+#include <map>
+
+#include <torch/torch.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <troupe/common/error.hpp>
+#include <troupe/transport/ucx_communicator.hpp>
+#include <troupe/transport/ucx_worker.hpp>
+
+namespace troupe::actors {
+
+DataParallel::DataParallel(std::string host, uint16_t port, int rank, int world, std::string group,
+                           std::chrono::milliseconds timeout)
+    : host_(std::move(host)), port_(port), rank_(rank), world_(world), group_(std::move(group)), timeout_(timeout) {
+  if (world_ < 1 || rank_ < 0 || rank_ >= world_)
+    throw Error("data parallel group " + group_ + ": rank " + std::to_string(rank_) + " of " + std::to_string(world_));
+}
+
+DataParallel::~DataParallel() = default;
+
+transport::Communicator& DataParallel::communicator() {
+  if (!communicator_) {
+    auto store = transport::make_tcp_store(host_, port_, false, world_, timeout_);
+    worker_ = std::make_shared<transport::UcxWorker>();
+    communicator_ = std::make_unique<transport::UcxCommunicator>(worker_, store, rank_, world_, group_, timeout_);
+  }
+  return *communicator_;
+}
+
+void DataParallel::average_gradients(const std::vector<torch::Tensor>& parameters) {
+  if (world_ == 1 || parameters.empty()) return;
+  const auto count = static_cast<int64_t>(parameters.size());
+  auto present = torch::zeros({count}, torch::kFloat32);
+  for (int64_t i = 0; i < count; ++i) present[i] = parameters[i].grad().defined() ? 1.0f : 0.0f;
+  communicator().all_reduce(present, transport::ReduceOp::kMax);
+  // One buffer per dtype: a single all-reduce instead of one per tensor.
+  std::map<torch::ScalarType, std::vector<torch::Tensor>> by_dtype;
+  for (int64_t i = 0; i < count; ++i) {
+    if (present[i].item<float>() == 0.0f) continue;
+    auto parameter = parameters[i];
+    if (!parameter.grad().defined()) parameter.mutable_grad() = torch::zeros_like(parameter);
+    by_dtype[parameter.grad().scalar_type()].push_back(parameter.grad());
+  }
+  for (auto& [dtype, gradients] : by_dtype) {
+    std::vector<torch::Tensor> flat;
+    for (const auto& gradient : gradients) flat.push_back(gradient.reshape({-1}));
+    auto buffer = torch::cat(flat);
+    communicator().all_reduce(buffer, transport::ReduceOp::kAvg);
+    int64_t offset = 0;
+    for (auto& gradient : gradients) {
+      const int64_t n = gradient.numel();
+      gradient.copy_(buffer.slice(0, offset, offset + n).view_as(gradient));
+      offset += n;
+    }
+  }
+}
+
+int64_t DataParallel::max(int64_t value) {
+  if (world_ == 1) return value;
+  auto tensor = torch::tensor({value}, torch::kLong);
+  communicator().all_reduce(tensor, transport::ReduceOp::kMax);
+  return tensor.item<int64_t>();
+}
+
+double DataParallel::divergence(const std::vector<torch::Tensor>& parameters) {
+  if (world_ == 1) return 0;
+  double sum = 0;
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& p : parameters) sum += p.to(torch::kCPU, torch::kDouble).sum().item<double>();
+  }
+  auto extremes = torch::tensor({sum, -sum}, torch::kDouble);  // max and -min in one all-reduce
+  communicator().all_reduce(extremes, transport::ReduceOp::kMax);
+  return extremes[0].item<double>() + extremes[1].item<double>();
+}
+
+struct Rendezvous::Server {
+  c10::intrusive_ptr<c10d::Store> store;
+};
+
+Rendezvous::Rendezvous() : server_(std::make_unique<Server>()) {
+  // The server counts as the only worker it waits for; ranks connect later as clients.
+  server_->store = transport::make_tcp_store("127.0.0.1", 0, true, 1, std::chrono::minutes(5));
+  port_ = dynamic_cast<c10d::TCPStore&>(*server_->store).getPort();
+}
+
+Rendezvous::~Rendezvous() = default;
+
+std::string Rendezvous::address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+}  // namespace troupe::actors
