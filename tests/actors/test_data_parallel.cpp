@@ -1,0 +1,86 @@
+/// Data-parallel ranks: averaging gradients over two ranks and stepping gives the update
+/// one process makes on the whole batch.
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <future>
+
+#include <nlohmann/json.hpp>
+
+#include <troupe/actors/data_parallel.hpp>
+#include <troupe/engine/losses.hpp>
+#include <troupe/engine/train_engine.hpp>
+#include <troupe/models/causal_lm.hpp>
+#include <troupe/models/config.hpp>
+
+using namespace troupe;
+
+namespace {
+
+models::CausalLM tiny_model() {
+  nlohmann::json config = {{"model_type", "llama"}, {"vocab_size", 40}, {"hidden_size", 16},
+                           {"num_hidden_layers", 2}, {"num_attention_heads", 2}, {"num_key_value_heads", 2},
+                           {"intermediate_size", 32}, {"max_position_embeddings", 32}};
+  torch::manual_seed(11);
+  return models::make_causal_lm(models::parse_config(config, "test config"));
+}
+
+models::CausalLM copy_of(const models::CausalLM& model) {
+  auto copy = tiny_model();
+  torch::NoGradGuard no_grad;
+  auto from = model->named_parameters(), to = copy->named_parameters();
+  for (const auto& item : from) to[item.key()].copy_(item.value());
+  return copy;
+}
+
+/// One optimizer step on `ids` (every row the same length, so the mean over all tokens
+/// is the mean of the ranks' means).
+void step(engine::TrainEngine& engine, const torch::Tensor& ids) {
+  engine.micro_step([&](models::CausalLMImpl& model) {
+    auto logits = model.forward(ids, torch::ones_like(ids));
+    return engine::language_model_loss(logits, ids);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("data parallel: two ranks averaging gradients step as one process on the whole batch", "[actors][dp]") {
+  auto whole = tiny_model();
+  torch::manual_seed(5);
+  const auto ids = torch::randint(0, 40, {4, 10}, torch::kLong);
+  engine::TrainOptions options;
+  options.optimizer.learning_rate = 1e-2;
+  // Adam's first step is lr * sign(g) for eps << |g|: a gradient within rounding of zero
+  // could flip it. A large eps makes the step proportional to the gradient compared.
+  options.optimizer.eps = 1.0;
+  options.max_grad_norm = 0.5;  // clipping sees the averaged gradient on every rank
+  engine::TrainEngine single(whole, options);
+  auto rank_models = std::vector<models::CausalLM>{copy_of(whole), copy_of(whole)};
+  step(single, ids);
+
+  actors::Rendezvous rendezvous;
+  auto run_rank = [&](int rank) {
+    actors::DataParallel group("127.0.0.1", rendezvous.port(), rank, 2, "test");
+    engine::TrainEngine engine(rank_models[static_cast<size_t>(rank)], options);
+    engine.set_gradient_sync([&](const std::vector<torch::Tensor>& parameters) { group.average_gradients(parameters); });
+    step(engine, ids.slice(0, 2 * rank, 2 * rank + 2));
+    std::vector<torch::Tensor> parameters;
+    for (const auto& p : engine.model()->parameters()) parameters.push_back(p);
+    return group.divergence(parameters);
+  };
+  auto other = std::async(std::launch::async, run_rank, 1);
+  const double divergence = run_rank(0);
+  CHECK(other.get() == divergence);
+  CHECK(divergence == 0.0);
+
+  for (const auto& item : whole->named_parameters()) {
+    INFO(item.key());
+    const auto& expected = item.value();
+    CHECK(torch::allclose(rank_models[0]->named_parameters()[item.key()], expected, 1e-5, 1e-6));
+    CHECK(torch::equal(rank_models[0]->named_parameters()[item.key()], rank_models[1]->named_parameters()[item.key()]));
+  }
+}
+
+TEST_CASE("data parallel: a bad rank is refused", "[actors][dp]") {
+  CHECK_THROWS_WITH(actors::DataParallel("127.0.0.1", 1, 2, 2, "critic"), Catch::Contains("rank 2 of 2"));
+}
