@@ -58,7 +58,8 @@ UcxRequest::~UcxRequest() {
   if (request_ != nullptr) ucp_request_free(request_);
 }
 
-UcxWorker::UcxWorker(const UcxWorkerOptions& options) {
+UcxWorker::UcxWorker(const UcxWorkerOptions& options) : detect_peer_failure_(options.detect_peer_failure) {
+  if (const char* env = std::getenv("TROUPE_UCX_PEER_FAILURE")) detect_peer_failure_ = std::string(env) != "0";
   ucp_config_t* config = nullptr;
   check(ucp_config_read(nullptr, nullptr, &config), "config read");
   if (std::getenv("UCX_NET_DEVICES") == nullptr && options.net_devices != "all") {
@@ -149,12 +150,14 @@ UcxEndpoint& UcxWorker::endpoint(const std::vector<std::uint8_t>& remote_address
   }
   auto holder = std::make_unique<UcxEndpoint>(nullptr, name);
   ucp_ep_params_t params{};
-  params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
-                      UCP_EP_PARAM_FIELD_ERR_HANDLER;
+  params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS;
   params.address = reinterpret_cast<const ucp_address_t*>(remote_address.data());
-  params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
-  params.err_handler.cb = &UcxWorker::on_endpoint_error;
-  params.err_handler.arg = holder.get();
+  if (detect_peer_failure_) {
+    params.field_mask |= UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
+    params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+    params.err_handler.cb = &UcxWorker::on_endpoint_error;
+    params.err_handler.arg = holder.get();
+  }
   ucp_ep_h ep = nullptr;
   auto status = ucp_ep_create(worker_, &params, &ep);
   if (status != UCS_OK) {

@@ -90,6 +90,13 @@ struct UcxWorkerOptions {
   /// reachable from outside the machine. "all" lets UCX use every interface. An
   /// UCX_NET_DEVICES environment variable wins over this.
   std::string net_devices = "lo";
+  /// Ask UCX to report a dead peer on the endpoint (UCP_ERR_HANDLING_MODE_PEER), so a
+  /// wait on it fails at once. Off by default: UCX 1.13 then uses only transports that
+  /// can detect failure (TCP), not shared memory or CMA between processes of one
+  /// machine, which cuts bandwidth 1.5-3x (bench/transport_bench). Without it a dead
+  /// peer shows as a timeout, and the actor layer reports a lost process within
+  /// seconds anyway. TROUPE_UCX_PEER_FAILURE=0|1 overrides.
+  bool detect_peer_failure = false;
 };
 
 /// The process's UCX context and worker (thread mode MULTI: the TensorStore's
@@ -146,6 +153,7 @@ class UcxWorker {
   ucp_worker_h worker_ = nullptr;
   std::vector<std::uint8_t> address_;
   bool cuda_memory_ = false;
+  bool detect_peer_failure_ = false;
   std::mutex endpoints_mutex_;
   std::map<std::vector<std::uint8_t>, std::unique_ptr<UcxEndpoint>> endpoints_;
 };
