@@ -36,10 +36,15 @@ fs::path fresh_dir(const std::string& name) {
 /// A small demo corpus, a tokenizer for it, a random actor and a critic/reward model
 /// with a value head, as directories step 3 loads.
 struct Step3World {
-  fs::path root = fresh_dir("step3_world");
-  fs::path data = root / "data", tokenizer = root / "tokenizer", actor = root / "actor", critic = root / "critic";
+  fs::path root, data, tokenizer, actor, critic;
 
-  Step3World() {
+  /// `name`: a folder of its own, so test cases can run in parallel (ctest -j).
+  explicit Step3World(const std::string& name)
+      : root(fresh_dir("step3_" + name)),
+        data(root / "data"),
+        tokenizer(root / "tokenizer"),
+        actor(root / "actor"),
+        critic(root / "critic") {
     data::DemoOptions demo;
     demo.train_pairs = 200;
     demo.eval_pairs = 40;
@@ -97,7 +102,7 @@ std::vector<nlohmann::json> rows_of(const std::vector<nlohmann::json>& rows, con
 }  // namespace
 
 TEST_CASE("step 3: PPO cycles on the actor runtime with EMA and mixture training", "[actors][step3]") {
-  Step3World world;
+  Step3World world("ppo");
   auto config = world.config("ppo");
   config.enable_ema = true;
   config.unsupervised_data = world.data / "unsupervised.jsonl";
@@ -145,7 +150,7 @@ TEST_CASE("step 3: PPO cycles on the actor runtime with EMA and mixture training
 }
 
 TEST_CASE("step 3: GRPO with a C++ reward function needs no critic", "[actors][step3]") {
-  Step3World world;
+  Step3World world("grpo");
   auto& registry = rl::RewardFunctionRegistry::global();
   if (!registry.contains("test_demo_gold")) registry.register_reward_function("test_demo_gold", data::gold_score);
   auto config = world.config("grpo");
@@ -163,7 +168,7 @@ TEST_CASE("step 3: GRPO with a C++ reward function needs no critic", "[actors][s
 }
 
 TEST_CASE("step 3: bad settings are refused with the flag named", "[actors][step3]") {
-  Step3World world;
+  Step3World world("bad");
   auto config = world.config("bad");
   config.algorithm = "ppo2";
   CHECK_THROWS_WITH(actors::run_step3(config), Catch::Contains("ppo2") && Catch::Contains("grpo"));
@@ -187,7 +192,7 @@ TEST_CASE("step 3: an experience crosses actors as one batch and comes back whol
 }
 
 TEST_CASE("step 3: critic and reward in a worker process train as they do colocated", "[actors][step3][multiprocess]") {
-  Step3World world;
+  Step3World world("colocated_vs_apart");
   const auto topology = world.root / "actor_ref_critic_reward.json";
   std::ofstream(topology) << R"({"precision": "fp32",
     "batch": {"generation_batch_size": 4, "training_batch_size": 2, "prompt_len": 32, "answer_len": 6},
@@ -224,7 +229,7 @@ TEST_CASE("step 3: critic and reward in a worker process train as they do coloca
 }
 
 TEST_CASE("step 3: a topology that does not fit is refused before anything starts", "[actors][step3]") {
-  Step3World world;
+  Step3World world("wide");
   const auto topology = world.root / "wide.json";
   std::ofstream(topology) << R"({"roles": {"actor": {"devices": 2}, "critic": {}}, "colocate": []})";
   auto config = world.config("wide");
@@ -233,7 +238,7 @@ TEST_CASE("step 3: a topology that does not fit is refused before anything start
 }
 
 TEST_CASE("step 3: a data-parallel critic on two worker processes keeps its ranks in step", "[actors][step3][multiprocess]") {
-  Step3World world;
+  Step3World world("critic_dp");
   const auto topology = world.root / "critic_dp2.json";
   std::ofstream(topology) << R"({"precision": "fp32",
     "batch": {"generation_batch_size": 4, "training_batch_size": 2, "prompt_len": 32, "answer_len": 6},
