@@ -3,8 +3,13 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <fstream>
+#include <future>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -265,4 +270,53 @@ TEST_CASE("step 3: a data-parallel critic on two worker processes keeps its rank
   auto initial = models::load_pretrained(world.critic, {torch::kCPU, {}, true});
   auto trained = models::load_pretrained(config.output_dir / "critic", {torch::kCPU, {}, true});
   CHECK_FALSE(torch::equal(initial->named_parameters()[1].value(), trained->named_parameters()[1].value()));
+}
+
+namespace {
+
+/// The pid of a child process of this one whose command line contains `needle`; -1 if none.
+pid_t child_process_with(const std::string& needle) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const auto name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string pid, comm, state;
+    pid_t parent = 0;
+    if (!(stat >> pid >> comm >> state >> parent) || parent != getpid()) continue;
+    std::ifstream cmdline_file(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(cmdline_file)), {});
+    if (cmdline.find(needle) != std::string::npos) return static_cast<pid_t>(std::stol(name));
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("step 3: a worker process lost mid-run stops the run at once and names the role", "[actors][step3][multiprocess]") {
+  Step3World world("lost_worker");
+  const auto topology = world.root / "apart.json";
+  std::ofstream(topology) << R"({"precision": "fp32", "roles": {"actor": {}, "reference": {}, "critic": {}, "reward": {}},
+    "colocate": [["actor", "reference"], ["critic", "reward"]]})";
+  auto config = world.config("lost_worker");
+  config.topology = topology;
+  config.worker_program = TROUPE_CLI_PATH;
+  config.max_steps = 100000;
+  config.epochs = 100000;
+  config.eval_prompts = 0;
+  fs::create_directories(config.output_dir);
+  engine::MetricsLog metrics(config.output_dir / "metrics.jsonl", false);
+  config.metrics = &metrics;
+  auto run = std::async(std::launch::async, [&] { return actors::run_step3(config); });
+  // Wait until cycles are running, then kill the worker.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline &&
+         rows_of(engine::read_metrics_log(config.output_dir / "metrics.jsonl"), "step3/train").size() < 2)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const pid_t worker = child_process_with("worker");
+  REQUIRE(worker > 0);
+  kill(worker, SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  REQUIRE(run.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  CHECK(std::chrono::steady_clock::now() - killed < std::chrono::seconds(10));
+  CHECK_THROWS_WITH(run.get(), Catch::Contains("rank 0 is down"));
 }
