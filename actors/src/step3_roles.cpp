@@ -101,12 +101,30 @@ TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
     ids = ids.repeat_interleave(samples, 0);
     mask = mask.repeat_interleave(samples, 0);
   }
-  auto options = generation_;
-  options.seed = generation_.seed + static_cast<uint64_t>(generations_++);  // new samples every call
-  auto out = hybrid_->generate(ids, mask, options);
-  return {{"sequences", out.sequences},
-          {"attention_mask", out.attention_mask},
-          {"prompt_length", torch::full({out.sequences.size(0)}, out.prompt_length, torch::kLong)}};
+  const int64_t rows = ids.size(0);
+  const int64_t chunk = prompts_per_generation_ > 0 ? prompts_per_generation_ * samples : rows;
+  std::vector<models::GenerationResult> outs;
+  int64_t longest = 0;
+  for (int64_t start = 0; start < rows; start += chunk) {
+    const int64_t end = std::min(rows, start + chunk);
+    auto options = generation_;
+    options.seed = generation_.seed + static_cast<uint64_t>(generations_++);  // new samples every call
+    outs.push_back(hybrid_->generate(ids.slice(0, start, end), mask.slice(0, start, end), options));
+    longest = std::max(longest, outs.back().sequences.size(1));
+  }
+  // Each generation stops when its own rows end: pad to the longest, masked out.
+  const int64_t pad = generation_.pad_token_id.value_or(0);
+  std::vector<torch::Tensor> sequences, masks;
+  for (const auto& out : outs) {
+    const int64_t missing = longest - out.sequences.size(1);
+    sequences.push_back(torch::constant_pad_nd(out.sequences, {0, missing}, pad));
+    masks.push_back(torch::constant_pad_nd(out.attention_mask, {0, missing}, 0));
+  }
+  auto all = outs.size() == 1 ? outs.front().sequences : torch::cat(sequences);
+  auto all_mask = outs.size() == 1 ? outs.front().attention_mask : torch::cat(masks);
+  return {{"sequences", all},
+          {"attention_mask", all_mask},
+          {"prompt_length", torch::full({rows}, outs.front().prompt_length, torch::kLong)}};
 }
 
 TensorBatch PolicyRole::score(const TensorBatch& batch) {

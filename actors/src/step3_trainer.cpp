@@ -295,6 +295,7 @@ Step3Result run_step3(const Step3Config& config) {
   auto actor_train = config.actor_train;
   actor_train.schedule.total_steps = planned_updates(total_cycles, rows, config, unsupervised ? 1 : 0);
   auto policy_role = std::make_shared<PolicyRole>(hybrid, actor_train, generation, algorithm, ppo, tokenizer_dir);
+  if (config.generation_batches > 1) policy_role->set_prompts_per_generation(config.generation_batch_size);
 
   // --- the actor runtime: the other roles here or in worker processes -----------------
   SystemConfig system_config;
@@ -411,6 +412,7 @@ Step3Result run_step3(const Step3Config& config) {
       const auto cycle_started = Clock::now();
       auto prompts = data::make_step3_batch(phase.train, indices, config.data.lengths.max_prompt_seq_len, pad_id);
       auto prompt_ticket = store->publish({{"input_ids", prompts.input_ids}, {"attention_mask", prompts.attention_mask}});
+      const size_t generations_before = hybrid->timing_history().size();
       auto cycle_result = controller.run_cycle(TicketList{{prompt_ticket}}, cycle);
       ++cycle;
 
@@ -424,7 +426,14 @@ Step3Result run_step3(const Step3Config& config) {
       for (const auto& list : cycle_result.training)
         for (const auto& ticket : list.tickets) store->release(ticket);
 
-      const auto& timings = hybrid->last_timings();
+      // This cycle's generate() calls (several with --generation_batches > 1).
+      engine::SwitchTimings timings;
+      const auto& history = hybrid->timing_history();
+      for (size_t i = generations_before; i < history.size(); ++i) {
+        timings.fuse_seconds += history[i].fuse_seconds;
+        timings.generate_seconds += history[i].generate_seconds;
+        timings.unfuse_seconds += history[i].unfuse_seconds;
+      }
       std::map<std::string, double> values = experience_values;
       for (const auto& [name, value] : cycle_result.policy.values) values[name] = value;
       for (const auto& [name, value] : cycle_result.critic.values) values[name] = value;

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <troupe/actors/experience_batch.hpp>
+#include <troupe/actors/step3_roles.hpp>
 #include <troupe/actors/step3_trainer.hpp>
 #include <troupe/common/error.hpp>
 #include <troupe/data/demo_corpus.hpp>
@@ -24,6 +25,7 @@
 #include <troupe/models/bpe_trainer.hpp>
 #include <troupe/models/bpe_tokenizer.hpp>
 #include <troupe/models/pretrained.hpp>
+#include <troupe/rl/algorithm_registry.hpp>
 #include <troupe/rl/reward_function.hpp>
 
 using namespace troupe;
@@ -319,4 +321,35 @@ TEST_CASE("step 3: a worker process lost mid-run stops the run at once and names
   REQUIRE(run.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
   CHECK(std::chrono::steady_clock::now() - killed < std::chrono::seconds(10));
   CHECK_THROWS_WITH(run.get(), Catch::Contains("rank 0 is down"));
+}
+
+TEST_CASE("step 3: several generation batches per cycle give the answers of one big generation", "[actors][step3]") {
+  Step3World world("generation_batches");
+  auto actor = models::load_pretrained(world.actor);
+  auto hybrid = std::make_shared<engine::HybridEngine>(actor);
+  models::GenerationOptions generation;
+  generation.max_new_tokens = 6;
+  generation.do_sample = false;  // greedy: the same answer whatever the batch
+  generation.pad_token_id = 2;
+  std::shared_ptr<const rl::Algorithm> ppo = rl::AlgorithmRegistry::global().create("ppo", {});
+  actors::PolicyRole policy(hybrid, engine::TrainOptions{}, generation, ppo, actors::PpoTrainingOptions{}, world.tokenizer);
+  torch::manual_seed(4);
+  const auto ids = torch::randint(4, 300, {5, 7}, torch::kLong);
+  auto mask = torch::ones_like(ids);
+  mask[1][0] = 0;  // left padding in one prompt
+  const actors::TensorBatch prompts{{"input_ids", ids}, {"attention_mask", mask}};
+  auto whole = policy.generate(prompts);
+  policy.set_prompts_per_generation(2);  // three calls: 2 + 2 + 1 prompts
+  const size_t calls_before = hybrid->timing_history().size();
+  auto chunked = policy.generate(prompts);
+  CHECK(hybrid->timing_history().size() - calls_before == 3);
+  REQUIRE(chunked.at("sequences").size(0) == 5);
+  for (int64_t row = 0; row < 5; ++row) {
+    INFO("row " << row);
+    auto real = [&](const actors::TensorBatch& batch) {
+      return batch.at("sequences")[row].masked_select(batch.at("attention_mask")[row].to(torch::kBool));
+    };
+    CHECK(torch::equal(real(whole), real(chunked)));
+  }
+  CHECK(chunked.at("prompt_length")[0].item<int64_t>() == 7);
 }

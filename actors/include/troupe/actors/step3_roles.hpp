@@ -51,6 +51,11 @@ class PolicyRole : public RoleModel {
   void load(const std::string& path) override;
   std::string describe() const override;
 
+  /// Prompts per generate() call (DeepSpeed-Chat's per_device_generation_batch_size when
+  /// --generation_batches > 1 gathers several generation batches into one experience);
+  /// the answers are right-padded to one length. 0 = all prompts in one call.
+  void set_prompts_per_generation(int64_t prompts) { prompts_per_generation_ = prompts; }
+
   engine::HybridEngine& hybrid() { return *hybrid_; }
   engine::TrainEngine& trainer() { return trainer_; }
   const rl::Ema* ema() const { return ema_ ? &*ema_ : nullptr; }
@@ -66,6 +71,7 @@ class PolicyRole : public RoleModel {
   std::filesystem::path tokenizer_dir_;
   std::optional<rl::Ema> ema_;
   int64_t generations_ = 0;
+  int64_t prompts_per_generation_ = 0;
 };
 
 /// The critic: values[:, :-1] for scoring, the algorithm's value loss for training.
