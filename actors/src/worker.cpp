@@ -3,7 +3,10 @@
 
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -22,15 +25,31 @@ namespace {
 
 constexpr auto handshake_timeout = std::chrono::seconds(30);
 
+/// The role actors this node spawned: stopped when the agent serves no more (the actor
+/// system waits for every actor before the process can exit).
+struct SpawnedRoles {
+  std::mutex mutex;
+  std::vector<caf::actor> actors;
+  void stop_all() {
+    std::lock_guard lock(mutex);
+    for (const auto& actor : actors) caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    actors.clear();
+  }
+};
+
 NodeAgentActor::behavior_type node_agent(NodeAgentActor::pointer self, RoleFactories factories,
-                                         std::shared_ptr<TicketStore> store, NodeResources resources) {
+                                         std::shared_ptr<TicketStore> store, NodeResources resources,
+                                         std::shared_ptr<SpawnedRoles> spawned) {
   return {[=](spawn_role_atom, const RoleSpec& spec) -> caf::result<caf::actor> {
             auto factory = factories.find(spec.factory);
             if (factory == factories.end())
               return caf::make_error(caf::sec::runtime_error,
                                      "node " + resources.node + ": no role factory \"" + spec.factory + "\"");
             try {
-              return spawn_role(self->system(), RoleContext{spec.id, factory->second(spec), store});
+              auto role = spawn_role(self->system(), RoleContext{spec.id, factory->second(spec), store});
+              std::lock_guard lock(spawned->mutex);
+              spawned->actors.push_back(role);
+              return role;
             } catch (const std::exception& e) {
               return role_error(spec.id, std::string("on node ") + resources.node + ": " + e.what());
             }
@@ -81,7 +100,8 @@ int run_node_agent(const WorkerOptions& options) {
     throw Error("troupe worker: the controller at " + where + " could not prove the shared secret; not joining");
 
   auto store = std::make_shared<UcxTicketStore>(resources.node);
-  auto agent = system.spawn(node_agent, options.factories, std::shared_ptr<TicketStore>(store), resources);
+  auto spawned = std::make_shared<SpawnedRoles>();
+  auto agent = system.spawn(node_agent, options.factories, std::shared_ptr<TicketStore>(store), resources, spawned);
   self->request(registrar, handshake_timeout, register_atom::value, controller_nonce, caf::actor_cast<caf::actor>(agent))
       .receive([](caf::ok_atom) {}, on_error);
   if (!failure.empty()) throw Error("troupe worker: registering with " + where + " failed: " + failure);
@@ -97,7 +117,13 @@ int run_node_agent(const WorkerOptions& options) {
     running = false;
   });
   caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
-  return 0;
+  spawned->stop_all();
+  // End the process here: CAF 0.17's middleman keeps references to the role actors it
+  // exported to the vanished controller, so the actor system's destructor would wait
+  // for their threads forever. Nothing is left to save once the controller is gone.
+  std::cerr.flush();
+  std::fflush(nullptr);
+  std::_Exit(0);
 }
 
 }  // namespace troupe::actors

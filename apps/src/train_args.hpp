@@ -52,6 +52,7 @@ struct TrainArgs {
   std::string reward_function, eval_function;
   std::string topology;  ///< which roles share a process (placement/examples)
   std::string cluster;   ///< this machine's resources for the plan (one node)
+  std::string listen;    ///< wait for external workers on HOST:PORT instead of starting them
   bool do_sample = true;
   double temperature = 1.0, top_p = 1.0;
   int64_t top_k = 0;

@@ -1,4 +1,5 @@
 /// Steps 1, 2 and 3 of `troupe train` from its flags.
+#include <cstdlib>
 #include <iostream>
 
 #include <torch/torch.h>
@@ -216,6 +217,14 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.offload_reference_model = args.offload_reference_model;
   c.topology = args.topology;
   c.cluster = args.cluster;
+  c.listen = args.listen;
+  if (!c.listen.empty()) {
+    if (c.topology.empty()) throw Error("--listen needs --topology (which roles go to the worker processes)");
+    const char* secret = std::getenv("TROUPE_SECRET");
+    if (secret == nullptr || *secret == '\0')
+      throw Error("--listen: set TROUPE_SECRET to the shared secret the workers will prove");
+    c.secret = secret;
+  }
 
   fs::create_directories(args.output_dir);
   engine::MetricsLog metrics(fs::path(args.output_dir) / "metrics.jsonl", false);

@@ -46,6 +46,23 @@ grep -q "critic+reward in worker process" step3_apart.log
 grep -q "batches pulled from worker processes over UCX" step3_apart.log
 test -f step3_apart/critic/config.json
 
+# Workers started by hand (as on other machines): step 3 listens, a worker joins.
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export TROUPE_SECRET=cli-test-secret
+timeout 300 "$troupe" train --step 3 --actor_model_name_or_path step1_part --critic_model_name_or_path step2 \
+  --data_path Dahoas/rm-static=data --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 6 \
+  --per_device_generation_batch_size 4 --per_device_training_batch_size 2 --max_steps 2 --eval_prompts 4 \
+  --topology "$topologies/step3_two_processes.json" --listen "127.0.0.1:$port" --output_dir step3_listen \
+  2> step3_listen.log &
+controller=$!
+for _ in $(seq 600); do grep -q "waiting for 1 worker" step3_listen.log && break; sleep 0.1; done
+timeout 120 "$troupe" worker --join "127.0.0.1:$port" 2> worker.log || { cat worker.log; exit 1; }
+wait "$controller" || { cat step3_listen.log; exit 1; }
+unset TROUPE_SECRET
+grep -q "critic+reward in worker process" step3_listen.log
+grep -q "controller at 127.0.0.1:$port gone" worker.log
+test -f step3_listen/critic/config.json
+
 # An app with its own RL algorithm (RLOO) and reward function, on the step-1 model.
 "$example" --actor step1_part --data data --out example --cycles 1
 test -f example/actor/config.json

@@ -68,6 +68,11 @@ struct Step3Config {
   std::filesystem::path cluster;
   /// The `troupe` executable the workers run; empty = this process's own executable.
   std::filesystem::path worker_program;
+  /// Instead of starting workers here, listen on this HOST:PORT and wait for the topology's
+  /// worker processes to join (`TROUPE_SECRET=... troupe worker --join HOST:PORT` on any
+  /// machine); they take the sets' ranks in the order they join. Needs `secret`.
+  std::string listen;
+  std::string secret;  ///< the shared secret external workers prove (--listen)
   uint64_t seed = 1234;
   std::filesystem::path output_dir;  ///< actor/, critic/, actor_ema/ go here
   int64_t eval_prompts = 64;         ///< held-out prompts evaluated before and after (0 = none)

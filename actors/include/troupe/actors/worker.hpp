@@ -21,8 +21,9 @@ struct WorkerOptions {
 /// This machine's CPU threads and memory, named by this process (host:pid).
 NodeResources local_resources();
 
-/// Joins and serves; returns when the controller is gone (0) or throws troupe::Error
-/// when the join fails (unreachable, rejected, or the controller cannot prove the secret).
+/// Joins and serves; once the controller is gone it stops its role actors and ends the
+/// process with status 0 (it does not return). Throws troupe::Error when the join fails
+/// (unreachable, rejected, or the controller cannot prove the secret).
 int run_node_agent(const WorkerOptions& options);
 
 }  // namespace troupe::actors
