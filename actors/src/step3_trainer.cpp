@@ -9,13 +9,10 @@
 #include <caf/all.hpp>
 #include <torch/torch.h>
 
-#include <troupe/actors/cluster.hpp>
 #include <troupe/actors/controller.hpp>
 #include <troupe/actors/data_parallel.hpp>
 #include <troupe/actors/experience_batch.hpp>
-#include <troupe/actors/local_workers.hpp>
 #include <troupe/actors/role_actors.hpp>
-#include <troupe/actors/secret.hpp>
 #include <troupe/actors/step3_models.hpp>
 #include <troupe/actors/step3_placement.hpp>
 #include <troupe/actors/step3_role_specs.hpp>
@@ -23,6 +20,7 @@
 #include <troupe/actors/system_config.hpp>
 #include <troupe/actors/ucx_ticket_store.hpp>
 #include <troupe/actors/worker_group.hpp>
+#include <troupe/actors/worker_processes.hpp>
 #include <troupe/common/error.hpp>
 #include <troupe/data/collate.hpp>
 #include <troupe/data/sampler.hpp>
@@ -152,87 +150,6 @@ std::map<std::string, double> evaluation_metrics(const PolicyEvaluation& greedy,
   if (!std::isnan(sampled.gold_score)) values["sampled_gold_score"] = sampled.gold_score;
   return values;
 }
-
-/// The worker processes of a separated topology, the cluster they joined, and which
-/// process holds which role and rank.
-class WorkerProcesses {
- public:
-  WorkerProcesses(caf::actor_system& system, const Step3Config& config, const Step3Placement& placement)
-      : system_(system) {
-    const auto count = static_cast<size_t>(placement.worker_processes());
-    ClusterOptions options;
-    std::vector<std::string> names;
-    if (config.listen.empty()) {
-      options.secret = to_hex(random_nonce());
-      cluster_ = std::make_unique<Cluster>(system, options);
-      const auto program = config.worker_program.empty() ? this_program() : config.worker_program;
-      workers_ = std::make_unique<LocalWorkers>(program, cluster_->port(), options.secret, count);
-      for (const auto& node : cluster_->wait_for_nodes(count, std::chrono::minutes(2))) names.push_back(node.node);
-      // Ranks in the order the processes were started.
-      std::vector<std::string> ordered;
-      for (const pid_t pid : workers_->pids()) {
-        auto node = node_of_process(names, pid);
-        if (node.empty()) throw Error("step 3: worker process " + std::to_string(pid) + " did not join");
-        ordered.push_back(node);
-      }
-      names = ordered;
-    } else {
-      const auto colon = config.listen.rfind(':');
-      const long port = colon == std::string::npos ? -1 : std::strtol(config.listen.c_str() + colon + 1, nullptr, 10);
-      if (colon == std::string::npos || port < 0 || port > 65535)
-        throw Error("--listen \"" + config.listen + "\": expected HOST:PORT");
-      if (config.secret.empty()) throw Error("--listen needs a shared secret (TROUPE_SECRET) for the workers to prove");
-      options.host = config.listen.substr(0, colon);
-      options.port = static_cast<uint16_t>(port);
-      options.secret = config.secret;
-      cluster_ = std::make_unique<Cluster>(system, options);
-      std::clog << "step3: waiting for " << count << " worker process(es): run `troupe worker --join " << options.host
-                << ":" << cluster_->port() << "` with TROUPE_SECRET set, on this or another machine\n";
-      // Ranks in the order the workers joined.
-      for (const auto& node : cluster_->wait_for_nodes(count, std::chrono::minutes(30))) names.push_back(node.node);
-    }
-    size_t next = 0;
-    for (const auto& set : placement.worker_sets) {
-      std::vector<std::string> nodes;
-      for (int rank = 0; rank < set.ranks; ++rank) {
-        const auto& node = names.at(next++);
-        for (const auto& role : set.roles) nodes_of_role_[role].push_back(node);
-        nodes.push_back(node);
-      }
-      std::string text;
-      for (const auto& role : set.roles) text += (text.empty() ? "" : "+") + role;
-      text += set.ranks == 1 ? " in worker process " : " in " + std::to_string(set.ranks) + " data-parallel worker processes ";
-      for (size_t i = 0; i < nodes.size(); ++i) text += (i ? ", " : "") + nodes[i];
-      descriptions_.push_back(text);
-    }
-  }
-  ~WorkerProcesses() {
-    cluster_.reset();  // the workers see the controller go and exit on their own
-    workers_.reset();  // (the ones started here are stopped if they do not)
-  }
-  /// The role of `spec` as one rank per process of its set, behind one group handle
-  /// (which also fails a request at once when a rank's process is lost).
-  template <class Handle>
-  Handle spawn(RoleSpec spec, Handle (*group)(caf::actor_system&, std::vector<Handle>)) {
-    const auto& nodes = nodes_of_role_.at(spec.id.role);
-    std::vector<Handle> ranks;
-    for (size_t rank = 0; rank < nodes.size(); ++rank) {
-      spec.id.rank = static_cast<int32_t>(rank);
-      spec.id.world = static_cast<int32_t>(nodes.size());
-      ranks.push_back(caf::actor_cast<Handle>(cluster_->spawn_role(nodes[rank], spec, role_patience)));
-    }
-    return group(system_, std::move(ranks));
-  }
-  size_t ranks_of(const std::string& role) const { return nodes_of_role_.at(role).size(); }
-  const std::vector<std::string>& descriptions() const { return descriptions_; }
-
- private:
-  caf::actor_system& system_;
-  std::unique_ptr<Cluster> cluster_;
-  std::unique_ptr<LocalWorkers> workers_;
-  std::map<std::string, std::vector<std::string>> nodes_of_role_;
-  std::vector<std::string> descriptions_;
-};
 
 }  // namespace
 

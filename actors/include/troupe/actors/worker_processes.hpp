@@ -1,0 +1,56 @@
+#pragma once
+/// The worker processes of a separated step-3 topology: started here (or awaited on
+/// --listen), joined to this controller's cluster, and which process holds which role
+/// and rank. Roles are spawned on them as one rank per process of their set, behind a
+/// worker-group handle that fails a request at once when a rank's process is lost.
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+
+#include <troupe/actors/cluster.hpp>
+#include <troupe/actors/local_workers.hpp>
+#include <troupe/actors/step3_placement.hpp>
+#include <troupe/actors/step3_trainer.hpp>
+
+namespace troupe::actors {
+
+class WorkerProcesses {
+ public:
+  /// How long spawning a role (loading its model in the worker) may take.
+  static constexpr std::chrono::minutes spawn_patience{30};
+
+  WorkerProcesses(caf::actor_system& system, const Step3Config& config, const Step3Placement& placement);
+  ~WorkerProcesses();
+  WorkerProcesses(const WorkerProcesses&) = delete;
+  WorkerProcesses& operator=(const WorkerProcesses&) = delete;
+
+  /// The role of `spec` as one rank per process of its set, behind one group handle
+  /// (which also fails a request at once when a rank's process is lost).
+  template <class Handle>
+  Handle spawn(RoleSpec spec, Handle (*group)(caf::actor_system&, std::vector<Handle>)) {
+    const auto& nodes = nodes_of_role_.at(spec.id.role);
+    std::vector<Handle> ranks;
+    for (size_t rank = 0; rank < nodes.size(); ++rank) {
+      spec.id.rank = static_cast<int32_t>(rank);
+      spec.id.world = static_cast<int32_t>(nodes.size());
+      ranks.push_back(caf::actor_cast<Handle>(cluster_->spawn_role(nodes[rank], spec, spawn_patience)));
+    }
+    return group(system_, std::move(ranks));
+  }
+  size_t ranks_of(const std::string& role) const { return nodes_of_role_.at(role).size(); }
+  const std::vector<std::string>& descriptions() const { return descriptions_; }
+
+ private:
+  caf::actor_system& system_;
+  std::unique_ptr<Cluster> cluster_;
+  std::unique_ptr<LocalWorkers> workers_;
+  std::map<std::string, std::vector<std::string>> nodes_of_role_;
+  std::vector<std::string> descriptions_;
+};
+
+}  // namespace troupe::actors
