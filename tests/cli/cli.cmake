@@ -23,6 +23,15 @@ troupe_cli_test("flags from a JSON config file are checked like the command line
   "--ppo_epochs does not apply to --step 1" train --config ${cli_dir}/good.json)
 troupe_cli_test("a missing model is named" "--model_name_or_path is required"
   train --step 1 --data_path Dahoas/rm-static=x --output_dir ${cli_dir}/none)
+troupe_cli_test("--listen without --topology is refused" "--listen needs --topology"
+  train --step 3 --actor_model_name_or_path x --critic_model_name_or_path x --data_path Dahoas/rm-static=x
+  --listen 127.0.0.1:1 --output_dir ${cli_dir}/listen)
+troupe_cli_test("a topology step 3 cannot run names the field"
+  "all_separate.json: roles.actor.devices = 4: the actor .* runs as one rank"
+  train --step 3 --actor_model_name_or_path ${TROUPE_FIXTURES_DIR}/models/gpt2
+  --critic_model_name_or_path ${TROUPE_FIXTURES_DIR}/models/gpt2
+  --data_path Dahoas/rm-static=x --topology ${PROJECT_SOURCE_DIR}/placement/examples/all_separate.json
+  --output_dir ${cli_dir}/topology)
 
 add_test(NAME "cli: steps 1, 2 and 3 from the command line on a small demo corpus"
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_steps.sh ${troupe_cli} ${cli_dir}/steps
