@@ -27,6 +27,7 @@ struct Cluster::State {
   };
   std::string secret;
   std::function<void(const std::string&)> log;
+  std::function<void(const std::string&)> on_node_lost;
   mutable std::mutex mutex;
   mutable std::condition_variable changed;
   std::map<Bytes, Session> sessions;  // by controller nonce
@@ -100,6 +101,9 @@ caf::behavior watcher(caf::event_based_actor* self, std::shared_ptr<State> state
     if (found == labels->end()) return;
     const auto reason = self->system().render(down.reason);
     state->report("troupe: lost " + found->second + " (" + reason + ")");
+    const std::string node_prefix = "node ";
+    if (state->on_node_lost && found->second.rfind(node_prefix, 0) == 0)
+      state->on_node_lost(found->second.substr(node_prefix.size()));
     labels->erase(found);
   });
   return {[=](watch_atom, const caf::actor& whom, const std::string& label) {
@@ -113,6 +117,7 @@ caf::behavior watcher(caf::event_based_actor* self, std::shared_ptr<State> state
 Cluster::Cluster(caf::actor_system& system, ClusterOptions options) : system_(system), state_(std::make_shared<State>()) {
   if (options.secret.empty()) throw Error("cluster: a shared secret is required (--secret)");
   state_->secret = options.secret;
+  state_->on_node_lost = options.on_node_lost;
   state_->log = options.log ? options.log : [](const std::string& line) { std::cerr << line << std::endl; };
   watcher_ = system_.spawn(watcher, state_);
   registrar_ = caf::actor_cast<caf::actor>(system_.spawn(registrar, state_, watcher_));

@@ -247,7 +247,10 @@ Step3Result run_step3(const Step3Config& config) {
   else store = std::make_shared<InProcessTicketStore>();
   std::unique_ptr<Rendezvous> rendezvous;
   std::unique_ptr<WorkerProcesses> workers;
-  if (separated) workers = std::make_unique<WorkerProcesses>(system, config, placement);
+  // A lost worker ends pulls from it at once instead of at the transfer timeout.
+  if (separated)
+    workers = std::make_unique<WorkerProcesses>(system, config, placement,
+                                                [ucx_store](const std::string& node) { ucx_store->mark_node_lost(node); });
 
   auto local_context = [&](const std::string& role, std::shared_ptr<RoleModel> model) {
     return RoleContext{RoleId{role, 0, 1}, std::move(model), store};

@@ -35,6 +35,12 @@ TensorBatch UcxTicketStore::fetch(const Ticket& ticket) {
   if (!local && ticket.location.empty())
     throw Error("ticket " + std::to_string(ticket.id) + " of node " + ticket.node +
                 " carries no UCX address to pull it from");
+  if (!local) {
+    std::lock_guard lock(mutex_);
+    if (lost_.count(ticket.node))
+      throw Error("ticket " + std::to_string(ticket.id) + " of node " + ticket.node + ": that process is lost");
+    locations_[ticket.node] = ticket.location;
+  }
   transport::TensorBatch pulled;
   try {
     pulled = store_->pull(local ? std::vector<uint8_t>{} : ticket.location, ticket.id);
@@ -49,6 +55,13 @@ TensorBatch UcxTicketStore::fetch(const Ticket& ticket) {
 
 void UcxTicketStore::release(const Ticket& ticket) {
   if (ticket.node == node_) store_->erase(ticket.id);
+}
+
+void UcxTicketStore::mark_node_lost(const std::string& node) {
+  std::lock_guard lock(mutex_);
+  lost_.insert(node);
+  auto found = locations_.find(node);
+  if (found != locations_.end()) worker_->mark_peer_failed(found->second);
 }
 
 size_t UcxTicketStore::size() const { return store_->size(); }

@@ -9,10 +9,12 @@
 
 namespace troupe::actors {
 
-WorkerProcesses::WorkerProcesses(caf::actor_system& system, const Step3Config& config, const Step3Placement& placement)
+WorkerProcesses::WorkerProcesses(caf::actor_system& system, const Step3Config& config, const Step3Placement& placement,
+                                 std::function<void(const std::string&)> on_node_lost)
     : system_(system) {
   const auto count = static_cast<size_t>(placement.worker_processes());
   ClusterOptions options;
+  options.on_node_lost = std::move(on_node_lost);
   std::vector<std::string> names;
   if (config.listen.empty()) {
     options.secret = to_hex(random_nonce());

@@ -128,6 +128,12 @@ UcxWorker::~UcxWorker() {
   ucp_cleanup(context_);
 }
 
+void UcxWorker::mark_peer_failed(const std::vector<std::uint8_t>& remote_address) {
+  std::lock_guard<std::mutex> lock(endpoints_mutex_);
+  auto found = endpoints_.find(remote_address);
+  if (found != endpoints_.end()) found->second->set_failure(UCS_ERR_CONNECTION_RESET);
+}
+
 void UcxWorker::on_endpoint_error(void* arg, ucp_ep_h, ucs_status_t status) {
   static_cast<UcxEndpoint*>(arg)->set_failure(status);
 }

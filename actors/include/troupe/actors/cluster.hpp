@@ -23,6 +23,8 @@ struct ClusterOptions {
   uint16_t port = 0;               ///< 0 = any free port
   /// Where report lines go (default: stderr).
   std::function<void(const std::string&)> log;
+  /// Called with the node's name when a joined node's agent is lost.
+  std::function<void(const std::string&)> on_node_lost;
 };
 
 class Cluster {

@@ -4,6 +4,10 @@
 /// bytes straight from the producer (transport::TensorStore's pull protocol). The
 /// controller moves only the ticket; tensors never pass through CAF.
 #include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -35,6 +39,9 @@ class UcxTicketStore : public TicketStore {
   uint64_t served() const;
   /// Batches this store has pulled from other processes.
   uint64_t pulled() const { return pulled_.load(); }
+  /// Ends at once every pull, now or later, from `node` (a process the cluster lost):
+  /// without UCX's own peer-failure detection it would wait for its timeout.
+  void mark_node_lost(const std::string& node);
 
  private:
   std::string node_;
@@ -42,6 +49,9 @@ class UcxTicketStore : public TicketStore {
   std::unique_ptr<transport::TensorStore> store_;
   std::atomic<uint64_t> next_id_{1};
   std::atomic<uint64_t> pulled_{0};
+  std::mutex mutex_;
+  std::map<std::string, std::vector<uint8_t>> locations_;  // node -> UCX address, from tickets seen
+  std::set<std::string> lost_;
 };
 
 }  // namespace troupe::actors

@@ -4,6 +4,7 @@
 /// and rank. Roles are spawned on them as one rank per process of their set, behind a
 /// worker-group handle that fails a request at once when a rank's process is lost.
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,7 +25,9 @@ class WorkerProcesses {
   /// How long spawning a role (loading its model in the worker) may take.
   static constexpr std::chrono::minutes spawn_patience{30};
 
-  WorkerProcesses(caf::actor_system& system, const Step3Config& config, const Step3Placement& placement);
+  /// `on_node_lost` hears of every worker process the cluster loses (by node name).
+  WorkerProcesses(caf::actor_system& system, const Step3Config& config, const Step3Placement& placement,
+                  std::function<void(const std::string&)> on_node_lost);
   ~WorkerProcesses();
   WorkerProcesses(const WorkerProcesses&) = delete;
   WorkerProcesses& operator=(const WorkerProcesses&) = delete;

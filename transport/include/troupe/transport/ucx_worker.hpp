@@ -140,6 +140,9 @@ class UcxWorker {
   std::vector<std::uint8_t> receive_message(ucp_tag_t tag, ucp_tag_t mask, Clock::time_point deadline,
                                             const std::string& what, const UcxEndpoint* peer = nullptr);
 
+  /// Marks the endpoint to `remote_address` (if any) as failed, so every wait on it
+  /// ends at once with "peer ... is gone": for peers another layer knows are dead.
+  void mark_peer_failed(const std::vector<std::uint8_t>& remote_address);
   /// One round of progress; returns the number of events processed.
   unsigned progress();
   ucp_worker_h handle() const { return worker_; }
