@@ -2,10 +2,10 @@
 #include <troupe/actors/step3_role_specs.hpp>
 
 #include <cstdio>
-#include <cstdlib>
 #include <stdexcept>
 
 #include <troupe/actors/data_parallel.hpp>
+#include <troupe/actors/host_port.hpp>
 #include <troupe/actors/step3_models.hpp>
 #include <troupe/actors/step3_roles.hpp>
 #include <torch/torch.h>
@@ -129,13 +129,8 @@ engine::TrainOptions read_train_options(const SpecReader& reader) {
 std::shared_ptr<DataParallel> data_parallel_group(const SpecReader& reader) {
   const auto& id = reader.spec().id;
   if (id.world <= 1) return nullptr;
-  const auto where = reader.required("dp_rendezvous");
-  const auto colon = where.rfind(':');
-  if (colon == std::string::npos) reader.fail("dp_rendezvous", "\"" + where + "\" is not HOST:PORT");
-  char* end = nullptr;
-  const long port = std::strtol(where.c_str() + colon + 1, &end, 10);
-  if (*end != '\0' || port <= 0 || port > 65535) reader.fail("dp_rendezvous", "\"" + where + "\" has no valid port");
-  return std::make_shared<DataParallel>(where.substr(0, colon), static_cast<uint16_t>(port), id.rank, id.world, id.role);
+  const auto where = parse_host_port(reader.required("dp_rendezvous"), describe(id) + ": option dp_rendezvous");
+  return std::make_shared<DataParallel>(where.host, where.port, id.rank, id.world, id.role);
 }
 
 std::shared_ptr<RoleModel> make_critic(const RoleSpec& spec) {

@@ -1,9 +1,9 @@
 /// Worker processes of a separated step-3 topology: start or await, join, assign ranks.
 #include <troupe/actors/worker_processes.hpp>
 
-#include <cstdlib>
 #include <iostream>
 
+#include <troupe/actors/host_port.hpp>
 #include <troupe/actors/secret.hpp>
 #include <troupe/common/error.hpp>
 
@@ -31,13 +31,10 @@ WorkerProcesses::WorkerProcesses(caf::actor_system& system, const Step3Config& c
     }
     names = ordered;
   } else {
-    const auto colon = config.listen.rfind(':');
-    const long port = colon == std::string::npos ? -1 : std::strtol(config.listen.c_str() + colon + 1, nullptr, 10);
-    if (colon == std::string::npos || port < 0 || port > 65535)
-      throw Error("--listen \"" + config.listen + "\": expected HOST:PORT");
     if (config.secret.empty()) throw Error("--listen needs a shared secret (TROUPE_SECRET) for the workers to prove");
-    options.host = config.listen.substr(0, colon);
-    options.port = static_cast<uint16_t>(port);
+    const auto listen = parse_host_port(config.listen, "--listen", true);
+    options.host = listen.host;
+    options.port = listen.port;
     options.secret = config.secret;
     cluster_ = std::make_unique<Cluster>(system, options);
     std::clog << "step3: waiting for " << count << " worker process(es): run `troupe worker --join " << options.host

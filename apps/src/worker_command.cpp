@@ -2,6 +2,7 @@
 /// a controller and runs the role actors it asks for.
 #include <cstdlib>
 
+#include <troupe/actors/host_port.hpp>
 #include <troupe/actors/step3_role_specs.hpp>
 #include <troupe/actors/worker.hpp>
 #include <troupe/common/error.hpp>
@@ -19,13 +20,9 @@ Command add_worker_command(CLI::App& app) {
   command->add_option("--secret", *secret, "the cluster's shared secret (default: $TROUPE_SECRET)");
   return {command, [join, secret] {
     actors::WorkerOptions options;
-    const auto colon = join->rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == join->size())
-      throw Error("--join \"" + *join + "\": expected HOST:PORT");
-    options.host = join->substr(0, colon);
-    const auto port = std::strtol(join->c_str() + colon + 1, nullptr, 10);
-    if (port <= 0 || port > 65535) throw Error("--join \"" + *join + "\": the port must be 1..65535");
-    options.port = static_cast<uint16_t>(port);
+    const auto controller = actors::parse_host_port(*join, "--join");
+    options.host = controller.host;
+    options.port = controller.port;
     options.secret = *secret;
     if (options.secret.empty())
       if (const char* env = std::getenv("TROUPE_SECRET")) options.secret = env;
