@@ -6,17 +6,50 @@
 #include <torch/torch.h>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <unistd.h>
+
 #include <troupe/common/error.hpp>
+#include <troupe/transport/gloo_communicator.hpp>
 #include <troupe/transport/ucx_communicator.hpp>
 #include <troupe/transport/ucx_worker.hpp>
 
 namespace troupe::actors {
+namespace {
+
+/// The address gloo binds this rank's TCP transport to: loopback when the ranks meet on
+/// loopback (one machine), else this machine's host name, which the others resolve.
+std::string gloo_hostname(const std::string& rendezvous_host) {
+  if (rendezvous_host == "127.0.0.1" || rendezvous_host == "localhost") return "127.0.0.1";
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) throw Error("data parallel: gethostname failed");
+  return name;
+}
+
+}  // namespace
+
+Collectives parse_collectives(const std::string& name, const std::string& where) {
+  if (name == "gloo") return Collectives::kGloo;
+  if (name == "ucx") return Collectives::kUcx;
+  throw Error(where + ": collectives '" + name + "' is not gloo or ucx");
+}
+
+std::string collectives_name(Collectives collectives) { return collectives == Collectives::kGloo ? "gloo" : "ucx"; }
+
+Collectives default_collectives() { return transport::gloo_available() ? Collectives::kGloo : Collectives::kUcx; }
 
 DataParallel::DataParallel(std::string host, uint16_t port, int rank, int world, std::string group,
-                           std::chrono::milliseconds timeout)
-    : host_(std::move(host)), port_(port), rank_(rank), world_(world), group_(std::move(group)), timeout_(timeout) {
+                           std::chrono::milliseconds timeout, Collectives collectives)
+    : host_(std::move(host)),
+      port_(port),
+      rank_(rank),
+      world_(world),
+      group_(std::move(group)),
+      timeout_(timeout),
+      collectives_(collectives) {
   if (world_ < 1 || rank_ < 0 || rank_ >= world_)
     throw Error("data parallel group " + group_ + ": rank " + std::to_string(rank_) + " of " + std::to_string(world_));
+  if (collectives_ == Collectives::kGloo && !transport::gloo_available())
+    throw Error("data parallel group " + group_ + ": gloo collectives asked for, but this build has no c10d Gloo");
 }
 
 DataParallel::~DataParallel() = default;
@@ -24,8 +57,12 @@ DataParallel::~DataParallel() = default;
 transport::Communicator& DataParallel::communicator() {
   if (!communicator_) {
     auto store = transport::make_tcp_store(host_, port_, false, world_, timeout_);
-    worker_ = std::make_shared<transport::UcxWorker>();
-    communicator_ = std::make_unique<transport::UcxCommunicator>(worker_, store, rank_, world_, group_, timeout_);
+    if (collectives_ == Collectives::kGloo) {
+      communicator_ = transport::make_gloo_communicator(store, rank_, world_, group_, timeout_, gloo_hostname(host_));
+    } else {
+      worker_ = std::make_shared<transport::UcxWorker>();
+      communicator_ = std::make_unique<transport::UcxCommunicator>(worker_, store, rank_, world_, group_, timeout_);
+    }
   }
   return *communicator_;
 }

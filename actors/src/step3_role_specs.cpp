@@ -125,12 +125,15 @@ engine::TrainOptions read_train_options(const SpecReader& reader) {
 }
 
 /// Rank id.rank of id.world: the data-parallel group it trains in, from the
-/// "dp_rendezvous" HOST:PORT the controller hosts.
+/// "dp_rendezvous" HOST:PORT the controller hosts and "dp_collectives" (gloo or ucx).
 std::shared_ptr<DataParallel> data_parallel_group(const SpecReader& reader) {
   const auto& id = reader.spec().id;
   if (id.world <= 1) return nullptr;
   const auto where = parse_host_port(reader.required("dp_rendezvous"), describe(id) + ": option dp_rendezvous");
-  return std::make_shared<DataParallel>(where.host, where.port, id.rank, id.world, id.role);
+  const auto collectives = parse_collectives(reader.text("dp_collectives", collectives_name(default_collectives())),
+                                             describe(id) + ": option dp_collectives");
+  return std::make_shared<DataParallel>(where.host, where.port, id.rank, id.world, id.role, std::chrono::minutes(5),
+                                        collectives);
 }
 
 std::shared_ptr<RoleModel> make_critic(const RoleSpec& spec) {

@@ -295,6 +295,7 @@ Step3Result run_step3(const Step3Config& config) {
     if (workers->ranks_of("critic") > 1) {
       rendezvous = std::make_unique<Rendezvous>();  // where the critic's ranks meet to all-reduce
       spec.options["dp_rendezvous"] = rendezvous->address();
+      spec.options["dp_collectives"] = collectives_name(config.dp_collectives);
     }
     roles.critic = workers->spawn(spec, spawn_critic_group);
   }

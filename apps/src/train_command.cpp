@@ -31,7 +31,7 @@ const std::vector<std::string> kStep3Only = {
     "unsupervised_dataset_name", "unsup_coef", "actor_lora_dim", "critic_lora_dim", "offload_reference_model",
     "release_inference_cache", "actor_gradient_checkpointing", "critic_gradient_checkpointing", "algo", "algo_option",
     "kl_ctl", "clip_reward_value", "cliprange", "cliprange_value", "gamma", "lam", "reward_function", "eval_function",
-    "do_sample", "temperature", "top_k", "top_p", "eval_prompts", "topology", "cluster", "listen"};
+    "do_sample", "temperature", "top_k", "top_p", "eval_prompts", "topology", "cluster", "listen", "dp_collectives"};
 const std::vector<std::string> kStep12Only = {"model_name_or_path", "per_device_train_batch_size", "learning_rate",
                                               "weight_decay", "lora_dim", "gradient_checkpointing", "max_seq_len",
                                               "per_device_eval_batch_size", "eval_samples", "resume"};
@@ -166,6 +166,10 @@ Command add_train_command(CLI::App& app) {
   opt("listen", a.listen,
       "Step 3 with --topology: wait on HOST:PORT for the worker processes to join (`troupe worker --join HOST:PORT` "
       "with TROUPE_SECRET set, here or on other machines) instead of starting them here");
+  opt("dp_collectives", a.dp_collectives,
+      "Step 3 with --topology: what averages the gradients of a role placed on several processes: gloo "
+      "(c10d ProcessGroupGloo) or ucx (troupe's ring). Default: gloo when built with it")
+      ->check(CLI::IsMember({"gloo", "ucx"}));
   return {cmd, [cmd, args] { run_train(*cmd, *args); }};
 }
 

@@ -218,6 +218,7 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.topology = args.topology;
   c.cluster = args.cluster;
   c.listen = args.listen;
+  if (!args.dp_collectives.empty()) c.dp_collectives = actors::parse_collectives(args.dp_collectives, "--dp_collectives");
   if (!c.listen.empty()) {
     if (c.topology.empty()) throw Error("--listen needs --topology (which roles go to the worker processes)");
     const char* secret = std::getenv("TROUPE_SECRET");

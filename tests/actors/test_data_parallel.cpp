@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <troupe/actors/data_parallel.hpp>
+#include <troupe/transport/gloo_communicator.hpp>
 #include <troupe/engine/losses.hpp>
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/models/causal_lm.hpp>
@@ -45,6 +46,12 @@ void step(engine::TrainEngine& engine, const torch::Tensor& ids) {
 }  // namespace
 
 TEST_CASE("data parallel: two ranks averaging gradients step as one process on the whole batch", "[actors][dp]") {
+  auto collectives = GENERATE(actors::Collectives::kGloo, actors::Collectives::kUcx);
+  if (collectives == actors::Collectives::kGloo && !transport::gloo_available()) {
+    WARN("this build has no c10d Gloo");
+    return;
+  }
+  INFO("collectives " << actors::collectives_name(collectives));
   auto whole = tiny_model();
   torch::manual_seed(5);
   const auto ids = torch::randint(0, 40, {4, 10}, torch::kLong);
@@ -60,7 +67,7 @@ TEST_CASE("data parallel: two ranks averaging gradients step as one process on t
 
   actors::Rendezvous rendezvous;
   auto run_rank = [&](int rank) {
-    actors::DataParallel group("127.0.0.1", rendezvous.port(), rank, 2, "test");
+    actors::DataParallel group("127.0.0.1", rendezvous.port(), rank, 2, "test", std::chrono::minutes(1), collectives);
     engine::TrainEngine engine(rank_models[static_cast<size_t>(rank)], options);
     engine.set_gradient_sync([&](const std::vector<torch::Tensor>& parameters) { group.average_gradients(parameters); });
     step(engine, ids.slice(0, 2 * rank, 2 * rank + 2));
@@ -83,4 +90,6 @@ TEST_CASE("data parallel: two ranks averaging gradients step as one process on t
 
 TEST_CASE("data parallel: a bad rank is refused", "[actors][dp]") {
   CHECK_THROWS_WITH(actors::DataParallel("127.0.0.1", 1, 2, 2, "critic"), Catch::Contains("rank 2 of 2"));
+  CHECK_THROWS_WITH(actors::parse_collectives("nccl", "--dp_collectives"),
+                    Catch::Contains("--dp_collectives: collectives 'nccl' is not gloo or ucx"));
 }

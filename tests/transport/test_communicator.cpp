@@ -1,10 +1,12 @@
-// Ring collectives between ranks that are threads of this process (one UCX worker each).
+// Collectives between ranks that are threads of this process: the UCX rings (one UCX
+// worker each) and c10d Gloo, each against the single-process reference.
 #include <catch2/catch.hpp>
 
 #include <future>
 
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 
+#include <troupe/transport/gloo_communicator.hpp>
 #include <troupe/transport/ucx_communicator.hpp>
 
 #include "collective_checks.hpp"
@@ -26,6 +28,41 @@ TEST_CASE("ring collectives equal the single-process reference", "[transport][co
       for (auto& rank : ranks) REQUIRE(rank.get().empty());
     }
   }
+}
+
+TEST_CASE("c10d Gloo collectives equal the single-process reference", "[transport][collectives][gloo]") {
+  if (!gloo_available()) {
+    WARN("this build has no c10d Gloo");
+    return;
+  }
+  for (int W : {1, 2, 3}) {
+    DYNAMIC_SECTION("world size " << W) {
+      c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::HashStore>();
+      std::vector<std::future<std::string>> ranks;
+      for (int r = 0; r < W; ++r) {
+        ranks.push_back(std::async(std::launch::async, [store, r, W] {
+          auto comm = make_gloo_communicator(store, r, W, "threads" + std::to_string(W), std::chrono::seconds(30));
+          return troupe::test::run_collective_checks(*comm);
+        }));
+      }
+      for (auto& rank : ranks) REQUIRE(rank.get().empty());
+    }
+  }
+}
+
+TEST_CASE("gloo communicator arguments are checked", "[transport][collectives][gloo]") {
+  if (!gloo_available()) {
+    WARN("this build has no c10d Gloo");
+    return;
+  }
+  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::HashStore>();
+  REQUIRE_THROWS_WITH(make_gloo_communicator(store, 2, 2, "bad"), Catch::Contains("rank 2 of size 2 is out of range"));
+  auto single = make_gloo_communicator(store, 0, 1, "single");
+  REQUIRE_THROWS_WITH(single->reduce_scatter(at::ones({2, 3}), ReduceOp::kSum), Catch::Contains("leading dimension of 1"));
+  auto y = at::ones({2});
+  REQUIRE_THROWS_WITH(single->broadcast(y, 1), Catch::Contains("root 1"));
+  auto x = at::ones({3}, at::kInt);
+  REQUIRE_THROWS_WITH(single->all_reduce(x, ReduceOp::kAvg), Catch::Contains("avg needs a floating dtype"));
 }
 
 TEST_CASE("communicator arguments are checked", "[transport][collectives]") {

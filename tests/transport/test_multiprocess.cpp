@@ -1,6 +1,7 @@
 // Transfers and collectives between real processes (tests/transport/transport_peer.cpp).
 #include <catch2/catch.hpp>
 
+#include <troupe/transport/gloo_communicator.hpp>
 #include <troupe/transport/tensor_store.hpp>
 #include <troupe/transport/ucx_channel.hpp>
 #include <troupe/transport/ucx_communicator.hpp>
@@ -77,5 +78,24 @@ TEST_CASE("collectives across three processes equal the single-process reference
   auto store = make_file_store((dir / "store").string(), W);
   UcxCommunicator comm(std::make_shared<UcxWorker>(), store, 0, W, "multiprocess", std::chrono::seconds(60));
   REQUIRE(troupe::test::run_collective_checks(comm).empty());
+  for (auto& peer : peers) REQUIRE(peer->wait() == 0);
+}
+
+TEST_CASE("c10d Gloo collectives across three processes equal the single-process reference",
+          "[transport][multiprocess][collectives][gloo]") {
+  if (!gloo_available()) {
+    WARN("this build has no c10d Gloo");
+    return;
+  }
+  auto dir = troupe::test::transport_scratch("mp_gloo_collectives");
+  const int W = 3;
+  std::vector<std::unique_ptr<ChildProcess>> peers;
+  for (int r = 1; r < W; ++r) {
+    peers.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{
+        TROUPE_TRANSPORT_PEER, "gloo_collective", dir.string(), std::to_string(r), std::to_string(W)}));
+  }
+  auto store = make_file_store((dir / "store").string(), W);
+  auto comm = make_gloo_communicator(store, 0, W, "multiprocess", std::chrono::seconds(60));
+  REQUIRE(troupe::test::run_collective_checks(*comm).empty());
   for (auto& peer : peers) REQUIRE(peer->wait() == 0);
 }

@@ -5,6 +5,7 @@
 // Each writes its UCX address to DIR/peer<RANK>.addr (RANK 0 for serve and echo).
 #include <iostream>
 
+#include <troupe/transport/gloo_communicator.hpp>
 #include <troupe/transport/tensor_store.hpp>
 #include <troupe/transport/ucx_channel.hpp>
 #include <troupe/transport/ucx_communicator.hpp>
@@ -44,11 +45,16 @@ int echo(const fs::path& dir, int count) {
   return 0;
 }
 
-int collective(const fs::path& dir, int rank, int size) {
-  auto worker = std::make_shared<UcxWorker>();
+int collective(const fs::path& dir, int rank, int size, bool gloo) {
   auto store = make_file_store((dir / "store").string(), size);
-  UcxCommunicator comm(worker, store, rank, size, "multiprocess", std::chrono::seconds(60));
-  auto failures = troupe::test::run_collective_checks(comm);
+  std::unique_ptr<Communicator> comm;
+  if (gloo) {
+    comm = make_gloo_communicator(store, rank, size, "multiprocess", std::chrono::seconds(60));
+  } else {
+    comm = std::make_unique<UcxCommunicator>(std::make_shared<UcxWorker>(), store, rank, size, "multiprocess",
+                                             std::chrono::seconds(60));
+  }
+  auto failures = troupe::test::run_collective_checks(*comm);
   if (!failures.empty()) {
     std::cerr << "transport_peer: " << failures << std::endl;
     return 1;
@@ -64,8 +70,9 @@ int main(int argc, char** argv) {
     fs::path dir = argc > 2 ? argv[2] : "";
     if (mode == "serve") return serve(dir);
     if (mode == "echo" && argc == 4) return echo(dir, std::stoi(argv[3]));
-    if (mode == "collective" && argc == 5) return collective(dir, std::stoi(argv[3]), std::stoi(argv[4]));
-    std::cerr << "usage: transport_peer serve DIR | echo DIR COUNT | collective DIR RANK SIZE" << std::endl;
+    if ((mode == "collective" || mode == "gloo_collective") && argc == 5)
+      return collective(dir, std::stoi(argv[3]), std::stoi(argv[4]), mode == "gloo_collective");
+    std::cerr << "usage: transport_peer serve DIR | echo DIR COUNT | [gloo_]collective DIR RANK SIZE" << std::endl;
     return 2;
   } catch (const std::exception& error) {
     std::cerr << "transport_peer: " << error.what() << std::endl;

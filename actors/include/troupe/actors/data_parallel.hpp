@@ -1,7 +1,8 @@
 #pragma once
 /// The ranks of one data-parallel role in separate processes: each trains on its rows,
-/// and gradients are averaged over a UCX ring all-reduce before every optimizer step,
-/// so the ranks stay identical. The ranks find each other through a c10d TCPStore that
+/// and gradients are averaged by an all-reduce before every optimizer step, so the
+/// ranks stay identical. The all-reduce is c10d's ProcessGroupGloo (as torch.distributed
+/// with backend "gloo") when the build has it, else troupe's UCX ring. The ranks find each other through a c10d TCPStore that
 /// the controller hosts (the rendezvous); they join on first use, so spawning rank 0
 /// does not wait for rank 1.
 #include <chrono>
@@ -19,14 +20,24 @@ class UcxWorker;
 
 namespace troupe::actors {
 
+/// Which collectives carry the all-reduces.
+enum class Collectives { kGloo, kUcx };
+/// "gloo" or "ucx"; anything else throws naming `where`.
+Collectives parse_collectives(const std::string& name, const std::string& where);
+std::string collectives_name(Collectives collectives);
+/// Gloo when this build has c10d Gloo, else UCX.
+Collectives default_collectives();
+
 class DataParallel {
  public:
   /// Rank `rank` of `world` in group `group`, meeting at the TCPStore `host`:`port`.
   DataParallel(std::string host, uint16_t port, int rank, int world, std::string group,
-               std::chrono::milliseconds timeout = std::chrono::minutes(5));
+               std::chrono::milliseconds timeout = std::chrono::minutes(5),
+               Collectives collectives = default_collectives());
   ~DataParallel();
   int rank() const { return rank_; }
   int world() const { return world_; }
+  Collectives collectives() const { return collectives_; }
 
   /// Averages the gradients of `parameters` over the ranks in place (one flattened
   /// all-reduce per dtype). A parameter with a gradient on some rank only (its rows
@@ -47,6 +58,7 @@ class DataParallel {
   int rank_, world_;
   std::string group_;
   std::chrono::milliseconds timeout_;
+  Collectives collectives_;
   std::shared_ptr<transport::UcxWorker> worker_;
   std::unique_ptr<transport::Communicator> communicator_;
 };

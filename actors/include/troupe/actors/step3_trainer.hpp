@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <troupe/actors/data_parallel.hpp>
 #include <troupe/data/pipeline.hpp>
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/models/generation.hpp>
@@ -73,6 +74,8 @@ struct Step3Config {
   /// machine); they take the sets' ranks in the order they join. Needs `secret`.
   std::string listen;
   std::string secret;  ///< the shared secret external workers prove (--listen)
+  /// What averages a data-parallel role's gradients across its processes (--dp_collectives).
+  Collectives dp_collectives = default_collectives();
   uint64_t seed = 1234;
   std::filesystem::path output_dir;  ///< actor/, critic/, actor_ema/ go here
   int64_t eval_prompts = 64;         ///< held-out prompts evaluated before and after (0 = none)
