@@ -6,10 +6,6 @@
 // the UCX channel between this process and a child process (this program re-run with
 // --peer), receiving into a preallocated batch, and `ucx_perftest -t tag_bw` server and
 // client on localhost with the same size; prints MB/s and the ratio UCX channel / perftest.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -25,9 +21,11 @@
 #include <troupe/transport/in_process_channel.hpp>
 #include <troupe/transport/ucx_channel.hpp>
 
-extern char** environ;
+#include "bench_processes.hpp"
 
 using namespace troupe::transport;
+using troupe::bench::spawn;
+using troupe::bench::wait_pid;
 namespace fs = std::filesystem;
 using Seconds = std::chrono::duration<double>;
 
@@ -49,32 +47,6 @@ std::vector<std::uint8_t> wait_for_bytes(const fs::path& path) {
   }
   std::ifstream in(path, std::ios::binary);
   return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(in), {});
-}
-
-/// Starts `args`; with `quiet` its output goes to /dev/null.
-pid_t spawn(std::vector<std::string> args, bool quiet = false) {
-  std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (quiet) {
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  }
-  pid_t pid = 0;
-  auto rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    throw troupe::Error("bench: cannot start " + args[0]);
-  }
-  return pid;
-}
-
-int wait_pid(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 TransferOptions long_timeout() {

@@ -305,7 +305,11 @@ void CriticRole::load(const std::string& path) {
 
 std::string CriticRole::describe() const {
   const auto& config = trainer_.model()->config();
-  return std::string(models::family_name(config.family)) + " critic " + std::to_string(config.num_layers) + " layers";
+  auto text = std::string(models::family_name(config.family)) + " critic " + std::to_string(config.num_layers) + " layers";
+  if (data_parallel_)
+    text += ", data-parallel rank " + std::to_string(data_parallel_->rank()) + " of " +
+            std::to_string(data_parallel_->world()) + " (" + collectives_name(data_parallel_->collectives()) + ")";
+  return text;
 }
 
 TensorBatch NoCriticRole::generate(const TensorBatch&) { throw Error("the critic does not generate"); }
