@@ -1,12 +1,9 @@
 #pragma once
 /// Ring collectives over UCX, with rendezvous through a c10d store.
 ///
-/// Why not c10d's ProcessGroupGloo: the torch wheel exports its symbols but ships no
-/// gloo headers (torch/include/gloo is absent and ProcessGroupGloo.hpp includes
-/// <gloo/context.h> and others), and Debian's libgloo-dev is a 2022 snapshot whose
-/// classes do not describe the gloo compiled into libtorch_cpu.so. So the collectives
-/// are rings over the same UCX worker the channels use; c10d's Store still does the
-/// rendezvous (ranks exchange worker addresses through it).
+/// The alternative to c10d's ProcessGroupGloo (gloo_communicator.hpp) on the same UCX
+/// worker the channels use: it needs no gloo headers, and it moves device tensors
+/// through the host like the channels do. troupe_bench_allreduce compares the two.
 #include <cstdint>
 #include <memory>
 #include <string>
