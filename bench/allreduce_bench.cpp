@@ -22,7 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include <troupe/common/error.hpp>
-#include <troupe/transport/gloo_communicator.hpp>
+#include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/transport/ucx_communicator.hpp>
 
 #include "bench_processes.hpp"

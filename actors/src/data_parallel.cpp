@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include <troupe/common/error.hpp>
-#include <troupe/transport/gloo_communicator.hpp>
+#include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/transport/ucx_communicator.hpp>
 #include <troupe/transport/ucx_worker.hpp>
 

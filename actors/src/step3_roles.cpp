@@ -9,6 +9,7 @@
 #include <troupe/data/sampler.hpp>
 #include <troupe/engine/checkpoint.hpp>
 #include <troupe/engine/losses.hpp>
+#include <troupe/rl/experience_metrics.hpp>
 #include <troupe/models/pretrained.hpp>
 #include <troupe/models/safetensors.hpp>
 
@@ -155,10 +156,17 @@ Metrics PolicyRole::train(const std::vector<TensorBatch>& batches, int64_t step)
   Metrics metrics;
   double unsup_total = 0;
   int64_t unsup_steps = 0;
+  double approx_kl_total = 0, first_approx_kl = 0;
+  int64_t updates = 0;
   hybrid_->run_training([&](models::CausalLMImpl&) {
     auto [loss, grad_norm] = ppo_updates(*exp, ppo_, [&](const rl::Experience& minibatch) {
       auto result = trainer_.micro_step([&](models::CausalLMImpl& model) {
         auto logprobs = engine::sequence_logprobs(model, minibatch.sequences, minibatch.attention_mask);
+        // How far the policy has moved from the one that sampled (TRL's approxkl); the
+        // first minibatch's is 0 unless rollout and training score tokens differently.
+        const double approx_kl = rl::approx_kl(logprobs.detach(), minibatch);
+        approx_kl_total += approx_kl;
+        if (updates++ == 0) first_approx_kl = approx_kl;
         return algorithm_->policy_loss(logprobs, minibatch);
       });
       // Mixture training: a pretraining-loss step after each PPO step (DeepSpeed-Chat's order).
@@ -170,6 +178,8 @@ Metrics PolicyRole::train(const std::vector<TensorBatch>& batches, int64_t step)
     });
     metrics.values["actor_loss"] = loss;
     metrics.values["actor_grad_norm"] = grad_norm;
+    metrics.values["actor_approx_kl"] = approx_kl_total / static_cast<double>(std::max<int64_t>(updates, 1));
+    metrics.values["actor_approx_kl_first"] = first_approx_kl;
     if (ema_) ema_->update(hybrid_->model()->named_parameters());
   });
   if (unsup_steps) metrics.values["unsup_loss"] = unsup_total / static_cast<double>(unsup_steps);

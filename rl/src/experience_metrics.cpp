@@ -29,4 +29,15 @@ std::map<std::string, double> experience_metrics(const Experience& exp) {
   return out;
 }
 
+double approx_kl(const torch::Tensor& logprobs, const Experience& exp) {
+  TORCH_CHECK(logprobs.sizes() == exp.logprobs.sizes(), "approx_kl: logprobs must be (B, T-1) = ", exp.logprobs.sizes(),
+              ", got ", logprobs.sizes());
+  torch::NoGradGuard no_grad;
+  const int64_t start = exp.start(), A = exp.answer_length();
+  const auto mask = exp.action_mask.narrow(1, start, A);  // (B, A)
+  const auto diff = (logprobs.narrow(1, start, A) - exp.logprobs.narrow(1, start, A)).to(torch::kFloat64) *
+                    mask.to(torch::kFloat64);  // (B, A)
+  return 0.5 * masked_mean(diff.pow(2), mask).item<double>();
+}
+
 }  // namespace troupe::rl

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <troupe/actors/data_parallel.hpp>
-#include <troupe/transport/gloo_communicator.hpp>
+#include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/engine/losses.hpp>
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/models/causal_lm.hpp>

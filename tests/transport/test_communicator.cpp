@@ -5,8 +5,9 @@
 #include <future>
 
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
+#include <torch/cuda.h>
 
-#include <troupe/transport/gloo_communicator.hpp>
+#include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/transport/ucx_communicator.hpp>
 
 #include "collective_checks.hpp"
@@ -76,4 +77,22 @@ TEST_CASE("communicator arguments are checked", "[transport][collectives]") {
   REQUIRE_THROWS_WITH(single.broadcast(y, 1), Catch::Contains("root 1"));
   auto x = at::ones({3}, at::kInt);
   REQUIRE_THROWS_WITH(single.all_reduce(x, ReduceOp::kAvg), Catch::Contains("avg needs a floating dtype"));
+}
+
+TEST_CASE("CUDA: c10d NCCL collectives equal the single-process reference", "[gpu][transport][collectives][nccl]") {
+  if (!nccl_available() || !torch::cuda::is_available()) {
+    WARN("no CUDA device or no NCCL in this build: skipped");
+    return;
+  }
+  // One rank: the machines this runs on have one GPU, and NCCL refuses two ranks on one
+  // device. What it checks: the tensors' trip to the device and back, every dtype and
+  // op through ProcessGroupNCCL, and the shapes of all-gather and reduce-scatter.
+  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::HashStore>();
+  auto comm = make_nccl_communicator(store, 0, 1, 0, "cuda");
+  REQUIRE(troupe::test::run_collective_checks(*comm).empty());
+  auto on_device = at::arange(6, at::TensorOptions().dtype(at::kFloat).device(at::kCUDA)).view({2, 3});
+  comm->all_reduce(on_device, ReduceOp::kSum);
+  CHECK(on_device.device().is_cuda());
+  CHECK(at::equal(on_device.cpu(), at::arange(6, at::kFloat).view({2, 3})));
+  CHECK_THROWS_WITH(make_nccl_communicator(store, 0, 1, 99, "bad device"), Catch::Contains("CUDA device 99 does not exist"));
 }

@@ -1,7 +1,7 @@
 // Transfers and collectives between real processes (tests/transport/transport_peer.cpp).
 #include <catch2/catch.hpp>
 
-#include <troupe/transport/gloo_communicator.hpp>
+#include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/transport/tensor_store.hpp>
 #include <troupe/transport/ucx_channel.hpp>
 #include <troupe/transport/ucx_communicator.hpp>

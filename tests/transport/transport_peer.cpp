@@ -5,7 +5,7 @@
 // Each writes its UCX address to DIR/peer<RANK>.addr (RANK 0 for serve and echo).
 #include <iostream>
 
-#include <troupe/transport/gloo_communicator.hpp>
+#include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/transport/tensor_store.hpp>
 #include <troupe/transport/ucx_channel.hpp>
 #include <troupe/transport/ucx_communicator.hpp>

@@ -16,4 +16,8 @@ namespace troupe::rl {
 /// Computed without autograd; one host sync per entry.
 std::map<std::string, double> experience_metrics(const Experience& exp);
 
+/// TRL's approxkl: 0.5 * mean over action tokens of (logprobs - exp.logprobs)^2, where
+/// `logprobs` (B, T-1) are the training policy's and exp.logprobs the sampling policy's.
+double approx_kl(const torch::Tensor& logprobs, const Experience& exp);
+
 }  // namespace troupe::rl

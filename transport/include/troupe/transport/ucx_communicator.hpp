@@ -1,7 +1,7 @@
 #pragma once
 /// Ring collectives over UCX, with rendezvous through a c10d store.
 ///
-/// The alternative to c10d's ProcessGroupGloo (gloo_communicator.hpp) on the same UCX
+/// The alternative to c10d's ProcessGroupGloo (c10d_communicator.hpp) on the same UCX
 /// worker the channels use: it needs no gloo headers, and it moves device tensors
 /// through the host like the channels do. troupe_bench_allreduce compares the two.
 #include <cstdint>

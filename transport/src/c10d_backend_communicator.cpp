@@ -1,0 +1,106 @@
+#include "c10d_backend_communicator.hpp"
+
+#include <troupe/common/error.hpp>
+
+namespace troupe::transport {
+namespace {
+
+c10d::ReduceOp c10d_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum:
+    case ReduceOp::kAvg: return c10d::ReduceOp::SUM;  // gloo has no AVG: sum, then divide
+    case ReduceOp::kMax: return c10d::ReduceOp::MAX;
+  }
+  throw Error("transport: unknown reduce op");
+}
+
+}  // namespace
+
+std::string describe_group(const std::string& name, const std::string& group, int rank, int size) {
+  return "transport: " + name + " group '" + group + "' (rank " + std::to_string(rank) + " of " + std::to_string(size) +
+         ")";
+}
+
+void check_rank(const std::string& name, const std::string& group, int rank, int size) {
+  if (size < 1 || rank < 0 || rank >= size)
+    throw Error("transport: " + name + " group '" + group + "': rank " + std::to_string(rank) + " of size " +
+                std::to_string(size) + " is out of range");
+}
+
+BackendCommunicator::BackendCommunicator(c10::intrusive_ptr<c10d::Backend> backend, int rank, int size,
+                                         std::string group, std::string name, at::Device device)
+    : backend_(std::move(backend)), rank_(rank), size_(size), group_(std::move(group)), name_(std::move(name)),
+      device_(device) {}
+
+void BackendCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
+  check_average(tensor, op, "all-reduce");
+  auto dense = on_backend(tensor);
+  std::vector<at::Tensor> tensors{dense};
+  c10d::AllreduceOptions options;
+  options.reduceOp = c10d_op(op);
+  wait(backend_->allreduce(tensors, options), "all-reduce");
+  if (op == ReduceOp::kAvg) dense.div_(size_);
+  if (!dense.is_same(tensor)) tensor.copy_(dense);
+}
+
+at::Tensor BackendCommunicator::all_gather(const at::Tensor& input) {
+  auto dense = on_backend(input);
+  std::vector<at::Tensor> inputs{dense};
+  std::vector<std::vector<at::Tensor>> outputs(1);
+  for (int i = 0; i < size_; ++i) outputs[0].push_back(at::empty_like(dense));
+  wait(backend_->allgather(outputs, inputs), "all-gather");
+  return at::stack(outputs[0]).to(input.device());  // (W, *S)
+}
+
+at::Tensor BackendCommunicator::reduce_scatter(const at::Tensor& input, ReduceOp op) {
+  if (input.dim() < 1 || input.size(0) != size_)
+    throw Error(where("reduce-scatter") + ": input needs a leading dimension of " + std::to_string(size_) + ", got " +
+                c10::str(input.sizes()));
+  check_average(input, op, "reduce-scatter");
+  auto dense = on_backend(input);  // (W, *S)
+  std::vector<at::Tensor> outputs{at::empty_like(dense[0])};
+  std::vector<std::vector<at::Tensor>> inputs(1);
+  for (int i = 0; i < size_; ++i) inputs[0].push_back(dense[i]);
+  c10d::ReduceScatterOptions options;
+  options.reduceOp = c10d_op(op);
+  wait(backend_->reduce_scatter(outputs, inputs, options), "reduce-scatter");
+  if (op == ReduceOp::kAvg) outputs[0].div_(size_);
+  return outputs[0].to(input.device());
+}
+
+void BackendCommunicator::broadcast(at::Tensor& tensor, int root) {
+  if (root < 0 || root >= size_) throw Error(where("broadcast") + ": root " + std::to_string(root) + " out of range");
+  auto dense = on_backend(tensor);
+  std::vector<at::Tensor> tensors{dense};
+  c10d::BroadcastOptions options;
+  options.rootRank = root;
+  wait(backend_->broadcast(tensors, options), "broadcast");
+  if (!dense.is_same(tensor)) tensor.copy_(dense);
+}
+
+void BackendCommunicator::barrier() { wait(backend_->barrier(), "barrier"); }
+
+at::Tensor BackendCommunicator::on_backend(const at::Tensor& tensor) const {
+  if (tensor.device() == device_ && tensor.is_contiguous()) return tensor;
+  return tensor.to(device_).contiguous();
+}
+
+void BackendCommunicator::check_average(const at::Tensor& tensor, ReduceOp op, const std::string& what) const {
+  if (op == ReduceOp::kAvg && !at::isFloatingType(tensor.scalar_type()))
+    throw Error(where(what) + ": avg needs a floating dtype, got " + std::string(c10::toString(tensor.scalar_type())));
+}
+
+void BackendCommunicator::wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what) const {
+  try {
+    work->wait();
+  } catch (const std::exception& error) {
+    throw Error(where(what) + ": " + error.what());
+  }
+}
+
+std::string BackendCommunicator::where(const std::string& op) const {
+  return "transport: " + name_ + " " + op + " in group '" + group_ + "' (rank " + std::to_string(rank_) + " of " +
+         std::to_string(size_) + ")";
+}
+
+}  // namespace troupe::transport

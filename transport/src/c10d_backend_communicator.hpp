@@ -1,0 +1,45 @@
+#pragma once
+/// A Communicator over any c10d::Backend (ProcessGroupGloo, ProcessGroupNCCL): the
+/// collectives in troupe's terms, the tensors moved to the backend's device and back.
+#include <string>
+
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+
+#include <troupe/transport/communicator.hpp>
+
+namespace troupe::transport {
+
+class BackendCommunicator final : public Communicator {
+ public:
+  /// `name` ("gloo", "nccl") and `group` appear in errors; `device` is where the
+  /// backend takes its tensors (the CPU for gloo, one CUDA device for NCCL).
+  BackendCommunicator(c10::intrusive_ptr<c10d::Backend> backend, int rank, int size, std::string group,
+                      std::string name, at::Device device);
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void all_reduce(at::Tensor& tensor, ReduceOp op) override;
+  at::Tensor all_gather(const at::Tensor& input) override;
+  at::Tensor reduce_scatter(const at::Tensor& input, ReduceOp op) override;
+  void broadcast(at::Tensor& tensor, int root) override;
+  void barrier() override;
+
+ private:
+  /// `tensor` itself when the backend can use it in place (contiguous, on its device), else a copy.
+  at::Tensor on_backend(const at::Tensor& tensor) const;
+  void check_average(const at::Tensor& tensor, ReduceOp op, const std::string& what) const;
+  void wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what) const;
+  std::string where(const std::string& op) const;
+
+  c10::intrusive_ptr<c10d::Backend> backend_;
+  int rank_, size_;
+  std::string group_, name_;
+  at::Device device_;
+};
+
+/// "transport: NAME group 'GROUP' (rank R of S)": how errors name a group.
+std::string describe_group(const std::string& name, const std::string& group, int rank, int size);
+/// Throws unless 0 <= rank < size.
+void check_rank(const std::string& name, const std::string& group, int rank, int size);
+
+}  // namespace troupe::transport
