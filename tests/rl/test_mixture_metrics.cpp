@@ -33,3 +33,15 @@ TEST_CASE("experience metrics by hand", "[metrics][by_hand]") {
   CHECK(m.at("kl_per_answer") == Approx((1.5 + 0.25) / 2));
   CHECK(m.count("advantage") == 0);
 }
+
+TEST_CASE("approx_kl by hand: half the mean squared log-ratio over action tokens", "[metrics][by_hand]") {
+  // P = 1, T = 4: row 0 has 3 actions, row 1 has 1; padding's log-probs must not count.
+  auto exp = rl::Experience::from_generation(torch::ones({2, 1}, torch::kLong), torch::ones({2, 4}, torch::kLong),
+                                             torch::tensor({{1, 1, 1, 1}, {1, 1, 0, 0}}, torch::kLong));
+  exp.logprobs = torch::tensor({{-1.0f, -1.0f, -1.0f}, {-1.0f, 9.0f, 9.0f}});
+  const auto same = exp.logprobs.clone();
+  CHECK(rl::approx_kl(same, exp) == 0.0);
+  const auto moved = torch::tensor({{-1.5f, -1.0f, -0.0f}, {-1.25f, -50.0f, 3.0f}});  // diffs 0.5, 0, 1 | 0.25
+  CHECK(rl::approx_kl(moved, exp) == Approx(0.5 * (0.25 + 0 + 1 + 0.0625) / 4));
+  CHECK_THROWS(rl::approx_kl(torch::zeros({2, 2}), exp));
+}
