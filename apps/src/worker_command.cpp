@@ -1,11 +1,6 @@
 /// `troupe worker --join HOST:PORT --secret S`: a node agent that offers this machine to
 /// a controller and runs the role actors it asks for.
-#include <cstdlib>
-
-#include <troupe/actors/host_port.hpp>
-#include <troupe/actors/step3_role_specs.hpp>
-#include <troupe/actors/worker.hpp>
-#include <troupe/common/error.hpp>
+#include <troupe/actors/step3_worker.hpp>
 
 #include "builtin_rewards.hpp"
 #include "commands.hpp"
@@ -19,17 +14,8 @@ Command add_worker_command(CLI::App& app) {
   command->add_option("--join", *join, "the controller's HOST:PORT")->required();
   command->add_option("--secret", *secret, "the cluster's shared secret (default: $TROUPE_SECRET)");
   return {command, [join, secret] {
-    actors::WorkerOptions options;
-    const auto controller = actors::parse_host_port(*join, "--join");
-    options.host = controller.host;
-    options.port = controller.port;
-    options.secret = *secret;
-    if (options.secret.empty())
-      if (const char* env = std::getenv("TROUPE_SECRET")) options.secret = env;
-    options.factories = actors::builtin_role_factories();
-    options.factories.merge(actors::step3_role_factories());
     register_builtin_reward_functions();  // a step-3 reward role may name one
-    actors::run_node_agent(options);
+    actors::run_node_agent(actors::step3_worker_options(*join, *secret, "--join"));
   }};
 }
 

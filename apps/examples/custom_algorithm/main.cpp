@@ -6,7 +6,12 @@
 /// three, spread over its tokens; the policy loss is the clipped surrogate; no critic.
 /// The reward function adds a brevity bonus to the demo task's gold score.
 ///
-///   troupe_example_custom_algorithm --actor DIR --data DIR [--out DIR] [--cycles N]
+///   troupe_example_custom_algorithm --actor DIR --data DIR [--out DIR] [--cycles N] [--topology FILE]
+///
+/// With --topology (e.g. placement/examples/step3_reward_apart.json) the roles the file
+/// separates run in worker processes, which are this program started as
+/// `PROGRAM worker --join ...`: main() registers the algorithm and the reward first and
+/// then lets run_step3_worker_if_asked() serve as the worker, so workers know them too.
 ///
 /// DIR of --actor: a step-1 model (Hugging Face directory with tokenizer files);
 /// DIR of --data: a folder with train.jsonl/test.jsonl in the Dahoas/rm-static schema
@@ -17,6 +22,7 @@
 #include <torch/torch.h>
 
 #include <troupe/actors/step3_trainer.hpp>
+#include <troupe/actors/step3_worker.hpp>
 #include <troupe/data/demo_gold.hpp>
 #include <troupe/rl/algorithm_registry.hpp>
 #include <troupe/rl/masked_ops.hpp>
@@ -64,10 +70,24 @@ class Rloo : public rl::Algorithm {
   double cliprange_;
 };
 
+/// 1. Register the algorithm (its settings come through AlgorithmOptions, so a CLI can
+///    pass them) and the reward function under names.
+void register_extensions() {
+  rl::AlgorithmRegistry::global().register_algorithm("rloo", [](const rl::AlgorithmOptions& options) {
+    return std::make_unique<Rloo>(options.get_int("samples", 4), options.get("cliprange", 0.2));
+  });
+  rl::RewardFunctionRegistry::global().register_reward_function(
+      "gold_and_brief", [](const std::string& prompt, const std::string& response) {
+        return troupe::data::gold_score(prompt, response) / 100.0 - 0.01 * static_cast<double>(response.size());
+      });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string actor, data_dir, out = "custom_algorithm_run";
+  register_extensions();
+  actors::run_step3_worker_if_asked(argc, argv);  // returns unless started as a worker
+  std::string actor, data_dir, out = "custom_algorithm_run", topology;
   int64_t cycles = 4;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
@@ -75,26 +95,17 @@ int main(int argc, char** argv) {
     else if (flag == "--data") data_dir = value;
     else if (flag == "--out") out = value;
     else if (flag == "--cycles") cycles = std::stoll(value);
+    else if (flag == "--topology") topology = value;
     else {
       std::cerr << "unknown flag " << flag << "\n";
       return 2;
     }
   }
   if (actor.empty() || data_dir.empty()) {
-    std::cerr << "usage: troupe_example_custom_algorithm --actor DIR --data DIR [--out DIR] [--cycles N]\n";
+    std::cerr << "usage: troupe_example_custom_algorithm --actor DIR --data DIR [--out DIR] [--cycles N] [--topology FILE]\n";
     return 2;
   }
   try {
-    // 1. Register the algorithm (its settings come through AlgorithmOptions, so a CLI
-    //    can pass them) and the reward function under names.
-    rl::AlgorithmRegistry::global().register_algorithm("rloo", [](const rl::AlgorithmOptions& options) {
-      return std::make_unique<Rloo>(options.get_int("samples", 4), options.get("cliprange", 0.2));
-    });
-    rl::RewardFunctionRegistry::global().register_reward_function(
-        "gold_and_brief", [](const std::string& prompt, const std::string& response) {
-          return troupe::data::gold_score(prompt, response) / 100.0 - 0.01 * static_cast<double>(response.size());
-        });
-
     // 2. Run step 3 with them: the policy, reference and reward actors are spawned on
     //    the actor runtime and the controller drives the cycles.
     actors::Step3Config config;
@@ -115,6 +126,7 @@ int main(int argc, char** argv) {
     config.actor_train.schedule.warmup_steps = 0;
     config.eval_prompts = 8;
     config.output_dir = out;
+    config.topology = topology;  // empty: every role in this process
     auto result = actors::run_step3(config);
     std::cout << "rloo: " << result.cycles << " cycles; held-out reward " << result.before.reward_score << " -> "
               << result.after.reward_score << "; actor saved to " << out << "/actor\n";
