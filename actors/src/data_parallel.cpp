@@ -4,25 +4,29 @@
 #include <map>
 
 #include <torch/torch.h>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <unistd.h>
 
 #include <troupe/common/error.hpp>
 #include <troupe/transport/c10d_communicator.hpp>
+#include <troupe/transport/c10d_store.hpp>
 #include <troupe/transport/ucx_communicator.hpp>
 #include <troupe/transport/ucx_worker.hpp>
 
 namespace troupe::actors {
 namespace {
 
+std::string this_host_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) throw Error("data parallel: gethostname failed");
+  return name;
+}
+
 /// The address gloo binds this rank's TCP transport to: loopback when the ranks meet on
 /// loopback (one machine), else this machine's host name, which the others resolve.
 std::string gloo_hostname(const std::string& rendezvous_host) {
   if (rendezvous_host == "127.0.0.1" || rendezvous_host == "localhost") return "127.0.0.1";
-  char name[256] = {};
-  if (gethostname(name, sizeof name - 1) != 0) throw Error("data parallel: gethostname failed");
-  return name;
+  return this_host_name();
 }
 
 }  // namespace
@@ -118,14 +122,17 @@ struct Rendezvous::Server {
   c10::intrusive_ptr<c10d::Store> store;
 };
 
-Rendezvous::Rendezvous() : server_(std::make_unique<Server>()) {
+Rendezvous::Rendezvous(std::string host) : server_(std::make_unique<Server>()), host_(std::move(host)) {
   // The server counts as the only worker it waits for; ranks connect later as clients.
-  server_->store = transport::make_tcp_store("127.0.0.1", 0, true, 1, std::chrono::minutes(5));
-  port_ = dynamic_cast<c10d::TCPStore&>(*server_->store).getPort();
+  server_->store = transport::make_tcp_store(host_, 0, true, 1, std::chrono::minutes(5));
+  port_ = transport::tcp_store_port(server_->store);
 }
 
 Rendezvous::~Rendezvous() = default;
 
-std::string Rendezvous::address() const { return "127.0.0.1:" + std::to_string(port_); }
+std::string Rendezvous::address() const {
+  const bool wildcard = host_ == "0.0.0.0" || host_ == "::";
+  return (wildcard ? this_host_name() : host_) + ":" + std::to_string(port_);
+}
 
 }  // namespace troupe::actors

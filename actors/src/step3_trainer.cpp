@@ -10,6 +10,7 @@
 
 #include <troupe/actors/controller.hpp>
 #include <troupe/actors/data_parallel.hpp>
+#include <troupe/actors/host_port.hpp>
 #include <troupe/actors/experience_batch.hpp>
 #include <troupe/actors/role_actors.hpp>
 #include <troupe/actors/step3_models.hpp>
@@ -293,7 +294,11 @@ Step3Result run_step3(const Step3Config& config) {
   } else {
     auto spec = critic_spec;
     if (workers->ranks_of("critic") > 1) {
-      rendezvous = std::make_unique<Rendezvous>();  // where the critic's ranks meet to all-reduce
+      // Where the critic's ranks meet to all-reduce: on loopback, or where --listen
+      // lets workers of other machines in.
+      const auto host = config.listen.empty() ? std::string("127.0.0.1")
+                                              : parse_host_port(config.listen, "--listen", true).host;
+      rendezvous = std::make_unique<Rendezvous>(host);
       spec.options["dp_rendezvous"] = rendezvous->address();
       spec.options["dp_collectives"] = collectives_name(config.dp_collectives);
     }

@@ -1,8 +1,5 @@
 #include <troupe/transport/ucx_communicator.hpp>
 
-#include <torch/csrc/distributed/c10d/FileStore.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-
 #include <troupe/common/error.hpp>
 
 namespace troupe::transport {
@@ -56,29 +53,6 @@ at::Tensor host_contiguous(const at::Tensor& tensor) {
 }
 
 }  // namespace
-
-c10::intrusive_ptr<c10d::Store> make_tcp_store(const std::string& host, std::uint16_t port, bool is_server,
-                                               int world_size, std::chrono::milliseconds timeout) {
-  c10d::TCPStoreOptions options;
-  options.port = port;
-  options.isServer = is_server;
-  options.numWorkers = static_cast<std::size_t>(world_size);
-  options.waitWorkers = true;
-  options.timeout = timeout;
-  try {
-    return c10::make_intrusive<c10d::TCPStore>(host, options);
-  } catch (const std::exception& error) {
-    throw Error("transport: c10d TCPStore at " + host + ":" + std::to_string(port) + ": " + error.what());
-  }
-}
-
-c10::intrusive_ptr<c10d::Store> make_file_store(const std::string& path, int world_size) {
-  try {
-    return c10::make_intrusive<c10d::FileStore>(path, world_size);
-  } catch (const std::exception& error) {
-    throw Error("transport: c10d FileStore at " + path + ": " + error.what());
-  }
-}
 
 UcxCommunicator::UcxCommunicator(std::shared_ptr<UcxWorker> worker, c10::intrusive_ptr<c10d::Store> store, int rank,
                                  int size, const std::string& group, std::chrono::milliseconds timeout)

@@ -64,18 +64,21 @@ class DataParallel {
 };
 
 /// The rendezvous a controller hosts for its data-parallel roles: a c10d TCPStore
-/// server on 127.0.0.1 and a free port, alive as long as this object.
+/// server listening on `host` (127.0.0.1 by default: ranks on this machine only) and a
+/// free port, alive as long as this object.
 class Rendezvous {
  public:
-  Rendezvous();
+  explicit Rendezvous(std::string host = "127.0.0.1");
   ~Rendezvous();
   uint16_t port() const { return port_; }
-  /// "127.0.0.1:port", the form a role spec carries.
+  /// "HOST:port", the form a role spec carries; a wildcard host (0.0.0.0, ::) is
+  /// advertised as this machine's host name.
   std::string address() const;
 
  private:
   struct Server;
   std::unique_ptr<Server> server_;
+  std::string host_;
   uint16_t port_ = 0;
 };
 

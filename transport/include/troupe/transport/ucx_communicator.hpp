@@ -11,16 +11,12 @@
 
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
+#include <troupe/transport/c10d_store.hpp>
+
 #include <troupe/transport/communicator.hpp>
 #include <troupe/transport/ucx_worker.hpp>
 
 namespace troupe::transport {
-
-/// A c10d TCPStore on `host`:`port`; rank 0 (`is_server`) listens, waiting for `world_size` ranks.
-c10::intrusive_ptr<c10d::Store> make_tcp_store(const std::string& host, std::uint16_t port, bool is_server,
-                                               int world_size, std::chrono::milliseconds timeout);
-/// A c10d FileStore at `path` shared by `world_size` ranks of one machine.
-c10::intrusive_ptr<c10d::Store> make_file_store(const std::string& path, int world_size);
 
 /// Ring all-reduce (reduce-scatter + all-gather), ring all-gather, ring reduce-scatter
 /// and a pipelined ring broadcast. Bandwidth-optimal for large tensors: each rank sends
