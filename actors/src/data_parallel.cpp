@@ -99,6 +99,10 @@ void DataParallel::average_gradients(const std::vector<torch::Tensor>& parameter
   }
 }
 
+void DataParallel::broadcast(torch::Tensor& tensor, int root) {
+  if (world_ > 1) communicator().broadcast(tensor, root);
+}
+
 int64_t DataParallel::max(int64_t value) {
   if (world_ == 1) return value;
   auto tensor = torch::tensor({value}, torch::kLong);

@@ -36,6 +36,7 @@ Step3Placement place_step3_roles(const placement::Topology& topology, const Step
   const auto plan = placement::make_plan(planned, placement::ClusterResources({machine}), models.actor.string());
   Step3Placement result;
   result.plan_text = placement::format_plan(plan);
+  if (const auto* critic = topology.find(placement::Role::Critic)) result.critic_zero_stage = critic->zero_stage;
   for (const auto& process : plan.processes) {
     const int devices = topology.find(process.roles.front())->devices;
     const bool has_actor = std::find(process.roles.begin(), process.roles.end(), placement::Role::Actor) != process.roles.end();

@@ -125,15 +125,18 @@ engine::TrainOptions read_train_options(const SpecReader& reader) {
 }
 
 /// Rank id.rank of id.world: the data-parallel group it trains in, from the
-/// "dp_rendezvous" HOST:PORT the controller hosts and "dp_collectives" (gloo or ucx).
+/// "dp_rendezvous" HOST:PORT the controller hosts, "dp_collectives" (gloo or ucx) and
+/// "zero_stage" (>= 1: optimizer state partitioned over the ranks).
 std::shared_ptr<DataParallel> data_parallel_group(const SpecReader& reader) {
   const auto& id = reader.spec().id;
   if (id.world <= 1) return nullptr;
   const auto where = parse_host_port(reader.required("dp_rendezvous"), describe(id) + ": option dp_rendezvous");
   const auto collectives = parse_collectives(reader.text("dp_collectives", collectives_name(default_collectives())),
                                              describe(id) + ": option dp_collectives");
-  return std::make_shared<DataParallel>(where.host, where.port, id.rank, id.world, id.role, std::chrono::minutes(5),
-                                        collectives);
+  auto group = std::make_shared<DataParallel>(where.host, where.port, id.rank, id.world, id.role,
+                                              std::chrono::minutes(5), collectives);
+  group->set_zero_stage(static_cast<int>(reader.integer("zero_stage", 0)));
+  return group;
 }
 
 std::shared_ptr<RoleModel> make_critic(const RoleSpec& spec) {

@@ -234,6 +234,9 @@ CriticRole::CriticRole(models::CausalLM critic, engine::TrainOptions train, std:
   if (data_parallel_) {
     auto group = data_parallel_;
     trainer_.set_gradient_sync([group](const std::vector<torch::Tensor>& parameters) { group->average_gradients(parameters); });
+    if (group->zero_stage() >= 1)
+      trainer_.set_optimizer_sharding({group->rank(), group->world(),
+                                       [group](torch::Tensor& flat, int root) { group->broadcast(flat, root); }});
   }
 }
 
@@ -299,7 +302,8 @@ Metrics CriticRole::train_data_parallel(const std::optional<rl::Experience>& sha
   Metrics metrics{{{"critic_grad_norm", grad_norm},
                    {"critic_lr", trainer_.learning_rate()},
                    {"critic_dp_divergence", data_parallel_->divergence(parameters)},
-                   {"critic_dp_ranks", static_cast<double>(data_parallel_->world())}}};
+                   {"critic_dp_ranks", static_cast<double>(data_parallel_->world())},
+                   {"critic_optimizer_state_mib", static_cast<double>(trainer_.optimizer_state_bytes()) / (1 << 20)}}};
   if (counted > 0) metrics.values["critic_loss"] = total / static_cast<double>(counted);
   return metrics;
 }
@@ -318,7 +322,8 @@ std::string CriticRole::describe() const {
   auto text = std::string(models::family_name(config.family)) + " critic " + std::to_string(config.num_layers) + " layers";
   if (data_parallel_)
     text += ", data-parallel rank " + std::to_string(data_parallel_->rank()) + " of " +
-            std::to_string(data_parallel_->world()) + " (" + collectives_name(data_parallel_->collectives()) + ")";
+            std::to_string(data_parallel_->world()) + " (" + collectives_name(data_parallel_->collectives()) +
+            (data_parallel_->zero_stage() >= 1 ? ", optimizer state partitioned" : "") + ")";
   return text;
 }
 

@@ -301,6 +301,11 @@ Step3Result run_step3(const Step3Config& config) {
       rendezvous = std::make_unique<Rendezvous>(host);
       spec.options["dp_rendezvous"] = rendezvous->address();
       spec.options["dp_collectives"] = collectives_name(config.dp_collectives);
+      spec.options["zero_stage"] = std::to_string(placement.critic_zero_stage);
+      if (placement.critic_zero_stage > 1)
+        std::clog << "step3: critic zero_stage " << placement.critic_zero_stage
+                  << ": its ranks partition the optimizer state only (ZeRO stage 1); gradients and parameters stay "
+                     "whole on every rank\n";
     }
     roles.critic = workers->spawn(spec, spawn_critic_group);
   }

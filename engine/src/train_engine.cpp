@@ -1,6 +1,8 @@
 #include <troupe/engine/train_engine.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 
 #include <ATen/autocast_mode.h>
 #include <torch/nn/utils/clip_grad.h>
@@ -65,7 +67,13 @@ MicroStep TrainEngine::micro_step(const std::function<torch::Tensor(models::Caus
   // The norm is measured always (it is logged); clipping only when asked.
   const double max_norm = options_.max_grad_norm > 0 ? options_.max_grad_norm : std::numeric_limits<double>::infinity();
   result.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, max_norm);
+  if (sharding_) {
+    // AdamW skips a parameter without a gradient: no update and no state for it here.
+    for (size_t i = 0; i < trainable_.size(); ++i)
+      if (owners_[i] != sharding_->rank) trainable_[i].mutable_grad() = torch::Tensor();
+  }
   optimizer_->step();
+  if (sharding_) broadcast_owned_parameters();
   optimizer_->zero_grad();
   ++global_step_;
   scheduler_->set_step(global_step_);
@@ -87,6 +95,59 @@ void TrainEngine::set_progress(int64_t global_step, int64_t micro_steps) {
   global_step_ = global_step;
   micro_steps_ = micro_steps;
   scheduler_->set_step(global_step);
+}
+
+void TrainEngine::set_optimizer_sharding(OptimizerSharding sharding) {
+  if (sharding.world < 1 || sharding.rank < 0 || sharding.rank >= sharding.world || !sharding.broadcast)
+    throw Error("optimizer sharding: rank " + std::to_string(sharding.rank) + " of " + std::to_string(sharding.world) +
+                (sharding.broadcast ? "" : " without a broadcast"));
+  if (global_step_ > 0) throw Error("optimizer sharding must be set before the first optimizer step");
+  // Largest parameters first, each to the rank holding the fewest elements so far (ties:
+  // the lower rank): deterministic, so every rank computes the same owners.
+  std::vector<size_t> order(trainable_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return trainable_[a].numel() > trainable_[b].numel(); });
+  std::vector<int64_t> load(static_cast<size_t>(sharding.world), 0);
+  owners_.assign(trainable_.size(), 0);
+  for (const size_t i : order) {
+    const auto least = std::min_element(load.begin(), load.end()) - load.begin();
+    owners_[i] = static_cast<int>(least);
+    load[static_cast<size_t>(least)] += trainable_[i].numel();
+  }
+  sharding_ = std::move(sharding);
+}
+
+void TrainEngine::broadcast_owned_parameters() {
+  torch::NoGradGuard no_grad;
+  for (int root = 0; root < sharding_->world; ++root) {
+    // One flat buffer per dtype of the root's parameters: one broadcast each.
+    std::map<torch::ScalarType, std::vector<torch::Tensor>> owned;
+    for (size_t i = 0; i < trainable_.size(); ++i)
+      if (owners_[i] == root) owned[trainable_[i].scalar_type()].push_back(trainable_[i]);
+    for (auto& [dtype, parameters] : owned) {
+      std::vector<torch::Tensor> flat;
+      for (const auto& p : parameters) flat.push_back(p.detach().reshape({-1}));
+      auto buffer = torch::cat(flat);
+      sharding_->broadcast(buffer, root);
+      int64_t offset = 0;
+      for (auto& p : parameters) {
+        p.detach().copy_(buffer.slice(0, offset, offset + p.numel()).view_as(p));
+        offset += p.numel();
+      }
+    }
+  }
+}
+
+int64_t TrainEngine::optimizer_state_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& [key, state] : optimizer_->state()) {
+    const auto* adamw = dynamic_cast<const torch::optim::AdamWParamState*>(state.get());
+    if (!adamw) continue;
+    for (const auto& t : {adamw->exp_avg(), adamw->exp_avg_sq(), adamw->max_exp_avg_sq()})
+      if (t.defined()) bytes += t.numel() * static_cast<int64_t>(t.element_size());
+  }
+  return bytes;
 }
 
 double TrainEngine::learning_rate() const { return optimizer_->param_groups().front().options().get_lr(); }

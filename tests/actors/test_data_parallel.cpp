@@ -88,6 +88,52 @@ TEST_CASE("data parallel: two ranks averaging gradients step as one process on t
   }
 }
 
+TEST_CASE("data parallel: ZeRO stage 1 ranks step as one process and each hold part of the optimizer state",
+          "[actors][dp][zero]") {
+  auto collectives = GENERATE(actors::Collectives::kGloo, actors::Collectives::kUcx);
+  if (collectives == actors::Collectives::kGloo && !transport::gloo_available()) {
+    WARN("this build has no c10d Gloo");
+    return;
+  }
+  INFO("collectives " << actors::collectives_name(collectives));
+  auto whole = tiny_model();
+  torch::manual_seed(6);
+  const auto batches = std::vector<torch::Tensor>{torch::randint(0, 40, {4, 10}, torch::kLong),
+                                                  torch::randint(0, 40, {4, 10}, torch::kLong)};
+  engine::TrainOptions options;
+  options.optimizer.learning_rate = 1e-2;
+  options.optimizer.eps = 1.0;  // steps proportional to the gradients (see the test above)
+  options.optimizer.weight_decay = 0.1;
+  options.max_grad_norm = 0.5;
+  engine::TrainEngine single(whole, options);
+  for (const auto& ids : batches) step(single, ids);  // two steps: the second uses the moments
+  const int64_t single_state = single.optimizer_state_bytes();
+
+  auto rank_models = std::vector<models::CausalLM>{copy_of(tiny_model()), copy_of(tiny_model())};
+  actors::Rendezvous rendezvous;
+  auto run_rank = [&](int rank) {
+    actors::DataParallel group("127.0.0.1", rendezvous.port(), rank, 2, "zero", std::chrono::minutes(1), collectives);
+    engine::TrainEngine engine(rank_models[static_cast<size_t>(rank)], options);
+    engine.set_gradient_sync([&](const std::vector<torch::Tensor>& parameters) { group.average_gradients(parameters); });
+    engine.set_optimizer_sharding({rank, 2, [&](torch::Tensor& flat, int root) { group.broadcast(flat, root); }});
+    for (const auto& ids : batches) step(engine, ids.slice(0, 2 * rank, 2 * rank + 2));
+    return engine.optimizer_state_bytes();
+  };
+  auto other = std::async(std::launch::async, run_rank, 1);
+  const int64_t state0 = run_rank(0), state1 = other.get();
+  // The state is split between the ranks, nothing held twice, neither rank holding most of it.
+  CHECK(state0 + state1 == single_state);
+  CHECK(state0 > 0);
+  CHECK(state1 > 0);
+  CHECK(std::max(state0, state1) < single_state * 3 / 4);
+
+  for (const auto& item : whole->named_parameters()) {
+    INFO(item.key());
+    CHECK(torch::allclose(rank_models[0]->named_parameters()[item.key()], item.value(), 1e-5, 1e-6));
+    CHECK(torch::equal(rank_models[0]->named_parameters()[item.key()], rank_models[1]->named_parameters()[item.key()]));
+  }
+}
+
 TEST_CASE("data parallel: a bad rank is refused", "[actors][dp]") {
   CHECK_THROWS_WITH(actors::DataParallel("127.0.0.1", 1, 2, 2, "critic"), Catch::Contains("rank 2 of 2"));
   CHECK_THROWS_WITH(actors::parse_collectives("nccl", "--dp_collectives"),

@@ -38,12 +38,19 @@ class DataParallel {
   int rank() const { return rank_; }
   int world() const { return world_; }
   Collectives collectives() const { return collectives_; }
+  /// ZeRO stage the group's roles train with: 0 = every rank holds all optimizer state,
+  /// >= 1 = optimizer state partitioned over the ranks (stage 1; gradients and
+  /// parameters stay whole on every rank, also for 2 and 3).
+  int zero_stage() const { return zero_stage_; }
+  void set_zero_stage(int stage) { zero_stage_ = stage; }
 
   /// Averages the gradients of `parameters` over the ranks in place (one flattened
   /// all-reduce per dtype). A parameter with a gradient on some rank only (its rows
   /// did not reach it there) counts zeros for the others; one with no gradient
   /// anywhere keeps none, as in a single process.
   void average_gradients(const std::vector<torch::Tensor>& parameters);
+  /// In place: every rank ends with rank `root`'s `tensor`.
+  void broadcast(torch::Tensor& tensor, int root);
   /// The largest `value` over the ranks (ranks agree on how many steps they take).
   int64_t max(int64_t value);
   /// Largest minus smallest, over the ranks, of a float64 sum of `parameters`: 0 when
@@ -59,6 +66,7 @@ class DataParallel {
   std::string group_;
   std::chrono::milliseconds timeout_;
   Collectives collectives_;
+  int zero_stage_ = 0;
   std::shared_ptr<transport::UcxWorker> worker_;
   std::unique_ptr<transport::Communicator> communicator_;
 };

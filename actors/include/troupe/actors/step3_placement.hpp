@@ -21,6 +21,9 @@ struct WorkerSet {
 
 struct Step3Placement {
   std::vector<WorkerSet> worker_sets;
+  /// The critic's zero_stage in the topology (>= 1 partitions a data-parallel critic's
+  /// optimizer state; stages 2 and 3 do that much only).
+  int critic_zero_stage = 0;
   /// The plan as `troupe plan` prints it.
   std::string plan_text;
   /// True when `role` shares the controller's (the actor's) process.

@@ -81,6 +81,20 @@ class TrainEngine {
   using GradientSync = std::function<void(const std::vector<torch::Tensor>& parameters)>;
   void set_gradient_sync(GradientSync sync) { gradient_sync_ = std::move(sync); }
 
+  /// ZeRO stage 1 across data-parallel ranks (with a gradient sync that averages the
+  /// whole gradient on every rank): the optimizer steps, and keeps AdamW state for, only
+  /// the parameters this rank owns (a balanced split by size, the same on every rank);
+  /// after each step every owner broadcasts its parameters' new values. Each rank then
+  /// holds about 1/world of the optimizer state.
+  struct OptimizerSharding {
+    int rank = 0;
+    int world = 1;
+    std::function<void(torch::Tensor& flat, int root)> broadcast;
+  };
+  void set_optimizer_sharding(OptimizerSharding sharding);
+  /// Bytes of optimizer state this rank holds (AdamW's moments, created at first step).
+  int64_t optimizer_state_bytes() const;
+
  private:
   models::CausalLM model_;
   TrainOptions options_;
@@ -88,6 +102,10 @@ class TrainEngine {
   std::unique_ptr<LrScheduler> scheduler_;
   std::vector<torch::Tensor> trainable_;
   GradientSync gradient_sync_;
+  void broadcast_owned_parameters();
+
+  std::optional<OptimizerSharding> sharding_;
+  std::vector<int> owners_;  ///< with sharding: the owning rank of each of trainable_
   int64_t global_step_ = 0;
   int64_t micro_steps_ = 0;
 };
