@@ -103,6 +103,30 @@ void DataParallel::broadcast(torch::Tensor& tensor, int root) {
   if (world_ > 1) communicator().broadcast(tensor, root);
 }
 
+void DataParallel::reduce_sum(torch::Tensor& tensor, int root) {
+  if (world_ > 1) communicator().reduce(tensor, transport::ReduceOp::kSum, root);
+}
+
+void DataParallel::all_reduce_sum(torch::Tensor& tensor) {
+  if (world_ > 1) communicator().all_reduce(tensor, transport::ReduceOp::kSum);
+}
+
+void DataParallel::all_reduce_max(torch::Tensor& tensor) {
+  if (world_ > 1) communicator().all_reduce(tensor, transport::ReduceOp::kMax);
+}
+
+engine::TrainEngine::OptimizerSharding DataParallel::optimizer_sharding(int stage) {
+  engine::TrainEngine::OptimizerSharding sharding;
+  sharding.rank = rank_;
+  sharding.world = world_;
+  sharding.stage = stage;
+  sharding.broadcast = [this](torch::Tensor& flat, int root) { broadcast(flat, root); };
+  sharding.reduce_sum = [this](torch::Tensor& flat, int root) { reduce_sum(flat, root); };
+  sharding.all_reduce_sum = [this](torch::Tensor& tensor) { all_reduce_sum(tensor); };
+  sharding.all_reduce_max = [this](torch::Tensor& tensor) { all_reduce_max(tensor); };
+  return sharding;
+}
+
 int64_t DataParallel::max(int64_t value) {
   if (world_ == 1) return value;
   auto tensor = torch::tensor({value}, torch::kLong);

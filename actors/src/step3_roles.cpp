@@ -233,10 +233,10 @@ CriticRole::CriticRole(models::CausalLM critic, engine::TrainOptions train, std:
   if (!trainer_.model()->has_value_head()) throw Error("the critic model has no value head (v_head)");
   if (data_parallel_) {
     auto group = data_parallel_;
-    trainer_.set_gradient_sync([group](const std::vector<torch::Tensor>& parameters) { group->average_gradients(parameters); });
-    if (group->zero_stage() >= 1)
-      trainer_.set_optimizer_sharding({group->rank(), group->world(),
-                                       [group](torch::Tensor& flat, int root) { group->broadcast(flat, root); }});
+    const int stage = std::min(group->zero_stage(), 2);  // stage 3 partitions no more than 2 here
+    if (stage < 2)
+      trainer_.set_gradient_sync([group](const std::vector<torch::Tensor>& parameters) { group->average_gradients(parameters); });
+    if (stage >= 1) trainer_.set_optimizer_sharding(group->optimizer_sharding(stage));
   }
 }
 
@@ -323,7 +323,10 @@ std::string CriticRole::describe() const {
   if (data_parallel_)
     text += ", data-parallel rank " + std::to_string(data_parallel_->rank()) + " of " +
             std::to_string(data_parallel_->world()) + " (" + collectives_name(data_parallel_->collectives()) +
-            (data_parallel_->zero_stage() >= 1 ? ", optimizer state partitioned" : "") + ")";
+            (data_parallel_->zero_stage() >= 2   ? ", ZeRO stage 2"
+             : data_parallel_->zero_stage() == 1 ? ", ZeRO stage 1"
+                                                 : "") +
+            ")";
   return text;
 }
 

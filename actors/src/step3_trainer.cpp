@@ -302,10 +302,10 @@ Step3Result run_step3(const Step3Config& config) {
       spec.options["dp_rendezvous"] = rendezvous->address();
       spec.options["dp_collectives"] = collectives_name(config.dp_collectives);
       spec.options["zero_stage"] = std::to_string(placement.critic_zero_stage);
-      if (placement.critic_zero_stage > 1)
+      if (placement.critic_zero_stage > 2)
         std::clog << "step3: critic zero_stage " << placement.critic_zero_stage
-                  << ": its ranks partition the optimizer state only (ZeRO stage 1); gradients and parameters stay "
-                     "whole on every rank\n";
+                  << ": its ranks partition optimizer state and gradients (ZeRO stage 2); parameters stay whole on "
+                     "every rank\n";
     }
     roles.critic = workers->spawn(spec, spawn_critic_group);
   }

@@ -63,10 +63,14 @@ MicroStep TrainEngine::micro_step(const std::function<torch::Tensor(models::Caus
   ++micro_steps_;
   if (micro_steps_ % options_.gradient_accumulation_steps != 0) return result;
 
-  if (gradient_sync_) gradient_sync_(trainable_);
   // The norm is measured always (it is logged); clipping only when asked.
   const double max_norm = options_.max_grad_norm > 0 ? options_.max_grad_norm : std::numeric_limits<double>::infinity();
-  result.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, max_norm);
+  if (sharding_ && sharding_->stage >= 2) {
+    result.grad_norm = reduce_gradients_to_owners(max_norm);
+  } else {
+    if (gradient_sync_) gradient_sync_(trainable_);
+    result.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, max_norm);
+  }
   if (sharding_) {
     // AdamW skips a parameter without a gradient: no update and no state for it here.
     for (size_t i = 0; i < trainable_.size(); ++i)
@@ -101,6 +105,9 @@ void TrainEngine::set_optimizer_sharding(OptimizerSharding sharding) {
   if (sharding.world < 1 || sharding.rank < 0 || sharding.rank >= sharding.world || !sharding.broadcast)
     throw Error("optimizer sharding: rank " + std::to_string(sharding.rank) + " of " + std::to_string(sharding.world) +
                 (sharding.broadcast ? "" : " without a broadcast"));
+  if (sharding.stage >= 2 && (!sharding.reduce_sum || !sharding.all_reduce_sum || !sharding.all_reduce_max))
+    throw Error("optimizer sharding: stage " + std::to_string(sharding.stage) + " needs reduce_sum, all_reduce_sum "
+                "and all_reduce_max");
   if (global_step_ > 0) throw Error("optimizer sharding must be set before the first optimizer step");
   // Largest parameters first, each to the rank holding the fewest elements so far (ties:
   // the lower rank): deterministic, so every rank computes the same owners.
@@ -118,25 +125,79 @@ void TrainEngine::set_optimizer_sharding(OptimizerSharding sharding) {
   sharding_ = std::move(sharding);
 }
 
+std::map<torch::ScalarType, std::vector<size_t>> TrainEngine::owned_by(int root) const {
+  std::map<torch::ScalarType, std::vector<size_t>> owned;
+  for (size_t i = 0; i < trainable_.size(); ++i)
+    if (owners_[i] == root) owned[trainable_[i].scalar_type()].push_back(i);
+  return owned;
+}
+
 void TrainEngine::broadcast_owned_parameters() {
   torch::NoGradGuard no_grad;
   for (int root = 0; root < sharding_->world; ++root) {
     // One flat buffer per dtype of the root's parameters: one broadcast each.
-    std::map<torch::ScalarType, std::vector<torch::Tensor>> owned;
-    for (size_t i = 0; i < trainable_.size(); ++i)
-      if (owners_[i] == root) owned[trainable_[i].scalar_type()].push_back(trainable_[i]);
-    for (auto& [dtype, parameters] : owned) {
+    for (const auto& [dtype, indices] : owned_by(root)) {
       std::vector<torch::Tensor> flat;
-      for (const auto& p : parameters) flat.push_back(p.detach().reshape({-1}));
+      for (const size_t i : indices) flat.push_back(trainable_[i].detach().reshape({-1}));
       auto buffer = torch::cat(flat);
       sharding_->broadcast(buffer, root);
       int64_t offset = 0;
-      for (auto& p : parameters) {
-        p.detach().copy_(buffer.slice(0, offset, offset + p.numel()).view_as(p));
+      for (const size_t i : indices) {
+        auto p = trainable_[i].detach();
+        p.copy_(buffer.slice(0, offset, offset + p.numel()).view_as(p));
         offset += p.numel();
       }
     }
   }
+}
+
+double TrainEngine::reduce_gradients_to_owners(double max_norm) {
+  torch::NoGradGuard no_grad;
+  const auto count = static_cast<int64_t>(trainable_.size());
+  // A gradient present on some ranks only counts zeros elsewhere; one present nowhere
+  // stays absent (as in one process), so AdamW skips that parameter.
+  auto present = torch::zeros({count}, torch::kFloat32);
+  for (int64_t i = 0; i < count; ++i) present[i] = trainable_[static_cast<size_t>(i)].grad().defined() ? 1.0f : 0.0f;
+  sharding_->all_reduce_max(present);
+  const auto anywhere = present.accessor<float, 1>();
+  for (int root = 0; root < sharding_->world; ++root) {
+    for (const auto& [dtype, all] : owned_by(root)) {
+      std::vector<size_t> indices;
+      for (const size_t i : all)
+        if (anywhere[static_cast<int64_t>(i)] != 0.0f) indices.push_back(i);
+      if (indices.empty()) continue;
+      std::vector<torch::Tensor> flat;
+      for (const size_t i : indices) {
+        const auto& g = trainable_[i].grad();
+        flat.push_back(g.defined() ? g.reshape({-1}) : torch::zeros({trainable_[i].numel()}, trainable_[i].options()));
+      }
+      auto buffer = torch::cat(flat);
+      sharding_->reduce_sum(buffer, root);
+      int64_t offset = 0;
+      for (const size_t i : indices) {
+        auto& p = trainable_[i];
+        if (root == sharding_->rank) {
+          if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+          p.mutable_grad().copy_(buffer.slice(0, offset, offset + p.numel()).view_as(p) / sharding_->world);
+        } else {
+          p.mutable_grad() = torch::Tensor();  // its owner holds it now
+        }
+        offset += p.numel();
+      }
+    }
+  }
+  // The global norm over the owned shards, clipped as clip_grad_norm_ does.
+  auto squares = torch::zeros({1}, torch::kFloat64);
+  for (size_t i = 0; i < trainable_.size(); ++i)
+    if (owners_[i] == sharding_->rank && trainable_[i].grad().defined())
+      squares += trainable_[i].grad().to(torch::kFloat64).pow(2).sum();
+  sharding_->all_reduce_sum(squares);
+  const double norm = std::sqrt(squares.item<double>());
+  const double coefficient = max_norm / (norm + 1e-6);
+  if (coefficient < 1.0)
+    for (size_t i = 0; i < trainable_.size(); ++i)
+      if (owners_[i] == sharding_->rank && trainable_[i].grad().defined()) trainable_[i].mutable_grad().mul_(coefficient);
+  return norm;
 }
 
 int64_t TrainEngine::optimizer_state_bytes() const {

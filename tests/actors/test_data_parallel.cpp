@@ -88,9 +88,11 @@ TEST_CASE("data parallel: two ranks averaging gradients step as one process on t
   }
 }
 
-TEST_CASE("data parallel: ZeRO stage 1 ranks step as one process and each hold part of the optimizer state",
+TEST_CASE("data parallel: ZeRO stage 1 and 2 ranks step as one process and each hold part of the optimizer state",
           "[actors][dp][zero]") {
+  const int stage = GENERATE(1, 2);
   auto collectives = GENERATE(actors::Collectives::kGloo, actors::Collectives::kUcx);
+  INFO("ZeRO stage " << stage);
   if (collectives == actors::Collectives::kGloo && !transport::gloo_available()) {
     WARN("this build has no c10d Gloo");
     return;
@@ -114,8 +116,9 @@ TEST_CASE("data parallel: ZeRO stage 1 ranks step as one process and each hold p
   auto run_rank = [&](int rank) {
     actors::DataParallel group("127.0.0.1", rendezvous.port(), rank, 2, "zero", std::chrono::minutes(1), collectives);
     engine::TrainEngine engine(rank_models[static_cast<size_t>(rank)], options);
-    engine.set_gradient_sync([&](const std::vector<torch::Tensor>& parameters) { group.average_gradients(parameters); });
-    engine.set_optimizer_sharding({rank, 2, [&](torch::Tensor& flat, int root) { group.broadcast(flat, root); }});
+    if (stage == 1)  // stage 2 sums each gradient onto its owner instead
+      engine.set_gradient_sync([&](const std::vector<torch::Tensor>& parameters) { group.average_gradients(parameters); });
+    engine.set_optimizer_sharding(group.optimizer_sharding(stage));
     for (const auto& ids : batches) step(engine, ids.slice(0, 2 * rank, 2 * rank + 2));
     return engine.optimizer_state_bytes();
   };

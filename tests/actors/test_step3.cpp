@@ -250,7 +250,7 @@ TEST_CASE("step 3: a data-parallel critic on two worker processes keeps its rank
   const auto topology = world.root / "critic_dp2.json";
   std::ofstream(topology) << R"({"precision": "fp32",
     "batch": {"generation_batch_size": 4, "training_batch_size": 2, "prompt_len": 32, "answer_len": 6},
-    "roles": {"actor": {}, "reference": {}, "critic": {"devices": 2, "zero_stage": 1}, "reward": {"devices": 2}},
+    "roles": {"actor": {}, "reference": {}, "critic": {"devices": 2, "zero_stage": 2}, "reward": {"devices": 2}},
     "colocate": [["actor", "reference"], ["critic", "reward"]]})";
   // This machine may have fewer CPU threads than the three processes reserve.
   const auto cluster = world.root / "machine.json";
@@ -273,7 +273,7 @@ TEST_CASE("step 3: a data-parallel critic on two worker processes keeps its rank
   auto initial = models::load_pretrained(world.critic, {torch::kCPU, {}, true});
   auto trained = models::load_pretrained(config.output_dir / "critic", {torch::kCPU, {}, true});
   CHECK_FALSE(torch::equal(initial->named_parameters()[1].value(), trained->named_parameters()[1].value()));
-  // zero_stage 1: a rank holds part of AdamW's two fp32 moments of the critic's parameters.
+  // zero_stage 2: a rank holds part of AdamW's two fp32 moments of the critic's parameters.
   int64_t parameters = 0;
   for (const auto& p : initial->parameters()) parameters += p.numel();
   const double whole_state = static_cast<double>(parameters) * 2 * 4;

@@ -41,6 +41,11 @@ inline std::string run_collective_checks(transport::Communicator& comm) {
         comm.all_reduce(mine, op);
         expect(bit_equal(mine, transport::reference_reduce(inputs, op)), "all_reduce " + label);
 
+        // reduce onto the last rank: only the root's result is defined.
+        auto reduced = inputs[r].clone().view({n});
+        comm.reduce(reduced, op, W - 1);
+        if (r == W - 1) expect(bit_equal(reduced, transport::reference_reduce(inputs, op)), "reduce " + label);
+
         // reduce_scatter: rank i contributes (W, n) rows i*W + j.
         std::vector<at::Tensor> stacked;  // rank i's (W, n) input
         for (int i = 0; i < W; ++i) {

@@ -43,6 +43,19 @@ void BackendCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
   if (!dense.is_same(tensor)) tensor.copy_(dense);
 }
 
+void BackendCommunicator::reduce(at::Tensor& tensor, ReduceOp op, int root) {
+  if (root < 0 || root >= size_) throw Error(where("reduce") + ": root " + std::to_string(root) + " out of range");
+  check_average(tensor, op, "reduce");
+  auto dense = on_backend(tensor);
+  std::vector<at::Tensor> tensors{dense};
+  c10d::ReduceOptions options;
+  options.reduceOp = c10d_op(op);
+  options.rootRank = root;
+  wait(backend_->reduce(tensors, options), "reduce");
+  if (op == ReduceOp::kAvg && rank_ == root) dense.div_(size_);
+  if (!dense.is_same(tensor)) tensor.copy_(dense);
+}
+
 at::Tensor BackendCommunicator::all_gather(const at::Tensor& input) {
   auto dense = on_backend(input);
   std::vector<at::Tensor> inputs{dense};

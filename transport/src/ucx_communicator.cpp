@@ -130,6 +130,11 @@ void UcxCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
   finish_average(tensor, op, size_, where("all-reduce"));
 }
 
+void UcxCommunicator::reduce(at::Tensor& tensor, ReduceOp op, int root) {
+  if (root < 0 || root >= size_) throw Error(where("reduce") + ": root " + std::to_string(root) + " out of range");
+  all_reduce(tensor, op);
+}
+
 at::Tensor UcxCommunicator::all_gather(const at::Tensor& input) {
   auto sizes = input.sizes().vec();
   sizes.insert(sizes.begin(), size_);

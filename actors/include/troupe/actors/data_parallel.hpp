@@ -13,6 +13,8 @@
 
 #include <torch/types.h>
 
+#include <troupe/engine/train_engine.hpp>
+
 namespace troupe::transport {
 class Communicator;
 class UcxWorker;
@@ -38,9 +40,9 @@ class DataParallel {
   int rank() const { return rank_; }
   int world() const { return world_; }
   Collectives collectives() const { return collectives_; }
-  /// ZeRO stage the group's roles train with: 0 = every rank holds all optimizer state,
-  /// >= 1 = optimizer state partitioned over the ranks (stage 1; gradients and
-  /// parameters stay whole on every rank, also for 2 and 3).
+  /// ZeRO stage the group's roles train with: 0 = every rank holds all optimizer state;
+  /// 1 = optimizer state partitioned over the ranks; 2 (and 3) = gradients too
+  /// (parameters stay whole on every rank).
   int zero_stage() const { return zero_stage_; }
   void set_zero_stage(int stage) { zero_stage_ = stage; }
 
@@ -51,6 +53,13 @@ class DataParallel {
   void average_gradients(const std::vector<torch::Tensor>& parameters);
   /// In place: every rank ends with rank `root`'s `tensor`.
   void broadcast(torch::Tensor& tensor, int root);
+  /// In place on `root`: the sum over the ranks (others: unspecified).
+  void reduce_sum(torch::Tensor& tensor, int root);
+  /// In place: the element-wise sum / maximum over the ranks.
+  void all_reduce_sum(torch::Tensor& tensor);
+  void all_reduce_max(torch::Tensor& tensor);
+  /// The optimizer sharding for a TrainEngine on this rank at stage `stage` (>= 1).
+  engine::TrainEngine::OptimizerSharding optimizer_sharding(int stage);
   /// The largest `value` over the ranks (ranks agree on how many steps they take).
   int64_t max(int64_t value);
   /// Largest minus smallest, over the ranks, of a float64 sum of `parameters`: 0 when

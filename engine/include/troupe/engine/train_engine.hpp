@@ -3,6 +3,7 @@
 /// gradient accumulation, gradient-norm clipping and the compute dtype. Steps 1 and 2
 /// train through it, and so do the actor and critic of step 3.
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -81,15 +82,24 @@ class TrainEngine {
   using GradientSync = std::function<void(const std::vector<torch::Tensor>& parameters)>;
   void set_gradient_sync(GradientSync sync) { gradient_sync_ = std::move(sync); }
 
-  /// ZeRO stage 1 across data-parallel ranks (with a gradient sync that averages the
-  /// whole gradient on every rank): the optimizer steps, and keeps AdamW state for, only
-  /// the parameters this rank owns (a balanced split by size, the same on every rank);
-  /// after each step every owner broadcasts its parameters' new values. Each rank then
-  /// holds about 1/world of the optimizer state.
+  /// ZeRO across data-parallel ranks. Every parameter has an owner rank (a balanced
+  /// split by size, the same on every rank); the optimizer steps, and keeps AdamW state
+  /// for, only the owned parameters, and after each step every owner broadcasts their new
+  /// values, so each rank holds about 1/world of the optimizer state.
+  ///   stage 1: the gradient sync averages the whole gradient on every rank first.
+  ///   stage 2: no gradient sync; each gradient is summed onto its owner only (`reduce`)
+  ///            and the other ranks drop it at once, so clipping and the step touch
+  ///            only a rank's share, and a reduce sends half the bytes of an
+  ///            all-reduce; the clipping norm is summed over the ranks.
   struct OptimizerSharding {
     int rank = 0;
     int world = 1;
+    int stage = 1;
     std::function<void(torch::Tensor& flat, int root)> broadcast;
+    /// Stage 2: `flat` summed over the ranks onto `root` (others: unspecified).
+    std::function<void(torch::Tensor& flat, int root)> reduce_sum;
+    /// Stage 2: in place, the sum and the maximum over the ranks.
+    std::function<void(torch::Tensor& tensor)> all_reduce_sum, all_reduce_max;
   };
   void set_optimizer_sharding(OptimizerSharding sharding);
   /// Bytes of optimizer state this rank holds (AdamW's moments, created at first step).
@@ -103,6 +113,11 @@ class TrainEngine {
   std::vector<torch::Tensor> trainable_;
   GradientSync gradient_sync_;
   void broadcast_owned_parameters();
+  /// Stage 2: averages each gradient onto its owner, clips the owned ones by the global
+  /// norm and drops the rest; returns the norm.
+  double reduce_gradients_to_owners(double max_norm);
+  /// Indices into trainable_ of `root`'s parameters, by dtype.
+  std::map<torch::ScalarType, std::vector<size_t>> owned_by(int root) const;
 
   std::optional<OptimizerSharding> sharding_;
   std::vector<int> owners_;  ///< with sharding: the owning rank of each of trainable_

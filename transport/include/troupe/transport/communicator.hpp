@@ -20,6 +20,9 @@ class Communicator {
 
   /// In place: every rank ends with the reduction over ranks of `tensor`.
   virtual void all_reduce(at::Tensor& tensor, ReduceOp op) = 0;
+  /// In place on `root`: the reduction over ranks of `tensor`; on the other ranks
+  /// `tensor` is left unspecified (it may hold partial results).
+  virtual void reduce(at::Tensor& tensor, ReduceOp op, int root) = 0;
   /// input (*S) on every rank -> (W, *S) with rank i's input at index i.
   virtual at::Tensor all_gather(const at::Tensor& input) = 0;
   /// input (W, *S) on every rank -> (*S): the reduction over ranks of input[rank()].

@@ -31,6 +31,8 @@ class UcxCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   void all_reduce(at::Tensor& tensor, ReduceOp op) override;
+  /// An all-reduce: every rank ends with the result (a ring has no cheaper reduce).
+  void reduce(at::Tensor& tensor, ReduceOp op, int root) override;
   at::Tensor all_gather(const at::Tensor& input) override;
   at::Tensor reduce_scatter(const at::Tensor& input, ReduceOp op) override;
   void broadcast(at::Tensor& tensor, int root) override;
