@@ -21,8 +21,8 @@ struct WorkerSet {
 
 struct Step3Placement {
   std::vector<WorkerSet> worker_sets;
-  /// The critic's zero_stage in the topology (>= 1 partitions a data-parallel critic's
-  /// optimizer state; stages 2 and 3 do that much only).
+  /// The critic's zero_stage in the topology: 1 partitions a data-parallel critic's
+  /// optimizer state, 2 its gradients too; 3 is run as 2.
   int critic_zero_stage = 0;
   /// The plan as `troupe plan` prints it.
   std::string plan_text;
