@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <troupe/actors/host_port.hpp>
 #include <troupe/common/error.hpp>
 #include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/transport/c10d_store.hpp>
@@ -23,10 +24,11 @@ std::string this_host_name() {
 }
 
 /// The address gloo binds this rank's TCP transport to: loopback when the ranks meet on
-/// loopback (one machine), else this machine's host name, which the others resolve.
-std::string gloo_hostname(const std::string& rendezvous_host) {
+/// loopback (one machine), else this machine's address on the route to the rendezvous
+/// (the host name may resolve to 127.0.1.1, which other machines cannot reach).
+std::string gloo_hostname(const std::string& rendezvous_host, uint16_t rendezvous_port) {
   if (rendezvous_host == "127.0.0.1" || rendezvous_host == "localhost") return "127.0.0.1";
-  return this_host_name();
+  return local_address_towards(rendezvous_host, rendezvous_port);
 }
 
 }  // namespace
@@ -62,7 +64,7 @@ transport::Communicator& DataParallel::communicator() {
   if (!communicator_) {
     auto store = transport::make_tcp_store(host_, port_, false, world_, timeout_);
     if (collectives_ == Collectives::kGloo) {
-      communicator_ = transport::make_gloo_communicator(store, rank_, world_, group_, timeout_, gloo_hostname(host_));
+      communicator_ = transport::make_gloo_communicator(store, rank_, world_, group_, timeout_, gloo_hostname(host_, port_));
     } else {
       worker_ = std::make_shared<transport::UcxWorker>();
       communicator_ = std::make_unique<transport::UcxCommunicator>(worker_, store, rank_, world_, group_, timeout_);

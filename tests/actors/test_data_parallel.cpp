@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <troupe/actors/data_parallel.hpp>
+#include <troupe/actors/host_port.hpp>
 #include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/engine/losses.hpp>
 #include <troupe/engine/train_engine.hpp>
@@ -141,4 +142,17 @@ TEST_CASE("data parallel: a bad rank is refused", "[actors][dp]") {
   CHECK_THROWS_WITH(actors::DataParallel("127.0.0.1", 1, 2, 2, "critic"), Catch::Contains("rank 2 of 2"));
   CHECK_THROWS_WITH(actors::parse_collectives("nccl", "--dp_collectives"),
                     Catch::Contains("--dp_collectives: collectives 'nccl' is not gloo or ucx"));
+}
+
+TEST_CASE("addresses: HOST:PORT parsing and the local address towards a peer", "[actors][dp]") {
+  const auto parsed = actors::parse_host_port("10.0.0.7:29500", "--join");
+  CHECK(parsed.host == "10.0.0.7");
+  CHECK(parsed.port == 29500);
+  CHECK_THROWS_WITH(actors::parse_host_port("10.0.0.7", "--join"), Catch::Contains("--join \"10.0.0.7\": expected HOST:PORT"));
+  CHECK_THROWS_WITH(actors::parse_host_port("h:0", "--listen"), Catch::Contains("the port must be 1..65535"));
+  CHECK(actors::parse_host_port("h:0", "--listen", true).port == 0);
+  // Towards loopback the route leaves from loopback; a name that does not resolve is named.
+  CHECK(actors::local_address_towards("127.0.0.1", 29500) == "127.0.0.1");
+  CHECK_THROWS_WITH(actors::local_address_towards("no-such-host.invalid", 1),
+                    Catch::Contains("the local address towards no-such-host.invalid:1"));
 }

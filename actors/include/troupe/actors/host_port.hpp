@@ -15,4 +15,10 @@ struct HostPort {
 /// `any_port`, where 0 means a free port).
 HostPort parse_host_port(const std::string& text, const std::string& what, bool any_port = false);
 
+/// This machine's address on the route to `host`:`port` (the source address a packet
+/// there would carry): what to bind a listener to so that `host`'s machine reaches it.
+/// Unlike the host name, it is never 127.0.1.1 for a remote peer. Throws troupe::Error
+/// when `host` does not resolve or has no route.
+std::string local_address_towards(const std::string& host, uint16_t port);
+
 }  // namespace troupe::actors
