@@ -228,6 +228,21 @@ def save_value_model(config, path, seed):
     save_file(tensors, weights, metadata={"format": "pt"})
 
 
+def write_bench_inputs(tmp, batch, prompt):
+    """The bench's models and prompts under `tmp`: an OPT-125m-shaped actor, an OPT 512x6
+    critic (also the reward model) with a value head, and B prompts of P random tokens.
+    Returns (actor_dir, critic_dir, prompts_path)."""
+    actor_dir, critic_dir = os.path.join(tmp, "actor"), os.path.join(tmp, "critic")
+    torch.manual_seed(0)
+    OPTForCausalLM(opt_config(768, 12, 12)).save_pretrained(actor_dir, safe_serialization=True)
+    save_value_model(opt_config(512, 6, 8), critic_dir, seed=1)
+    g = torch.Generator().manual_seed(2)
+    prompts = os.path.join(tmp, "prompts.safetensors")
+    ids = torch.randint(3, 50000, (batch, prompt), generator=g)
+    save_file({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, prompts)
+    return actor_dir, critic_dir, prompts
+
+
 def relative(a, b):
     return abs(a - b) / max(abs(b), 1e-12)
 
@@ -255,15 +270,7 @@ def main():
     common = ["--new", str(args.new), "--seed", str(args.seed), "--warmup", str(args.warmup),
               "--iters", str(args.iters), "--threads", str(args.threads)] + (["--sample"] if args.sample else [])
     with tempfile.TemporaryDirectory() as tmp:
-        actor_dir, critic_dir = os.path.join(tmp, "actor"), os.path.join(tmp, "critic")
-        torch.manual_seed(0)
-        OPTForCausalLM(opt_config(768, 12, 12)).save_pretrained(actor_dir, safe_serialization=True)
-        save_value_model(opt_config(512, 6, 8), critic_dir, seed=1)
-        g = torch.Generator().manual_seed(2)
-        prompts = os.path.join(tmp, "prompts.safetensors")
-        ids = torch.randint(3, 50000, (args.batch, args.prompt), generator=g)
-        save_file({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, prompts)
-
+        actor_dir, critic_dir, prompts = write_bench_inputs(tmp, args.batch, args.prompt)
         out_json = os.path.join(tmp, "troupe.json")
         run([binary, "--actor", actor_dir, "--critic", critic_dir, "--reward", critic_dir, "--prompts", prompts,
              "--json", out_json] + common)

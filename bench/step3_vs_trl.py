@@ -33,7 +33,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from step3_vs_torch import opt_config, peak_rss_bytes, run, save_value_model  # noqa: E402
+from step3_vs_torch import peak_rss_bytes, run, write_bench_inputs  # noqa: E402
 
 
 def value_model_for_trl(critic_dir, out_dir):
@@ -131,22 +131,12 @@ def main():
     except ImportError:
         sys.exit("TRL is not installed: pip install trl==0.24.0 accelerate datasets")
 
-    from safetensors.torch import save_file
-    from transformers import OPTForCausalLM
-
     common = ["--new", str(args.new), "--seed", str(args.seed), "--warmup", str(args.warmup),
               "--iters", str(args.iters), "--threads", str(args.threads)]
     with tempfile.TemporaryDirectory() as tmp:
-        actor_dir, critic_dir = os.path.join(tmp, "actor"), os.path.join(tmp, "critic")
+        actor_dir, critic_dir, prompts = write_bench_inputs(tmp, args.batch, args.prompt)
         value_dir = os.path.join(tmp, "value_for_trl")
-        torch.manual_seed(0)
-        OPTForCausalLM(opt_config(768, 12, 12)).save_pretrained(actor_dir, safe_serialization=True)
-        save_value_model(opt_config(512, 6, 8), critic_dir, seed=1)
         value_model_for_trl(critic_dir, value_dir)
-        g = torch.Generator().manual_seed(2)
-        prompts = os.path.join(tmp, "prompts.safetensors")
-        ids = torch.randint(3, 50000, (args.batch, args.prompt), generator=g)
-        save_file({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, prompts)
 
         out_json = os.path.join(tmp, "troupe.json")
         run([binary, "--actor", actor_dir, "--critic", critic_dir, "--reward", critic_dir, "--prompts", prompts,

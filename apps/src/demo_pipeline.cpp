@@ -111,9 +111,9 @@ void run_demo_pipeline(const TrainArgs& given) {
   // 3's mixture (ptx) loss then replays the pretraining distribution, as in InstructGPT;
   // measured on seed 1234, it also lifts step 1's greedy gold from 74 to 81. A model
   // given with --model_name_or_path is taken as pretrained already.
+  const bool pretrain = given.model_name_or_path.empty();
   TrainArgs step0 = base;
   step0.step = 1;
-  step0.data_path = {"local/jsonfile=" + write_pretraining_set(corpus, out / "pretraining_data").string()};
   step0.data_split = "10,0,0";
   step0.model_name_or_path = "preset:llama-small";
   step0.num_train_epochs = 3;
@@ -121,9 +121,11 @@ void run_demo_pipeline(const TrainArgs& given) {
   step0.learning_rate = 1e-3;
   step0.weight_decay = 0.01;
   step0.output_dir = (out / "pretrained").string();
-  const bool pretrain = given.model_name_or_path.empty();
   engine::PhaseResult pretrained;
-  if (pretrain) pretrained = run_supervised_step(step0);
+  if (pretrain) {
+    step0.data_path = {"local/jsonfile=" + write_pretraining_set(corpus, out / "pretraining_data").string()};
+    pretrained = run_supervised_step(step0);
+  }
 
   TrainArgs step1 = base;
   step1.step = 1;

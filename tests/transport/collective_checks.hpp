@@ -2,15 +2,32 @@
 /// The collective checks every rank runs, in the test process and in peer processes
 /// alike: each result is compared with the single-process reference (reference_reduce
 /// over every rank's input, which each rank can compute since inputs are deterministic).
+#include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <troupe/common/error.hpp>
+#include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/transport/communicator.hpp>
+#include <troupe/transport/ucx_communicator.hpp>
 
 #include "transport_fixtures.hpp"
 
 namespace troupe::test {
+
+/// The communicators under test: troupe's UCX ring and c10d's Gloo.
+enum class CollectiveBackend { kUcxRing, kGloo };
+
+inline std::unique_ptr<transport::Communicator> make_test_communicator(CollectiveBackend backend,
+                                                                      c10::intrusive_ptr<c10d::Store> store, int rank,
+                                                                      int size, const std::string& group,
+                                                                      std::chrono::milliseconds timeout) {
+  if (backend == CollectiveBackend::kGloo)
+    return transport::make_gloo_communicator(std::move(store), rank, size, group, timeout);
+  return std::make_unique<transport::UcxCommunicator>(std::make_shared<transport::UcxWorker>(), std::move(store), rank,
+                                                      size, group, timeout);
+}
 
 /// Empty when every collective matched the reference; else what differed.
 inline std::string run_collective_checks(transport::Communicator& comm) {

@@ -14,16 +14,19 @@
 
 using namespace troupe::transport;
 
-TEST_CASE("ring collectives equal the single-process reference", "[transport][collectives]") {
+namespace {
+
+/// For world sizes 1-3: every rank a thread of this process, each running the checks.
+void check_collectives_on_threads(troupe::test::CollectiveBackend backend) {
   for (int W : {1, 2, 3}) {
     DYNAMIC_SECTION("world size " << W) {
       c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::HashStore>();
       std::vector<std::future<std::string>> ranks;
       for (int r = 0; r < W; ++r) {
-        ranks.push_back(std::async(std::launch::async, [store, r, W] {
-          UcxCommunicator comm(std::make_shared<UcxWorker>(), store, r, W, "threads" + std::to_string(W),
-                               std::chrono::seconds(30));
-          return troupe::test::run_collective_checks(comm);
+        ranks.push_back(std::async(std::launch::async, [backend, store, r, W] {
+          auto comm = troupe::test::make_test_communicator(backend, store, r, W, "threads" + std::to_string(W),
+                                                           std::chrono::seconds(30));
+          return troupe::test::run_collective_checks(*comm);
         }));
       }
       for (auto& rank : ranks) REQUIRE(rank.get().empty());
@@ -31,24 +34,18 @@ TEST_CASE("ring collectives equal the single-process reference", "[transport][co
   }
 }
 
+}  // namespace
+
+TEST_CASE("ring collectives equal the single-process reference", "[transport][collectives]") {
+  check_collectives_on_threads(troupe::test::CollectiveBackend::kUcxRing);
+}
+
 TEST_CASE("c10d Gloo collectives equal the single-process reference", "[transport][collectives][gloo]") {
   if (!gloo_available()) {
     WARN("this build has no c10d Gloo");
     return;
   }
-  for (int W : {1, 2, 3}) {
-    DYNAMIC_SECTION("world size " << W) {
-      c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::HashStore>();
-      std::vector<std::future<std::string>> ranks;
-      for (int r = 0; r < W; ++r) {
-        ranks.push_back(std::async(std::launch::async, [store, r, W] {
-          auto comm = make_gloo_communicator(store, r, W, "threads" + std::to_string(W), std::chrono::seconds(30));
-          return troupe::test::run_collective_checks(*comm);
-        }));
-      }
-      for (auto& rank : ranks) REQUIRE(rank.get().empty());
-    }
-  }
+  check_collectives_on_threads(troupe::test::CollectiveBackend::kGloo);
 }
 
 TEST_CASE("gloo communicator arguments are checked", "[transport][collectives][gloo]") {

@@ -67,18 +67,29 @@ TEST_CASE("channel round trip through another process", "[transport][multiproces
   REQUIRE(peer.wait() == 0);
 }
 
-TEST_CASE("collectives across three processes equal the single-process reference", "[transport][multiprocess][collectives]") {
-  auto dir = troupe::test::transport_scratch("mp_collectives");
+namespace {
+
+/// Rank 0 here, ranks 1 and 2 peer processes (`mode` of transport_peer), meeting through
+/// a FileStore; every rank runs the checks.
+void check_collectives_on_processes(troupe::test::CollectiveBackend backend, const std::string& mode,
+                                    const std::string& scratch) {
+  auto dir = troupe::test::transport_scratch(scratch);
   const int W = 3;
   std::vector<std::unique_ptr<ChildProcess>> peers;
   for (int r = 1; r < W; ++r) {
-    peers.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{
-        TROUPE_TRANSPORT_PEER, "collective", dir.string(), std::to_string(r), std::to_string(W)}));
+    peers.push_back(std::make_unique<ChildProcess>(
+        std::vector<std::string>{TROUPE_TRANSPORT_PEER, mode, dir.string(), std::to_string(r), std::to_string(W)}));
   }
   auto store = make_file_store((dir / "store").string(), W);
-  UcxCommunicator comm(std::make_shared<UcxWorker>(), store, 0, W, "multiprocess", std::chrono::seconds(60));
-  REQUIRE(troupe::test::run_collective_checks(comm).empty());
+  auto comm = troupe::test::make_test_communicator(backend, store, 0, W, "multiprocess", std::chrono::seconds(60));
+  REQUIRE(troupe::test::run_collective_checks(*comm).empty());
   for (auto& peer : peers) REQUIRE(peer->wait() == 0);
+}
+
+}  // namespace
+
+TEST_CASE("collectives across three processes equal the single-process reference", "[transport][multiprocess][collectives]") {
+  check_collectives_on_processes(troupe::test::CollectiveBackend::kUcxRing, "collective", "mp_collectives");
 }
 
 TEST_CASE("c10d Gloo collectives across three processes equal the single-process reference",
@@ -87,15 +98,5 @@ TEST_CASE("c10d Gloo collectives across three processes equal the single-process
     WARN("this build has no c10d Gloo");
     return;
   }
-  auto dir = troupe::test::transport_scratch("mp_gloo_collectives");
-  const int W = 3;
-  std::vector<std::unique_ptr<ChildProcess>> peers;
-  for (int r = 1; r < W; ++r) {
-    peers.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{
-        TROUPE_TRANSPORT_PEER, "gloo_collective", dir.string(), std::to_string(r), std::to_string(W)}));
-  }
-  auto store = make_file_store((dir / "store").string(), W);
-  auto comm = make_gloo_communicator(store, 0, W, "multiprocess", std::chrono::seconds(60));
-  REQUIRE(troupe::test::run_collective_checks(*comm).empty());
-  for (auto& peer : peers) REQUIRE(peer->wait() == 0);
+  check_collectives_on_processes(troupe::test::CollectiveBackend::kGloo, "gloo_collective", "mp_gloo_collectives");
 }

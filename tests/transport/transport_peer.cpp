@@ -47,13 +47,9 @@ int echo(const fs::path& dir, int count) {
 
 int collective(const fs::path& dir, int rank, int size, bool gloo) {
   auto store = make_file_store((dir / "store").string(), size);
-  std::unique_ptr<Communicator> comm;
-  if (gloo) {
-    comm = make_gloo_communicator(store, rank, size, "multiprocess", std::chrono::seconds(60));
-  } else {
-    comm = std::make_unique<UcxCommunicator>(std::make_shared<UcxWorker>(), store, rank, size, "multiprocess",
-                                             std::chrono::seconds(60));
-  }
+  auto comm = troupe::test::make_test_communicator(
+      gloo ? troupe::test::CollectiveBackend::kGloo : troupe::test::CollectiveBackend::kUcxRing, store, rank, size,
+      "multiprocess", std::chrono::seconds(60));
   auto failures = troupe::test::run_collective_checks(*comm);
   if (!failures.empty()) {
     std::cerr << "transport_peer: " << failures << std::endl;
