@@ -10,8 +10,15 @@ namespace troupe::actors {
 
 bool Step3Placement::with_actor(const std::string& role) const {
   for (const auto& set : worker_sets)
-    if (std::find(set.roles.begin(), set.roles.end(), role) != set.roles.end()) return false;
+    if (std::find(set.roles.begin(), set.roles.end(), role) != set.roles.end()) return set.first_rank > 0;
   return true;
+}
+
+int Step3Placement::ranks(const std::string& role) const {
+  if (role == "actor") return actor_ranks;
+  for (const auto& set : worker_sets)
+    if (std::find(set.roles.begin(), set.roles.end(), role) != set.roles.end()) return set.first_rank + set.ranks;
+  return 1;
 }
 
 int Step3Placement::worker_processes() const {
@@ -37,17 +44,23 @@ Step3Placement place_step3_roles(const placement::Topology& topology, const Step
   Step3Placement result;
   result.plan_text = placement::format_plan(plan);
   if (const auto* critic = topology.find(placement::Role::Critic)) result.critic_zero_stage = critic->zero_stage;
+  if (const auto* actor = topology.find(placement::Role::Actor)) result.actor_zero_stage = actor->zero_stage;
   for (const auto& process : plan.processes) {
-    const int devices = topology.find(process.roles.front())->devices;
     const bool has_actor = std::find(process.roles.begin(), process.roles.end(), placement::Role::Actor) != process.roles.end();
     if (has_actor) {
-      if (devices != 1)
-        throw Error(topology.source + ": roles.actor.devices = " + std::to_string(devices) +
-                    ": the actor (and what shares its process) runs as one rank in the controller's process");
+      const int actor_devices = topology.find(placement::Role::Actor)->devices;
+      result.actor_ranks = actor_devices;
+      if (actor_devices > 1) {  // ranks 1.. of every role of the set, in workers
+        WorkerSet ranks;
+        for (auto role : process.roles) ranks.roles.emplace_back(placement::role_name(role));
+        ranks.ranks = actor_devices - 1;
+        ranks.first_rank = 1;
+        result.worker_sets.push_back(ranks);
+      }
       continue;
     }
     WorkerSet set;
-    set.ranks = devices;
+    set.ranks = topology.find(process.roles.front())->devices;
     for (auto role : process.roles) set.roles.emplace_back(placement::role_name(role));
     result.worker_sets.push_back(set);
   }

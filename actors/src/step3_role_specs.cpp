@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include <troupe/common/error.hpp>
+#include <troupe/data/unsupervised.hpp>
 #include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/models/tokenizer.hpp>
 #include <troupe/rl/algorithm_registry.hpp>
@@ -124,6 +125,41 @@ engine::TrainOptions read_train_options(const SpecReader& reader) {
   return train;
 }
 
+/// The model options of a trained role (actor or critic).
+void write_model_options(RoleSpec& spec, const Step3Config& config, int64_t lora_dim, bool gradient_checkpointing) {
+  auto& o = spec.options;
+  o["lora_dim"] = std::to_string(lora_dim);
+  o["lora_module_name"] = config.lora_module_name;
+  o["only_optimize_lora"] = config.only_optimize_lora ? "1" : "0";
+  o["gradient_checkpointing"] = gradient_checkpointing ? "1" : "0";
+  if (config.dropout) o["dropout"] = number(*config.dropout);
+}
+
+/// The algorithm and the PPO minibatching a trained role needs.
+void write_ppo_options(RoleSpec& spec, const Step3Config& config) {
+  auto& o = spec.options;
+  o["algorithm"] = config.algorithm;
+  for (const auto& [key, value] : config.algorithm_options.values()) o[algorithm_option_prefix + key] = number(value);
+  o["ppo_epochs"] = std::to_string(config.ppo_epochs);
+  o["minibatch_size"] = std::to_string(config.training_batch_size);
+}
+
+std::shared_ptr<const rl::Algorithm> read_algorithm(const SpecReader& reader) {
+  rl::AlgorithmOptions algorithm_options;
+  for (const auto& [key, value] : reader.spec().options)
+    if (key.rfind(algorithm_option_prefix, 0) == 0)
+      algorithm_options.set(key.substr(std::string(algorithm_option_prefix).size()), reader.real(key, 0));
+  return rl::AlgorithmRegistry::global().create(reader.required("algorithm"), algorithm_options);
+}
+
+PpoTrainingOptions read_ppo_options(const SpecReader& reader) {
+  PpoTrainingOptions ppo;
+  ppo.ppo_epochs = reader.integer("ppo_epochs", 1);
+  ppo.minibatch_size = reader.integer("minibatch_size", 16);
+  ppo.seed = static_cast<uint64_t>(reader.integer("seed", 1234));
+  return ppo;
+}
+
 /// Rank id.rank of id.world: the data-parallel group it trains in, from the
 /// "dp_rendezvous" HOST:PORT the controller hosts, "dp_collectives" (gloo or ucx) and
 /// "zero_stage" (>= 1: optimizer state partitioned over the ranks).
@@ -143,19 +179,28 @@ std::shared_ptr<RoleModel> make_critic(const RoleSpec& spec) {
   SpecReader reader(spec);
   // The same seed on every rank: fresh weights (a new value head, LoRA) start equal.
   torch::manual_seed(static_cast<uint64_t>(reader.integer("seed", 1234)));
-  rl::AlgorithmOptions algorithm_options;
-  for (const auto& [key, value] : spec.options)
-    if (key.rfind(algorithm_option_prefix, 0) == 0)
-      algorithm_options.set(key.substr(std::string(algorithm_option_prefix).size()), reader.real(key, 0));
-  std::shared_ptr<const rl::Algorithm> algorithm =
-      rl::AlgorithmRegistry::global().create(reader.required("algorithm"), algorithm_options);
-  PpoTrainingOptions ppo;
-  ppo.ppo_epochs = reader.integer("ppo_epochs", 1);
-  ppo.minibatch_size = reader.integer("minibatch_size", 16);
-  ppo.seed = static_cast<uint64_t>(reader.integer("seed", 1234));
   auto model = load_role_model(reader.required("model"), model_options(reader, true), "critic");
-  return std::make_shared<CriticRole>(model, read_train_options(reader), algorithm, ppo, reader.required("tokenizer"),
-                                      data_parallel_group(reader));
+  return std::make_shared<CriticRole>(model, read_train_options(reader), read_algorithm(reader), read_ppo_options(reader),
+                                      reader.required("tokenizer"), data_parallel_group(reader));
+}
+
+/// "1,2,3" -> {1, 2, 3}; naming the option when an item is not a whole number.
+std::vector<int64_t> read_ids(const SpecReader& reader, const std::string& key) {
+  std::vector<int64_t> ids;
+  const auto text = reader.text(key);
+  size_t start = 0;
+  while (start < text.size()) {
+    const auto end = std::min(text.find(',', start), text.size());
+    try {
+      size_t used = 0;
+      ids.push_back(std::stoll(text.substr(start, end - start), &used));
+      if (used != end - start) throw std::invalid_argument(key);
+    } catch (const std::logic_error&) {
+      reader.fail(key, "\"" + text + "\" is not a comma-separated list of token ids");
+    }
+    start = end + 1;
+  }
+  return ids;
 }
 
 std::shared_ptr<RoleModel> make_reference(const RoleSpec& spec) {
@@ -179,24 +224,86 @@ std::shared_ptr<RoleModel> make_reward(const RoleSpec& spec) {
   return std::make_shared<RewardRole>(load_role_model(reader.required("model"), options, "reward"));
 }
 
+std::shared_ptr<RoleModel> make_actor(const RoleSpec& spec) { return make_policy_role(spec); }
+
 }  // namespace
+
+std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec) {
+  SpecReader reader(spec);
+  // The same seed on every rank: fresh LoRA adapters start equal.
+  torch::manual_seed(static_cast<uint64_t>(reader.integer("seed", 1234)));
+  auto actor = load_role_model(reader.required("model"), model_options(reader, false), "actor");
+  engine::HybridEngineOptions hybrid_options;
+  hybrid_options.release_inference_cache = reader.flag("release_inference_cache");
+  hybrid_options.log_switches = false;
+  auto hybrid = std::make_shared<engine::HybridEngine>(actor, hybrid_options);
+
+  models::GenerationOptions generation;
+  generation.max_new_tokens = reader.integer("max_new_tokens", generation.max_new_tokens);
+  generation.do_sample = reader.flag("do_sample");
+  generation.temperature = reader.real("temperature", generation.temperature);
+  generation.top_k = reader.integer("top_k", generation.top_k);
+  generation.top_p = reader.real("top_p", generation.top_p);
+  generation.seed = static_cast<uint64_t>(reader.integer("generation_seed", 0));
+  generation.eos_token_ids = read_ids(reader, "eos_token_ids");
+  if (!reader.text("pad_token_id").empty()) generation.pad_token_id = reader.integer("pad_token_id", 0);
+
+  auto ppo = read_ppo_options(reader);
+  ppo.enable_ema = reader.flag("enable_ema");
+  ppo.unsup_coef = reader.real("unsup_coef", ppo.unsup_coef);
+  ppo.unsupervised_batch = reader.integer("unsupervised_batch", ppo.unsupervised_batch);
+  const auto corpus = reader.text("unsupervised_data");
+  const auto tokenizer_dir = reader.required("tokenizer");
+  if (!corpus.empty() && ppo.unsup_coef > 0)
+    ppo.unsupervised = std::make_shared<data::UnsupervisedBlocks>(data::make_unsupervised_blocks(
+        data::read_text_corpus(corpus), *models::load_tokenizer(tokenizer_dir), reader.integer("unsupervised_block", 0)));
+
+  auto role = std::make_shared<PolicyRole>(hybrid, read_train_options(reader), generation, read_algorithm(reader), ppo,
+                                           tokenizer_dir, data_parallel_group(reader));
+  role->set_prompts_per_generation(reader.integer("prompts_per_generation", 0));
+  return role;
+}
+
+RoleSpec actor_role_spec(const Step3Config& config, const models::GenerationOptions& generation, int64_t total_steps) {
+  auto spec = base_spec("step3_actor", "actor", config);
+  auto& o = spec.options;
+  o["model"] = config.actor_model.string();
+  write_model_options(spec, config, config.actor_lora_dim, config.actor_gradient_checkpointing);
+  auto train = config.actor_train;
+  train.schedule.total_steps = total_steps;
+  write_train_options(spec, train);
+  write_ppo_options(spec, config);
+  o["enable_ema"] = config.enable_ema ? "1" : "0";
+  o["release_inference_cache"] = config.release_inference_cache ? "1" : "0";
+  if (!config.unsupervised_data.empty() && config.unsup_coef > 0) {
+    o["unsupervised_data"] = config.unsupervised_data.string();
+    o["unsup_coef"] = number(config.unsup_coef);
+    o["unsupervised_batch"] = std::to_string(config.training_batch_size);
+    o["unsupervised_block"] = std::to_string(config.data.lengths.max_prompt_seq_len + generation.max_new_tokens);
+  }
+  o["max_new_tokens"] = std::to_string(generation.max_new_tokens);
+  o["do_sample"] = generation.do_sample ? "1" : "0";
+  o["temperature"] = number(generation.temperature);
+  o["top_k"] = std::to_string(generation.top_k);
+  o["top_p"] = number(generation.top_p);
+  o["generation_seed"] = std::to_string(generation.seed);
+  std::string eos;
+  for (const auto id : generation.eos_token_ids) eos += (eos.empty() ? "" : ",") + std::to_string(id);
+  o["eos_token_ids"] = eos;
+  if (generation.pad_token_id) o["pad_token_id"] = std::to_string(*generation.pad_token_id);
+  if (config.generation_batches > 1) o["prompts_per_generation"] = std::to_string(config.generation_batch_size);
+  return spec;
+}
 
 RoleSpec critic_role_spec(const Step3Config& config, int64_t total_steps) {
   auto spec = base_spec("step3_critic", "critic", config);
   auto& o = spec.options;
   o["model"] = config.critic_model.string();
-  o["lora_dim"] = std::to_string(config.critic_lora_dim);
-  o["lora_module_name"] = config.lora_module_name;
-  o["only_optimize_lora"] = config.only_optimize_lora ? "1" : "0";
-  o["gradient_checkpointing"] = config.critic_gradient_checkpointing ? "1" : "0";
-  if (config.dropout) o["dropout"] = number(*config.dropout);
+  write_model_options(spec, config, config.critic_lora_dim, config.critic_gradient_checkpointing);
   auto train = config.critic_train;
   train.schedule.total_steps = total_steps;
   write_train_options(spec, train);
-  o["algorithm"] = config.algorithm;
-  for (const auto& [key, value] : config.algorithm_options.values()) o[algorithm_option_prefix + key] = number(value);
-  o["ppo_epochs"] = std::to_string(config.ppo_epochs);
-  o["minibatch_size"] = std::to_string(config.training_batch_size);
+  write_ppo_options(spec, config);
   return spec;
 }
 
@@ -214,7 +321,10 @@ RoleSpec reward_role_spec(const Step3Config& config) {
 }
 
 RoleFactories step3_role_factories() {
-  return {{"step3_critic", make_critic}, {"step3_reference", make_reference}, {"step3_reward", make_reward}};
+  return {{"step3_actor", make_actor},
+          {"step3_critic", make_critic},
+          {"step3_reference", make_reference},
+          {"step3_reward", make_reward}};
 }
 
 }  // namespace troupe::actors

@@ -33,20 +33,78 @@ std::optional<rl::Experience> training_experience(const std::vector<TensorBatch>
   return exp;
 }
 
-/// Runs `update` on every minibatch of every PPO epoch; returns the mean loss and the
-/// last gradient norm.
-std::pair<double, double> ppo_updates(const rl::Experience& exp, const PpoTrainingOptions& ppo,
-                                      const std::function<engine::MicroStep(const rl::Experience&)>& update) {
-  double total = 0, grad_norm = 0;
-  int64_t count = 0;
+/// A data-parallel rank's step when it has no rows left: a zero loss, so its gradients
+/// count zeros in the ranks' average (every rank takes the same steps: each all-reduces).
+engine::MicroStep zero_loss_step(engine::TrainEngine& trainer, const std::string& role) {
+  return trainer.micro_step([&](models::CausalLMImpl& model) {
+    for (const auto& p : model.parameters())
+      if (p.requires_grad()) return p.sum() * 0.0;
+    throw Error("the " + role + " has no trainable parameter");
+  });
+}
+
+/// Wires a trainer to its data-parallel group: gradients averaged before every step
+/// (ZeRO stage 0 and 1) or reduced onto their owners (stage 2; 3 partitions no more
+/// than 2 here), optimizer state partitioned from stage 1.
+void join_data_parallel(engine::TrainEngine& trainer, const std::shared_ptr<DataParallel>& group) {
+  if (!group) return;
+  const int stage = std::min(group->zero_stage(), 2);
+  if (stage < 2)
+    trainer.set_gradient_sync([group](const std::vector<torch::Tensor>& parameters) { group->average_gradients(parameters); });
+  if (stage >= 1) trainer.set_optimizer_sharding(group->optimizer_sharding(stage));
+}
+
+struct Updates {
+  int64_t steps = 0;    ///< steps taken, empty ones included
+  int64_t counted = 0;  ///< steps on rows of this rank
+  double loss = 0;      ///< mean loss of the counted steps
+  double grad_norm = 0; ///< of the last optimizer step
+};
+
+/// The PPO minibatch steps of one train() call: every minibatch of every epoch. With a
+/// data-parallel `group`, as many steps per epoch as the rank with the most rows needs,
+/// its rows spread evenly over them; a rank short of rows steps with none
+/// (`update(nullptr)` takes a zero-loss step).
+Updates ppo_updates(const std::optional<rl::Experience>& exp, const PpoTrainingOptions& ppo, DataParallel* group,
+                    const std::function<engine::MicroStep(const rl::Experience*)>& update) {
+  const int64_t rows = exp ? exp->batch_size() : 0;
+  int64_t steps = (rows + ppo.minibatch_size - 1) / ppo.minibatch_size;
+  if (group) steps = group->max(steps);
+  std::vector<rl::Experience> chunks;
+  if (rows > 0) chunks = exp->split(group ? (rows + steps - 1) / steps : ppo.minibatch_size);
+  Updates result;
   for (int64_t epoch = 0; epoch < ppo.ppo_epochs; ++epoch)
-    for (const auto& minibatch : exp.split(ppo.minibatch_size)) {
-      auto step = update(minibatch);
-      total += step.loss;
-      if (step.optimizer_stepped) grad_norm = step.grad_norm;
-      ++count;
+    for (int64_t i = 0; i < steps; ++i) {
+      const bool has_rows = i < static_cast<int64_t>(chunks.size());
+      auto step = update(has_rows ? &chunks[static_cast<size_t>(i)] : nullptr);
+      ++result.steps;
+      if (has_rows) {
+        result.loss += step.loss;
+        ++result.counted;
+      }
+      if (step.optimizer_stepped) result.grad_norm = step.grad_norm;
     }
-  return {count ? total / static_cast<double>(count) : 0.0, grad_norm};
+  if (result.counted) result.loss /= static_cast<double>(result.counted);
+  return result;
+}
+
+/// What a data-parallel rank adds to its metrics: how far the ranks' weights drifted
+/// apart (0 when in step), the group size, and its share of the optimizer state.
+void add_data_parallel_metrics(Metrics& metrics, const std::string& role, DataParallel& group,
+                               const engine::TrainEngine& trainer) {
+  std::vector<torch::Tensor> parameters;
+  for (const auto& p : trainer.model()->parameters()) parameters.push_back(p);
+  metrics.values[role + "_dp_divergence"] = group.divergence(parameters);
+  metrics.values[role + "_dp_ranks"] = static_cast<double>(group.world());
+  metrics.values[role + "_optimizer_state_mib"] = static_cast<double>(trainer.optimizer_state_bytes()) / (1 << 20);
+}
+
+/// ", data-parallel rank R of W (gloo, ZeRO stage S)" for a role's description.
+std::string data_parallel_text(const DataParallel* group) {
+  if (!group) return "";
+  const int stage = std::min(group->zero_stage(), 2);
+  return ", data-parallel rank " + std::to_string(group->rank()) + " of " + std::to_string(group->world()) + " (" +
+         collectives_name(group->collectives()) + (stage > 0 ? ", ZeRO stage " + std::to_string(stage) : "") + ")";
 }
 
 Metrics skipped() { return Metrics{{{"skipped", 1.0}}}; }
@@ -77,14 +135,17 @@ std::pair<std::vector<std::string>, std::vector<std::string>> decode_rollouts(co
 
 PolicyRole::PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::TrainOptions train,
                        models::GenerationOptions generation, std::shared_ptr<const rl::Algorithm> algorithm,
-                       PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir)
+                       PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir,
+                       std::shared_ptr<DataParallel> data_parallel)
     : hybrid_(std::move(hybrid)),
       trainer_(hybrid_->model(), std::move(train)),
       generation_(std::move(generation)),
       algorithm_(std::move(algorithm)),
       ppo_(std::move(ppo)),
-      tokenizer_dir_(std::move(tokenizer_dir)) {
+      tokenizer_dir_(std::move(tokenizer_dir)),
+      data_parallel_(std::move(data_parallel)) {
   if (!algorithm_) throw Error("PolicyRole: no algorithm");
+  join_data_parallel(trainer_, data_parallel_);
   if (ppo_.enable_ema) {
     rl::EmaOptions options;
     options.beta = ppo_.ema_beta;
@@ -110,10 +171,13 @@ TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
     const int64_t end = std::min(rows, start + chunk);
     auto options = generation_;
     options.seed = generation_.seed + static_cast<uint64_t>(generations_++);  // new samples every call
+    if (data_parallel_) options.seed += static_cast<uint64_t>(data_parallel_->rank()) << 32;  // and on every rank
     outs.push_back(hybrid_->generate(ids.slice(0, start, end), mask.slice(0, start, end), options));
     longest = std::max(longest, outs.back().sequences.size(1));
   }
-  // Each generation stops when its own rows end: pad to the longest, masked out.
+  // Each generation stops when its own rows end: pad to the longest, masked out. The
+  // ranks of a data-parallel actor pad to the full answer length, so their batches join.
+  if (data_parallel_) longest = std::max(longest, outs.front().prompt_length + generation_.max_new_tokens);
   const int64_t pad = generation_.pad_token_id.value_or(0);
   std::vector<torch::Tensor> sequences, masks;
   for (const auto& out : outs) {
@@ -121,8 +185,8 @@ TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
     sequences.push_back(torch::constant_pad_nd(out.sequences, {0, missing}, pad));
     masks.push_back(torch::constant_pad_nd(out.attention_mask, {0, missing}, 0));
   }
-  auto all = outs.size() == 1 ? outs.front().sequences : torch::cat(sequences);
-  auto all_mask = outs.size() == 1 ? outs.front().attention_mask : torch::cat(masks);
+  auto all = torch::cat(sequences);
+  auto all_mask = torch::cat(masks);
   return {{"sequences", all},
           {"attention_mask", all_mask},
           {"prompt_length", torch::full({rows}, outs.front().prompt_length, torch::kLong)}};
@@ -138,6 +202,10 @@ double PolicyRole::mixture_step(int64_t step) {
   data::SamplerOptions sampler;
   sampler.seed = ppo_.seed;
   sampler.epoch = step;
+  if (data_parallel_) {  // each rank its own blocks, as DistributedSampler deals them
+    sampler.rank = data_parallel_->rank();
+    sampler.world_size = data_parallel_->world();
+  }
   auto batches = data::distributed_batches(ppo_.unsupervised->size(), ppo_.unsupervised_batch, sampler);
   auto batch = data::make_unsupervised_batch(*ppo_.unsupervised, batches.front());
   const auto device = device_of(*hybrid_->model());
@@ -148,46 +216,52 @@ double PolicyRole::mixture_step(int64_t step) {
   return result.loss / ppo_.unsup_coef;
 }
 
+engine::MicroStep PolicyRole::policy_step(const rl::Experience* minibatch, int64_t step) {
+  auto result = !minibatch ? zero_loss_step(trainer_, "actor") : trainer_.micro_step([&](models::CausalLMImpl& model) {
+    auto logprobs = engine::sequence_logprobs(model, minibatch->sequences, minibatch->attention_mask);
+    // How far the policy has moved from the one that sampled (TRL's approxkl); the
+    // first minibatch's is 0 unless rollout and training score tokens differently.
+    const double approx_kl = rl::approx_kl(logprobs.detach(), *minibatch);
+    approx_kl_total_ += approx_kl;
+    if (updates_++ == 0) first_approx_kl_ = approx_kl;
+    return algorithm_->policy_loss(logprobs, *minibatch);
+  });
+  // Mixture training: a pretraining-loss step after each PPO step (DeepSpeed-Chat's order).
+  if (ppo_.unsupervised && ppo_.unsup_coef > 0) {
+    unsup_total_ += mixture_step(step * 1000 + unsup_steps_);
+    ++unsup_steps_;
+  }
+  return result;
+}
+
 Metrics PolicyRole::train(const std::vector<TensorBatch>& batches, int64_t step) {
   auto exp = training_experience(batches);
-  if (!exp) return skipped();
-  const auto device = device_of(*hybrid_->model());
-  *exp = exp->to(device);
+  if (!exp && !data_parallel_) return skipped();
+  if (exp) *exp = exp->to(device_of(*hybrid_->model()));
+  unsup_total_ = approx_kl_total_ = first_approx_kl_ = 0;
+  unsup_steps_ = updates_ = 0;
   Metrics metrics;
-  double unsup_total = 0;
-  int64_t unsup_steps = 0;
-  double approx_kl_total = 0, first_approx_kl = 0;
-  int64_t updates = 0;
+  Updates updates;
   hybrid_->run_training([&](models::CausalLMImpl&) {
-    auto [loss, grad_norm] = ppo_updates(*exp, ppo_, [&](const rl::Experience& minibatch) {
-      auto result = trainer_.micro_step([&](models::CausalLMImpl& model) {
-        auto logprobs = engine::sequence_logprobs(model, minibatch.sequences, minibatch.attention_mask);
-        // How far the policy has moved from the one that sampled (TRL's approxkl); the
-        // first minibatch's is 0 unless rollout and training score tokens differently.
-        const double approx_kl = rl::approx_kl(logprobs.detach(), minibatch);
-        approx_kl_total += approx_kl;
-        if (updates++ == 0) first_approx_kl = approx_kl;
-        return algorithm_->policy_loss(logprobs, minibatch);
-      });
-      // Mixture training: a pretraining-loss step after each PPO step (DeepSpeed-Chat's order).
-      if (ppo_.unsupervised && ppo_.unsup_coef > 0) {
-        unsup_total += mixture_step(step * 1000 + unsup_steps);
-        ++unsup_steps;
-      }
-      return result;
-    });
-    metrics.values["actor_loss"] = loss;
-    metrics.values["actor_grad_norm"] = grad_norm;
-    metrics.values["actor_approx_kl"] = approx_kl_total / static_cast<double>(std::max<int64_t>(updates, 1));
-    metrics.values["actor_approx_kl_first"] = first_approx_kl;
-    if (ema_) ema_->update(hybrid_->model()->named_parameters());
+    updates = ppo_updates(exp, ppo_, data_parallel_.get(),
+                          [&](const rl::Experience* minibatch) { return policy_step(minibatch, step); });
+    if (ema_ && updates.steps > 0) ema_->update(hybrid_->model()->named_parameters());
   });
-  if (unsup_steps) metrics.values["unsup_loss"] = unsup_total / static_cast<double>(unsup_steps);
+  if (updates.steps == 0) return skipped();
+  if (updates.counted) {
+    metrics.values["actor_loss"] = updates.loss;
+    metrics.values["actor_approx_kl"] = approx_kl_total_ / static_cast<double>(std::max<int64_t>(updates_, 1));
+    metrics.values["actor_approx_kl_first"] = first_approx_kl_;
+  }
+  metrics.values["actor_grad_norm"] = updates.grad_norm;
+  if (unsup_steps_) metrics.values["unsup_loss"] = unsup_total_ / static_cast<double>(unsup_steps_);
   metrics.values["actor_lr"] = trainer_.learning_rate();
+  if (data_parallel_) add_data_parallel_metrics(metrics, "actor", *data_parallel_, trainer_);
   return metrics;
 }
 
 void PolicyRole::save(const std::string& path) {
+  if (data_parallel_ && data_parallel_->rank() != 0) return;  // the ranks hold the same weights
   hybrid_->run_training([&](models::CausalLMImpl& model) {
     engine::save_model_dir(model, tokenizer_dir_, path);
     if (!ema_) return;
@@ -217,7 +291,8 @@ void PolicyRole::load(const std::string& path) {
 std::string PolicyRole::describe() const {
   const auto& config = hybrid_->model()->config();
   return std::string(models::family_name(config.family)) + " " + std::to_string(config.num_layers) + " layers, " +
-         algorithm_->name() + (ema_ ? ", EMA" : "") + (ppo_.unsupervised ? ", mixture" : "");
+         algorithm_->name() + (ema_ ? ", EMA" : "") + (ppo_.unsupervised ? ", mixture" : "") +
+         data_parallel_text(data_parallel_.get());
 }
 
 // --- critic --------------------------------------------------------------------------
@@ -231,13 +306,7 @@ CriticRole::CriticRole(models::CausalLM critic, engine::TrainOptions train, std:
       tokenizer_dir_(std::move(tokenizer_dir)),
       data_parallel_(std::move(data_parallel)) {
   if (!trainer_.model()->has_value_head()) throw Error("the critic model has no value head (v_head)");
-  if (data_parallel_) {
-    auto group = data_parallel_;
-    const int stage = std::min(group->zero_stage(), 2);  // stage 3 partitions no more than 2 here
-    if (stage < 2)
-      trainer_.set_gradient_sync([group](const std::vector<torch::Tensor>& parameters) { group->average_gradients(parameters); });
-    if (stage >= 1) trainer_.set_optimizer_sharding(group->optimizer_sharding(stage));
-  }
+  join_data_parallel(trainer_, data_parallel_);
 }
 
 TensorBatch CriticRole::generate(const TensorBatch&) { throw Error("the critic does not generate"); }
@@ -254,57 +323,22 @@ TensorBatch CriticRole::score(const TensorBatch& batch) {
   return {{"values", values}};
 }
 
-engine::MicroStep CriticRole::value_step(const rl::Experience& minibatch) {
+engine::MicroStep CriticRole::value_step(const rl::Experience* minibatch) {
+  if (!minibatch) return zero_loss_step(trainer_, "critic");
   return trainer_.micro_step([&](models::CausalLMImpl& model) {
-    auto values = engine::sequence_values(model, minibatch.sequences, minibatch.attention_mask);
-    return algorithm_->value_loss(values.to(torch::kFloat32), minibatch);
+    auto values = engine::sequence_values(model, minibatch->sequences, minibatch->attention_mask);
+    return algorithm_->value_loss(values.to(torch::kFloat32), *minibatch);
   });
 }
 
 Metrics CriticRole::train(const std::vector<TensorBatch>& batches, int64_t) {
   auto exp = training_experience(batches);
   if (exp) *exp = exp->to(device_of(*trainer_.model()));
-  if (data_parallel_) return train_data_parallel(exp);
-  if (!exp) return skipped();
-  auto [loss, grad_norm] = ppo_updates(*exp, ppo_, [&](const rl::Experience& minibatch) { return value_step(minibatch); });
-  return Metrics{{{"critic_loss", loss}, {"critic_grad_norm", grad_norm}, {"critic_lr", trainer_.learning_rate()}}};
-}
-
-Metrics CriticRole::train_data_parallel(const std::optional<rl::Experience>& shard) {
-  // Every rank must take the same steps (each one all-reduces): as many per epoch as
-  // the rank with the most rows needs; a rank short of rows takes empty steps.
-  const int64_t rows = shard ? shard->batch_size() : 0;
-  const int64_t steps = data_parallel_->max((rows + ppo_.minibatch_size - 1) / ppo_.minibatch_size);
-  if (steps == 0) return skipped();
-  std::vector<rl::Experience> chunks;
-  if (rows > 0) chunks = shard->split((rows + steps - 1) / steps);
-  double total = 0, grad_norm = 0;
-  int64_t counted = 0;
-  for (int64_t epoch = 0; epoch < ppo_.ppo_epochs; ++epoch)
-    for (int64_t i = 0; i < steps; ++i) {
-      engine::MicroStep step;
-      if (i < static_cast<int64_t>(chunks.size())) {
-        step = value_step(chunks[static_cast<size_t>(i)]);
-        total += step.loss;
-        ++counted;
-      } else {
-        // No rows here: a zero loss, so this rank's gradients are zero in the average.
-        step = trainer_.micro_step([](models::CausalLMImpl& model) {
-          for (const auto& p : model.parameters())
-            if (p.requires_grad()) return p.sum() * 0.0;
-          throw Error("the critic has no trainable parameter");
-        });
-      }
-      if (step.optimizer_stepped) grad_norm = step.grad_norm;
-    }
-  std::vector<torch::Tensor> parameters;
-  for (const auto& p : trainer_.model()->parameters()) parameters.push_back(p);
-  Metrics metrics{{{"critic_grad_norm", grad_norm},
-                   {"critic_lr", trainer_.learning_rate()},
-                   {"critic_dp_divergence", data_parallel_->divergence(parameters)},
-                   {"critic_dp_ranks", static_cast<double>(data_parallel_->world())},
-                   {"critic_optimizer_state_mib", static_cast<double>(trainer_.optimizer_state_bytes()) / (1 << 20)}}};
-  if (counted > 0) metrics.values["critic_loss"] = total / static_cast<double>(counted);
+  auto updates = ppo_updates(exp, ppo_, data_parallel_.get(), [&](const rl::Experience* minibatch) { return value_step(minibatch); });
+  if (updates.steps == 0) return skipped();
+  Metrics metrics{{{"critic_grad_norm", updates.grad_norm}, {"critic_lr", trainer_.learning_rate()}}};
+  if (updates.counted) metrics.values["critic_loss"] = updates.loss;
+  if (data_parallel_) add_data_parallel_metrics(metrics, "critic", *data_parallel_, trainer_);
   return metrics;
 }
 
@@ -319,15 +353,8 @@ void CriticRole::load(const std::string& path) {
 
 std::string CriticRole::describe() const {
   const auto& config = trainer_.model()->config();
-  auto text = std::string(models::family_name(config.family)) + " critic " + std::to_string(config.num_layers) + " layers";
-  if (data_parallel_)
-    text += ", data-parallel rank " + std::to_string(data_parallel_->rank()) + " of " +
-            std::to_string(data_parallel_->world()) + " (" + collectives_name(data_parallel_->collectives()) +
-            (data_parallel_->zero_stage() >= 2   ? ", ZeRO stage 2"
-             : data_parallel_->zero_stage() == 1 ? ", ZeRO stage 1"
-                                                 : "") +
-            ")";
-  return text;
+  return std::string(models::family_name(config.family)) + " critic " + std::to_string(config.num_layers) + " layers" +
+         data_parallel_text(data_parallel_.get());
 }
 
 TensorBatch NoCriticRole::generate(const TensorBatch&) { throw Error("the critic does not generate"); }

@@ -192,12 +192,7 @@ Step3Result run_step3(const Step3Config& config) {
   auto phase = data::load_phase_data(config.data, 3);
   if (phase.train.size() == 0) throw Error("step 3: no training prompts (check --data_path, --data_split and --max_prompt_seq_len)");
 
-  std::shared_ptr<data::UnsupervisedBlocks> unsupervised;
-  if (!config.unsupervised_data.empty() && config.unsup_coef > 0) {
-    const int64_t block = config.data.lengths.max_prompt_seq_len + config.generation.max_new_tokens;
-    unsupervised = std::make_shared<data::UnsupervisedBlocks>(
-        data::make_unsupervised_blocks(data::read_text_corpus(config.unsupervised_data), *tokenizer, block));
-  }
+  const bool mixture = !config.unsupervised_data.empty() && config.unsup_coef > 0;
   std::shared_ptr<rl::RewardFunction> gold;
   if (!config.eval_function.empty()) gold = rl::RewardFunctionRegistry::global().create(config.eval_function);
 
@@ -210,32 +205,35 @@ Step3Result run_step3(const Step3Config& config) {
   if (config.max_steps > 0) total_cycles = std::min(total_cycles, config.max_steps);
   const int64_t rows = rows_per_cycle * algorithm->samples_per_prompt();
 
-  // --- the actor, in this process ------------------------------------------------------
-  RoleModelOptions actor_options;
-  actor_options.lora_dim = config.actor_lora_dim;
-  actor_options.lora_module_name = config.lora_module_name;
-  actor_options.only_optimize_lora = config.only_optimize_lora;
-  actor_options.gradient_checkpointing = config.actor_gradient_checkpointing;
-  actor_options.dropout = config.dropout;
-  actor_options.device = config.device;
-  auto actor = load_role_model(config.actor_model, actor_options, "actor");
-  engine::HybridEngineOptions hybrid_options;
-  hybrid_options.release_inference_cache = config.release_inference_cache;
-  hybrid_options.log_switches = false;
-  auto hybrid = std::make_shared<engine::HybridEngine>(actor, hybrid_options);
+  // Data-parallel roles meet at a rendezvous this process hosts, one per group: on
+  // loopback, or where --listen lets workers of other machines in.
+  std::map<std::string, std::unique_ptr<Rendezvous>> rendezvous;
+  auto join_group = [&](RoleSpec& spec, int ranks, int zero_stage) {
+    if (ranks <= 1) return;
+    const auto host = config.listen.empty() ? std::string("127.0.0.1") : parse_host_port(config.listen, "--listen", true).host;
+    auto& point = rendezvous[spec.id.role];
+    point = std::make_unique<Rendezvous>(host);
+    spec.options["dp_rendezvous"] = point->address();
+    spec.options["dp_collectives"] = collectives_name(config.dp_collectives);
+    spec.options["zero_stage"] = std::to_string(zero_stage);
+    if (zero_stage > 2)
+      std::clog << "step3: " << spec.id.role << " zero_stage " << zero_stage
+                << ": its ranks partition optimizer state and gradients (ZeRO stage 2); parameters stay whole on "
+                   "every rank\n";
+  };
+  // A data-parallel rank trains on its share of the rows, so it takes fewer steps.
+  auto rows_per_rank = [&](int ranks) { return (rows + ranks - 1) / ranks; };
 
-  PpoTrainingOptions ppo;
-  ppo.ppo_epochs = config.ppo_epochs;
-  ppo.minibatch_size = config.training_batch_size;
-  ppo.enable_ema = config.enable_ema;
-  ppo.unsupervised = unsupervised;
-  ppo.unsup_coef = config.unsup_coef;
-  ppo.unsupervised_batch = config.training_batch_size;
-  ppo.seed = config.seed;
-  auto actor_train = config.actor_train;
-  actor_train.schedule.total_steps = planned_updates(total_cycles, rows, config, unsupervised ? 1 : 0);
-  auto policy_role = std::make_shared<PolicyRole>(hybrid, actor_train, generation, algorithm, ppo, tokenizer_dir);
-  if (config.generation_batches > 1) policy_role->set_prompts_per_generation(config.generation_batch_size);
+  // --- the actor: rank 0 in this process ----------------------------------------------
+  const int actor_ranks = placement.actor_ranks;
+  auto actor_spec = actor_role_spec(config, generation,
+                                    planned_updates(total_cycles, rows_per_rank(actor_ranks), config, mixture ? 1 : 0));
+  join_group(actor_spec, actor_ranks, placement.actor_zero_stage);
+  auto here_spec = actor_spec;
+  here_spec.id.world = actor_ranks;
+  auto policy_role = make_policy_role(here_spec);
+  std::shared_ptr<engine::HybridEngine> hybrid(policy_role, &policy_role->hybrid());  // lives as long as the role
+  auto actor = hybrid->model();
 
   // --- the actor runtime: the other roles here or in worker processes -----------------
   SystemConfig system_config;
@@ -245,7 +243,6 @@ Step3Result run_step3(const Step3Config& config) {
   std::shared_ptr<TicketStore> store;
   if (separated) store = ucx_store = std::make_shared<UcxTicketStore>();
   else store = std::make_shared<InProcessTicketStore>();
-  std::unique_ptr<Rendezvous> rendezvous;
   std::unique_ptr<WorkerProcesses> workers;
   // A lost worker ends pulls from it at once instead of at the transfer timeout.
   if (separated)
@@ -253,7 +250,7 @@ Step3Result run_step3(const Step3Config& config) {
                                                 [ucx_store](const std::string& node) { ucx_store->mark_node_lost(node); });
 
   auto local_context = [&](const std::string& role, std::shared_ptr<RoleModel> model) {
-    return RoleContext{RoleId{role, 0, 1}, std::move(model), store};
+    return RoleContext{RoleId{role, 0, placement.ranks(role)}, std::move(model), store};
   };
   const auto factories = step3_role_factories();
   auto local_model = [&](const RoleSpec& spec) { return factories.at(spec.factory)(spec); };
@@ -265,19 +262,36 @@ Step3Result run_step3(const Step3Config& config) {
   // the actor system's destructor waits for every actor.
   struct StopRoles {
     const StepThreeRoles& roles;
+    std::vector<caf::actor> ranks_here;  // rank 0 of data-parallel roles, behind their groups
     ~StopRoles() {
+      std::vector<caf::actor> handles = ranks_here;
       for (const auto& handle : {caf::actor_cast<caf::actor>(roles.policy), caf::actor_cast<caf::actor>(roles.critic),
                                  caf::actor_cast<caf::actor>(roles.reference), caf::actor_cast<caf::actor>(roles.reward)})
+        handles.push_back(handle);
+      for (const auto& handle : handles)
         if (handle) caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
     }
-  } stop_roles{roles};
-  roles.policy = spawn_policy(system, local_context("actor", policy_role));
+  } stop_roles{roles, {}};
+  // A role whose rank 0 runs here: alone, or first of its data-parallel ranks, the
+  // others in worker processes, all behind one group handle.
+  auto with_other_ranks = [&](auto here_rank, const RoleSpec& spec, auto group) {
+    using Handle = decltype(here_rank);
+    if (placement.ranks(spec.id.role) <= 1) return here_rank;
+    auto ranks = workers->template spawn_ranks<Handle>(spec);
+    ranks.insert(ranks.begin(), here_rank);
+    stop_roles.ranks_here.push_back(caf::actor_cast<caf::actor>(here_rank));
+    return group(system, std::move(ranks));
+  };
+
+  roles.policy = with_other_ranks(spawn_policy(system, local_context("actor", policy_role)), actor_spec, spawn_policy_group);
   if (placement.with_actor("reference")) {
     auto reference = std::make_shared<engine::ReferencePolicy>(actor, hybrid->model_mutex());
     if (config.offload_reference_model && !reference->offload_to(torch::kCPU))
       std::clog << "step3: --offload_reference_model: the reference shares the actor's weights; nothing to offload\n";
     result.reference_memory = reference->memory_summary();
-    roles.reference = spawn_reference(system, local_context("reference", std::make_shared<ReferenceRole>(reference)));
+    if (placement.ranks("reference") > 1) result.reference_memory += " (its other ranks: frozen copies in their workers)";
+    roles.reference = with_other_ranks(spawn_reference(system, local_context("reference", std::make_shared<ReferenceRole>(reference))),
+                                       reference_role_spec(config), spawn_reference_group);
     here.push_back("reference");
   } else {
     // One-rank groups around remote roles: a lost worker fails the request at once.
@@ -285,35 +299,29 @@ Step3Result run_step3(const Step3Config& config) {
     result.reference_memory = "reference: a frozen copy of the actor's initial weights in its worker process";
   }
   const bool has_critic = algorithm->roles().critic;
-  const auto critic_spec = critic_role_spec(config, planned_updates(total_cycles, rows, config, 0));
-  if (!has_critic || placement.with_actor("critic")) {
-    std::shared_ptr<RoleModel> critic = has_critic ? local_model(critic_spec) : std::make_shared<NoCriticRole>();
+  const int critic_ranks = placement.ranks("critic");
+  auto critic_spec = critic_role_spec(config, planned_updates(total_cycles, rows_per_rank(critic_ranks), config, 0));
+  if (has_critic) join_group(critic_spec, critic_ranks, placement.critic_zero_stage);
+  if (!has_critic) {
+    auto none = std::make_shared<NoCriticRole>();
+    descriptions.push_back(none->describe());
+    roles.critic = spawn_critic(system, RoleContext{RoleId{"critic", 0, 1}, none, store});
+    here.push_back("critic");
+  } else if (placement.with_actor("critic")) {
+    auto here_spec = critic_spec;
+    here_spec.id.world = critic_ranks;
+    auto critic = local_model(here_spec);
     descriptions.push_back(critic->describe());
-    roles.critic = spawn_critic(system, local_context("critic", critic));
+    roles.critic = with_other_ranks(spawn_critic(system, local_context("critic", critic)), critic_spec, spawn_critic_group);
     here.push_back("critic");
   } else {
-    auto spec = critic_spec;
-    if (workers->ranks_of("critic") > 1) {
-      // Where the critic's ranks meet to all-reduce: on loopback, or where --listen
-      // lets workers of other machines in.
-      const auto host = config.listen.empty() ? std::string("127.0.0.1")
-                                              : parse_host_port(config.listen, "--listen", true).host;
-      rendezvous = std::make_unique<Rendezvous>(host);
-      spec.options["dp_rendezvous"] = rendezvous->address();
-      spec.options["dp_collectives"] = collectives_name(config.dp_collectives);
-      spec.options["zero_stage"] = std::to_string(placement.critic_zero_stage);
-      if (placement.critic_zero_stage > 2)
-        std::clog << "step3: critic zero_stage " << placement.critic_zero_stage
-                  << ": its ranks partition optimizer state and gradients (ZeRO stage 2); parameters stay whole on "
-                     "every rank\n";
-    }
-    roles.critic = workers->spawn(spec, spawn_critic_group);
+    roles.critic = workers->spawn(critic_spec, spawn_critic_group);
   }
   const auto reward_spec = reward_role_spec(config);
   if (placement.with_actor("reward")) {
     auto reward = local_model(reward_spec);
     descriptions.push_back(reward->describe());
-    roles.reward = spawn_reward(system, local_context("reward", reward));
+    roles.reward = with_other_ranks(spawn_reward(system, local_context("reward", reward)), reward_spec, spawn_reward_group);
     here.push_back("reward");
   } else {
     roles.reward = workers->spawn(reward_spec, spawn_reward_group);

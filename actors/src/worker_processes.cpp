@@ -47,12 +47,20 @@ WorkerProcesses::WorkerProcesses(caf::actor_system& system, const Step3Config& c
     std::vector<std::string> nodes;
     for (int rank = 0; rank < set.ranks; ++rank) {
       const auto& node = names.at(next++);
-      for (const auto& role : set.roles) nodes_of_role_[role].push_back(node);
+      for (const auto& role : set.roles) {
+        nodes_of_role_[role].push_back(node);
+        first_rank_of_role_[role] = set.first_rank;
+      }
       nodes.push_back(node);
     }
     std::string text;
     for (const auto& role : set.roles) text += (text.empty() ? "" : "+") + role;
-    text += set.ranks == 1 ? " in worker process " : " in " + std::to_string(set.ranks) + " data-parallel worker processes ";
+    if (set.first_rank > 0)
+      text += set.ranks == 1 ? " rank " + std::to_string(set.first_rank) + " in worker process "
+                             : " ranks " + std::to_string(set.first_rank) + "-" +
+                                   std::to_string(set.first_rank + set.ranks - 1) + " in data-parallel worker processes ";
+    else
+      text += set.ranks == 1 ? " in worker process " : " in " + std::to_string(set.ranks) + " data-parallel worker processes ";
     for (size_t i = 0; i < nodes.size(); ++i) text += (i ? ", " : "") + nodes[i];
     descriptions_.push_back(text);
   }

@@ -11,6 +11,7 @@
 
 #include <troupe/common/error.hpp>
 #include <troupe/common/files.hpp>
+#include <cstdlib>
 #include <troupe/data/demo_corpus.hpp>
 #include <troupe/engine/html_report.hpp>
 #include <troupe/engine/metrics_log.hpp>
@@ -90,6 +91,8 @@ void run_demo_pipeline(const TrainArgs& given) {
   data::DemoOptions demo;
   demo.seed = given.seed;
   demo.train_pairs = 8000;
+  if (const char* v = std::getenv("TROUPE_XP_WRONG")) demo.wrong_rate = std::atof(v);  // XP
+  if (const char* v = std::getenv("TROUPE_XP_OFF")) demo.off_style_rate = std::atof(v);  // XP
   const auto corpus = data::generate_demo_corpus(demo);
   data::write_demo_corpus(corpus, out / "data");
   const auto tokenizer = train_demo_tokenizer(corpus, out / "tokenizer");

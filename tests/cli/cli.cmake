@@ -27,10 +27,10 @@ troupe_cli_test("--listen without --topology is refused" "--listen needs --topol
   train --step 3 --actor_model_name_or_path x --critic_model_name_or_path x --data_path Dahoas/rm-static=x
   --listen 127.0.0.1:1 --output_dir ${cli_dir}/listen)
 troupe_cli_test("a topology step 3 cannot run names the field"
-  "all_separate.json: roles.actor.devices = 4: the actor .* runs as one rank"
+  "actor_ref_critic_reward.json: roles.actor.tp = 2: step 3 runs data-parallel ranks only"
   train --step 3 --actor_model_name_or_path ${TROUPE_FIXTURES_DIR}/models/gpt2
   --critic_model_name_or_path ${TROUPE_FIXTURES_DIR}/models/gpt2
-  --data_path Dahoas/rm-static=x --topology ${PROJECT_SOURCE_DIR}/placement/examples/all_separate.json
+  --data_path Dahoas/rm-static=x --topology ${PROJECT_SOURCE_DIR}/placement/examples/actor_ref_critic_reward.json
   --output_dir ${cli_dir}/topology)
 
 add_test(NAME "cli: steps 1, 2 and 3 from the command line on a small demo corpus"

@@ -1,9 +1,11 @@
 #pragma once
 /// Where step 3's roles run: the placement manager plans the topology on this machine;
-/// the process that holds the actor is the controller's own (one rank), and each other
-/// colocation set of the plan becomes `devices` `troupe worker` processes, one per
-/// data-parallel rank, each hosting every role of the set as that rank. Tensor
-/// parallelism (tp > 1) is not run by step 3.
+/// the process that holds the actor is the controller's own, and each other colocation
+/// set of the plan becomes `devices` `troupe worker` processes, one per data-parallel
+/// rank, each hosting every role of the set as that rank. An actor with several devices
+/// is data-parallel, and so is every role colocated with it (DeepSpeed-Chat's layout:
+/// all models on every device): rank 0 of each in the controller's process, ranks 1..
+/// in worker processes. Tensor parallelism (tp > 1) is not run by step 3.
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -15,8 +17,11 @@ namespace troupe::actors {
 
 /// Roles sharing worker processes, and how many ranks (processes) they span.
 struct WorkerSet {
-  std::vector<std::string> roles;  ///< "critic", "reference", "reward"
+  std::vector<std::string> roles;  ///< "actor" (its ranks 1..), "critic", "reference", "reward"
   int ranks = 1;
+  /// The set's processes are ranks first_rank.. of a group of first_rank + ranks; the
+  /// ranks below live in the controller's process (the actor's rank 0).
+  int first_rank = 0;
 };
 
 struct Step3Placement {
@@ -24,10 +29,15 @@ struct Step3Placement {
   /// The critic's zero_stage in the topology: 1 partitions a data-parallel critic's
   /// optimizer state, 2 its gradients too; 3 is run as 2.
   int critic_zero_stage = 0;
+  /// The actor's data-parallel ranks (its devices): rank 0 here, the others in workers.
+  int actor_ranks = 1;
+  int actor_zero_stage = 0;
   /// The plan as `troupe plan` prints it.
   std::string plan_text;
-  /// True when `role` shares the controller's (the actor's) process.
+  /// True when `role` (its rank 0) shares the controller's (the actor's) process.
   bool with_actor(const std::string& role) const;
+  /// The data-parallel ranks of `role` (1 unless its devices say more).
+  int ranks(const std::string& role) const;
   /// Worker processes to start: the sum of every set's ranks.
   int worker_processes() const;
 };
@@ -39,7 +49,7 @@ struct Step3Models {
 
 /// Plans `topology` on `machine` (this machine's resources, or a description of it).
 /// Throws troupe::Error naming the topology file and the field for what step 3 cannot
-/// run (an actor with several devices, tp > 1), or the plan's problems when it does not
+/// run (tp > 1), or the plan's problems when it does not
 /// fit. Roles the topology leaves out run with the actor.
 Step3Placement place_step3_roles(const placement::Topology& topology, const Step3Models& models,
                                  const placement::NodeResources& machine);

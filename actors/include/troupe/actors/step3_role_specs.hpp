@@ -1,14 +1,25 @@
 #pragma once
-/// The critic, reference and reward of step 3 described as RoleSpecs (string options a
-/// `troupe worker` can receive), and the factories that build those roles from a spec.
-/// The controller builds its own critic and reward through the same factories, so a role
-/// is the same whether it runs in the controller's process or in a worker's.
+/// The actor, critic, reference and reward of step 3 described as RoleSpecs (string
+/// options a `troupe worker` can receive), and the factories that build those roles from
+/// a spec. The controller builds its own roles through the same factories, so a role is
+/// the same whether it runs in the controller's process or in a worker's.
 #include <cstdint>
+#include <memory>
 
 #include <troupe/actors/role_factories.hpp>
 #include <troupe/actors/step3_trainer.hpp>
 
 namespace troupe::actors {
+
+class PolicyRole;
+
+/// The actor: model, LoRA, checkpointing, optimizer and schedule (`total_steps`),
+/// rollout sampling (`generation`, with its pad and end tokens), EMA, the mixture
+/// corpus, the algorithm's policy loss and the PPO minibatching.
+RoleSpec actor_role_spec(const Step3Config& config, const models::GenerationOptions& generation, int64_t total_steps);
+/// The actor of `spec` (factory "step3_actor"), as the controller's own rank needs it:
+/// with its hybrid engine at hand for evaluation and a shared-base reference.
+std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec);
 
 /// The critic: model, LoRA, checkpointing, optimizer and schedule (`total_steps`
 /// optimizer steps), the algorithm's value loss and the PPO minibatching.
@@ -19,7 +30,7 @@ RoleSpec reference_role_spec(const Step3Config& config);
 /// The reward model (reward_model, else critic_model) or the reward function.
 RoleSpec reward_role_spec(const Step3Config& config);
 
-/// Factories "step3_critic", "step3_reference", "step3_reward". Each throws
+/// Factories "step3_actor", "step3_critic", "step3_reference", "step3_reward". Each throws
 /// troupe::Error naming the role and the option when a spec is incomplete or malformed.
 RoleFactories step3_role_factories();
 

@@ -38,11 +38,17 @@ struct PpoTrainingOptions {
 /// The actor. generate() repeats each prompt samples_per_prompt times (consecutive
 /// rows) and answers {"sequences", "attention_mask", "prompt_length"}; score() gives
 /// the old log-probs; train() takes one experience batch (experience_batch.hpp).
+/// With `data_parallel`, this is one rank of several (DeepSpeed-Chat's data-parallel
+/// actor): it generates for its rows, padded to the full answer length so that the
+/// ranks' batches join; trains on its rows and its own mixture blocks with gradients
+/// averaged over the ranks (or ZeRO-sharded, as the critic's), taking as many steps as
+/// the rank with the most rows; reports actor_dp_divergence (0 when in step).
 class PolicyRole : public RoleModel {
  public:
   PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::TrainOptions train,
              models::GenerationOptions generation, std::shared_ptr<const rl::Algorithm> algorithm,
-             PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir);
+             PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir,
+             std::shared_ptr<DataParallel> data_parallel = nullptr);
   TensorBatch generate(const TensorBatch& prompts) override;
   TensorBatch score(const TensorBatch& sequences) override;
   Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
@@ -62,6 +68,9 @@ class PolicyRole : public RoleModel {
 
  private:
   double mixture_step(int64_t step);
+  /// One PPO step on `minibatch` (none: a zero-loss step of a data-parallel rank out of
+  /// rows), then the mixture step when on.
+  engine::MicroStep policy_step(const rl::Experience* minibatch, int64_t step);
 
   std::shared_ptr<engine::HybridEngine> hybrid_;
   engine::TrainEngine trainer_;
@@ -72,6 +81,10 @@ class PolicyRole : public RoleModel {
   std::optional<rl::Ema> ema_;
   int64_t generations_ = 0;
   int64_t prompts_per_generation_ = 0;
+  std::shared_ptr<DataParallel> data_parallel_;
+  // Per train() call: what policy_step adds up.
+  double unsup_total_ = 0, approx_kl_total_ = 0, first_approx_kl_ = 0;
+  int64_t unsup_steps_ = 0, updates_ = 0;
 };
 
 /// The critic: values[:, :-1] for scoring, the algorithm's value loss for training.
@@ -92,8 +105,7 @@ class CriticRole : public RoleModel {
   std::string describe() const override;
 
  private:
-  Metrics train_data_parallel(const std::optional<rl::Experience>& shard);
-  engine::MicroStep value_step(const rl::Experience& minibatch);
+  engine::MicroStep value_step(const rl::Experience* minibatch);
 
   engine::TrainEngine trainer_;
   std::shared_ptr<const rl::Algorithm> algorithm_;

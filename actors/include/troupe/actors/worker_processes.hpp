@@ -36,16 +36,26 @@ class WorkerProcesses {
   /// (which also fails a request at once when a rank's process is lost).
   template <class Handle>
   Handle spawn(RoleSpec spec, Handle (*group)(caf::actor_system&, std::vector<Handle>)) {
-    const auto& nodes = nodes_of_role_.at(spec.id.role);
-    std::vector<Handle> ranks;
-    for (size_t rank = 0; rank < nodes.size(); ++rank) {
-      spec.id.rank = static_cast<int32_t>(rank);
-      spec.id.world = static_cast<int32_t>(nodes.size());
-      ranks.push_back(caf::actor_cast<Handle>(cluster_->spawn_role(nodes[rank], spec, spawn_patience)));
-    }
-    return group(system_, std::move(ranks));
+    return group(system_, spawn_ranks<Handle>(std::move(spec)));
   }
-  size_t ranks_of(const std::string& role) const { return nodes_of_role_.at(role).size(); }
+  /// The role's rank actors in these processes, in rank order (for a role whose
+  /// first ranks live in the controller's process: the actor).
+  template <class Handle>
+  std::vector<Handle> spawn_ranks(RoleSpec spec) {
+    const auto& nodes = nodes_of_role_.at(spec.id.role);
+    const int first = first_rank_of_role_.at(spec.id.role);
+    std::vector<Handle> ranks;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      spec.id.rank = first + static_cast<int32_t>(i);
+      spec.id.world = first + static_cast<int32_t>(nodes.size());
+      ranks.push_back(caf::actor_cast<Handle>(cluster_->spawn_role(nodes[i], spec, spawn_patience)));
+    }
+    return ranks;
+  }
+  /// Ranks of the role in its whole group (those in the controller's process included).
+  size_t ranks_of(const std::string& role) const {
+    return nodes_of_role_.at(role).size() + static_cast<size_t>(first_rank_of_role_.at(role));
+  }
   const std::vector<std::string>& descriptions() const { return descriptions_; }
 
  private:
@@ -53,6 +63,7 @@ class WorkerProcesses {
   std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<LocalWorkers> workers_;
   std::map<std::string, std::vector<std::string>> nodes_of_role_;
+  std::map<std::string, int> first_rank_of_role_;
   std::vector<std::string> descriptions_;
 };
 
