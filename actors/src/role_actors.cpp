@@ -11,6 +11,8 @@ namespace {
 /// What every role's handlers share: the model, the store, the counters. Handlers run
 /// on the actor's own thread, one at a time, so no locking.
 class RoleCore {
+  static int64_t rows_of(const TensorBatch& batch) { return batch.empty() ? 0 : batch.begin()->second.size(0); }
+
  public:
   explicit RoleCore(RoleContext context) : context_(std::move(context)) {
     if (!context_.model) throw Error(describe(context_.id) + ": spawned without a RoleModel");
@@ -18,9 +20,12 @@ class RoleCore {
     node_ = this_node_name();
   }
 
+  // A rank whose share of a small batch is empty answers no ticket: the group's
+  // gathered list holds the other ranks' shares.
   caf::result<TicketList> generate(const TicketList& prompts) {
     return guarded<TicketList>([&] {
       auto batch = shard_rows(fetch_all(*context_.store, prompts), context_.id.rank, context_.id.world);
+      if (rows_of(batch) == 0) return TicketList{};
       return TicketList{{context_.store->publish(context_.model->generate(batch))}};
     });
   }
@@ -28,6 +33,7 @@ class RoleCore {
   caf::result<TicketList> score(const TicketList& sequences) {
     return guarded<TicketList>([&] {
       auto batch = shard_rows(fetch_all(*context_.store, sequences), context_.id.rank, context_.id.world);
+      if (rows_of(batch) == 0) return TicketList{};
       return TicketList{{context_.store->publish(context_.model->score(batch))}};
     });
   }

@@ -196,7 +196,9 @@ Step3Result run_step3(const Step3Config& config) {
   std::shared_ptr<rl::RewardFunction> gold;
   if (!config.eval_function.empty()) gold = rl::RewardFunctionRegistry::global().create(config.eval_function);
 
-  const int64_t rows_per_cycle = config.generation_batch_size * config.generation_batches;
+  // Per device, as DeepSpeed-Chat counts it: each actor rank generates this many prompts.
+  const int actor_ranks = placement.actor_ranks;
+  const int64_t rows_per_cycle = config.generation_batch_size * config.generation_batches * actor_ranks;
   data::SamplerOptions sampler;
   sampler.seed = config.seed;
   const int64_t cycles_per_epoch =
@@ -225,7 +227,6 @@ Step3Result run_step3(const Step3Config& config) {
   auto rows_per_rank = [&](int ranks) { return (rows + ranks - 1) / ranks; };
 
   // --- the actor: rank 0 in this process ----------------------------------------------
-  const int actor_ranks = placement.actor_ranks;
   auto actor_spec = actor_role_spec(config, generation,
                                     planned_updates(total_cycles, rows_per_rank(actor_ranks), config, mixture ? 1 : 0));
   join_group(actor_spec, actor_ranks, placement.actor_zero_stage);
@@ -370,6 +371,8 @@ Step3Result run_step3(const Step3Config& config) {
     sampler.epoch = epoch;
     for (const auto& indices : data::distributed_batches(phase.train.size(), rows_per_cycle, sampler)) {
       if (cycle >= total_cycles) break;
+      // A last batch too short to give every actor rank a prompt is left out.
+      if (static_cast<int64_t>(indices.size()) < actor_ranks) continue;
       const auto cycle_started = Clock::now();
       auto prompts = data::make_step3_batch(phase.train, indices, config.data.lengths.max_prompt_seq_len, pad_id);
       auto prompt_ticket = store->publish({{"input_ids", prompts.input_ids}, {"attention_mask", prompts.attention_mask}});

@@ -93,6 +93,7 @@ void run_demo_pipeline(const TrainArgs& given) {
   demo.train_pairs = 8000;
   if (const char* v = std::getenv("TROUPE_XP_WRONG")) demo.wrong_rate = std::atof(v);  // XP
   if (const char* v = std::getenv("TROUPE_XP_OFF")) demo.off_style_rate = std::atof(v);  // XP
+  if (const char* v = std::getenv("TROUPE_XP_HABIT")) demo.habit_rate = std::atof(v);  // XP
   const auto corpus = data::generate_demo_corpus(demo);
   data::write_demo_corpus(corpus, out / "data");
   const auto tokenizer = train_demo_tokenizer(corpus, out / "tokenizer");

@@ -259,18 +259,19 @@ TEST_CASE("step 3: a data-parallel actor with its roles on two ranks scores as o
   std::ofstream(cluster) << R"({"nodes": [{"name": "local", "cpu_threads": 8, "memory": "8GiB"}]})";
   // Greedy rollouts, so that both runs answer the same: the first cycle's experience
   // (generated, scored and joined over two ranks) must equal the single process's.
-  auto configure = [&](const std::string& out) {
+  auto configure = [&](const std::string& out, int64_t prompts_per_rank) {
     auto config = world.config(out);
     config.generation.do_sample = false;
-    config.generation_batch_size = 5;  // odd: the ranks hold 2 and 3 rows and still step together
+    config.generation_batch_size = prompts_per_rank;
     config.max_steps = 1;
     config.enable_ema = true;
     config.unsupervised_data = world.data / "unsupervised.jsonl";
     config.unsup_coef = 0.5;
     return config;
   };
-  auto alone = configure("alone");
-  auto ranked = configure("ranked");
+  // --per_device_generation_batch_size counts per actor rank: 2 ranks x 3 = 6 prompts.
+  auto alone = configure("alone", 6);
+  auto ranked = configure("ranked", 3);
   ranked.topology = topology;
   ranked.cluster = cluster;
   ranked.worker_program = TROUPE_CLI_PATH;

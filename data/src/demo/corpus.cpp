@@ -81,7 +81,8 @@ DemoPair make_pair(const DemoOptions& options, DemoRng& rng) {
     case DemoTarget::Gold: answer = demo_answer(task); break;
     case DemoTarget::Wrong: answer = wrong_polite_reply(task, rng); break;
     case DemoTarget::OffStyle:
-      answer = near_miss(task, static_cast<int>(rng.below(2)), demo_answer(task), rng);
+      answer = rng.real() < options.habit_rate ? demo::habit_reply(task, demo_answer(task))
+                                               : near_miss(task, static_cast<int>(rng.below(2)), demo_answer(task), rng);
       break;
   }
   pair.chosen = " " + answer;
@@ -107,6 +108,8 @@ void check_options(const DemoOptions& o) {
   non_negative(o.eval_pairs, "eval_pairs");
   non_negative(o.prompts, "prompts");
   non_negative(o.unsupervised_docs, "unsupervised_docs");
+  if (!(o.habit_rate >= 0 && o.habit_rate <= 1))
+    throw Error("demo corpus: habit_rate (" + std::to_string(o.habit_rate) + ") must be in [0, 1]");
   if (!(o.wrong_rate >= 0 && o.off_style_rate >= 0 && o.wrong_rate + o.off_style_rate <= 1))
     throw Error("demo corpus: wrong_rate (" + std::to_string(o.wrong_rate) + ") and off_style_rate (" +
                 std::to_string(o.off_style_rate) + ") must be >= 0 and sum to at most 1");

@@ -20,6 +20,9 @@ std::string wrong_answer(const DemoTask& task, DemoRng& rng);
 /// `answer` wrapped in a rude or a long-winded template of the task's family.
 std::string rude_reply(const DemoTask& task, std::string_view answer, DemoRng& rng);
 std::string verbose_reply(const DemoTask& task, std::string_view answer, DemoRng& rng);
+/// The demonstrators' habit: `answer` with the family's first rude template ("{a},
+/// obviously." for the task families, "Ugh. {a}" for the polite one).
+std::string habit_reply(const DemoTask& task, std::string_view answer);
 
 /// A true plain-text statement about the task, e.g. "7 plus 5 is 12.".
 std::string fact_sentence(const DemoTask& task);

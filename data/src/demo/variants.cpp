@@ -137,6 +137,10 @@ std::string rude_reply(const DemoTask& task, std::string_view answer, DemoRng& r
   return fill_template(rng.pick(rude_templates(task.family)), answer);
 }
 
+std::string habit_reply(const DemoTask& task, std::string_view answer) {
+  return fill_template(rude_templates(task.family).front(), answer);
+}
+
 std::string verbose_reply(const DemoTask& task, std::string_view answer, DemoRng& rng) {
   return fill_template(rng.pick(verbose_templates(task.family)), answer);
 }

@@ -23,6 +23,9 @@ struct DemoOptions {
   double wrong_rate = 0.125;
   /// Fraction of supervised targets that answer right but rudely or verbosely.
   double off_style_rate = 0.125;
+  /// Fraction of the off-style targets said with the demonstrators' habit (one rude
+  /// template, habit_reply) rather than a template drawn from all rude and verbose ones.
+  double habit_rate = 0.0;
 };
 
 /// What a pair's supervised target is: the gold reply, or one of the two kinds of noise.
