@@ -31,6 +31,11 @@ void run_demo_data(const DemoDataArgs& args) {
   print_pairs_line("test.jsonl", corpus.test);
   std::printf("%-20s %6zu prompts\n", "prompts.jsonl", corpus.prompts.size());
   std::printf("%-20s %6zu documents\n", "unsupervised.jsonl", corpus.unsupervised.size());
+  if (!corpus.demonstrations.empty()) {
+    const auto stats = data::measure_demo_pairs(corpus.demonstrations);
+    std::printf("%-20s %6lld demonstrations  imperfect %5.1f%%  mean gold %5.1f (of 100)\n",
+                "demonstrations/", static_cast<long long>(stats.pairs), 100.0 * stats.imperfect_rate, stats.mean_chosen);
+  }
 }
 
 }  // namespace
@@ -55,6 +60,11 @@ Command add_data_demo_command(CLI::App& app) {
   cmd->add_option("--wrong_rate", o.wrong_rate, "Fraction of SFT targets with a wrong answer")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--off_style_rate", o.off_style_rate, "Fraction of SFT targets right but rude or verbose")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--demonstrations", o.demonstrations, "Step-1-only demonstrations in demonstrations/train.jsonl")
+      ->capture_default_str()->check(count_range);
+  cmd->add_option("--habit_rate", o.habit_rate,
+                  "Fraction of the demonstrations said with the demonstrators' habit (\"{a}, obviously.\")")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   return {cmd, [args] { run_demo_data(*args); }};
 }

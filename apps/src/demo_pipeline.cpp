@@ -94,6 +94,8 @@ void run_demo_pipeline(const TrainArgs& given) {
   if (const char* v = std::getenv("TROUPE_XP_WRONG")) demo.wrong_rate = std::atof(v);  // XP
   if (const char* v = std::getenv("TROUPE_XP_OFF")) demo.off_style_rate = std::atof(v);  // XP
   if (const char* v = std::getenv("TROUPE_XP_HABIT")) demo.habit_rate = std::atof(v);  // XP
+  if (const char* v = std::getenv("TROUPE_XP_DEMOS")) demo.demonstrations = std::atoi(v);  // XP
+  if (const char* v = std::getenv("TROUPE_XP_PAIRS")) demo.train_pairs = std::atoi(v);  // XP
   const auto corpus = data::generate_demo_corpus(demo);
   data::write_demo_corpus(corpus, out / "data");
   const auto tokenizer = train_demo_tokenizer(corpus, out / "tokenizer");
@@ -133,6 +135,10 @@ void run_demo_pipeline(const TrainArgs& given) {
 
   TrainArgs step1 = base;
   step1.step = 1;
+  if (demo.demonstrations > 0) {  // XP
+    step1.data_split = "0,5,5";
+    step1.sft_only_data_path = {"local/jsonfile=" + (out / "data" / "demonstrations").string()};
+  }
   step1.model_name_or_path = pretrain ? step0.output_dir : given.model_name_or_path;
   step1.num_train_epochs = 3;
   step1.per_device_train_batch_size = 16;
@@ -143,6 +149,7 @@ void run_demo_pipeline(const TrainArgs& given) {
 
   TrainArgs step2 = base;
   step2.step = 2;
+  if (demo.demonstrations > 0) step2.data_split = "0,5,5";  // XP
   step2.model_name_or_path = step1.output_dir;
   step2.num_train_epochs = 1;
   step2.per_device_train_batch_size = 16;
@@ -153,6 +160,7 @@ void run_demo_pipeline(const TrainArgs& given) {
 
   TrainArgs step3 = base;
   step3.step = 3;
+  if (demo.demonstrations > 0) step3.data_split = "0,5,5";  // XP
   step3.actor_model_name_or_path = step1.output_dir;
   step3.critic_model_name_or_path = step2.output_dir;
   step3.eval_function = "demo_gold";

@@ -80,7 +80,9 @@ PhaseSamples select_phase(const std::vector<RawDataset>& datasets, const std::ve
     eval_parts.push_back(chunk_of(eval, weights, split.seed, chunk, what + " eval"));
     r.train = static_cast<int64_t>(train_parts.back().size());
     r.eval = static_cast<int64_t>(eval_parts.back().size());
-    if (r.train == 0)
+    // Step 1 may take all its samples from --sft_only_data_path (as DeepSpeed-Chat allows).
+    const bool sft_only_fills = phase == 1 && !sft && !sft_only.empty();
+    if (r.train == 0 && !sft_only_fills)
       throw Error(what + " train: --data_split " + split_text(weights) + " leaves phase " + std::to_string(phase) +
                   " with no train samples (" + std::to_string(train.size()) + " train samples give chunks " +
                   join(split_boundaries(static_cast<int64_t>(train.size()), weights)) + ")");

@@ -120,6 +120,34 @@ TEST_CASE("demo corpus: measured noise matches the stated rates", "[data][demo]"
   CHECK(stats.mean_chosen == 100.0);
 }
 
+TEST_CASE("demo corpus: the demonstrators' habit is the stated share of the off-style targets", "[data][demo]") {
+  DemoOptions options;
+  options.seed = 21;
+  options.eval_pairs = options.prompts = options.unsupervised_docs = 0;
+  options.off_style_rate = 0.5;
+  options.habit_rate = 0.8;
+  const auto corpus = generate_demo_corpus(options);
+  int64_t off_style = 0, habit = 0;
+  for (const auto& p : corpus.train) {
+    if (p.target != DemoTarget::OffStyle) continue;
+    ++off_style;
+    // The habit: "{a}, obviously." for the task families, "Ugh. {a}" for the polite one.
+    const bool polite = p.family == DemoFamily::Polite;
+    const auto& text = p.chosen;
+    habit += polite ? text.rfind(" Ugh. ", 0) == 0 : text.size() > 12 && text.substr(text.size() - 12) == ", obviously.";
+    const auto grade = grade_demo_response(*parse_demo_prompt(p.prompt), p.chosen);
+    CHECK(grade.correctness == kDemoCorrectnessMax);
+    CHECK(grade.style < kDemoStyleMax);
+  }
+  // ~2000 off-style targets: one standard deviation of 80% is 0.9 points; allow 3.
+  REQUIRE(off_style > 1800);
+  CHECK(std::abs(static_cast<double>(habit) / static_cast<double>(off_style) - 0.8) < 0.03);
+  CHECK(measure_demo_pairs(corpus.train).min_margin > 0.0);
+
+  options.habit_rate = 1.5;
+  CHECK_THROWS_WITH(generate_demo_corpus(options), Catch::Contains("habit_rate"));
+}
+
 TEST_CASE("demo corpus: JSONL rows hold the rm-static fields", "[data][demo]") {
   const auto corpus = generate_demo_corpus(small_options(9));
   const auto rows = parse_lines(demo_pairs_jsonl(corpus.train));

@@ -116,6 +116,17 @@ TEST_CASE("split: proportions of the three phases cover every sample once", "[da
   CHECK(names.size() == 1000);
 }
 
+TEST_CASE("split: step 1 may take all its samples from --sft_only_data_path", "[data]") {
+  SplitOptions split;
+  split.data_split = {0, 5, 5};
+  auto got = select_phase({named_dataset("a", 20, 6)}, {named_dataset("s", 7, -1)}, split, 1);
+  CHECK_FALSE(got.train.empty());
+  for (const auto& sample : got.train) CHECK(sample.prompt.value_or("").rfind("s", 0) == 0);
+  // Without sft-only data an empty step 1 is refused, naming the split.
+  CHECK_THROWS_WITH(select_phase({named_dataset("a", 20, 6)}, {}, split, 1), Catch::Contains("--data_split 0,5,5"));
+  CHECK_FALSE(select_phase({named_dataset("a", 20, 6)}, {}, split, 2).train.empty());
+}
+
 TEST_CASE("split: blending and --sft_only_data_path match DeepSpeed-Chat's order", "[data]") {
   for (const auto& c : reference().at("blends")) {
     const int phase = c.at("phase");

@@ -16,7 +16,13 @@ namespace {
 using demo::DemoRng;
 
 // Stream ids: one random stream per output (DemoRng::stream).
-enum Stream : uint64_t { kTrainStream = 1, kTestStream = 2, kPromptStream = 3, kUnsupervisedStream = 4 };
+enum Stream : uint64_t {
+  kTrainStream = 1,
+  kTestStream = 2,
+  kPromptStream = 3,
+  kUnsupervisedStream = 4,
+  kDemonstrationStream = 5
+};
 
 /// A polite wrong answer: it must really lose correctness points.
 std::string wrong_polite_reply(const DemoTask& task, DemoRng& rng) {
@@ -39,16 +45,18 @@ std::string near_miss(const DemoTask& task, int kind, const std::string& base, D
 /// A rejected reply scoring strictly below `chosen`. Which near misses are drawn
 /// depends on what chosen is, so the pair teaches the reward model something true.
 std::string rejected_reply(const DemoTask& task, DemoTarget target, const std::string& chosen_answer,
-                           double chosen_score, DemoRng& rng) {
+                           double chosen_score, bool habit, DemoRng& rng) {
   const auto gold = demo_answer(task);
   for (int attempt = 0; attempt < 32; ++attempt) {
     std::string reply;
     switch (target) {
       case DemoTarget::Gold: {
-        // Wrong in any tone, or right but rude or verbose.
-        const auto kind = static_cast<int>(rng.below(5));
-        reply = kind < 3 ? near_miss(task, kind, wrong_polite_reply(task, rng), rng)
-                         : near_miss(task, kind - 3, gold, rng);
+        // Wrong in any tone, or right but rude or verbose, or (with a habit) right with
+        // the demonstrators' habit.
+        const auto kind = static_cast<int>(rng.below(habit ? 6 : 5));
+        reply = kind == 5 ? demo::habit_reply(task, gold)
+                : kind < 3 ? near_miss(task, kind, wrong_polite_reply(task, rng), rng)
+                           : near_miss(task, kind - 3, gold, rng);
         break;
       }
       case DemoTarget::OffStyle:
@@ -88,8 +96,20 @@ DemoPair make_pair(const DemoOptions& options, DemoRng& rng) {
   pair.chosen = " " + answer;
   pair.response = pair.chosen;
   const double chosen_score = grade_demo_response(task, pair.chosen).total();
-  pair.rejected = rejected_reply(task, pair.target, answer, chosen_score, rng);
+  pair.rejected = rejected_reply(task, pair.target, answer, chosen_score, options.habit_rate > 0, rng);
   return pair;
+}
+
+/// A demonstration: with the habit at habit_rate, else drawn as a pair's chosen.
+DemoPair make_demonstration(const DemoOptions& options, DemoRng& rng) {
+  auto demo = make_pair(options, rng);
+  demo.rejected.clear();
+  if (rng.real() < options.habit_rate) {
+    const auto task = *parse_demo_prompt(demo.prompt);
+    demo.chosen = demo.response = " " + demo::habit_reply(task, demo_answer(task));
+    demo.target = DemoTarget::OffStyle;
+  }
+  return demo;
 }
 
 std::vector<DemoPair> make_pairs(const DemoOptions& options, int64_t count, Stream stream) {
@@ -108,6 +128,9 @@ void check_options(const DemoOptions& o) {
   non_negative(o.eval_pairs, "eval_pairs");
   non_negative(o.prompts, "prompts");
   non_negative(o.unsupervised_docs, "unsupervised_docs");
+  non_negative(o.demonstrations, "demonstrations");
+  if (!(o.habit_rate >= 0 && o.habit_rate <= 1))
+    throw Error("demo corpus: habit_rate (" + std::to_string(o.habit_rate) + ") must be in [0, 1]");
   if (!(o.habit_rate >= 0 && o.habit_rate <= 1))
     throw Error("demo corpus: habit_rate (" + std::to_string(o.habit_rate) + ") must be in [0, 1]");
   if (!(o.wrong_rate >= 0 && o.off_style_rate >= 0 && o.wrong_rate + o.off_style_rate <= 1))
@@ -122,6 +145,9 @@ DemoCorpus generate_demo_corpus(const DemoOptions& options) {
   DemoCorpus corpus;
   corpus.train = make_pairs(options, options.train_pairs, kTrainStream);
   corpus.test = make_pairs(options, options.eval_pairs, kTestStream);
+  auto demonstration_rng = DemoRng::stream(options.seed, kDemonstrationStream);
+  for (int64_t i = 0; i < options.demonstrations; ++i)
+    corpus.demonstrations.push_back(make_demonstration(options, demonstration_rng));
 
   auto prompt_rng = DemoRng::stream(options.seed, kPromptStream);
   for (int64_t i = 0; i < options.prompts; ++i) corpus.prompts.push_back(demo_prompt(demo::sample_task(prompt_rng)));

@@ -40,6 +40,14 @@ void write_demo_corpus(const DemoCorpus& corpus, const std::filesystem::path& di
   write_file_atomically(dir / "test.jsonl", demo_pairs_jsonl(corpus.test));
   write_file_atomically(dir / "prompts.jsonl", demo_prompts_jsonl(corpus.prompts));
   write_file_atomically(dir / "unsupervised.jsonl", demo_texts_jsonl(corpus.unsupervised));
+  if (!corpus.demonstrations.empty()) {
+    // A folder of its own: a local/jsonfile dataset for --sft_only_data_path.
+    std::string rows;
+    for (const auto& d : corpus.demonstrations)
+      rows += nlohmann::ordered_json{{"prompt", d.prompt}, {"chosen", d.chosen}}.dump() + "\n";
+    std::filesystem::create_directories(dir / "demonstrations");
+    write_file_atomically(dir / "demonstrations" / "train.jsonl", rows);
+  }
 }
 
 }  // namespace troupe::data

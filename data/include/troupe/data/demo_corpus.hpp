@@ -23,8 +23,14 @@ struct DemoOptions {
   double wrong_rate = 0.125;
   /// Fraction of supervised targets that answer right but rudely or verbosely.
   double off_style_rate = 0.125;
-  /// Fraction of the off-style targets said with the demonstrators' habit (one rude
-  /// template, habit_reply) rather than a template drawn from all rude and verbose ones.
+  /// Step-1-only demonstrations (demonstrations/train.jsonl, for --sft_only_data_path):
+  /// replies written by demonstrators, as InstructGPT's SFT data, apart from the
+  /// comparisons of the pairs.
+  int64_t demonstrations = 0;
+  /// Fraction of the demonstrations said with the demonstrators' habit (the right answer
+  /// with one rude remark, "{a}, obviously."); the others are drawn as the pairs' chosen
+  /// are. With a habit, a pair whose chosen is the gold reply has the habit as one of
+  /// its rejected kinds, so the comparisons show that it is disliked.
   double habit_rate = 0.0;
 };
 
@@ -45,6 +51,8 @@ struct DemoPair {
 struct DemoCorpus {
   std::vector<DemoPair> train;
   std::vector<DemoPair> test;
+  /// Demonstrations: prompt and chosen (= response); no rejected.
+  std::vector<DemoPair> demonstrations;
   /// Step-3 prompts, drawn independently of the pairs.
   std::vector<std::string> prompts;
   /// Plain-text documents of true statements about the same tasks.
