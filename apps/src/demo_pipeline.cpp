@@ -11,7 +11,6 @@
 
 #include <troupe/common/error.hpp>
 #include <troupe/common/files.hpp>
-#include <cstdlib>
 #include <troupe/data/demo_corpus.hpp>
 #include <troupe/engine/html_report.hpp>
 #include <troupe/engine/metrics_log.hpp>
@@ -90,12 +89,13 @@ void run_demo_pipeline(const TrainArgs& given) {
   // The task: preference pairs, prompts and unsupervised text, then a tokenizer for them.
   data::DemoOptions demo;
   demo.seed = given.seed;
-  demo.train_pairs = 8000;
-  if (const char* v = std::getenv("TROUPE_XP_WRONG")) demo.wrong_rate = std::atof(v);  // XP
-  if (const char* v = std::getenv("TROUPE_XP_OFF")) demo.off_style_rate = std::atof(v);  // XP
-  if (const char* v = std::getenv("TROUPE_XP_HABIT")) demo.habit_rate = std::atof(v);  // XP
-  if (const char* v = std::getenv("TROUPE_XP_DEMOS")) demo.demonstrations = std::atoi(v);  // XP
-  if (const char* v = std::getenv("TROUPE_XP_PAIRS")) demo.train_pairs = std::atoi(v);  // XP
+  // InstructGPT's three datasets: demonstrations for step 1 (their writers have a habit,
+  // a rude remark, in 60% of them), comparisons for step 2 (which show that remark is
+  // disliked) and prompts for step 3. So SFT copies the habit and PPO, guided by the
+  // reward model, has something real to remove (data/demo/README.md).
+  demo.train_pairs = 6400;
+  demo.demonstrations = 2000;
+  demo.habit_rate = 0.6;
   const auto corpus = data::generate_demo_corpus(demo);
   data::write_demo_corpus(corpus, out / "data");
   const auto tokenizer = train_demo_tokenizer(corpus, out / "tokenizer");
@@ -104,7 +104,7 @@ void run_demo_pipeline(const TrainArgs& given) {
   // Settings sized for a 2-core CPU; every step is the same code a user runs with --step.
   TrainArgs base = given;
   base.data_path = {"Dahoas/rm-static=" + (out / "data").string()};
-  base.data_split = "2,4,4";
+  base.data_split = "0,5,5";  // step 1 learns from the demonstrations only
   base.data_output_path = (out / "data_cache").string();
   base.tokenizer = tokenizer.string();
   base.max_seq_len = 64;
@@ -135,10 +135,7 @@ void run_demo_pipeline(const TrainArgs& given) {
 
   TrainArgs step1 = base;
   step1.step = 1;
-  if (demo.demonstrations > 0) {  // XP
-    step1.data_split = "0,5,5";
-    step1.sft_only_data_path = {"local/jsonfile=" + (out / "data" / "demonstrations").string()};
-  }
+  step1.sft_only_data_path = {"local/jsonfile=" + (out / "data" / "demonstrations").string()};
   step1.model_name_or_path = pretrain ? step0.output_dir : given.model_name_or_path;
   step1.num_train_epochs = 3;
   step1.per_device_train_batch_size = 16;
@@ -149,7 +146,6 @@ void run_demo_pipeline(const TrainArgs& given) {
 
   TrainArgs step2 = base;
   step2.step = 2;
-  if (demo.demonstrations > 0) step2.data_split = "0,5,5";  // XP
   step2.model_name_or_path = step1.output_dir;
   step2.num_train_epochs = 1;
   step2.per_device_train_batch_size = 16;
@@ -160,7 +156,6 @@ void run_demo_pipeline(const TrainArgs& given) {
 
   TrainArgs step3 = base;
   step3.step = 3;
-  if (demo.demonstrations > 0) step3.data_split = "0,5,5";  // XP
   step3.actor_model_name_or_path = step1.output_dir;
   step3.critic_model_name_or_path = step2.output_dir;
   step3.eval_function = "demo_gold";

@@ -120,28 +120,56 @@ TEST_CASE("demo corpus: measured noise matches the stated rates", "[data][demo]"
   CHECK(stats.mean_chosen == 100.0);
 }
 
-TEST_CASE("demo corpus: the demonstrators' habit is the stated share of the off-style targets", "[data][demo]") {
+namespace {
+
+/// The demonstrators' habit: "{a}, obviously." for the task families, "Ugh. {a}" for
+/// the polite one.
+bool says_the_habit(const DemoPair& p, const std::string& reply) {
+  if (p.family == DemoFamily::Polite) return reply.rfind(" Ugh. ", 0) == 0;
+  return reply.size() > 12 && reply.substr(reply.size() - 12) == ", obviously.";
+}
+
+}  // namespace
+
+TEST_CASE("demo corpus: demonstrations carry the habit at its rate, and the comparisons reject it",
+          "[data][demo]") {
   DemoOptions options;
   options.seed = 21;
   options.eval_pairs = options.prompts = options.unsupervised_docs = 0;
-  options.off_style_rate = 0.5;
-  options.habit_rate = 0.8;
+  options.demonstrations = 2000;
+  options.habit_rate = 0.6;
   const auto corpus = generate_demo_corpus(options);
-  int64_t off_style = 0, habit = 0;
-  for (const auto& p : corpus.train) {
-    if (p.target != DemoTarget::OffStyle) continue;
-    ++off_style;
-    // The habit: "{a}, obviously." for the task families, "Ugh. {a}" for the polite one.
-    const bool polite = p.family == DemoFamily::Polite;
-    const auto& text = p.chosen;
-    habit += polite ? text.rfind(" Ugh. ", 0) == 0 : text.size() > 12 && text.substr(text.size() - 12) == ", obviously.";
-    const auto grade = grade_demo_response(*parse_demo_prompt(p.prompt), p.chosen);
+  REQUIRE(corpus.demonstrations.size() == 2000);
+  int64_t habit = 0;
+  for (const auto& d : corpus.demonstrations) {
+    CHECK(d.rejected.empty());
+    CHECK(d.response == d.chosen);
+    if (!says_the_habit(d, d.chosen)) continue;
+    ++habit;
+    const auto grade = grade_demo_response(*parse_demo_prompt(d.prompt), d.chosen);
     CHECK(grade.correctness == kDemoCorrectnessMax);
-    CHECK(grade.style < kDemoStyleMax);
+    CHECK(grade.total() == 80.0);
   }
-  // ~2000 off-style targets: one standard deviation of 80% is 0.9 points; allow 3.
-  REQUIRE(off_style > 1800);
-  CHECK(std::abs(static_cast<double>(habit) / static_cast<double>(off_style) - 0.8) < 0.03);
+  // 2000 draws: one standard deviation of 60% is 1.1 points; the other 40% say it by
+  // chance at about 1%; allow 3.5.
+  CHECK(std::abs(static_cast<double>(habit) / 2000.0 - 0.6) < 0.035);
+
+  // After a gold chosen, a sixth of the rejected replies are the habit, besides the rude
+  // replies that happen to use its template (1 in 6 of the 2 rude kinds of 5: ~7%).
+  auto habit_share = [](const std::vector<DemoPair>& pairs) {
+    int64_t gold = 0, rejected_habit = 0;
+    for (const auto& p : pairs) {
+      if (p.target != DemoTarget::Gold) continue;
+      ++gold;
+      rejected_habit += says_the_habit(p, p.rejected);
+    }
+    return static_cast<double>(rejected_habit) / static_cast<double>(gold);
+  };
+  const double with_habit = habit_share(corpus.train);
+  options.habit_rate = 0.0;
+  const double without = habit_share(generate_demo_corpus(options).train);
+  CHECK(without < 0.1);
+  CHECK(with_habit - without > 0.12);
   CHECK(measure_demo_pairs(corpus.train).min_margin > 0.0);
 
   options.habit_rate = 1.5;
@@ -185,6 +213,20 @@ TEST_CASE("demo corpus: files are written whole under their names", "[data][demo
   CHECK(troupe::read_file(dir / "test.jsonl") == demo_pairs_jsonl(corpus.test));
   CHECK(troupe::read_file(dir / "prompts.jsonl") == demo_prompts_jsonl(corpus.prompts));
   CHECK(troupe::read_file(dir / "unsupervised.jsonl") == demo_texts_jsonl(corpus.unsupervised));
+
+  // Demonstrations: a local/jsonfile folder of their own, prompt and chosen per row.
+  auto with_demonstrations = small_options(4);
+  with_demonstrations.demonstrations = 5;
+  with_demonstrations.habit_rate = 0.6;
+  const auto demonstrated = generate_demo_corpus(with_demonstrations);
+  write_demo_corpus(demonstrated, dir);
+  const auto rows = parse_lines(troupe::read_file(dir / "demonstrations" / "train.jsonl"));
+  REQUIRE(rows.size() == 5);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    CHECK(rows[i].size() == 2);
+    CHECK(rows[i].at("prompt") == demonstrated.demonstrations[i].prompt);
+    CHECK(rows[i].at("chosen") == demonstrated.demonstrations[i].chosen);
+  }
 
   const auto blocked = scratch_dir("demo_blocked");
   std::filesystem::create_directories(blocked.parent_path());

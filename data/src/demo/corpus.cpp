@@ -89,7 +89,9 @@ DemoPair make_pair(const DemoOptions& options, DemoRng& rng) {
     case DemoTarget::Gold: answer = demo_answer(task); break;
     case DemoTarget::Wrong: answer = wrong_polite_reply(task, rng); break;
     case DemoTarget::OffStyle:
-      answer = rng.real() < options.habit_rate ? demo::habit_reply(task, demo_answer(task))
+      // The demonstrators' habit is their off-style reply too; no draw without one, so
+      // such corpora keep their bytes.
+      answer = options.habit_rate > 0 && rng.real() < options.habit_rate ? demo::habit_reply(task, demo_answer(task))
                                                : near_miss(task, static_cast<int>(rng.below(2)), demo_answer(task), rng);
       break;
   }
@@ -129,8 +131,6 @@ void check_options(const DemoOptions& o) {
   non_negative(o.prompts, "prompts");
   non_negative(o.unsupervised_docs, "unsupervised_docs");
   non_negative(o.demonstrations, "demonstrations");
-  if (!(o.habit_rate >= 0 && o.habit_rate <= 1))
-    throw Error("demo corpus: habit_rate (" + std::to_string(o.habit_rate) + ") must be in [0, 1]");
   if (!(o.habit_rate >= 0 && o.habit_rate <= 1))
     throw Error("demo corpus: habit_rate (" + std::to_string(o.habit_rate) + ") must be in [0, 1]");
   if (!(o.wrong_rate >= 0 && o.off_style_rate >= 0 && o.wrong_rate + o.off_style_rate <= 1))

@@ -29,8 +29,9 @@ struct DemoOptions {
   int64_t demonstrations = 0;
   /// Fraction of the demonstrations said with the demonstrators' habit (the right answer
   /// with one rude remark, "{a}, obviously."); the others are drawn as the pairs' chosen
-  /// are. With a habit, a pair whose chosen is the gold reply has the habit as one of
-  /// its rejected kinds, so the comparisons show that it is disliked.
+  /// are. The same fraction of the pairs' off-style chosen replies are the habit. With a
+  /// habit, a pair whose chosen is the gold reply has the habit as one of its rejected
+  /// kinds, so the comparisons show that it is disliked.
   double habit_rate = 0.0;
 };
 
