@@ -2,6 +2,7 @@
 #include <troupe/actors/step3_role_specs.hpp>
 
 #include <cstdio>
+#include <mutex>
 #include <stdexcept>
 
 #include <troupe/actors/data_parallel.hpp>
@@ -203,8 +204,28 @@ std::vector<int64_t> read_ids(const SpecReader& reader, const std::string& key) 
   return ids;
 }
 
+/// The actor rank of this process, so that a reference colocated with it (a worker of a
+/// data-parallel actor hosts both; the actor is spawned first) runs as the controller's
+/// does: on the actor's base when the actor has LoRA adapters.
+struct ActorHere {
+  std::mutex mutex;
+  std::weak_ptr<PolicyRole> role;
+  std::string model;
+};
+ActorHere& actor_here() {
+  static ActorHere here;
+  return here;
+}
+
 std::shared_ptr<RoleModel> make_reference(const RoleSpec& spec) {
   SpecReader reader(spec);
+  {
+    auto& here = actor_here();
+    std::lock_guard<std::mutex> lock(here.mutex);
+    if (auto actor = here.role.lock(); actor && here.model == reader.required("model"))
+      return std::make_shared<ReferenceRole>(
+          std::make_shared<engine::ReferencePolicy>(actor->hybrid().model(), actor->hybrid().model_mutex()));
+  }
   auto options = model_options(reader, false);
   options.lora_dim = 0;  // the reference is the initial policy: adapters start at zero
   auto actor = load_role_model(reader.required("model"), options, "reference");
@@ -261,6 +282,10 @@ std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec) {
   auto role = std::make_shared<PolicyRole>(hybrid, read_train_options(reader), generation, read_algorithm(reader), ppo,
                                            tokenizer_dir, data_parallel_group(reader));
   role->set_prompts_per_generation(reader.integer("prompts_per_generation", 0));
+  auto& here = actor_here();
+  std::lock_guard<std::mutex> lock(here.mutex);
+  here.role = role;
+  here.model = reader.required("model");
   return role;
 }
 

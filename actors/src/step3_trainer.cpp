@@ -290,7 +290,7 @@ Step3Result run_step3(const Step3Config& config) {
     if (config.offload_reference_model && !reference->offload_to(torch::kCPU))
       std::clog << "step3: --offload_reference_model: the reference shares the actor's weights; nothing to offload\n";
     result.reference_memory = reference->memory_summary();
-    if (placement.ranks("reference") > 1) result.reference_memory += " (its other ranks: frozen copies in their workers)";
+    if (placement.ranks("reference") > 1) result.reference_memory += " (the same on every rank)";
     roles.reference = with_other_ranks(spawn_reference(system, local_context("reference", std::make_shared<ReferenceRole>(reference))),
                                        reference_role_spec(config), spawn_reference_group);
     here.push_back("reference");

@@ -46,7 +46,11 @@ NodeAgentActor::behavior_type node_agent(NodeAgentActor::pointer self, RoleFacto
               return caf::make_error(caf::sec::runtime_error,
                                      "node " + resources.node + ": no role factory \"" + spec.factory + "\"");
             try {
-              auto role = spawn_role(self->system(), RoleContext{spec.id, factory->second(spec), store});
+              auto model = factory->second(spec);
+              // What runs here, in the worker's own log (e.g. a reference sharing its
+              // actor's base).
+              std::cerr << "troupe worker: " << describe(spec.id) << ": " << model->describe() << std::endl;
+              auto role = spawn_role(self->system(), RoleContext{spec.id, model, store});
               std::lock_guard lock(spawned->mutex);
               spawned->actors.push_back(role);
               return role;
