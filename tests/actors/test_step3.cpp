@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <troupe/actors/experience_batch.hpp>
+#include <troupe/actors/step3_role_specs.hpp>
 #include <troupe/actors/step3_roles.hpp>
 #include <troupe/actors/step3_trainer.hpp>
 #include <troupe/actors/ticket_store.hpp>
@@ -183,6 +184,34 @@ TEST_CASE("step 3: bad settings are refused with the flag named", "[actors][step
   config = world.config("bad");
   config.reward_function = "no_such_reward";
   CHECK_THROWS_WITH(actors::run_step3(config), Catch::Contains("no_such_reward"));
+}
+
+TEST_CASE("step 3: a worker's reference shares the base of the actor rank it hosts, as one process does",
+          "[actors][step3]") {
+  // What a worker of a data-parallel actor does: the actor's factory first, then the
+  // reference's, in one process.
+  Step3World world("worker_reference");
+  auto config = world.config("worker_reference");
+  config.actor_lora_dim = 4;
+  config.only_optimize_lora = true;
+  const auto factories = actors::step3_role_factories();
+  auto actor = factories.at("step3_actor")(actors::actor_role_spec(config, config.generation, 10));
+  auto reference = factories.at("step3_reference")(actors::reference_role_spec(config));
+  CHECK_THAT(reference->describe(), Catch::Contains("shares the actor's weights"));
+  // Without LoRA there is no base to share: a frozen copy, as in one process.
+  config.actor_lora_dim = 0;
+  config.only_optimize_lora = false;
+  actor = factories.at("step3_actor")(actors::actor_role_spec(config, config.generation, 10));
+  reference = factories.at("step3_reference")(actors::reference_role_spec(config));
+  CHECK_THAT(reference->describe(), Catch::Contains("frozen copy"));
+  // A reference of another model never shares.
+  config.actor_lora_dim = 4;
+  config.only_optimize_lora = true;
+  actor = factories.at("step3_actor")(actors::actor_role_spec(config, config.generation, 10));
+  auto other = config;
+  other.actor_model = world.critic;
+  reference = factories.at("step3_reference")(actors::reference_role_spec(other));
+  CHECK_THAT(reference->describe(), Catch::Contains("frozen copy"));
 }
 
 TEST_CASE("step 3: an experience crosses actors as one batch and comes back whole", "[actors][step3]") {
