@@ -126,23 +126,27 @@ engine::TrainOptions read_train_options(const SpecReader& reader) {
   return train;
 }
 
-/// The model options of a trained role (actor or critic).
-void write_model_options(RoleSpec& spec, const Step3Config& config, int64_t lora_dim, bool gradient_checkpointing) {
+/// What the actor's and the critic's specs share: the model with its LoRA and
+/// checkpointing, the optimizer and schedule over `total_steps`, the algorithm and the
+/// PPO minibatching.
+RoleSpec trained_role_spec(const char* factory, const char* role, const Step3Config& config,
+                           const std::filesystem::path& model, int64_t lora_dim, bool gradient_checkpointing,
+                           engine::TrainOptions train, int64_t total_steps) {
+  auto spec = base_spec(factory, role, config);
   auto& o = spec.options;
+  o["model"] = model.string();
   o["lora_dim"] = std::to_string(lora_dim);
   o["lora_module_name"] = config.lora_module_name;
   o["only_optimize_lora"] = config.only_optimize_lora ? "1" : "0";
   o["gradient_checkpointing"] = gradient_checkpointing ? "1" : "0";
   if (config.dropout) o["dropout"] = number(*config.dropout);
-}
-
-/// The algorithm and the PPO minibatching a trained role needs.
-void write_ppo_options(RoleSpec& spec, const Step3Config& config) {
-  auto& o = spec.options;
+  train.schedule.total_steps = total_steps;
+  write_train_options(spec, train);
   o["algorithm"] = config.algorithm;
   for (const auto& [key, value] : config.algorithm_options.values()) o[algorithm_option_prefix + key] = number(value);
   o["ppo_epochs"] = std::to_string(config.ppo_epochs);
   o["minibatch_size"] = std::to_string(config.training_batch_size);
+  return spec;
 }
 
 std::shared_ptr<const rl::Algorithm> read_algorithm(const SpecReader& reader) {
@@ -290,14 +294,9 @@ std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec) {
 }
 
 RoleSpec actor_role_spec(const Step3Config& config, const models::GenerationOptions& generation, int64_t total_steps) {
-  auto spec = base_spec("step3_actor", "actor", config);
+  auto spec = trained_role_spec("step3_actor", "actor", config, config.actor_model, config.actor_lora_dim,
+                                config.actor_gradient_checkpointing, config.actor_train, total_steps);
   auto& o = spec.options;
-  o["model"] = config.actor_model.string();
-  write_model_options(spec, config, config.actor_lora_dim, config.actor_gradient_checkpointing);
-  auto train = config.actor_train;
-  train.schedule.total_steps = total_steps;
-  write_train_options(spec, train);
-  write_ppo_options(spec, config);
   o["enable_ema"] = config.enable_ema ? "1" : "0";
   o["release_inference_cache"] = config.release_inference_cache ? "1" : "0";
   if (!config.unsupervised_data.empty() && config.unsup_coef > 0) {
@@ -321,15 +320,8 @@ RoleSpec actor_role_spec(const Step3Config& config, const models::GenerationOpti
 }
 
 RoleSpec critic_role_spec(const Step3Config& config, int64_t total_steps) {
-  auto spec = base_spec("step3_critic", "critic", config);
-  auto& o = spec.options;
-  o["model"] = config.critic_model.string();
-  write_model_options(spec, config, config.critic_lora_dim, config.critic_gradient_checkpointing);
-  auto train = config.critic_train;
-  train.schedule.total_steps = total_steps;
-  write_train_options(spec, train);
-  write_ppo_options(spec, config);
-  return spec;
+  return trained_role_spec("step3_critic", "critic", config, config.critic_model, config.critic_lora_dim,
+                           config.critic_gradient_checkpointing, config.critic_train, total_steps);
 }
 
 RoleSpec reference_role_spec(const Step3Config& config) {

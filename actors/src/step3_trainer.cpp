@@ -218,6 +218,7 @@ Step3Result run_step3(const Step3Config& config) {
     spec.options["dp_rendezvous"] = point->address();
     spec.options["dp_collectives"] = collectives_name(config.dp_collectives);
     spec.options["zero_stage"] = std::to_string(zero_stage);
+    spec.id.world = ranks;  // rank 0 here; WorkerProcesses numbers the others
     if (zero_stage > 2)
       std::clog << "step3: " << spec.id.role << " zero_stage " << zero_stage
                 << ": its ranks partition optimizer state and gradients (ZeRO stage 2); parameters stay whole on "
@@ -230,9 +231,7 @@ Step3Result run_step3(const Step3Config& config) {
   auto actor_spec = actor_role_spec(config, generation,
                                     planned_updates(total_cycles, rows_per_rank(actor_ranks), config, mixture ? 1 : 0));
   join_group(actor_spec, actor_ranks, placement.actor_zero_stage);
-  auto here_spec = actor_spec;
-  here_spec.id.world = actor_ranks;
-  auto policy_role = make_policy_role(here_spec);
+  auto policy_role = make_policy_role(actor_spec);
   std::shared_ptr<engine::HybridEngine> hybrid(policy_role, &policy_role->hybrid());  // lives as long as the role
   auto actor = hybrid->model();
 
@@ -309,9 +308,7 @@ Step3Result run_step3(const Step3Config& config) {
     roles.critic = spawn_critic(system, RoleContext{RoleId{"critic", 0, 1}, none, store});
     here.push_back("critic");
   } else if (placement.with_actor("critic")) {
-    auto here_spec = critic_spec;
-    here_spec.id.world = critic_ranks;
-    auto critic = local_model(here_spec);
+    auto critic = local_model(critic_spec);
     descriptions.push_back(critic->describe());
     roles.critic = with_other_ranks(spawn_critic(system, local_context("critic", critic)), critic_spec, spawn_critic_group);
     here.push_back("critic");
