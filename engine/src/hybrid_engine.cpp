@@ -10,6 +10,8 @@
 #include <troupe/common/error.hpp>
 #include <troupe/engine/hybrid_memory.hpp>
 
+#include "tensor_parallel_group.hpp"
+
 namespace troupe::engine {
 namespace {
 
@@ -79,15 +81,19 @@ class EvalScope {
 }  // namespace
 
 double SwitchTimings::tokens_per_second() const {
-  return generate_seconds > 0 ? static_cast<double>(batch * new_tokens) / generate_seconds : 0.0;
+  return generate_seconds > 0 ? static_cast<double>(group_batch * new_tokens) / generate_seconds : 0.0;
 }
 
 std::string SwitchTimings::log_line() const {
-  char buffer[320];
+  char group[64] = "";
+  if (tensor_parallel > 1)
+    std::snprintf(group, sizeof group, " of %lld on %d tensor-parallel ranks", static_cast<long long>(group_batch),
+                  tensor_parallel);
+  char buffer[384];
   std::snprintf(buffer, sizeof buffer,
-                "hybrid engine: fuse %.4f s (%lld layers), generate %.4f s (B=%lld, %lld+%lld tokens, %.0f tok/s), "
+                "hybrid engine: fuse %.4f s (%lld layers), generate %.4f s (B=%lld%s, %lld+%lld tokens, %.0f tok/s), "
                 "unfuse %.4f s; kv cache %s (%s%s)",
-                fuse_seconds, static_cast<long long>(fused_layers), generate_seconds, static_cast<long long>(batch),
+                fuse_seconds, static_cast<long long>(fused_layers), generate_seconds, static_cast<long long>(batch), group,
                 static_cast<long long>(prompt_length), static_cast<long long>(new_tokens), tokens_per_second(),
                 unfuse_seconds, format_bytes(kv_cache_bytes).c_str(), cache_reused ? "reused" : "allocated",
                 cache_released ? ", released" : ", kept");
@@ -106,7 +112,8 @@ models::KVCache& HybridEngine::cache_for(int64_t batch, int64_t positions, torch
            cache_options_.dtype() == tensor_options.dtype() && cache_options_.device() == tensor_options.device();
   if (!reused) {
     cache_.reset();  // free the old one before allocating its successor
-    cache_.emplace(model_->config(), batch, positions, tensor_options);
+    cache_.emplace(models::tensor_parallel_cache_config(model_->config(), tensor_parallel_.world), batch, positions,
+                   tensor_options);
     cache_options_ = tensor_options;
   }
   return *cache_;
@@ -119,6 +126,14 @@ void HybridEngine::release_cache_locked() {
   if (had_cache) release_cached_memory(device);
 }
 
+void HybridEngine::set_tensor_parallel(models::TensorParallelRank group) {
+  models::check_tensor_parallel(model_->config(), group.world, "hybrid engine");
+  if (group.world > 1 && !group.all_reduce_sum) throw Error("hybrid engine: a tensor-parallel group needs an all-reduce");
+  std::lock_guard<std::mutex> lock(*model_mutex_);
+  release_cache_locked();  // sized for the old layout's heads
+  tensor_parallel_ = std::move(group);
+}
+
 models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
                                                 const models::GenerationOptions& options) {
   TORCH_CHECK(prompt_ids.dim() == 2, "HybridEngine::generate: prompt_ids must be (B, T0), got ", prompt_ids.sizes());
@@ -127,9 +142,25 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
   std::lock_guard<std::mutex> lock(*model_mutex_);
   auto& model = *model_;
   const auto device = prompt_ids.device();
+  const auto& group = tensor_parallel_;
+  const bool parallel = group.world > 1;
   SwitchTimings timings;
   timings.batch = prompt_ids.size(0);
   timings.prompt_length = prompt_ids.size(1);
+  timings.tensor_parallel = group.world;
+
+  // A tensor-parallel group generates every rank's prompts as one batch.
+  GroupPrompts gathered;
+  auto run_options = options;
+  if (parallel) {
+    gathered = gather_group_prompts(prompt_ids, prompt_mask, group);
+    run_options.seed = group_seed(options.seed, group);
+  } else {
+    gathered.ids = prompt_ids;
+    gathered.mask = prompt_mask;
+    gathered.rows = prompt_ids.size(0);
+  }
+  timings.group_batch = gathered.ids.size(0);
 
   auto start = Clock::now();
   auto state = enter_inference(model, options_);
@@ -141,12 +172,18 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
   models::GenerationResult result;
   try {
     start = Clock::now();
-    const int64_t positions = timings.prompt_length + options.max_new_tokens;
+    if (parallel) models::enter_tensor_parallel(model, group);
+    const int64_t positions = gathered.ids.size(1) + options.max_new_tokens;
     auto cache_options = torch::TensorOptions().dtype(model.input_embedding_weight().scalar_type()).device(device);
-    auto& kept = cache_for(timings.batch, positions, cache_options, timings.cache_reused);
+    auto& kept = cache_for(timings.group_batch, positions, cache_options, timings.cache_reused);
     timings.kv_cache_bytes = kept.bytes();
     models::KVCache run = kept;  // shares the kept tensors; the copy starts empty
-    auto inference = models::generate(model, prompt_ids, prompt_mask, options, run);
+    auto inference = models::generate(model, gathered.ids, gathered.mask, run_options, run);
+    if (parallel) {
+      models::leave_tensor_parallel(model);
+      require_same_tokens(inference.sequences, group);
+      inference = own_rows(inference, gathered);
+    }
     // Plain tensors for the training side: inference tensors cannot be saved for backward.
     result.sequences = inference.sequences.clone();            // (B, T0 + N)
     result.attention_mask = inference.attention_mask.clone();  // (B, T0 + N)
@@ -154,8 +191,9 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
     synchronize(device);
     timings.generate_seconds = seconds_since(start);
   } catch (...) {
-    // Training must be able to go on: weights back, and the cache freed (an
+    // Training must be able to go on: weights whole and back, and the cache freed (an
     // out-of-memory error is the likeliest failure here).
+    models::leave_tensor_parallel(model);
     leave_inference(model, state);
     mode_ = EngineMode::Training;
     release_cache_locked();

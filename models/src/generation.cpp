@@ -1,4 +1,5 @@
 #include <troupe/models/generation.hpp>
+#include <troupe/models/tensor_parallel.hpp>
 
 #include <limits>
 
@@ -44,7 +45,7 @@ GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, c
   TORCH_CHECK(input_ids.dim() == 2, "generate: input_ids must be (B, T), got ", input_ids.sizes());
   if (options.max_new_tokens < 0) throw Error("max_new_tokens must be >= 0");
   auto dtype = model.input_embedding_weight().scalar_type();
-  KVCache cache(model.config(), input_ids.size(0), input_ids.size(1) + options.max_new_tokens,
+  KVCache cache(tensor_parallel_cache_config(model.config(), model.tensor_parallel_world()), input_ids.size(0), input_ids.size(1) + options.max_new_tokens,
                 torch::TensorOptions().dtype(dtype).device(input_ids.device()));
   return generate(model, input_ids, attention_mask, options, cache);
 }

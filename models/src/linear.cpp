@@ -21,6 +21,7 @@ LinearImpl::LinearImpl(LinearOptions options) : options_(std::move(options)) {
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  if (shard_) return sharded_forward(x);
   // x: (..., in) -> (..., out)
   auto y = options_.transposed()
                ? (bias.defined() ? torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight)
@@ -36,6 +37,44 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     if (lora_dropout_ > 0 && is_training()) h = torch::dropout(h, lora_dropout_, true);
     y = y + torch::nn::functional::linear(torch::nn::functional::linear(h, lora_A), lora_B) * lora_scale_;
   }
+  return y;
+}
+
+void LinearImpl::set_shard(std::optional<LinearShard> shard) {
+  if (shard) {
+    const bool row = shard->split == LinearShard::Split::Row;
+    const auto features = row ? options_.in_features() : options_.out_features();
+    const std::string what = row ? "input" : "output";
+    if (options_.transposed()) throw Error("tensor parallelism: transposed (GPT-2 Conv1D) layers cannot be split");
+    if (shard->world < 1 || shard->rank < 0 || shard->rank >= shard->world)
+      throw Error("tensor parallelism: rank " + std::to_string(shard->rank) + " of " + std::to_string(shard->world));
+    if (features % shard->world != 0)
+      throw Error("tensor parallelism: " + std::to_string(features) + " " + what + " features do not divide into " +
+                  std::to_string(shard->world) + " slices");
+    if (row && shard->world > 1 && !shard->all_reduce_sum)
+      throw Error("tensor parallelism: a row-split layer needs an all-reduce");
+  }
+  shard_ = std::move(shard);
+}
+
+torch::Tensor LinearImpl::sharded_forward(const torch::Tensor& x) {
+  namespace F = torch::nn::functional;
+  const auto& s = *shard_;
+  const bool row = s.split == LinearShard::Split::Row;
+  const bool lora = has_lora() && lora_enabled_ && !lora_fused_;
+  if (!row) {  // x: (..., in) -> (..., out / W)
+    const int64_t k = options_.out_features() / s.world, begin = s.rank * k;
+    auto y = F::linear(x, weight.narrow(0, begin, k), bias.defined() ? bias.narrow(0, begin, k) : torch::Tensor());
+    if (lora) y = y + F::linear(F::linear(x, lora_A), lora_B.narrow(0, begin, k)) * lora_scale_;
+    return y;
+  }
+  // x: (..., in / W) -> partial (..., out), summed over the ranks, then the bias.
+  const int64_t k = options_.in_features() / s.world, begin = s.rank * k;
+  TORCH_CHECK(x.size(-1) == k, "tensor parallelism: a row-split layer expects ", k, " input features, got ", x.size(-1));
+  auto y = F::linear(x, weight.narrow(1, begin, k));
+  if (lora) y = y + F::linear(F::linear(x, lora_A.narrow(1, begin, k)), lora_B) * lora_scale_;
+  if (s.world > 1) s.all_reduce_sum(y);
+  if (bias.defined()) y = y + bias;
   return y;
 }
 

@@ -46,9 +46,11 @@ struct LlamaAttentionImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const std::pair<torch::Tensor, torch::Tensor>& rope,
                         const AttentionContext& ctx) {  // x: (B, T, C)
     const auto b = x.size(0), t = x.size(1);
-    auto q = q_proj->forward(x).view({b, t, config.num_heads, config.head_dim}).transpose(1, 2);     // (B, H, T, D)
-    auto k = k_proj->forward(x).view({b, t, config.num_kv_heads, config.head_dim}).transpose(1, 2);  // (B, Hkv, T, D)
-    auto v = v_proj->forward(x).view({b, t, config.num_kv_heads, config.head_dim}).transpose(1, 2);
+    // Heads counted from the projections: a tensor-parallel rank holds 1/W of them.
+    auto heads = [&](const torch::Tensor& y) { return y.view({b, t, y.size(-1) / config.head_dim, config.head_dim}).transpose(1, 2); };
+    auto q = heads(q_proj->forward(x));  // (B, H, T, D)
+    auto k = heads(k_proj->forward(x));  // (B, Hkv, T, D)
+    auto v = heads(v_proj->forward(x));
     const auto& [cos, sin] = rope;
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;

@@ -22,7 +22,8 @@ struct OptAttentionImpl : torch::nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& x, const AttentionContext& ctx) {  // x: (B, T, C)
     const auto b = x.size(0), t = x.size(1);
-    auto heads = [&](const torch::Tensor& y) { return y.view({b, t, config.num_heads, config.head_dim}).transpose(1, 2); };
+    // Heads counted from the projection: a tensor-parallel rank holds H / W of them.
+    auto heads = [&](const torch::Tensor& y) { return y.view({b, t, y.size(-1) / config.head_dim, config.head_dim}).transpose(1, 2); };
     auto q = heads(q_proj->forward(x));  // (B, H, T, D)
     auto k = heads(k_proj->forward(x));
     auto v = heads(v_proj->forward(x));

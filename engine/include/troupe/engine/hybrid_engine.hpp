@@ -17,6 +17,7 @@
 #include <troupe/models/causal_lm.hpp>
 #include <troupe/models/generation.hpp>
 #include <troupe/models/kv_cache.hpp>
+#include <troupe/models/tensor_parallel.hpp>
 
 namespace troupe::engine {
 
@@ -53,8 +54,10 @@ struct SwitchTimings {
   int64_t kv_cache_bytes = 0;  ///< the cache this generation used
   bool cache_reused = false;   ///< the kept cache served this call
   bool cache_released = false;
+  int tensor_parallel = 1;   ///< ranks that generated together
+  int64_t group_batch = 0;   ///< rows the group generated (batch when alone)
   double total_seconds() const { return fuse_seconds + generate_seconds + unfuse_seconds; }
-  /// Generated tokens per second of generation (B * N / generate_seconds).
+  /// Generated tokens per second of generation (group_batch * N / generate_seconds).
   double tokens_per_second() const;
   /// "hybrid engine: fuse 0.004 s (24 layers), generate 1.203 s (B=16, 256+256, 3404 tok/s), ..."
   std::string log_line() const;
@@ -77,6 +80,17 @@ class HybridEngine {
   /// Same tokens as models::generate() on the model with its adapters fused.
   models::GenerationResult generate(const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
                                     const models::GenerationOptions& options);
+
+  /// Generates tensor-parallel with `group` from now on (DeepSpeed-Chat's
+  /// --inference_tp_size): each generate() gathers the prompts of every rank of the
+  /// group, the ranks run the whole batch together with their slices of the weights
+  /// (models/tensor_parallel.hpp) and a shared seed (rank 0's), and each returns its
+  /// own rows. Every rank of the group must call generate() equally often, with its
+  /// prompts or with none (0 rows). The training layout is untouched: the slices are
+  /// views of the weights every rank holds whole (ZeRO stages 0-2). A group of one:
+  /// alone again. Throws troupe::Error when the model cannot be split that way.
+  void set_tensor_parallel(models::TensorParallelRank group);
+  const models::TensorParallelRank& tensor_parallel() const { return tensor_parallel_; }
 
   /// Puts the model in training mode (dropout on, adapters unfused).
   void train_mode();
@@ -129,6 +143,7 @@ class HybridEngine {
   torch::TensorOptions cache_options_;
   SwitchTimings last_timings_;
   std::vector<SwitchTimings> history_;
+  models::TensorParallelRank tensor_parallel_;
 };
 
 }  // namespace troupe::engine

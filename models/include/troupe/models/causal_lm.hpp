@@ -16,6 +16,8 @@
 
 namespace troupe::models {
 
+struct TensorParallelRank;  // tensor_parallel.hpp
+
 /// Inputs of one decoder pass. With a cache, `input_ids` holds only the new tokens
 /// and `attention_mask` covers cached and new positions.
 struct DecoderInputs {
@@ -43,6 +45,11 @@ class CausalLMImpl : public torch::nn::Module {
   /// (training passes only: grad mode on, training mode, no KV cache). Off by default.
   void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
   bool gradient_checkpointing() const { return gradient_checkpointing_; }
+
+  /// Ranks this model computes with in a tensor-parallel group (1 = whole layers); set
+  /// by enter_tensor_parallel() (tensor_parallel.hpp). A KV cache for it holds 1/W of
+  /// the key/value heads.
+  int tensor_parallel_world() const { return tensor_parallel_world_; }
 
   /// Final hidden states (B, T, E), what the LM head and the value head read
   /// (E = word_embed_proj_dim for OPT, hidden_size otherwise).
@@ -97,8 +104,11 @@ class CausalLMImpl : public torch::nn::Module {
 
  private:
   bool gradient_checkpointing_ = false;
+  int tensor_parallel_world_ = 1;
 
   friend void set_dropout(CausalLMImpl& model, double p);
+  friend void enter_tensor_parallel(CausalLMImpl& model, const TensorParallelRank& rank);
+  friend void leave_tensor_parallel(CausalLMImpl& model);
 };
 
 /// Sets the residual, attention and embedding dropout probability every layer uses in

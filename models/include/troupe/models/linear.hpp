@@ -1,6 +1,7 @@
 #pragma once
 /// The linear layer every decoder uses: Hugging Face parameter names, optional GPT-2
 /// `Conv1D` storage, an optional tied weight, and built-in LoRA.
+#include <functional>
 #include <optional>
 
 #include <torch/nn/module.h>
@@ -18,6 +19,21 @@ struct LinearOptions {
   TORCH_ARG(bool, transposed) = false;
   /// Share this weight (tied embeddings) instead of creating one.
   TORCH_ARG(std::optional<torch::Tensor>, tied_weight) = std::nullopt;
+};
+
+/// Megatron-style tensor parallelism: the slice of a layer one rank computes with.
+/// Column split: rows [r*k, (r+1)*k) of the (out, in) weight and of the bias, so the
+/// rank outputs its k features. Row split: columns [r*k, (r+1)*k), so the rank reads
+/// its k input features and outputs a partial sum that `all_reduce_sum` completes
+/// before the (whole) bias is added. The slices are views of the full weight: entering
+/// and leaving the layout copies nothing.
+struct LinearShard {
+  enum class Split { Column, Row };
+  Split split = Split::Column;
+  int world = 1;
+  int rank = 0;
+  /// Row split: sums the ranks' partial outputs in place, the same on every rank.
+  std::function<void(torch::Tensor&)> all_reduce_sum;
 };
 
 /// y = x W^T + b (+ scale * dropout(x) A^T B^T when LoRA is on).
@@ -50,6 +66,12 @@ class LinearImpl : public torch::nn::Module {
 
   const LinearOptions& options() const { return options_; }
 
+  /// Computes with rank's slice from now on (none: the whole layer again). Throws
+  /// troupe::Error when the split features do not divide by the world size, for
+  /// GPT-2's transposed storage, or for a row split without an all-reduce.
+  void set_shard(std::optional<LinearShard> shard);
+  const std::optional<LinearShard>& shard() const { return shard_; }
+
   torch::Tensor weight;  // (out, in), or (in, out) when transposed
   torch::Tensor bias;    // (out) or undefined
   torch::Tensor lora_A;  // (r, in) or undefined
@@ -61,6 +83,9 @@ class LinearImpl : public torch::nn::Module {
   double lora_dropout_ = 0.0;
   bool lora_fused_ = false;
   bool lora_enabled_ = true;
+  std::optional<LinearShard> shard_;
+
+  torch::Tensor sharded_forward(const torch::Tensor& x);
 };
 TORCH_MODULE(Linear);
 

@@ -1,0 +1,49 @@
+#pragma once
+/// Tensor parallelism for generation (Megatron's split, as DeepSpeed's Hybrid Engine
+/// uses with --inference_tp_size): the ranks of a group run one batch together, each
+/// computing with its slice of every attention and MLP layer, and sum the partial
+/// outputs after each block with an all-reduce. Each rank holds 1/W of the attention
+/// heads in its KV cache and does 1/W of the matmuls of those layers.
+///
+/// Column split (dim 0 of the (out, in) weight, and the bias): q/k/v_proj, fc1,
+/// gate/up_proj. Row split (dim 1, bias added after the sum): out_proj, o_proj, fc2,
+/// down_proj. Embeddings, norms, the LM head and the value head stay whole, so every
+/// rank ends with the same logits. Supported for OPT and Llama; GPT-2's fused c_attn
+/// is refused.
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <torch/types.h>
+
+#include <troupe/models/causal_lm.hpp>
+#include <troupe/models/linear.hpp>
+
+namespace troupe::models {
+
+/// This process's place in a tensor-parallel group.
+struct TensorParallelRank {
+  int world = 1;
+  int rank = 0;
+  /// In place: the element-wise sum over the group's ranks, identical on every rank.
+  std::function<void(torch::Tensor&)> all_reduce_sum;
+};
+
+/// How the layer named `linear_name` ("model.layers.0.self_attn.q_proj") splits;
+/// none = kept whole on every rank.
+std::optional<LinearShard::Split> tensor_parallel_split(const std::string& linear_name);
+
+/// Throws troupe::Error naming `where` and the config field when `config` cannot be
+/// split `world` ways (heads, key/value heads or MLP width not divisible; GPT-2).
+void check_tensor_parallel(const Config& config, int world, const std::string& where);
+
+/// Every attention and MLP layer of `model` computes with `rank`'s slice until
+/// leave_tensor_parallel(). Checks the config first. A no-op for a group of one.
+void enter_tensor_parallel(CausalLMImpl& model, const TensorParallelRank& rank);
+/// Every layer whole again.
+void leave_tensor_parallel(CausalLMImpl& model);
+
+/// The config a rank's KV cache is sized by: 1/W of the key/value heads.
+Config tensor_parallel_cache_config(const Config& config, int world);
+
+}  // namespace troupe::models
