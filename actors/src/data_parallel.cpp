@@ -60,17 +60,31 @@ DataParallel::DataParallel(std::string host, uint16_t port, int rank, int world,
 
 DataParallel::~DataParallel() = default;
 
+std::unique_ptr<transport::Communicator> DataParallel::join(const std::string& name, int rank, int size) {
+  auto store = transport::make_tcp_store(host_, port_, false, world_, timeout_);
+  if (collectives_ == Collectives::kGloo)
+    return transport::make_gloo_communicator(store, rank, size, name, timeout_, gloo_hostname(host_, port_));
+  if (!worker_) worker_ = std::make_shared<transport::UcxWorker>();
+  return std::make_unique<transport::UcxCommunicator>(worker_, store, rank, size, name, timeout_);
+}
+
 transport::Communicator& DataParallel::communicator() {
-  if (!communicator_) {
-    auto store = transport::make_tcp_store(host_, port_, false, world_, timeout_);
-    if (collectives_ == Collectives::kGloo) {
-      communicator_ = transport::make_gloo_communicator(store, rank_, world_, group_, timeout_, gloo_hostname(host_, port_));
-    } else {
-      worker_ = std::make_shared<transport::UcxWorker>();
-      communicator_ = std::make_unique<transport::UcxCommunicator>(worker_, store, rank_, world_, group_, timeout_);
-    }
-  }
+  if (!communicator_) communicator_ = join(group_, rank_, world_);
   return *communicator_;
+}
+
+models::TensorParallelRank DataParallel::generation_group(int size) {
+  if (size < 1 || world_ % size != 0)
+    throw Error("data parallel group " + group_ + ": a tensor-parallel generation group of " + std::to_string(size) +
+                " does not divide its " + std::to_string(world_) + " ranks");
+  models::TensorParallelRank rank{size, rank_ % size, nullptr};
+  if (size == 1) return rank;
+  const std::string name = group_ + "/generation_tp" + std::to_string(rank_ / size);
+  rank.all_reduce_sum = [self = shared_from_this(), name, size](torch::Tensor& tensor) {
+    if (!self->generation_communicator_) self->generation_communicator_ = self->join(name, self->rank_ % size, size);
+    self->generation_communicator_->all_reduce(tensor, transport::ReduceOp::kSum);
+  };
+  return rank;
 }
 
 void DataParallel::average_gradients(const std::vector<torch::Tensor>& parameters) {

@@ -21,12 +21,15 @@ class RoleCore {
   }
 
   // A rank whose share of a small batch is empty answers no ticket: the group's
-  // gathered list holds the other ranks' shares.
+  // gathered list holds the other ranks' shares. It still generates when generation is
+  // a collective of its group (tensor parallel), or the others would wait for it.
   caf::result<TicketList> generate(const TicketList& prompts) {
     return guarded<TicketList>([&] {
       auto batch = shard_rows(fetch_all(*context_.store, prompts), context_.id.rank, context_.id.world);
-      if (rows_of(batch) == 0) return TicketList{};
-      return TicketList{{context_.store->publish(context_.model->generate(batch))}};
+      if (rows_of(batch) == 0 && !context_.model->generates_in_group()) return TicketList{};
+      auto sequences = context_.model->generate(batch);
+      if (rows_of(sequences) == 0) return TicketList{};
+      return TicketList{{context_.store->publish(std::move(sequences))}};
     });
   }
 

@@ -44,7 +44,10 @@ Step3Placement place_step3_roles(const placement::Topology& topology, const Step
   Step3Placement result;
   result.plan_text = placement::format_plan(plan);
   if (const auto* critic = topology.find(placement::Role::Critic)) result.critic_zero_stage = critic->zero_stage;
-  if (const auto* actor = topology.find(placement::Role::Actor)) result.actor_zero_stage = actor->zero_stage;
+  if (const auto* actor = topology.find(placement::Role::Actor)) {
+    result.actor_zero_stage = actor->zero_stage;
+    result.actor_inference_tp = actor->inference_tp_size;
+  }
   for (const auto& process : plan.processes) {
     const bool has_actor = std::find(process.roles.begin(), process.roles.end(), placement::Role::Actor) != process.roles.end();
     if (has_actor) {

@@ -283,8 +283,14 @@ std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec) {
     ppo.unsupervised = std::make_shared<data::UnsupervisedBlocks>(data::make_unsupervised_blocks(
         data::read_text_corpus(corpus), *models::load_tokenizer(tokenizer_dir), reader.integer("unsupervised_block", 0)));
 
+  auto group = data_parallel_group(reader);
+  // Generation layout: groups of inference_tp_size actor ranks generate tensor-parallel.
+  if (const auto tp = static_cast<int>(reader.integer("inference_tp_size", 1)); tp > 1) {
+    if (!group) reader.fail("inference_tp_size", std::to_string(tp) + " needs the actor on " + std::to_string(tp) + " ranks or a multiple");
+    hybrid->set_tensor_parallel(group->generation_group(tp));
+  }
   auto role = std::make_shared<PolicyRole>(hybrid, read_train_options(reader), generation, read_algorithm(reader), ppo,
-                                           tokenizer_dir, data_parallel_group(reader));
+                                           tokenizer_dir, group);
   role->set_prompts_per_generation(reader.integer("prompts_per_generation", 0));
   auto& here = actor_here();
   std::lock_guard<std::mutex> lock(here.mutex);

@@ -164,17 +164,26 @@ TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
     mask = mask.repeat_interleave(samples, 0);
   }
   const int64_t rows = ids.size(0);
-  const int64_t chunk = prompts_per_generation_ > 0 ? prompts_per_generation_ * samples : rows;
+  const int64_t chunk = prompts_per_generation_ > 0 ? prompts_per_generation_ * samples : std::max<int64_t>(rows, 1);
+  int64_t calls = (rows + chunk - 1) / chunk;
+  const auto& group = hybrid_->tensor_parallel();
+  if (group.world > 1) {  // a generation group generates together: as often as its busiest rank
+    auto counts = torch::zeros({group.world}, torch::kLong);
+    counts[group.rank] = calls;
+    group.all_reduce_sum(counts);
+    calls = counts.max().item<int64_t>();
+  }
   std::vector<models::GenerationResult> outs;
   int64_t longest = 0;
-  for (int64_t start = 0; start < rows; start += chunk) {
-    const int64_t end = std::min(rows, start + chunk);
+  for (int64_t call = 0; call < calls; ++call) {
+    const int64_t start = std::min(rows, call * chunk), end = std::min(rows, start + chunk);
     auto options = generation_;
     options.seed = generation_.seed + static_cast<uint64_t>(generations_++);  // new samples every call
     if (data_parallel_) options.seed += static_cast<uint64_t>(data_parallel_->rank()) << 32;  // and on every rank
     outs.push_back(hybrid_->generate(ids.slice(0, start, end), mask.slice(0, start, end), options));
     longest = std::max(longest, outs.back().sequences.size(1));
   }
+  if (rows == 0) return {};  // took part in the group's generation only
   // Each generation stops when its own rows end: pad to the longest, masked out. The
   // ranks of a data-parallel actor pad to the full answer length, so their batches join.
   if (data_parallel_) longest = std::max(longest, outs.front().prompt_length + generation_.max_new_tokens);
@@ -292,7 +301,10 @@ std::string PolicyRole::describe() const {
   const auto& config = hybrid_->model()->config();
   return std::string(models::family_name(config.family)) + " " + std::to_string(config.num_layers) + " layers, " +
          algorithm_->name() + (ema_ ? ", EMA" : "") + (ppo_.unsupervised ? ", mixture" : "") +
-         data_parallel_text(data_parallel_.get());
+         data_parallel_text(data_parallel_.get()) +
+         (generates_in_group() ? ", generating tensor-parallel as rank " + std::to_string(hybrid_->tensor_parallel().rank) +
+                                     " of " + std::to_string(hybrid_->tensor_parallel().world)
+                               : "");
 }
 
 // --- critic --------------------------------------------------------------------------

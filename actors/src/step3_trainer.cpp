@@ -97,6 +97,17 @@ struct Evaluator {
   /// Greedy answers, or (sampled) answers drawn as the rollouts are, with a fixed seed so
   /// that before and after see the same random stream.
   PolicyEvaluation run(bool sampled = false) const {
+    // Rank 0 evaluates alone, with its whole weights (ZeRO 0-2 keeps them whole): the
+    // other ranks of a tensor-parallel generation group are not asked to join.
+    const auto group = hybrid.tensor_parallel();
+    struct Alone {
+      engine::HybridEngine& hybrid;
+      models::TensorParallelRank group;
+      ~Alone() {
+        if (group.world > 1) hybrid.set_tensor_parallel(group);
+      }
+    } alone{hybrid, group};
+    if (group.world > 1) hybrid.set_tensor_parallel({});
     PolicyEvaluation result;
     double reward_sum = 0, gold_sum = 0, kl_sum = 0, length_sum = 0;
     auto greedy = config.generation;
@@ -231,6 +242,11 @@ Step3Result run_step3(const Step3Config& config) {
   auto actor_spec = actor_role_spec(config, generation,
                                     planned_updates(total_cycles, rows_per_rank(actor_ranks), config, mixture ? 1 : 0));
   join_group(actor_spec, actor_ranks, placement.actor_zero_stage);
+  const int generation_tp = config.inference_tp_size > 0 ? config.inference_tp_size : placement.actor_inference_tp;
+  if (actor_ranks % generation_tp != 0)
+    throw Error("step 3: --inference_tp_size " + std::to_string(generation_tp) + " does not divide the actor's " +
+                std::to_string(actor_ranks) + " rank(s) (roles.actor.devices in --topology)");
+  actor_spec.options["inference_tp_size"] = std::to_string(generation_tp);
   auto policy_role = make_policy_role(actor_spec);
   std::shared_ptr<engine::HybridEngine> hybrid(policy_role, &policy_role->hybrid());  // lives as long as the role
   auto actor = hybrid->model();
@@ -391,6 +407,7 @@ Step3Result run_step3(const Step3Config& config) {
       engine::SwitchTimings timings;
       const auto& history = hybrid->timing_history();
       for (size_t i = generations_before; i < history.size(); ++i) {
+        timings.tensor_parallel = history[i].tensor_parallel;
         timings.fuse_seconds += history[i].fuse_seconds;
         timings.generate_seconds += history[i].generate_seconds;
         timings.unfuse_seconds += history[i].unfuse_seconds;
@@ -400,6 +417,7 @@ Step3Result run_step3(const Step3Config& config) {
       for (const auto& [name, value] : cycle_result.critic.values) values[name] = value;
       const double cycle_seconds = seconds_since(cycle_started);
       values["generate_seconds"] = timings.generate_seconds;
+      values["generation_tensor_parallel"] = timings.tensor_parallel;  // ranks of the actor's generation group
       values["switch_seconds"] = timings.fuse_seconds + timings.unfuse_seconds;  // into inference layout and back
       values["cycle_seconds"] = cycle_seconds;
       values["tokens_per_second"] = static_cast<double>(tokens) / cycle_seconds;

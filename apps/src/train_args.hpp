@@ -54,6 +54,7 @@ struct TrainArgs {
   std::string cluster;   ///< this machine's resources for the plan (one node)
   std::string listen;    ///< wait for external workers on HOST:PORT instead of starting them
   std::string dp_collectives;  ///< gloo or ucx; empty = the build's default
+  int64_t inference_tp_size = 0;  ///< 0 = the topology's (roles.actor.inference_tp_size)
   bool do_sample = true;
   double temperature = 1.0, top_p = 1.0;
   int64_t top_k = 0;

@@ -31,7 +31,8 @@ const std::vector<std::string> kStep3Only = {
     "unsupervised_dataset_name", "unsup_coef", "actor_lora_dim", "critic_lora_dim", "offload_reference_model",
     "release_inference_cache", "actor_gradient_checkpointing", "critic_gradient_checkpointing", "algo", "algo_option",
     "kl_ctl", "clip_reward_value", "cliprange", "cliprange_value", "gamma", "lam", "reward_function", "eval_function",
-    "do_sample", "temperature", "top_k", "top_p", "eval_prompts", "topology", "cluster", "listen", "dp_collectives"};
+    "do_sample", "temperature", "top_k", "top_p", "eval_prompts", "topology", "cluster", "listen", "dp_collectives",
+    "inference_tp_size"};
 const std::vector<std::string> kStep12Only = {"model_name_or_path", "per_device_train_batch_size", "learning_rate",
                                               "weight_decay", "lora_dim", "gradient_checkpointing", "max_seq_len",
                                               "per_device_eval_batch_size", "eval_samples", "resume"};
@@ -170,6 +171,11 @@ Command add_train_command(CLI::App& app) {
       "Step 3 with --topology: what averages the gradients of a role placed on several processes: gloo "
       "(c10d ProcessGroupGloo) or ucx (troupe's ring). Default: gloo when built with it")
       ->check(CLI::IsMember({"gloo", "ucx"}));
+  opt("inference_tp_size", a.inference_tp_size,
+      "Step 3: tensor-parallel size of the actor's generation layout (DeepSpeed-Chat's flag): groups of this many "
+      "actor ranks generate their prompts together, each with 1/size of the attention and MLP weights. Divides "
+      "the actor's devices in --topology. Default: the topology's roles.actor.inference_tp_size (1)")
+      ->check(positive);
   return {cmd, [cmd, args] { run_train(*cmd, *args); }};
 }
 

@@ -216,6 +216,7 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.eval_interval = args.eval_interval;
   c.offload_reference_model = args.offload_reference_model;
   c.topology = args.topology;
+  c.inference_tp_size = static_cast<int>(args.inference_tp_size);
   c.cluster = args.cluster;
   c.listen = args.listen;
   if (!args.dp_collectives.empty()) c.dp_collectives = actors::parse_collectives(args.dp_collectives, "--dp_collectives");

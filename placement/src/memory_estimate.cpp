@@ -66,12 +66,14 @@ MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Pr
   m.score_activations = layer_activation_bytes(shape, g, s, role.tp, precision);
   if (lm_head) m.score_activations += logits_bytes(shape, g, s, role.tp, precision);
   if (role.role == Role::Actor) {
-    // Under ZeRO-3 the hybrid engine gathers the whole TP shard for generation;
-    // otherwise generation reuses the training weights in place.
-    if (stage == 3) m.inference_weights = p * psi;
-    m.kv_cache = kv_cache_bytes(shape, g, s, role.tp, precision);
-    m.generation_activations = layer_activation_bytes(shape, g, batch.prompt_len, role.tp, precision) +
-                               logits_bytes(shape, g, 1, role.tp, precision);
+    // Under ZeRO-3 the hybrid engine gathers the generation layout's shard (1/its tp of
+    // the training TP shard); otherwise generation reuses the training weights in place.
+    // A generation group runs its ranks' prompts as one batch with 1/its tp of the heads.
+    const int64_t itp = role.inference_tp_size;
+    if (stage == 3) m.inference_weights = p * ceil_div(psi, itp);
+    m.kv_cache = kv_cache_bytes(shape, g * itp, s, role.tp * static_cast<int>(itp), precision);
+    m.generation_activations = layer_activation_bytes(shape, g * itp, batch.prompt_len, role.tp * static_cast<int>(itp), precision) +
+                               logits_bytes(shape, g * itp, 1, role.tp, precision);
   }
   return m;
 }

@@ -124,7 +124,9 @@ std::string format_plan(const Plan& plan) {
     std::string trainable = m.trainable ? billions(m.trainable) : "-";
     if (r.spec.lora_dim > 0) trainable += " (lora " + std::to_string(r.spec.lora_dim) + ")";
     roles.add({role_name(r.spec.role), r.model.name, billions(m.parameters), trainable,
-               std::to_string(r.spec.dp) + " x " + std::to_string(r.spec.tp), zero, bytes_or_dash(m.weights),
+               std::to_string(r.spec.dp) + " x " + std::to_string(r.spec.tp) +
+                   (r.spec.inference_tp_size > 1 ? " (gen tp " + std::to_string(r.spec.inference_tp_size) + ")" : ""),
+               zero, bytes_or_dash(m.weights),
                bytes_or_dash(m.optimizer), bytes_or_dash(m.gradients), bytes_or_dash(m.train_activations),
                bytes_or_dash(m.score_activations), bytes_or_dash(m.kv_cache), bytes_or_dash(m.inference_weights),
                bytes_or_dash(m.host), format_bytes(m.peak())});
@@ -167,6 +169,7 @@ nlohmann::json to_json(const Plan& plan) {
                      {"devices", r.spec.devices},
                      {"dp", r.spec.dp},
                      {"tp", r.spec.tp},
+                     {"inference_tp_size", r.spec.inference_tp_size},
                      {"zero_stage", r.spec.zero_stage},
                      {"memory", to_json(r.memory)}});
   return {{"topology", plan.topology.source},

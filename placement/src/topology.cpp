@@ -69,7 +69,7 @@ class Fields {
 RoleSpec parse_role_spec(Role role, const nlohmann::json& json, const std::string& source) {
   const std::string path = std::string("roles.") + role_name(role);
   Fields f(json, source, path,
-           {"model", "devices", "dp", "tp", "zero_stage", "offload_optimizer", "offload_params", "lora_dim",
+           {"model", "devices", "dp", "tp", "inference_tp_size", "zero_stage", "offload_optimizer", "offload_params", "lora_dim",
             "only_optimize_lora", "gradient_checkpointing"});
   RoleSpec spec;
   spec.role = role;
@@ -81,6 +81,13 @@ RoleSpec parse_role_spec(Role role, const nlohmann::json& json, const std::strin
   spec.dp = static_cast<int>(f.integer("dp", spec.devices / spec.tp, 1, 1 << 20));
   if (spec.dp * spec.tp != spec.devices)
     throw Error(f.where("dp") + std::to_string(spec.dp) + " * tp " + std::to_string(spec.tp) + " != device count " +
+                std::to_string(spec.devices));
+  spec.inference_tp_size = static_cast<int>(f.integer("inference_tp_size", 1, 1, 1 << 20));
+  if (spec.inference_tp_size != 1 && role != Role::Actor)
+    throw Error(f.where("inference_tp_size") + std::string(role_name(role)) +
+                " does not generate; the generation layout is the actor's");
+  if (spec.devices % spec.inference_tp_size != 0)
+    throw Error(f.where("inference_tp_size") + std::to_string(spec.inference_tp_size) + " does not divide device count " +
                 std::to_string(spec.devices));
   spec.zero_stage = static_cast<int>(f.integer("zero_stage", 0, 0, 3));
   spec.offload_optimizer = f.boolean("offload_optimizer", false);
@@ -226,6 +233,7 @@ nlohmann::json to_json(const Topology& topology) {
                                 {"devices", r.devices},
                                 {"dp", r.dp},
                                 {"tp", r.tp},
+                                {"inference_tp_size", r.inference_tp_size},
                                 {"zero_stage", r.zero_stage},
                                 {"offload_optimizer", r.offload_optimizer},
                                 {"offload_params", r.offload_params},

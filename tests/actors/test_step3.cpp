@@ -334,6 +334,47 @@ TEST_CASE("step 3: a data-parallel actor with its roles on two ranks scores as o
   CHECK_FALSE(torch::equal(initial->named_parameters()[1].value(), trained->named_parameters()[1].value()));
 }
 
+TEST_CASE("step 3: actor ranks generating tensor-parallel (--inference_tp_size 2) answer as one process",
+          "[actors][step3][multiprocess]") {
+  Step3World world("actor_tp");
+  // DeepSpeed-Chat's hybrid engine with inference_tp_size 2: the actor's two ranks train
+  // data-parallel (ZeRO 2) and generate as one tensor-parallel group.
+  const auto topology = world.root / "actor_tp2.json";
+  std::ofstream(topology) << R"({"precision": "fp32",
+    "batch": {"generation_batch_size": 4, "training_batch_size": 2, "prompt_len": 32, "answer_len": 6},
+    "roles": {"actor": {"devices": 2, "zero_stage": 2, "inference_tp_size": 2}, "reference": {"devices": 2},
+              "critic": {"devices": 2}, "reward": {"devices": 2}},
+    "colocate": [["actor", "reference", "critic", "reward"]]})";
+  const auto cluster = world.root / "machine.json";
+  std::ofstream(cluster) << R"({"nodes": [{"name": "local", "cpu_threads": 8, "memory": "8GiB"}]})";
+  auto configure = [&](const std::string& out, int64_t prompts_per_rank) {
+    auto config = world.config(out);
+    config.generation.do_sample = false;  // greedy: both runs answer the same
+    config.generation_batch_size = prompts_per_rank;
+    config.max_steps = 1;
+    config.eval_prompts = 3;  // 3 prompts over 2 ranks: the ranks' shares differ
+    return config;
+  };
+  auto alone = configure("alone", 6);
+  auto ranked = configure("ranked", 3);
+  ranked.topology = topology;
+  ranked.cluster = cluster;
+  ranked.worker_program = TROUPE_CLI_PATH;
+  auto one = actors::run_step3(alone);
+  auto two = actors::run_step3(ranked);
+
+  REQUIRE(two.cycles == 1);
+  for (const char* name : {"reward_score", "kl", "value", "advantage", "return", "answer_length"}) {
+    INFO(name);
+    CHECK(two.last_metrics.at(name) == Approx(one.last_metrics.at(name)).epsilon(1e-4).margin(1e-5));
+  }
+  CHECK(two.before.reward_score == Approx(one.before.reward_score).epsilon(1e-4).margin(1e-5));
+  CHECK(two.last_metrics.at("actor_dp_divergence") == 0.0);
+  CHECK(two.last_metrics.at("actor_approx_kl_first") == 0.0);  // generated tensor-parallel, scored whole: the same model
+  CHECK(two.last_metrics.at("generation_tensor_parallel") == 2);
+  CHECK(one.last_metrics.at("generation_tensor_parallel") == 1);
+}
+
 TEST_CASE("step 3: a data-parallel critic on two worker processes keeps its ranks in step", "[actors][step3][multiprocess]") {
   Step3World world("critic_dp");
   const auto topology = world.root / "critic_dp2.json";

@@ -14,6 +14,7 @@
 #include <torch/types.h>
 
 #include <troupe/engine/train_engine.hpp>
+#include <troupe/models/tensor_parallel.hpp>
 
 namespace troupe::transport {
 class Communicator;
@@ -30,7 +31,7 @@ std::string collectives_name(Collectives collectives);
 /// Gloo when this build has c10d Gloo, else UCX.
 Collectives default_collectives();
 
-class DataParallel {
+class DataParallel : public std::enable_shared_from_this<DataParallel> {
  public:
   /// Rank `rank` of `world` in group `group`, meeting at the TCPStore `host`:`port`.
   DataParallel(std::string host, uint16_t port, int rank, int world, std::string group,
@@ -66,6 +67,13 @@ class DataParallel {
   /// every rank holds the same weights.
   double divergence(const std::vector<torch::Tensor>& parameters);
 
+  /// This rank's place in its tensor-parallel generation group of `size` ranks (ranks
+  /// [g * size, (g + 1) * size) for g = rank / size), with the group's own
+  /// communicator (same collectives, joined on first use). The returned all-reduce
+  /// keeps this object alive. Needs a shared_ptr owner; throws when `size` does not
+  /// divide the world.
+  models::TensorParallelRank generation_group(int size);
+
  private:
   transport::Communicator& communicator();
 
@@ -76,8 +84,12 @@ class DataParallel {
   std::chrono::milliseconds timeout_;
   Collectives collectives_;
   int zero_stage_ = 0;
+  /// Joins `name` as `rank` of `size` over this group's rendezvous and collectives.
+  std::unique_ptr<transport::Communicator> join(const std::string& name, int rank, int size);
+
   std::shared_ptr<transport::UcxWorker> worker_;
   std::unique_ptr<transport::Communicator> communicator_;
+  std::unique_ptr<transport::Communicator> generation_communicator_;
 };
 
 /// The rendezvous a controller hosts for its data-parallel roles: a c10d TCPStore

@@ -16,6 +16,10 @@ class RoleModel {
   /// Prompts {"input_ids" (B, T0), "attention_mask" (B, T0)} -> at least
   /// {"sequences" (B, T), "attention_mask" (B, T)}.
   virtual TensorBatch generate(const TensorBatch& prompts) = 0;
+  /// True when generate() is a collective over several ranks (a tensor-parallel
+  /// generation group): a rank must call it even with no prompts of its own (0 rows),
+  /// and answers nothing when it returns no rows.
+  virtual bool generates_in_group() const { return false; }
   /// Sequences -> this role's per-token or per-sequence outputs (log-probs, values,
   /// rewards), named by the implementation.
   virtual TensorBatch score(const TensorBatch& sequences) = 0;

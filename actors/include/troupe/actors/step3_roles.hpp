@@ -49,7 +49,11 @@ class PolicyRole : public RoleModel {
              models::GenerationOptions generation, std::shared_ptr<const rl::Algorithm> algorithm,
              PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir,
              std::shared_ptr<DataParallel> data_parallel = nullptr);
+  /// With a tensor-parallel generation group (hybrid().set_tensor_parallel), every
+  /// rank of the group generates as often as the rank with the most prompt chunks, with
+  /// no rows when it has none left, and returns no rows when it had no prompts.
   TensorBatch generate(const TensorBatch& prompts) override;
+  bool generates_in_group() const override { return hybrid_->tensor_parallel().world > 1; }
   TensorBatch score(const TensorBatch& sequences) override;
   Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
   /// The actor as a Hugging Face directory at `path`, and its EMA at `path`_ema when on.

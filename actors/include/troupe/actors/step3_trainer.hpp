@@ -74,6 +74,9 @@ struct Step3Config {
   /// machine); they take the sets' ranks in the order they join. Needs `secret`.
   std::string listen;
   std::string secret;  ///< the shared secret external workers prove (--listen)
+  /// Tensor-parallel size of the actor's generation layout (--inference_tp_size); 0 =
+  /// the topology's roles.actor.inference_tp_size. Must divide the actor's ranks.
+  int inference_tp_size = 0;
   /// What averages a data-parallel role's gradients across its processes (--dp_collectives).
   Collectives dp_collectives = default_collectives();
   uint64_t seed = 1234;

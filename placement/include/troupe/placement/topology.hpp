@@ -12,6 +12,7 @@
 ///             "prompt_len": 256, "answer_len": 256},
 ///   "roles": {
 ///     "actor":     {"model": "opt-1.3b", "devices": 8, "tp": 2, "dp": 4, "zero_stage": 3,
+///                   "inference_tp_size": 1,
 ///                   "offload_optimizer": false, "offload_params": false,
 ///                   "lora_dim": 0, "only_optimize_lora": true, "gradient_checkpointing": true},
 ///     "critic":    {"model": "opt-350m", "devices": 8, "zero_stage": 3},
@@ -58,6 +59,11 @@ struct RoleSpec {
   int devices = 1;
   int dp = 1;
   int tp = 1;
+  /// Actor only: the tensor-parallel size of the generation layout (DeepSpeed-Chat's
+  /// --inference_tp_size). Groups of this many ranks generate their prompts together,
+  /// each with 1/size of the attention and MLP weights; training keeps the dp x tp
+  /// layout. Divides `devices`.
+  int inference_tp_size = 1;
   int zero_stage = 0;
   bool offload_optimizer = false;
   bool offload_params = false;
