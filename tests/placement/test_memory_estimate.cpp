@@ -151,3 +151,17 @@ TEST_CASE("KV cache: 2 * layers * batch * tokens * kv_heads * head_dim * bytes",
   CHECK(actor.kv_cache == 3 * kGiB / 2);
   CHECK(actor.generation() == actor.kv_cache + actor.generation_activations);
 }
+
+TEST_CASE("a tensor-parallel generation group gathers its ranks' prompts: same KV cache per rank, 1/tp of ZeRO-3's gathered weights",
+          "[placement][memory]") {
+  auto alone = role(Role::Actor, 8, 3);
+  auto grouped = alone;
+  grouped.inference_tp_size = 4;
+  const auto a = estimate_memory(alone, opt13(), Precision::Fp16, BatchSpec{});
+  const auto g = estimate_memory(grouped, opt13(), Precision::Fp16, BatchSpec{});
+  // 4x the rows, 1/4 of the heads each.
+  CHECK(g.kv_cache == a.kv_cache);
+  CHECK(g.kv_cache == kv_cache_bytes(opt13(), 4 * 16, 512, 4, Precision::Fp16));
+  CHECK(g.inference_weights * 4 == a.inference_weights);
+  CHECK(g.weights == a.weights);  // the training layout is unchanged
+}

@@ -56,6 +56,9 @@ TEST_CASE("topology: dp follows devices / tp; colocation sets and singletons", "
   const auto again = parse_topology(to_json(t), "again");
   CHECK(again.colocate.size() == 3);
   CHECK(again.find(Role::Actor)->tp == 2);
+  CHECK(again.find(Role::Actor)->inference_tp_size == 1);
+  const auto generation_tp = parse(R"({"roles": {"actor": {"devices": 4, "inference_tp_size": 2}}})");
+  CHECK(parse_topology(to_json(generation_tp), "again").find(Role::Actor)->inference_tp_size == 2);
 }
 
 TEST_CASE("topology validation names the file and the field", "[placement][topology]") {
@@ -63,6 +66,10 @@ TEST_CASE("topology validation names the file and the field", "[placement][topol
         "topology.json: roles.critic.tp: 3 does not divide device count 4");
   CHECK(error_of(R"({"roles": {"actor": {"devices": 4, "tp": 2, "dp": 3}}})") ==
         "topology.json: roles.actor.dp: 3 * tp 2 != device count 4");
+  CHECK(error_of(R"({"roles": {"actor": {"devices": 4, "inference_tp_size": 3}}})") ==
+        "topology.json: roles.actor.inference_tp_size: 3 does not divide device count 4");
+  CHECK(error_of(R"({"roles": {"actor": {}, "critic": {"devices": 2, "inference_tp_size": 2}}})") ==
+        "topology.json: roles.critic.inference_tp_size: critic does not generate; the generation layout is the actor's");
   CHECK(error_of(R"({"roles": {"actor": {"zero_stage": 4}}})") ==
         "topology.json: roles.actor.zero_stage: 4 is out of range [0, 3]");
   CHECK(error_of(R"({"roles": {"actor": {"zero_stage": 2, "offload_params": true}}})") ==
