@@ -63,6 +63,25 @@ grep -q "critic+reward in worker process" step3_listen.log
 grep -q "controller at 127.0.0.1:$port gone" worker.log
 test -f step3_listen/critic/config.json
 
+# Two hosts: the controller and a worker in network namespaces of their own, joined by a
+# veth pair (every connection crosses an interface, UCX over TCP); the actor's two ranks
+# train data-parallel and generate tensor-parallel across them. Needs root for ip netns.
+if ip netns add "troupe_probe$$" 2> /dev/null; then
+  ip netns del "troupe_probe$$"
+  echo '{"nodes": [{"name": "local", "cpu_threads": 8, "memory": "8GiB"}]}' > machine8.json
+  timeout 600 "$(dirname "$0")/../../scripts/two_hosts.sh" "$troupe" "$topologies/step3_actor_tp2.json" \
+    step3_two_hosts -- --cluster machine8.json --actor_model_name_or_path step1_part --critic_model_name_or_path step2 \
+    --data_path Dahoas/rm-static=data --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 6 \
+    --per_device_generation_batch_size 4 --per_device_training_batch_size 2 --max_steps 2 --eval_prompts 4 \
+    --do_sample true > two_hosts.log 2>&1 || { cat two_hosts.log; exit 1; }
+  grep -q "generating tensor-parallel as rank 1 of 2" step3_two_hosts/worker1.log
+  grep -q '"generation_tensor_parallel":2' step3_two_hosts/metrics.jsonl
+  grep -q "joined 10.77." step3_two_hosts/worker1.log
+  test -f step3_two_hosts/actor/config.json
+else
+  echo "two hosts: skipped (no network namespaces here: needs root and ip netns)"
+fi
+
 # An app with its own RL algorithm (RLOO) and reward function, on the step-1 model.
 "$example" --actor step1_part --data data --out example --cycles 1
 test -f example/actor/config.json
