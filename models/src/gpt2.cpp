@@ -16,7 +16,8 @@ struct Gpt2AttentionImpl : torch::nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& x, const AttentionContext& ctx) {  // x: (B, T, C)
     const auto b = x.size(0), t = x.size(1);
-    auto qkv = c_attn->forward(x).view({b, t, 3, config.num_heads, config.head_dim});
+    auto qkv = c_attn->forward(x);  // a tensor-parallel rank holds H / W of the heads
+    qkv = qkv.view({b, t, 3, qkv.size(-1) / (3 * config.head_dim), config.head_dim});
     auto q = qkv.select(2, 0).transpose(1, 2);  // (B, H, T, D)
     auto k = qkv.select(2, 1).transpose(1, 2);
     auto v = qkv.select(2, 2).transpose(1, 2);

@@ -44,13 +44,13 @@ void LinearImpl::set_shard(std::optional<LinearShard> shard) {
   if (shard) {
     const bool row = shard->split == LinearShard::Split::Row;
     const auto features = row ? options_.in_features() : options_.out_features();
+    const int blocks = row ? 1 : shard->fused_blocks;
     const std::string what = row ? "input" : "output";
-    if (options_.transposed()) throw Error("tensor parallelism: transposed (GPT-2 Conv1D) layers cannot be split");
     if (shard->world < 1 || shard->rank < 0 || shard->rank >= shard->world)
       throw Error("tensor parallelism: rank " + std::to_string(shard->rank) + " of " + std::to_string(shard->world));
-    if (features % shard->world != 0)
-      throw Error("tensor parallelism: " + std::to_string(features) + " " + what + " features do not divide into " +
-                  std::to_string(shard->world) + " slices");
+    if (blocks < 1 || features % (static_cast<int64_t>(blocks) * shard->world) != 0)
+      throw Error("tensor parallelism: " + std::to_string(features) + " " + what + " features (" + std::to_string(blocks) +
+                  " fused block(s)) do not divide into " + std::to_string(shard->world) + " slices");
     if (row && shard->world > 1 && !shard->all_reduce_sum)
       throw Error("tensor parallelism: a row-split layer needs an all-reduce");
   }
@@ -60,18 +60,28 @@ void LinearImpl::set_shard(std::optional<LinearShard> shard) {
 torch::Tensor LinearImpl::sharded_forward(const torch::Tensor& x) {
   namespace F = torch::nn::functional;
   const auto& s = *shard_;
-  const bool row = s.split == LinearShard::Split::Row;
+  const bool transposed = options_.transposed();
+  // x (..., in) by a weight slice given as (out_k, in_k), whatever the storage.
+  auto matmul = [&](const torch::Tensor& input, const torch::Tensor& w, const torch::Tensor& b) {
+    return transposed ? (b.defined() ? torch::matmul(input, w) + b : torch::matmul(input, w)) : F::linear(input, w, b);
+  };
+  const int out_dim = transposed ? 1 : 0, in_dim = transposed ? 0 : 1;
   const bool lora = has_lora() && lora_enabled_ && !lora_fused_;
-  if (!row) {  // x: (..., in) -> (..., out / W)
-    const int64_t k = options_.out_features() / s.world, begin = s.rank * k;
-    auto y = F::linear(x, weight.narrow(0, begin, k), bias.defined() ? bias.narrow(0, begin, k) : torch::Tensor());
-    if (lora) y = y + F::linear(F::linear(x, lora_A), lora_B.narrow(0, begin, k)) * lora_scale_;
-    return y;
+  if (s.split == LinearShard::Split::Column) {  // x: (..., in) -> (..., out / W)
+    const int64_t block = options_.out_features() / s.fused_blocks, k = block / s.world;
+    std::vector<torch::Tensor> parts;
+    for (int i = 0; i < s.fused_blocks; ++i) {
+      const int64_t begin = i * block + s.rank * k;
+      auto y = matmul(x, weight.narrow(out_dim, begin, k), bias.defined() ? bias.narrow(0, begin, k) : torch::Tensor());
+      if (lora) y = y + F::linear(F::linear(x, lora_A), lora_B.narrow(0, begin, k)) * lora_scale_;
+      parts.push_back(y);
+    }
+    return parts.size() == 1 ? parts.front() : torch::cat(parts, -1);
   }
   // x: (..., in / W) -> partial (..., out), summed over the ranks, then the bias.
   const int64_t k = options_.in_features() / s.world, begin = s.rank * k;
   TORCH_CHECK(x.size(-1) == k, "tensor parallelism: a row-split layer expects ", k, " input features, got ", x.size(-1));
-  auto y = F::linear(x, weight.narrow(1, begin, k));
+  auto y = matmul(x, weight.narrow(in_dim, begin, k), torch::Tensor());
   if (lora) y = y + F::linear(F::linear(x, lora_A.narrow(1, begin, k)), lora_B) * lora_scale_;
   if (s.world > 1) s.all_reduce_sum(y);
   if (bias.defined()) y = y + bias;

@@ -6,13 +6,19 @@
 
 namespace troupe::models {
 
-std::optional<LinearShard::Split> tensor_parallel_split(const std::string& linear_name) {
+std::optional<LinearShard> tensor_parallel_split(const std::string& linear_name) {
   const auto dot = linear_name.rfind('.');
   const auto module = dot == std::string::npos ? linear_name : linear_name.substr(dot + 1);
-  for (const char* column : {"q_proj", "k_proj", "v_proj", "fc1", "gate_proj", "up_proj"})
-    if (module == column) return LinearShard::Split::Column;
-  for (const char* row : {"out_proj", "o_proj", "fc2", "down_proj"})
-    if (module == row) return LinearShard::Split::Row;
+  LinearShard shard;
+  if (module == "c_attn") {  // GPT-2's q|k|v
+    shard.fused_blocks = 3;
+    return shard;
+  }
+  for (const char* column : {"q_proj", "k_proj", "v_proj", "fc1", "gate_proj", "up_proj", "c_fc"})
+    if (module == column) return shard;
+  shard.split = LinearShard::Split::Row;
+  for (const char* row : {"out_proj", "o_proj", "fc2", "down_proj", "c_proj"})
+    if (module == row) return shard;
   return std::nullopt;
 }
 
@@ -23,8 +29,6 @@ void check_tensor_parallel(const Config& config, int world, const std::string& w
   };
   if (world < 1) throw Error(where + ": tensor-parallel size " + std::to_string(world) + " must be at least 1");
   if (world == 1) return;
-  if (config.family == Family::Gpt2)
-    throw Error(where + ": tensor parallelism is not supported for GPT-2 (its fused c_attn layer); use OPT or Llama");
   if (config.num_heads % world != 0) fail("num_attention_heads", config.num_heads);
   if (config.num_kv_heads % world != 0) fail("num_key_value_heads", config.num_kv_heads);
   if (config.intermediate_size % world != 0) fail("the MLP width (ffn_dim / intermediate_size)", config.intermediate_size);
@@ -34,13 +38,11 @@ void enter_tensor_parallel(CausalLMImpl& model, const TensorParallelRank& rank) 
   check_tensor_parallel(model.config(), rank.world, "tensor parallelism");
   if (rank.world == 1) return;
   for (auto& [name, linear] : model.linear_layers()) {
-    const auto split = tensor_parallel_split(name);
-    if (!split) continue;
-    LinearShard shard;
-    shard.split = *split;
-    shard.world = rank.world;
-    shard.rank = rank.rank;
-    shard.all_reduce_sum = rank.all_reduce_sum;
+    auto shard = tensor_parallel_split(name);
+    if (!shard) continue;
+    shard->world = rank.world;
+    shard->rank = rank.rank;
+    shard->all_reduce_sum = rank.all_reduce_sum;
     linear->set_shard(shard);
   }
   model.tensor_parallel_world_ = rank.world;

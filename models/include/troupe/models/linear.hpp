@@ -22,16 +22,19 @@ struct LinearOptions {
 };
 
 /// Megatron-style tensor parallelism: the slice of a layer one rank computes with.
-/// Column split: rows [r*k, (r+1)*k) of the (out, in) weight and of the bias, so the
-/// rank outputs its k features. Row split: columns [r*k, (r+1)*k), so the rank reads
-/// its k input features and outputs a partial sum that `all_reduce_sum` completes
-/// before the (whole) bias is added. The slices are views of the full weight: entering
-/// and leaving the layout copies nothing.
+/// Column split: output features [r*k, (r+1)*k) of the weight and the bias, so the
+/// rank outputs its k features; with `fused_blocks` n > 1 (GPT-2's q|k|v in one
+/// layer) the rank takes that slice of each of the n equal blocks, in block order.
+/// Row split: input features [r*k, (r+1)*k), so the rank reads its k input features
+/// and outputs a partial sum that `all_reduce_sum` completes before the (whole) bias
+/// is added. The slices are views of the full weight, whatever its storage ((out, in)
+/// or GPT-2's (in, out)): entering and leaving the layout copies nothing.
 struct LinearShard {
   enum class Split { Column, Row };
   Split split = Split::Column;
   int world = 1;
   int rank = 0;
+  int fused_blocks = 1;
   /// Row split: sums the ranks' partial outputs in place, the same on every rank.
   std::function<void(torch::Tensor&)> all_reduce_sum;
 };
@@ -67,8 +70,8 @@ class LinearImpl : public torch::nn::Module {
   const LinearOptions& options() const { return options_; }
 
   /// Computes with rank's slice from now on (none: the whole layer again). Throws
-  /// troupe::Error when the split features do not divide by the world size, for
-  /// GPT-2's transposed storage, or for a row split without an all-reduce.
+  /// troupe::Error when the split features (of each fused block) do not divide by the
+  /// world size, or for a row split without an all-reduce.
   void set_shard(std::optional<LinearShard> shard);
   const std::optional<LinearShard>& shard() const { return shard_; }
 

@@ -6,10 +6,10 @@
 /// heads in its KV cache and does 1/W of the matmuls of those layers.
 ///
 /// Column split (dim 0 of the (out, in) weight, and the bias): q/k/v_proj, fc1,
-/// gate/up_proj. Row split (dim 1, bias added after the sum): out_proj, o_proj, fc2,
-/// down_proj. Embeddings, norms, the LM head and the value head stay whole, so every
-/// rank ends with the same logits. Supported for OPT and Llama; GPT-2's fused c_attn
-/// is refused.
+/// gate/up_proj, GPT-2's c_fc and its fused c_attn (each of q, k, v split). Row split
+/// (input features, bias added after the sum): out_proj, o_proj, fc2, down_proj,
+/// GPT-2's c_proj. Embeddings, norms, the LM head and the value head stay whole, so
+/// every rank ends with the same logits. OPT, GPT-2 and Llama.
 #include <functional>
 #include <optional>
 #include <string>
@@ -29,12 +29,12 @@ struct TensorParallelRank {
   std::function<void(torch::Tensor&)> all_reduce_sum;
 };
 
-/// How the layer named `linear_name` ("model.layers.0.self_attn.q_proj") splits;
-/// none = kept whole on every rank.
-std::optional<LinearShard::Split> tensor_parallel_split(const std::string& linear_name);
+/// How the layer named `linear_name` ("model.layers.0.self_attn.q_proj") splits, with
+/// world, rank and all-reduce left for the caller; none = kept whole on every rank.
+std::optional<LinearShard> tensor_parallel_split(const std::string& linear_name);
 
 /// Throws troupe::Error naming `where` and the config field when `config` cannot be
-/// split `world` ways (heads, key/value heads or MLP width not divisible; GPT-2).
+/// split `world` ways (heads, key/value heads or MLP width not divisible).
 void check_tensor_parallel(const Config& config, int world, const std::string& where);
 
 /// Every attention and MLP layer of `model` computes with `rank`'s slice until
