@@ -8,6 +8,10 @@
 #   e.g. scripts/two_hosts.sh build/bin/troupe placement/examples/step3_actor_tp2.json out -- --actor_model_name_or_path ...
 #
 # The topology's worker processes all start on the second host. Prints both logs.
+# TROUPE_HIDE_ON_SECOND_HOST="DIR ..." hides those directories from the workers (an
+# empty file system mounted over each), as on a machine without a shared file system:
+# the controller then sends the files the roles need, which the workers keep under
+# OUTPUT_DIR/staged.
 set -euo pipefail
 troupe=$(realpath "$1"); topology=$2; out=$3; shift 3
 [ "${1:-}" = "--" ] && shift
@@ -61,9 +65,12 @@ for _ in $(seq 1 600); do
   kill -0 "$controller" 2>/dev/null || break
   sleep 0.1
 done
+hide=""
+for dir in ${TROUPE_HIDE_ON_SECOND_HOST:-}; do hide="$hide mount -t tmpfs none '$(realpath "$dir")' &&"; done
 for i in $(seq 1 "$workers"); do
-  ip netns exec "$b" env UCX_TLS=tcp UCX_NET_DEVICES="${tag}vb" \
-    "$troupe" worker --join "$host_a:$port" > "$out/worker$i.log" 2>&1 &
+  # ip netns exec gives each command its own mount namespace: the mounts stay there.
+  ip netns exec "$b" env UCX_TLS=tcp UCX_NET_DEVICES="${tag}vb" TROUPE_STAGE_DIR="$(realpath "$out")/staged" \
+    sh -c "$hide exec '$troupe' worker --join '$host_a:$port'" > "$out/worker$i.log" 2>&1 &
 done
 status=0
 wait "$controller" || status=$?

@@ -1,6 +1,8 @@
 /// The controller's side of a cluster: registrar, admission, spawning, watching.
 #include <troupe/actors/cluster.hpp>
 
+#include <troupe/actors/file_staging.hpp>
+
 #include <condition_variable>
 #include <iostream>
 #include <map>
@@ -158,9 +160,31 @@ caf::actor Cluster::spawn_role(const std::string& node, const RoleSpec& spec, st
   caf::scoped_actor self{system_};
   caf::actor role;
   std::string failure;
-  self->request(caf::actor_cast<NodeAgentActor>(agent), caf::duration{timeout}, spawn_role_atom::value, spec)
-      .receive([&](caf::actor& spawned) { role = std::move(spawned); },
-               [&](caf::error& error) { failure = system_.render(error); });
+  auto fail = [&](caf::error& error) { failure = system_.render(error); };
+  const auto node_agent = caf::actor_cast<NodeAgentActor>(agent);
+  // Files the spec names that the node lacks (no shared file system) go first.
+  const auto offer = staging_request(spec);
+  StageReply needed;
+  if (!offer.paths.empty())
+    self->request(node_agent, caf::duration{timeout}, stage_atom::value, offer)
+        .receive([&](StageReply& reply) { needed = std::move(reply); }, fail);
+  uint64_t bytes = 0;
+  for (const auto& path : needed.needed) {
+    if (!failure.empty()) break;
+    for_each_chunk(path, [&](FileChunk& chunk) {
+      if (!failure.empty()) return;
+      bytes += chunk.bytes.size();
+      self->request(node_agent, caf::duration{timeout}, file_chunk_atom::value, std::move(chunk))
+          .receive([](caf::ok_atom) {}, fail);
+    });
+  }
+  if (!failure.empty())
+    throw Error("cluster: sending the files of " + describe(spec.id) + " to node " + node + " failed: " + failure);
+  if (!needed.needed.empty())
+    state_->log(describe(spec.id) + ": sent " + std::to_string(needed.needed.size()) + " file(s), " +
+         std::to_string(bytes >> 20) + " MiB, to node " + node + " (it lacks them)");
+  self->request(node_agent, caf::duration{timeout}, spawn_role_atom::value, spec)
+      .receive([&](caf::actor& spawned) { role = std::move(spawned); }, fail);
   if (!role)
     throw Error("cluster: spawning " + describe(spec.id) + " (factory \"" + spec.factory + "\") on node " + node +
                 " failed: " + failure);

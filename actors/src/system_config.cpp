@@ -19,6 +19,9 @@ void add_message_types(caf::actor_system_config& config) {
   config.add_message_type<NodeResources>("troupe::NodeResources");
   config.add_message_type<Bytes>("troupe::Bytes");
   config.add_message_type<JoinRequest>("troupe::JoinRequest");
+  config.add_message_type<StageRequest>("troupe::StageRequest");
+  config.add_message_type<StageReply>("troupe::StageReply");
+  config.add_message_type<FileChunk>("troupe::FileChunk");
 }
 
 SystemConfig::SystemConfig() {

@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <troupe/actors/file_staging.hpp>
 #include <troupe/actors/ucx_ticket_store.hpp>
 #include <troupe/actors/node_agent.hpp>
 #include <troupe/actors/registrar_actor.hpp>
@@ -39,8 +40,12 @@ struct SpawnedRoles {
 
 NodeAgentActor::behavior_type node_agent(NodeAgentActor::pointer self, RoleFactories factories,
                                          std::shared_ptr<TicketStore> store, NodeResources resources,
-                                         std::shared_ptr<SpawnedRoles> spawned) {
-  return {[=](spawn_role_atom, const RoleSpec& spec) -> caf::result<caf::actor> {
+                                         std::shared_ptr<SpawnedRoles> spawned, std::shared_ptr<StagingArea> staging) {
+  auto node_error = [resources](const std::exception& e) {
+    return caf::make_error(caf::sec::runtime_error, "node " + resources.node + ": " + e.what());
+  };
+  return {[=](spawn_role_atom, const RoleSpec& given) -> caf::result<caf::actor> {
+            const auto spec = staging->localize(given);  // paths as this node has them
             auto factory = factories.find(spec.factory);
             if (factory == factories.end())
               return caf::make_error(caf::sec::runtime_error,
@@ -58,7 +63,26 @@ NodeAgentActor::behavior_type node_agent(NodeAgentActor::pointer self, RoleFacto
               return role_error(spec.id, std::string("on node ") + resources.node + ": " + e.what());
             }
           },
-          [=](resources_atom) { return resources; }};
+          [=](resources_atom) { return resources; },
+          [=](stage_atom, const StageRequest& request) -> caf::result<StageReply> {
+            try {
+              auto reply = staging->plan(request);
+              if (!reply.needed.empty())
+                std::cerr << "troupe worker: receiving " << reply.needed.size()
+                          << " file(s) this node lacks from the controller into " << staging->root().string() << std::endl;
+              return reply;
+            } catch (const std::exception& e) {
+              return node_error(e);
+            }
+          },
+          [=](file_chunk_atom, const FileChunk& chunk) -> caf::result<caf::ok_atom> {
+            try {
+              staging->write(chunk);
+              return caf::ok_atom::value;
+            } catch (const std::exception& e) {
+              return node_error(e);
+            }
+          }};
 }
 
 }  // namespace
@@ -105,7 +129,8 @@ int run_node_agent(const WorkerOptions& options) {
 
   auto store = std::make_shared<UcxTicketStore>(resources.node);
   auto spawned = std::make_shared<SpawnedRoles>();
-  auto agent = system.spawn(node_agent, options.factories, std::shared_ptr<TicketStore>(store), resources, spawned);
+  auto staging = std::make_shared<StagingArea>(options.stage_dir.empty() ? StagingArea::default_root() : options.stage_dir);
+  auto agent = system.spawn(node_agent, options.factories, std::shared_ptr<TicketStore>(store), resources, spawned, staging);
   self->request(registrar, handshake_timeout, register_atom::value, controller_nonce, caf::actor_cast<caf::actor>(agent))
       .receive([](caf::ok_atom) {}, on_error);
   if (!failure.empty()) throw Error("troupe worker: registering with " + where + " failed: " + failure);

@@ -11,11 +11,17 @@ Command add_worker_command(CLI::App& app) {
   auto* command = app.add_subcommand("worker", "join a controller as a node agent and run the role actors it places here");
   auto join = std::make_shared<std::string>();
   auto secret = std::make_shared<std::string>();
+  auto stage_dir = std::make_shared<std::string>();
   command->add_option("--join", *join, "the controller's HOST:PORT")->required();
   command->add_option("--secret", *secret, "the cluster's shared secret (default: $TROUPE_SECRET)");
-  return {command, [join, secret] {
+  command->add_option("--stage_dir", *stage_dir,
+                      "where model, tokenizer and data files this machine lacks are kept when the controller sends "
+                      "them (no shared file system); default: $TROUPE_STAGE_DIR, else ~/.cache/troupe/staged");
+  return {command, [join, secret, stage_dir] {
     register_builtin_reward_functions();  // a step-3 reward role may name one
-    actors::run_node_agent(actors::step3_worker_options(*join, *secret, "--join"));
+    auto options = actors::step3_worker_options(*join, *secret, "--join");
+    options.stage_dir = *stage_dir;
+    actors::run_node_agent(options);
   }};
 }
 

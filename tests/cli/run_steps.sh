@@ -65,15 +65,20 @@ test -f step3_listen/critic/config.json
 
 # Two hosts: the controller and a worker in network namespaces of their own, joined by a
 # veth pair (every connection crosses an interface, UCX over TCP); the actor's two ranks
-# train data-parallel and generate tensor-parallel across them. Needs root for ip netns.
+# train data-parallel and generate tensor-parallel across them. The worker's host does
+# not see the models and data (hidden by empty mounts), so the controller sends them.
+# Needs root for ip netns.
 if ip netns add "troupe_probe$$" 2> /dev/null; then
   ip netns del "troupe_probe$$"
   echo '{"nodes": [{"name": "local", "cpu_threads": 8, "memory": "8GiB"}]}' > machine8.json
-  timeout 600 "$(dirname "$0")/../../scripts/two_hosts.sh" "$troupe" "$topologies/step3_actor_tp2.json" \
+  TROUPE_HIDE_ON_SECOND_HOST="step1_part step2 data" timeout 600 "$(dirname "$0")/../../scripts/two_hosts.sh" "$troupe" "$topologies/step3_actor_tp2.json" \
     step3_two_hosts -- --cluster machine8.json --actor_model_name_or_path step1_part --critic_model_name_or_path step2 \
     --data_path Dahoas/rm-static=data --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 6 \
     --per_device_generation_batch_size 4 --per_device_training_batch_size 2 --max_steps 2 --eval_prompts 4 \
-    --do_sample true > two_hosts.log 2>&1 || { cat two_hosts.log; exit 1; }
+    --unsupervised_dataset_name data/unsupervised.jsonl --unsup_coef 0.5 --do_sample true > two_hosts.log 2>&1 \
+    || { cat two_hosts.log; exit 1; }
+  grep -q "receiving 7 file(s) this node lacks" step3_two_hosts/worker1.log  # the actor's model and corpus
+  test -f "step3_two_hosts/staged/$(pwd)/step1_part/model.safetensors"
   grep -q "generating tensor-parallel as rank 1 of 2" step3_two_hosts/worker1.log
   grep -q '"generation_tensor_parallel":2' step3_two_hosts/metrics.jsonl
   grep -q "joined 10.77." step3_two_hosts/worker1.log

@@ -26,6 +26,8 @@ using hello_atom = caf::atom_constant<caf::atom("hello")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using register_atom = caf::atom_constant<caf::atom("register")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
+using stage_atom = caf::atom_constant<caf::atom("stage")>;
+using file_chunk_atom = caf::atom_constant<caf::atom("filechunk")>;
 
 /// Where a named tensor batch lives and what a consumer needs to pull it. Produced by a
 /// TicketStore; only the producer's store resolves `id`.
@@ -158,6 +160,53 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, JoinRequest& x) {
   return f(caf::meta::type_name("troupe::JoinRequest"), x.agent_nonce, x.controller_nonce, x.proof,
            x.resources);
+}
+
+/// A file or directory a role's spec names (a model, a tokenizer, a corpus) as the
+/// controller sees it, for a worker node that may not have it (no shared file system).
+struct StagedPath {
+  std::string option_value;         ///< as the spec names it (may be relative)
+  std::string absolute;             ///< on the controller's machine
+  std::vector<std::string> files;   ///< regular files under it, relative ("" when it is a file)
+  std::vector<uint64_t> sizes;      ///< bytes of each
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, StagedPath& x) {
+  return f(caf::meta::type_name("troupe::StagedPath"), x.option_value, x.absolute, x.files, x.sizes);
+}
+
+/// What the controller offers a node before spawning a role there; the node answers
+/// with the files (absolute on the controller) it lacks.
+struct StageRequest {
+  std::vector<StagedPath> paths;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, StageRequest& x) {
+  return f(caf::meta::type_name("troupe::StageRequest"), x.paths);
+}
+
+struct StageReply {
+  std::vector<std::string> needed;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, StageReply& x) {
+  return f(caf::meta::type_name("troupe::StageReply"), x.needed);
+}
+
+/// Bytes [offset, offset + bytes.size()) of a file of `size` bytes the node asked for.
+struct FileChunk {
+  std::string path;  ///< absolute on the controller, as in StageReply
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  std::vector<char> bytes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, FileChunk& x) {
+  return f(caf::meta::type_name("troupe::FileChunk"), x.path, x.offset, x.size, x.bytes);
 }
 
 }  // namespace troupe::actors

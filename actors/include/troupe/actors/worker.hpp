@@ -3,6 +3,7 @@
 /// the controller's proof, offers its resources and spawns role actors on request until
 /// the controller goes away.
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <string>
 
@@ -16,6 +17,9 @@ struct WorkerOptions {
   std::string secret;
   RoleFactories factories;
   std::function<void(const std::string&)> log;  ///< default: stderr
+  /// Where files the controller sends (this node lacks them) are kept; empty =
+  /// StagingArea::default_root() ($TROUPE_STAGE_DIR or ~/.cache/troupe/staged).
+  std::filesystem::path stage_dir;
 };
 
 /// This machine's CPU threads and memory, named by this process (host:pid).
