@@ -36,26 +36,39 @@ std::string gloo_hostname(const std::string& rendezvous_host, uint16_t rendezvou
 Collectives parse_collectives(const std::string& name, const std::string& where) {
   if (name == "gloo") return Collectives::kGloo;
   if (name == "ucx") return Collectives::kUcx;
-  throw Error(where + ": collectives '" + name + "' is not gloo or ucx");
+  if (name == "nccl") return Collectives::kNccl;
+  throw Error(where + ": collectives '" + name + "' is not gloo, ucx or nccl");
 }
 
-std::string collectives_name(Collectives collectives) { return collectives == Collectives::kGloo ? "gloo" : "ucx"; }
+std::string collectives_name(Collectives collectives) {
+  switch (collectives) {
+    case Collectives::kGloo: return "gloo";
+    case Collectives::kUcx: return "ucx";
+    case Collectives::kNccl: return "nccl";
+  }
+  return "?";
+}
 
 Collectives default_collectives() { return transport::gloo_available() ? Collectives::kGloo : Collectives::kUcx; }
 
 DataParallel::DataParallel(std::string host, uint16_t port, int rank, int world, std::string group,
-                           std::chrono::milliseconds timeout, Collectives collectives)
+                           std::chrono::milliseconds timeout, Collectives collectives, int cuda_device)
     : host_(std::move(host)),
       port_(port),
       rank_(rank),
       world_(world),
       group_(std::move(group)),
       timeout_(timeout),
-      collectives_(collectives) {
+      collectives_(collectives),
+      cuda_device_(cuda_device) {
   if (world_ < 1 || rank_ < 0 || rank_ >= world_)
     throw Error("data parallel group " + group_ + ": rank " + std::to_string(rank_) + " of " + std::to_string(world_));
   if (collectives_ == Collectives::kGloo && !transport::gloo_available())
     throw Error("data parallel group " + group_ + ": gloo collectives asked for, but this build has no c10d Gloo");
+  if (collectives_ == Collectives::kNccl && !transport::nccl_available())
+    throw Error("data parallel group " + group_ + ": nccl collectives asked for, but this build has no CUDA parts");
+  if (collectives_ == Collectives::kNccl && cuda_device_ < 0)
+    throw Error("data parallel group " + group_ + ": nccl collectives need the ranks on CUDA devices (--device cuda)");
 }
 
 DataParallel::~DataParallel() = default;
@@ -64,6 +77,7 @@ std::unique_ptr<transport::Communicator> DataParallel::join(const std::string& n
   auto store = transport::make_tcp_store(host_, port_, false, world_, timeout_);
   if (collectives_ == Collectives::kGloo)
     return transport::make_gloo_communicator(store, rank, size, name, timeout_, gloo_hostname(host_, port_));
+  if (collectives_ == Collectives::kNccl) return transport::make_nccl_communicator(store, rank, size, cuda_device_, name, timeout_);
   if (!worker_) worker_ = std::make_shared<transport::UcxWorker>();
   return std::make_unique<transport::UcxCommunicator>(worker_, store, rank, size, name, timeout_);
 }

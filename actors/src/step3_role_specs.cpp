@@ -1,6 +1,8 @@
 /// Step-3 role specs and the factories that turn them back into roles.
 #include <troupe/actors/step3_role_specs.hpp>
 
+#include <torch/cuda.h>
+
 #include <cstdio>
 #include <mutex>
 #include <stdexcept>
@@ -81,6 +83,13 @@ RoleSpec base_spec(const char* factory, const char* role, const Step3Config& con
   return spec;
 }
 
+/// This rank's device (rank_device over this machine's CUDA devices).
+torch::Device device_of_rank(const SpecReader& reader) {
+  const torch::Device configured(reader.text("device", "cpu"));
+  if (!configured.is_cuda() || configured.has_index()) return configured;
+  return rank_device(configured, reader.spec().id.rank, static_cast<int>(torch::cuda::device_count()));
+}
+
 RoleModelOptions model_options(const SpecReader& reader, bool value_head) {
   RoleModelOptions options;
   options.value_head = value_head;
@@ -89,7 +98,7 @@ RoleModelOptions model_options(const SpecReader& reader, bool value_head) {
   options.only_optimize_lora = reader.flag("only_optimize_lora");
   options.gradient_checkpointing = reader.flag("gradient_checkpointing");
   if (!reader.text("dropout").empty()) options.dropout = reader.real("dropout", 0);
-  options.device = torch::Device(reader.text("device", "cpu"));
+  options.device = device_of_rank(reader);
   return options;
 }
 
@@ -174,8 +183,9 @@ std::shared_ptr<DataParallel> data_parallel_group(const SpecReader& reader) {
   const auto where = parse_host_port(reader.required("dp_rendezvous"), describe(id) + ": option dp_rendezvous");
   const auto collectives = parse_collectives(reader.text("dp_collectives", collectives_name(default_collectives())),
                                              describe(id) + ": option dp_collectives");
+  const auto device = device_of_rank(reader);
   auto group = std::make_shared<DataParallel>(where.host, where.port, id.rank, id.world, id.role,
-                                              std::chrono::minutes(5), collectives);
+                                              std::chrono::minutes(5), collectives, device.is_cuda() ? device.index() : -1);
   group->set_zero_stage(static_cast<int>(reader.integer("zero_stage", 0)));
   return group;
 }
@@ -252,6 +262,11 @@ std::shared_ptr<RoleModel> make_reward(const RoleSpec& spec) {
 std::shared_ptr<RoleModel> make_actor(const RoleSpec& spec) { return make_policy_role(spec); }
 
 }  // namespace
+
+torch::Device rank_device(const torch::Device& configured, int rank, int visible_cuda_devices) {
+  if (!configured.is_cuda() || configured.has_index() || visible_cuda_devices < 1) return configured;
+  return {torch::kCUDA, static_cast<c10::DeviceIndex>(rank % visible_cuda_devices)};
+}
 
 std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec) {
   SpecReader reader(spec);

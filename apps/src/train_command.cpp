@@ -168,9 +168,11 @@ Command add_train_command(CLI::App& app) {
       "Step 3 with --topology: wait on HOST:PORT for the worker processes to join (`troupe worker --join HOST:PORT` "
       "with TROUPE_SECRET set, here or on other machines) instead of starting them here");
   opt("dp_collectives", a.dp_collectives,
-      "Step 3 with --topology: what averages the gradients of a role placed on several processes: gloo "
-      "(c10d ProcessGroupGloo) or ucx (troupe's ring). Default: gloo when built with it")
-      ->check(CLI::IsMember({"gloo", "ucx"}));
+      "Step 3 with --topology: what carries the collectives (gradient averaging, tensor-parallel generation) of a "
+      "role placed on several processes: gloo (c10d ProcessGroupGloo), ucx (troupe's ring) or nccl (c10d "
+      "ProcessGroupNCCL; each rank on its own GPU, `--device cuda` gives rank r cuda:r modulo the GPUs). Default: "
+      "nccl with --device cuda in a CUDA build, else gloo when built with it")
+      ->check(CLI::IsMember({"gloo", "ucx", "nccl"}));
   opt("inference_tp_size", a.inference_tp_size,
       "Step 3: tensor-parallel size of the actor's generation layout (DeepSpeed-Chat's flag): groups of this many "
       "actor ranks generate their prompts together, each with 1/size of the attention and MLP weights. Divides "

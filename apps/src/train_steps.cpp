@@ -15,6 +15,7 @@
 #include <troupe/models/lora.hpp>
 #include <troupe/models/pretrained.hpp>
 #include <troupe/models/tokenizer.hpp>
+#include <troupe/transport/c10d_communicator.hpp>
 
 #include "builtin_rewards.hpp"
 #include "train_args.hpp"
@@ -220,6 +221,7 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.cluster = args.cluster;
   c.listen = args.listen;
   if (!args.dp_collectives.empty()) c.dp_collectives = actors::parse_collectives(args.dp_collectives, "--dp_collectives");
+  else if (c.device.is_cuda() && transport::nccl_available()) c.dp_collectives = actors::Collectives::kNccl;  // GPU ranks
   if (!c.listen.empty()) {
     if (c.topology.empty()) throw Error("--listen needs --topology (which roles go to the worker processes)");
     const char* secret = std::getenv("TROUPE_SECRET");

@@ -9,6 +9,7 @@
 
 #include <troupe/actors/data_parallel.hpp>
 #include <troupe/actors/host_port.hpp>
+#include <troupe/actors/step3_role_specs.hpp>
 #include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/engine/losses.hpp>
 #include <troupe/engine/train_engine.hpp>
@@ -138,10 +139,23 @@ TEST_CASE("data parallel: ZeRO stage 1 and 2 ranks step as one process and each 
   }
 }
 
-TEST_CASE("data parallel: a bad rank is refused", "[actors][dp]") {
+TEST_CASE("data parallel: a bad rank or collectives are refused", "[actors][dp]") {
   CHECK_THROWS_WITH(actors::DataParallel("127.0.0.1", 1, 2, 2, "critic"), Catch::Contains("rank 2 of 2"));
-  CHECK_THROWS_WITH(actors::parse_collectives("nccl", "--dp_collectives"),
-                    Catch::Contains("--dp_collectives: collectives 'nccl' is not gloo or ucx"));
+  CHECK_THROWS_WITH(actors::parse_collectives("mpi", "--dp_collectives"),
+                    Catch::Contains("--dp_collectives: collectives 'mpi' is not gloo, ucx or nccl"));
+  CHECK(actors::parse_collectives("nccl", "--dp_collectives") == actors::Collectives::kNccl);
+  // NCCL ranks each need a CUDA device of their own.
+  CHECK_THROWS_WITH(actors::DataParallel("127.0.0.1", 1, 0, 2, "actor", std::chrono::seconds(1), actors::Collectives::kNccl),
+                    Catch::Contains(transport::nccl_available() ? "nccl collectives need the ranks on CUDA devices"
+                                                                : "this build has no CUDA parts"));
+}
+
+TEST_CASE("data parallel: a bare cuda device gives each rank its own GPU", "[actors][dp]") {
+  CHECK(actors::rank_device(torch::Device("cuda"), 3, 2) == torch::Device("cuda:1"));
+  CHECK(actors::rank_device(torch::Device("cuda"), 0, 8) == torch::Device("cuda:0"));
+  CHECK(actors::rank_device(torch::Device("cuda:1"), 0, 2) == torch::Device("cuda:1"));  // as given
+  CHECK(actors::rank_device(torch::Device("cpu"), 5, 2) == torch::Device("cpu"));
+  CHECK(actors::rank_device(torch::Device("cuda"), 1, 0) == torch::Device("cuda"));  // no device here: the load says so
 }
 
 TEST_CASE("addresses: HOST:PORT parsing and the local address towards a peer", "[actors][dp]") {

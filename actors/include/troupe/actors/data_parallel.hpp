@@ -23,9 +23,10 @@ class UcxWorker;
 
 namespace troupe::actors {
 
-/// Which collectives carry the all-reduces.
-enum class Collectives { kGloo, kUcx };
-/// "gloo" or "ucx"; anything else throws naming `where`.
+/// Which collectives carry the all-reduces: c10d Gloo (CPU, device tensors staged
+/// through the host), troupe's UCX ring, or c10d NCCL (each rank on its own CUDA device).
+enum class Collectives { kGloo, kUcx, kNccl };
+/// "gloo", "ucx" or "nccl"; anything else throws naming `where`.
 Collectives parse_collectives(const std::string& name, const std::string& where);
 std::string collectives_name(Collectives collectives);
 /// Gloo when this build has c10d Gloo, else UCX.
@@ -34,9 +35,10 @@ Collectives default_collectives();
 class DataParallel : public std::enable_shared_from_this<DataParallel> {
  public:
   /// Rank `rank` of `world` in group `group`, meeting at the TCPStore `host`:`port`.
+  /// NCCL collectives run on CUDA device `cuda_device` (this rank's own).
   DataParallel(std::string host, uint16_t port, int rank, int world, std::string group,
                std::chrono::milliseconds timeout = std::chrono::minutes(5),
-               Collectives collectives = default_collectives());
+               Collectives collectives = default_collectives(), int cuda_device = -1);
   ~DataParallel();
   int rank() const { return rank_; }
   int world() const { return world_; }
@@ -83,6 +85,7 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
   std::string group_;
   std::chrono::milliseconds timeout_;
   Collectives collectives_;
+  int cuda_device_ = -1;
   int zero_stage_ = 0;
   /// Joins `name` as `rank` of `size` over this group's rendezvous and collectives.
   std::unique_ptr<transport::Communicator> join(const std::string& name, int rank, int size);

@@ -30,6 +30,11 @@ RoleSpec reference_role_spec(const Step3Config& config);
 /// The reward model (reward_model, else critic_model) or the reward function.
 RoleSpec reward_role_spec(const Step3Config& config);
 
+/// The device rank `rank` of a role runs on: a bare "cuda" gives each rank its own
+/// device, rank modulo the `visible_cuda_devices` (as DeepSpeed's launcher hands each
+/// process its LOCAL_RANK); an explicit "cuda:N" or the CPU stays as given.
+torch::Device rank_device(const torch::Device& configured, int rank, int visible_cuda_devices);
+
 /// Factories "step3_actor", "step3_critic", "step3_reference", "step3_reward". Each throws
 /// troupe::Error naming the role and the option when a spec is incomplete or malformed.
 RoleFactories step3_role_factories();
