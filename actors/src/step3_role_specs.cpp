@@ -175,7 +175,7 @@ PpoTrainingOptions read_ppo_options(const SpecReader& reader) {
 }
 
 /// Rank id.rank of id.world: the data-parallel group it trains in, from the
-/// "dp_rendezvous" HOST:PORT the controller hosts, "dp_collectives" (gloo or ucx) and
+/// "dp_rendezvous" HOST:PORT the controller hosts, "dp_collectives" (gloo, ucx or nccl) and
 /// "zero_stage" (>= 1: optimizer state partitioned over the ranks).
 std::shared_ptr<DataParallel> data_parallel_group(const SpecReader& reader) {
   const auto& id = reader.spec().id;
