@@ -302,7 +302,11 @@ std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec) {
   // Generation layout: groups of inference_tp_size actor ranks generate tensor-parallel.
   if (const auto tp = static_cast<int>(reader.integer("inference_tp_size", 1)); tp > 1) {
     if (!group) reader.fail("inference_tp_size", std::to_string(tp) + " needs the actor on " + std::to_string(tp) + " ranks or a multiple");
-    hybrid->set_tensor_parallel(group->generation_group(tp));
+    try {
+      hybrid->set_tensor_parallel(group->generation_group(tp));
+    } catch (const Error& e) {
+      reader.fail("inference_tp_size", e.what());  // e.g. heads that do not split that way
+    }
   }
   auto role = std::make_shared<PolicyRole>(hybrid, read_train_options(reader), generation, read_algorithm(reader), ppo,
                                            tokenizer_dir, group);

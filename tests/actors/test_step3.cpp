@@ -188,6 +188,14 @@ TEST_CASE("step 3: bad settings are refused with the flag named", "[actors][step
   config.inference_tp_size = 2;  // one actor rank: nobody to split the weights with
   CHECK_THROWS_WITH(actors::run_step3(config),
                     Catch::Contains("--inference_tp_size 2 does not divide the actor's 1 rank(s)"));
+  // An actor whose heads do not split that way: refused naming the option and the field.
+  auto spec = actors::actor_role_spec(world.config("bad"), {}, 1);
+  spec.id.world = 4;
+  spec.options["inference_tp_size"] = "4";
+  spec.options["dp_rendezvous"] = "127.0.0.1:1";  // never reached: refused before any collective
+  spec.options["model"] = (fs::path(TROUPE_FIXTURES_DIR) / "models" / "llama").string();  // 2 key/value heads
+  CHECK_THROWS_WITH(actors::make_policy_role(spec),
+                    Catch::Contains("inference_tp_size") && Catch::Contains("num_key_value_heads (2) divisible by 4"));
 }
 
 TEST_CASE("step 3: a worker's reference shares the base of the actor rank it hosts, as one process does",
