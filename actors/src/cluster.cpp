@@ -4,6 +4,7 @@
 #include <troupe/actors/file_staging.hpp>
 
 #include <condition_variable>
+#include <cstdio>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -169,6 +170,7 @@ caf::actor Cluster::spawn_role(const std::string& node, const RoleSpec& spec, st
     self->request(node_agent, caf::duration{timeout}, stage_atom::value, offer)
         .receive([&](StageReply& reply) { needed = std::move(reply); }, fail);
   uint64_t bytes = 0;
+  const auto started = std::chrono::steady_clock::now();
   for (const auto& path : needed.needed) {
     if (!failure.empty()) break;
     for_each_chunk(path, [&](FileChunk& chunk) {
@@ -180,9 +182,14 @@ caf::actor Cluster::spawn_role(const std::string& node, const RoleSpec& spec, st
   }
   if (!failure.empty())
     throw Error("cluster: sending the files of " + describe(spec.id) + " to node " + node + " failed: " + failure);
-  if (!needed.needed.empty())
-    state_->log(describe(spec.id) + ": sent " + std::to_string(needed.needed.size()) + " file(s), " +
-         std::to_string(bytes >> 20) + " MiB, to node " + node + " (it lacks them)");
+  if (!needed.needed.empty()) {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    char rate[96];
+    std::snprintf(rate, sizeof rate, "%.1f MiB in %.2f s, %.0f MiB/s", static_cast<double>(bytes) / (1 << 20), seconds,
+                  seconds > 0 ? static_cast<double>(bytes) / (1 << 20) / seconds : 0.0);
+    state_->log(describe(spec.id) + ": sent " + std::to_string(needed.needed.size()) + " file(s), " + rate + ", to node " +
+                node + " (it lacks them)");
+  }
   self->request(node_agent, caf::duration{timeout}, spawn_role_atom::value, spec)
       .receive([&](caf::actor& spawned) { role = std::move(spawned); }, fail);
   if (!role)
