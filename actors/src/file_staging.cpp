@@ -19,6 +19,13 @@ fs::path staged_location(const fs::path& root, const std::string& absolute) {
   return root / fs::path(absolute).relative_path();
 }
 
+/// True when `path` climbs out of where it is put ("..").
+bool climbs(const fs::path& path) {
+  for (const auto& part : path)
+    if (part == "..") return true;
+  return false;
+}
+
 bool has_file(const fs::path& path, uint64_t size) {
   std::error_code error;
   return fs::is_regular_file(path, error) && fs::file_size(path, error) == size && !error;
@@ -93,6 +100,10 @@ StageReply StagingArea::plan(const StageRequest& request) {
     if (path.files.size() != path.sizes.size())
       throw Error("staging: " + path.absolute + ": " + std::to_string(path.files.size()) + " files but " +
                   std::to_string(path.sizes.size()) + " sizes");
+    // Everything lands under the staging root: no path may climb out of it.
+    if (!fs::path(path.absolute).is_absolute() || climbs(path.absolute) ||
+        std::any_of(path.files.begin(), path.files.end(), [](const std::string& f) { return climbs(f) || fs::path(f).is_absolute(); }))
+      throw Error("staging: " + path.absolute + ": not an absolute path of plain names");
     auto complete_at = [&](const fs::path& base) {
       for (size_t i = 0; i < path.files.size(); ++i)
         if (!has_file(under(base, path.files[i]), path.sizes[i])) return false;

@@ -116,4 +116,8 @@ TEST_CASE("staging: a node writes only the files it asked for", "[actors][stagin
   chunk.bytes = {'a', 'b'};
   CHECK_THROWS_WITH(node.write(chunk), Catch::Contains("do not fit its 2 bytes"));
   CHECK_FALSE(fs::exists(root / "node_stage" / "elsewhere" / "model" / "config.json"));  // nothing half-written in place
+
+  // Nothing lands outside the staging directory.
+  CHECK_THROWS_WITH(node.plan({{{"m", "/x/../../etc", {"passwd"}, {1}}}}), Catch::Contains("not an absolute path of plain names"));
+  CHECK_THROWS_WITH(node.plan({{{"m", "/x/model", {"../../passwd"}, {1}}}}), Catch::Contains("not an absolute path of plain names"));
 }
