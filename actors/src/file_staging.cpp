@@ -101,9 +101,11 @@ StageReply StagingArea::plan(const StageRequest& request) {
       throw Error("staging: " + path.absolute + ": " + std::to_string(path.files.size()) + " files but " +
                   std::to_string(path.sizes.size()) + " sizes");
     // Everything lands under the staging root: no path may climb out of it.
-    if (!fs::path(path.absolute).is_absolute() || climbs(path.absolute) ||
-        std::any_of(path.files.begin(), path.files.end(), [](const std::string& f) { return climbs(f) || fs::path(f).is_absolute(); }))
-      throw Error("staging: " + path.absolute + ": not an absolute path of plain names");
+    const bool plain = fs::path(path.absolute).is_absolute() && !climbs(path.absolute) &&
+                       std::none_of(path.files.begin(), path.files.end(), [](const std::string& file) {
+                         return climbs(file) || fs::path(file).is_absolute();
+                       });
+    if (!plain) throw Error("staging: " + path.absolute + ": not an absolute path of plain names");
     auto complete_at = [&](const fs::path& base) {
       for (size_t i = 0; i < path.files.size(); ++i)
         if (!has_file(under(base, path.files[i]), path.sizes[i])) return false;
