@@ -87,6 +87,10 @@ transport::Communicator& DataParallel::communicator() {
   return *communicator_;
 }
 
+torch::Tensor DataParallel::all_gather(const torch::Tensor& input) {
+  return world_ > 1 ? communicator().all_gather(input) : input.unsqueeze(0);
+}
+
 models::TensorParallelRank DataParallel::generation_group(int size) {
   if (size < 1 || world_ % size != 0)
     throw Error("data parallel group " + group_ + ": a tensor-parallel generation group of " + std::to_string(size) +

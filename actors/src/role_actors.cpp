@@ -36,8 +36,10 @@ class RoleCore {
   caf::result<TicketList> score(const TicketList& sequences) {
     return guarded<TicketList>([&] {
       auto batch = shard_rows(fetch_all(*context_.store, sequences), context_.id.rank, context_.id.world);
-      if (rows_of(batch) == 0) return TicketList{};
-      return TicketList{{context_.store->publish(context_.model->score(batch))}};
+      if (rows_of(batch) == 0 && !context_.model->scores_in_group()) return TicketList{};
+      auto scores = context_.model->score(batch);
+      if (rows_of(scores) == 0) return TicketList{};
+      return TicketList{{context_.store->publish(std::move(scores))}};
     });
   }
 

@@ -256,7 +256,9 @@ std::shared_ptr<RoleModel> make_reward(const RoleSpec& spec) {
   options.lora_dim = 0;
   options.gradient_checkpointing = false;
   options.dropout.reset();
-  return std::make_shared<RewardRole>(load_role_model(reader.required("model"), options, "reward"));
+  // zero_stage 3: the ranks partition the model's layers (joined at dp_rendezvous).
+  auto group = reader.integer("zero_stage", 0) == 3 ? data_parallel_group(reader) : nullptr;
+  return std::make_shared<RewardRole>(load_role_model(reader.required("model"), options, "reward"), group);
 }
 
 std::shared_ptr<RoleModel> make_actor(const RoleSpec& spec) { return make_policy_role(spec); }

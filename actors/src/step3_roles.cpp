@@ -1,6 +1,9 @@
 /// Step 3's role models: the tensor work behind the policy, critic, reference and
 /// reward actors.
+#include <cstdio>
 #include <troupe/actors/step3_roles.hpp>
+
+#include <troupe/engine/hybrid_memory.hpp>
 
 #include <torch/torch.h>
 
@@ -398,10 +401,13 @@ std::string ReferenceRole::describe() const { return "reference: " + reference_-
 
 // --- reward --------------------------------------------------------------------------
 
-RewardRole::RewardRole(models::CausalLM reward_model) : model_(std::move(reward_model)), name_("reward model") {
+RewardRole::RewardRole(models::CausalLM reward_model, std::shared_ptr<DataParallel> partition_over)
+    : model_(std::move(reward_model)), name_("reward model") {
   if (!model_ || !model_->has_value_head()) throw Error("the reward model has no value head (v_head)");
   model_->eval();
   for (auto& p : model_->parameters()) p.set_requires_grad(false);
+  if (partition_over && partition_over->world() > 1)
+    partition_ = std::make_unique<FrozenPartition>(model_, std::move(partition_over));
 }
 
 RewardRole::RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared_ptr<const models::Tokenizer> tokenizer,
@@ -415,6 +421,11 @@ TensorBatch RewardRole::generate(const TensorBatch&) { throw Error("the reward m
 TensorBatch RewardRole::score(const TensorBatch& batch) {
   const auto& sequences = require_tensor(batch, "sequences", "reward score");
   const auto& mask = require_tensor(batch, "attention_mask", "reward score");
+  if (partition_ && sequences.size(0) == 0) {  // no rows here: a one-token pass joins the layers' gathers
+    torch::NoGradGuard no_grad;
+    model_->hidden_states({torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device_of(*model_)))});
+    return {};
+  }
   const int64_t prompt_length = prompt_length_of(batch, "reward score");
   if (function_) {
     auto [prompts, answers] = decode_rollouts(*tokenizer_, sequences, mask, prompt_length);
@@ -428,6 +439,11 @@ TensorBatch RewardRole::score(const TensorBatch& batch) {
 
 Metrics RewardRole::train(const std::vector<TensorBatch>&, int64_t) { return {}; }
 
-std::string RewardRole::describe() const { return "reward: " + name_; }
+std::string RewardRole::describe() const {
+  if (!partition_) return "reward: " + name_;
+  return "reward: " + name_ + ", ZeRO-3: layers partitioned over " + std::to_string(partition_->world()) +
+         " ranks (holds " + engine::format_bytes(partition_->resident_bytes()) + " of " +
+         engine::format_bytes(partition_->whole_bytes()) + " of parameters)";
+}
 
 }  // namespace troupe::actors

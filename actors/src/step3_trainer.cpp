@@ -230,7 +230,7 @@ Step3Result run_step3(const Step3Config& config) {
     spec.options["dp_collectives"] = collectives_name(config.dp_collectives);
     spec.options["zero_stage"] = std::to_string(zero_stage);
     spec.id.world = ranks;  // rank 0 here; WorkerProcesses numbers the others
-    if (zero_stage > 2)
+    if (zero_stage > 2 && spec.id.role != "reward")  // a frozen reward model partitions for real
       std::clog << "step3: " << spec.id.role << " zero_stage " << zero_stage
                 << ": its ranks partition optimizer state and gradients (ZeRO stage 2); parameters stay whole on "
                    "every rank\n";
@@ -331,7 +331,9 @@ Step3Result run_step3(const Step3Config& config) {
   } else {
     roles.critic = workers->spawn(critic_spec, spawn_critic_group);
   }
-  const auto reward_spec = reward_role_spec(config);
+  auto reward_spec = reward_role_spec(config);
+  if (config.reward_function.empty() && placement.reward_zero_stage == 3)
+    join_group(reward_spec, placement.ranks("reward"), placement.reward_zero_stage);
   if (placement.with_actor("reward")) {
     auto reward = local_model(reward_spec);
     descriptions.push_back(reward->describe());

@@ -51,7 +51,12 @@ std::vector<std::pair<std::string, Linear>> CausalLMImpl::linear_layers() {
 
 torch::Tensor CausalLMImpl::run_layer(torch::nn::Module& layer, const torch::Tensor& h, const AttentionContext& context,
                                       const LayerFn& fn) {
-  if (!gradient_checkpointing_ || !is_training() || context.cache || !torch::GradMode::is_enabled()) return fn(h);
+  if (!gradient_checkpointing_ || !is_training() || context.cache || !torch::GradMode::is_enabled()) {
+    if (layer_hooks_.before) layer_hooks_.before(context.layer);
+    auto out = fn(h);
+    if (layer_hooks_.after) layer_hooks_.after(context.layer);
+    return out;
+  }
   const auto parameters = layer.parameters();
   return run_checkpointed(fn, h, parameters);
 }

@@ -10,6 +10,8 @@
 #include <troupe/actors/data_parallel.hpp>
 #include <troupe/actors/host_port.hpp>
 #include <troupe/actors/step3_role_specs.hpp>
+#include <troupe/actors/step3_roles.hpp>
+#include <troupe/actors/ticket_store.hpp>
 #include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/engine/losses.hpp>
 #include <troupe/engine/train_engine.hpp>
@@ -43,6 +45,15 @@ void step(engine::TrainEngine& engine, const torch::Tensor& ids) {
     auto logits = model.forward(ids, torch::ones_like(ids));
     return engine::language_model_loss(logits, ids);
   });
+}
+
+models::CausalLM copy_of_with_head(const models::CausalLM& model) {
+  auto copy = tiny_model();
+  copy->add_value_head();
+  torch::NoGradGuard no_grad;
+  auto from = model->named_parameters(), to = copy->named_parameters();
+  for (const auto& item : from) to[item.key()].copy_(item.value());
+  return copy;
 }
 
 }  // namespace
@@ -169,4 +180,45 @@ TEST_CASE("addresses: HOST:PORT parsing and the local address towards a peer", "
   CHECK(actors::local_address_towards("127.0.0.1", 29500) == "127.0.0.1");
   CHECK_THROWS_WITH(actors::local_address_towards("no-such-host.invalid", 1),
                     Catch::Contains("the local address towards no-such-host.invalid:1"));
+}
+
+TEST_CASE("data parallel: a frozen reward model partitioned over two ranks (ZeRO 3) scores as the whole model",
+          "[actors][dp][zero3]") {
+  if (!transport::gloo_available()) {
+    WARN("this build has no c10d Gloo");
+    return;
+  }
+  auto whole = tiny_model();
+  whole->add_value_head();
+  torch::manual_seed(6);
+  const auto ids = torch::randint(3, 40, {3, 9}, torch::kLong);
+  auto mask = torch::ones_like(ids);
+  mask[2].narrow(0, 0, 3).zero_();  // a left-padded row
+  const actors::TensorBatch all{{"sequences", ids}, {"attention_mask", mask}, {"prompt_length", torch::full({3}, 4L)}};
+  actors::RewardRole alone(copy_of_with_head(whole));
+  const auto want = alone.score(all).at("reward_score");
+
+  actors::Rendezvous rendezvous;
+  auto run_rank = [&](int rank) {
+    auto group = std::make_shared<actors::DataParallel>("127.0.0.1", rendezvous.port(), rank, 2, "reward",
+                                                        std::chrono::minutes(1), actors::Collectives::kGloo);
+    actors::RewardRole partitioned(copy_of_with_head(whole), group);
+    CHECK(partitioned.scores_in_group());
+    // Rank 0 scores all rows, rank 1 none (it joins the gathers with a one-token pass),
+    // then each scores a share.
+    auto first = partitioned.score(rank == 0 ? all : actors::shard_rows(all, 1, 1 << 20));
+    auto second = partitioned.score(actors::shard_rows(all, rank, 2));
+    const auto* partition = partitioned.partition();
+    REQUIRE(partition);
+    CHECK(partition->resident_bytes() < partition->whole_bytes());
+    return std::make_tuple(first, second, partitioned.describe());
+  };
+  auto other = std::async(std::launch::async, run_rank, 1);
+  auto [first0, second0, describe0] = run_rank(0);
+  auto [first1, second1, describe1] = other.get();
+  CHECK(torch::allclose(first0.at("reward_score"), want, 1e-5, 1e-6));
+  CHECK(first1.empty());
+  CHECK(torch::allclose(torch::cat({second0.at("reward_score"), second1.at("reward_score")}), want, 1e-5, 1e-6));
+  // Each rank holds half of every layer (and the whole embedding and heads).
+  CHECK_THAT(describe0, Catch::Contains("ZeRO-3: layers partitioned over 2 ranks"));
 }

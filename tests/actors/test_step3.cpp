@@ -294,7 +294,7 @@ TEST_CASE("step 3: a data-parallel actor with its roles on two ranks scores as o
   std::ofstream(topology) << R"({"precision": "fp32",
     "batch": {"generation_batch_size": 4, "training_batch_size": 2, "prompt_len": 32, "answer_len": 6},
     "roles": {"actor": {"devices": 2, "zero_stage": 2}, "reference": {"devices": 2}, "critic": {"devices": 2},
-              "reward": {"devices": 2}},
+              "reward": {"devices": 2, "zero_stage": 3}},
     "colocate": [["actor", "reference", "critic", "reward"]]})";
   const auto cluster = world.root / "machine.json";
   std::ofstream(cluster) << R"({"nodes": [{"name": "local", "cpu_threads": 8, "memory": "8GiB"}]})";

@@ -61,6 +61,8 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
   /// In place: the element-wise sum / maximum over the ranks.
   void all_reduce_sum(torch::Tensor& tensor);
   void all_reduce_max(torch::Tensor& tensor);
+  /// input (*S) on every rank -> (W, *S), rank i's input at index i.
+  torch::Tensor all_gather(const torch::Tensor& input);
   /// The optimizer sharding for a TrainEngine on this rank at stage `stage` (>= 1).
   engine::TrainEngine::OptimizerSharding optimizer_sharding(int stage);
   /// The largest `value` over the ranks (ranks agree on how many steps they take).

@@ -20,6 +20,8 @@ class RoleModel {
   /// generation group): a rank must call it even with no prompts of its own (0 rows),
   /// and answers nothing when it returns no rows.
   virtual bool generates_in_group() const { return false; }
+  /// The same for score() (a model whose layers are partitioned over its ranks).
+  virtual bool scores_in_group() const { return false; }
   /// Sequences -> this role's per-token or per-sequence outputs (log-probs, values,
   /// rewards), named by the implementation.
   virtual TensorBatch score(const TensorBatch& sequences) = 0;

@@ -32,6 +32,8 @@ struct Step3Placement {
   /// The actor's data-parallel ranks (its devices): rank 0 here, the others in workers.
   int actor_ranks = 1;
   int actor_zero_stage = 0;
+  /// The reward model's zero_stage: 3 partitions its layers over its ranks.
+  int reward_zero_stage = 0;
   /// The actor's generation layout: groups of this many ranks generate tensor-parallel.
   int actor_inference_tp = 1;
   /// The plan as `troupe plan` prints it.

@@ -9,6 +9,7 @@
 #include <string>
 
 #include <troupe/actors/data_parallel.hpp>
+#include <troupe/actors/frozen_partition.hpp>
 #include <troupe/actors/role_model.hpp>
 #include <troupe/data/unsupervised.hpp>
 #include <troupe/engine/hybrid_engine.hpp>
@@ -148,13 +149,17 @@ class ReferenceRole : public RoleModel {
 /// and answer. "reward_score" (B).
 class RewardRole : public RoleModel {
  public:
-  /// A reward model (with a value head).
-  explicit RewardRole(models::CausalLM reward_model);
+  /// A reward model (with a value head). With `partition_over`, its decoder layers are
+  /// partitioned over that group's ranks (ZeRO stage 3, frozen_partition.hpp): every
+  /// rank then scores together, one with no rows by a one-token pass.
+  explicit RewardRole(models::CausalLM reward_model, std::shared_ptr<DataParallel> partition_over = nullptr);
   /// A reward function; the tokenizer decodes prompts and answers for it.
   RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared_ptr<const models::Tokenizer> tokenizer,
              std::string name);
   TensorBatch generate(const TensorBatch& prompts) override;
   TensorBatch score(const TensorBatch& sequences) override;
+  bool scores_in_group() const override { return partition_ != nullptr; }
+  const FrozenPartition* partition() const { return partition_.get(); }
   Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
   void save(const std::string&) override {}
   void load(const std::string&) override {}
@@ -162,6 +167,7 @@ class RewardRole : public RoleModel {
 
  private:
   models::CausalLM model_;
+  std::unique_ptr<FrozenPartition> partition_;
   std::shared_ptr<rl::RewardFunction> function_;
   std::shared_ptr<const models::Tokenizer> tokenizer_;
   std::string name_;

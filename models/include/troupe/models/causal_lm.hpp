@@ -1,6 +1,7 @@
 #pragma once
 /// The decoder-only language model every family implements, with Hugging Face
 /// parameter names, an LM head and an optional value head (critic / reward model).
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -50,6 +51,14 @@ class CausalLMImpl : public torch::nn::Module {
   /// by enter_tensor_parallel() (tensor_parallel.hpp). A KV cache for it holds 1/W of
   /// the key/value heads.
   int tensor_parallel_world() const { return tensor_parallel_world_; }
+
+  /// Called with the layer's index before and after each decoder layer runs (a frozen
+  /// model whose layers' weights are partitioned gathers and frees them there). Not for
+  /// passes that checkpoint (the recomputation would run without them).
+  struct LayerHooks {
+    std::function<void(int64_t)> before, after;
+  };
+  void set_layer_hooks(LayerHooks hooks) { layer_hooks_ = std::move(hooks); }
 
   /// Final hidden states (B, T, E), what the LM head and the value head read
   /// (E = word_embed_proj_dim for OPT, hidden_size otherwise).
@@ -105,6 +114,7 @@ class CausalLMImpl : public torch::nn::Module {
  private:
   bool gradient_checkpointing_ = false;
   int tensor_parallel_world_ = 1;
+  LayerHooks layer_hooks_;
 
   friend void set_dropout(CausalLMImpl& model, double p);
   friend void enter_tensor_parallel(CausalLMImpl& model, const TensorParallelRank& rank);
