@@ -158,7 +158,6 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
   } else {
     gathered.ids = prompt_ids;
     gathered.mask = prompt_mask;
-    gathered.rows = prompt_ids.size(0);
   }
   timings.group_batch = gathered.ids.size(0);
 

@@ -32,6 +32,7 @@ models::CausalLM tiny_model() {
 
 models::CausalLM copy_of(const models::CausalLM& model) {
   auto copy = tiny_model();
+  if (model->has_value_head()) copy->add_value_head();
   torch::NoGradGuard no_grad;
   auto from = model->named_parameters(), to = copy->named_parameters();
   for (const auto& item : from) to[item.key()].copy_(item.value());
@@ -45,15 +46,6 @@ void step(engine::TrainEngine& engine, const torch::Tensor& ids) {
     auto logits = model.forward(ids, torch::ones_like(ids));
     return engine::language_model_loss(logits, ids);
   });
-}
-
-models::CausalLM copy_of_with_head(const models::CausalLM& model) {
-  auto copy = tiny_model();
-  copy->add_value_head();
-  torch::NoGradGuard no_grad;
-  auto from = model->named_parameters(), to = copy->named_parameters();
-  for (const auto& item : from) to[item.key()].copy_(item.value());
-  return copy;
 }
 
 }  // namespace
@@ -195,14 +187,14 @@ TEST_CASE("data parallel: a frozen reward model partitioned over two ranks (ZeRO
   auto mask = torch::ones_like(ids);
   mask[2].narrow(0, 0, 3).zero_();  // a left-padded row
   const actors::TensorBatch all{{"sequences", ids}, {"attention_mask", mask}, {"prompt_length", torch::full({3}, 4L)}};
-  actors::RewardRole alone(copy_of_with_head(whole));
+  actors::RewardRole alone(copy_of(whole));
   const auto want = alone.score(all).at("reward_score");
 
   actors::Rendezvous rendezvous;
   auto run_rank = [&](int rank) {
     auto group = std::make_shared<actors::DataParallel>("127.0.0.1", rendezvous.port(), rank, 2, "reward",
                                                         std::chrono::minutes(1), actors::Collectives::kGloo);
-    actors::RewardRole partitioned(copy_of_with_head(whole), group);
+    actors::RewardRole partitioned(copy_of(whole), group);
     CHECK(partitioned.scores_in_group());
     // Rank 0 scores all rows, rank 1 none (it joins the gathers with a one-token pass),
     // then each scores a share.

@@ -7,17 +7,12 @@
 
 #include <troupe/actors/file_staging.hpp>
 
+#include "../models/model_fixtures.hpp"
+
 using namespace troupe;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path fresh(const std::string& name) {
-  auto dir = fs::path(TROUPE_TEST_TMP_DIR) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 void write_file(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
@@ -44,7 +39,7 @@ void deliver(actors::StagingArea& node, const actors::StageReply& reply, const f
 }  // namespace
 
 TEST_CASE("staging: a node receives the files it lacks and the spec points at them", "[actors][staging]") {
-  const auto root = fresh("staging_lacks");
+  const auto root = test::scratch_dir("staging_lacks");
   const auto model = root / "controller" / "model";
   write_file(model / "config.json", R"({"model_type": "llama"})");
   write_file(model / "model.safetensors", std::string(3 * 1024 * 1024 + 17, 'w'));  // 4 chunks of 1 MiB
@@ -86,7 +81,7 @@ TEST_CASE("staging: a node receives the files it lacks and the spec points at th
 }
 
 TEST_CASE("staging: a node that sees the same files (shared file system) receives nothing", "[actors][staging]") {
-  const auto root = fresh("staging_shared");
+  const auto root = test::scratch_dir("staging_shared");
   write_file(root / "model" / "config.json", "{}");
   actors::RoleSpec spec;
   spec.options = {{"model", (root / "model").string()}, {"tokenizer", "no/such/dir"}};
@@ -98,7 +93,7 @@ TEST_CASE("staging: a node that sees the same files (shared file system) receive
 }
 
 TEST_CASE("staging: a node writes only the files it asked for", "[actors][staging]") {
-  const auto root = fresh("staging_refuse");
+  const auto root = test::scratch_dir("staging_refuse");
   write_file(root / "model" / "config.json", "{}");
   actors::StagingArea node(root / "node_stage");
   actors::FileChunk chunk;

@@ -1,6 +1,8 @@
 /// Step 3 end to end on the actor runtime with tiny models: PPO with a reward model,
 /// EMA and mixture training; GRPO with a reward function; what is saved and logged.
 #include <catch2/catch.hpp>
+
+#include <functional>
 #include <torch/torch.h>
 
 #include <signal.h>
@@ -106,6 +108,52 @@ std::vector<nlohmann::json> rows_of(const std::vector<nlohmann::json>& rows, con
   for (const auto& row : rows)
     if (row.at("phase") == phase) out.push_back(row);
   return out;
+}
+
+struct AloneAndRanked {
+  actors::Step3Result one, two;
+  actors::Step3Config ranked;
+};
+
+/// Step 3's first cycle twice, greedy so both answer the same: in one process with 6
+/// prompts, and with `roles` (a topology's "roles" object, every role colocated with the
+/// actor) on two ranks with 3 prompts each (--per_device_generation_batch_size counts per
+/// actor rank), rank 1 in a worker process. `adjust` sets what both runs share.
+AloneAndRanked run_alone_and_on_two_ranks(const Step3World& world, const std::string& roles,
+                                          const std::function<void(actors::Step3Config&)>& adjust) {
+  const auto topology = world.root / "two_ranks.json";
+  std::ofstream(topology) << R"({"precision": "fp32",
+    "batch": {"generation_batch_size": 4, "training_batch_size": 2, "prompt_len": 32, "answer_len": 6},
+    "roles": )" << roles << R"(, "colocate": [["actor", "reference", "critic", "reward"]]})";
+  // This machine may have fewer CPU threads than the ranks reserve.
+  const auto cluster = world.root / "machine.json";
+  std::ofstream(cluster) << R"({"nodes": [{"name": "local", "cpu_threads": 8, "memory": "8GiB"}]})";
+  auto configure = [&](const std::string& out, int64_t prompts_per_rank) {
+    auto config = world.config(out);
+    config.generation.do_sample = false;
+    config.generation_batch_size = prompts_per_rank;
+    config.max_steps = 1;
+    adjust(config);
+    return config;
+  };
+  auto alone = configure("alone", 6);
+  auto ranked = configure("ranked", 3);
+  ranked.topology = topology;
+  ranked.cluster = cluster;
+  ranked.worker_program = TROUPE_CLI_PATH;
+  auto one = actors::run_step3(alone);
+  auto two = actors::run_step3(ranked);
+  return {std::move(one), std::move(two), std::move(ranked)};
+}
+
+/// The first cycle's experience (generated, scored and joined over the ranks) equals
+/// the single process's.
+void check_same_first_cycle(const actors::Step3Result& one, const actors::Step3Result& two) {
+  REQUIRE(two.cycles == 1);
+  for (const char* name : {"reward_score", "kl", "value", "advantage", "return", "answer_length"}) {
+    INFO(name);
+    CHECK(two.last_metrics.at(name) == Approx(one.last_metrics.at(name)).epsilon(1e-4).margin(1e-5));
+  }
 }
 
 }  // namespace
@@ -290,42 +338,20 @@ TEST_CASE("step 3: a data-parallel actor with its roles on two ranks scores as o
           "[actors][step3][multiprocess]") {
   Step3World world("actor_dp");
   // DeepSpeed-Chat's layout: every model on every device; rank 1 of each in a worker.
-  const auto topology = world.root / "actor_dp2.json";
-  std::ofstream(topology) << R"({"precision": "fp32",
-    "batch": {"generation_batch_size": 4, "training_batch_size": 2, "prompt_len": 32, "answer_len": 6},
-    "roles": {"actor": {"devices": 2, "zero_stage": 2}, "reference": {"devices": 2}, "critic": {"devices": 2},
-              "reward": {"devices": 2, "zero_stage": 3}},
-    "colocate": [["actor", "reference", "critic", "reward"]]})";
-  const auto cluster = world.root / "machine.json";
-  std::ofstream(cluster) << R"({"nodes": [{"name": "local", "cpu_threads": 8, "memory": "8GiB"}]})";
-  // Greedy rollouts, so that both runs answer the same: the first cycle's experience
-  // (generated, scored and joined over two ranks) must equal the single process's.
-  auto configure = [&](const std::string& out, int64_t prompts_per_rank) {
-    auto config = world.config(out);
-    config.generation.do_sample = false;
-    config.generation_batch_size = prompts_per_rank;
-    config.max_steps = 1;
-    config.enable_ema = true;
-    config.unsupervised_data = world.data / "unsupervised.jsonl";
-    config.unsup_coef = 0.5;
-    return config;
-  };
-  // --per_device_generation_batch_size counts per actor rank: 2 ranks x 3 = 6 prompts.
-  auto alone = configure("alone", 6);
-  auto ranked = configure("ranked", 3);
-  ranked.topology = topology;
-  ranked.cluster = cluster;
-  ranked.worker_program = TROUPE_CLI_PATH;
-  auto one = actors::run_step3(alone);
-  auto two = actors::run_step3(ranked);
+  // The reward model's layers are partitioned over its ranks (ZeRO 3).
+  auto [one, two, ranked] = run_alone_and_on_two_ranks(
+      world,
+      R"({"actor": {"devices": 2, "zero_stage": 2}, "reference": {"devices": 2}, "critic": {"devices": 2},
+          "reward": {"devices": 2, "zero_stage": 3}})",
+      [&](actors::Step3Config& config) {
+        config.enable_ema = true;
+        config.unsupervised_data = world.data / "unsupervised.jsonl";
+        config.unsup_coef = 0.5;
+      });
 
   CHECK_THAT(two.placement, Catch::StartsWith("actor+reference+critic+reward in this process; "
                                               "actor+reference+critic+reward rank 1 in worker process "));
-  REQUIRE(two.cycles == 1);
-  for (const char* name : {"reward_score", "kl", "value", "advantage", "return", "answer_length"}) {
-    INFO(name);
-    CHECK(two.last_metrics.at(name) == Approx(one.last_metrics.at(name)).epsilon(1e-4).margin(1e-5));
-  }
+  check_same_first_cycle(one, two);
   // Both ranks trained on their rows, averaged (ZeRO 2: reduced) gradients, and hold the same weights.
   for (const char* role : {"actor", "critic"}) {
     INFO(role);
@@ -351,35 +377,13 @@ TEST_CASE("step 3: actor ranks generating tensor-parallel (--inference_tp_size 2
   Step3World world("actor_tp");
   // DeepSpeed-Chat's hybrid engine with inference_tp_size 2: the actor's two ranks train
   // data-parallel (ZeRO 2) and generate as one tensor-parallel group.
-  const auto topology = world.root / "actor_tp2.json";
-  std::ofstream(topology) << R"({"precision": "fp32",
-    "batch": {"generation_batch_size": 4, "training_batch_size": 2, "prompt_len": 32, "answer_len": 6},
-    "roles": {"actor": {"devices": 2, "zero_stage": 2, "inference_tp_size": 2}, "reference": {"devices": 2},
-              "critic": {"devices": 2}, "reward": {"devices": 2}},
-    "colocate": [["actor", "reference", "critic", "reward"]]})";
-  const auto cluster = world.root / "machine.json";
-  std::ofstream(cluster) << R"({"nodes": [{"name": "local", "cpu_threads": 8, "memory": "8GiB"}]})";
-  auto configure = [&](const std::string& out, int64_t prompts_per_rank) {
-    auto config = world.config(out);
-    config.generation.do_sample = false;  // greedy: both runs answer the same
-    config.generation_batch_size = prompts_per_rank;
-    config.max_steps = 1;
-    config.eval_prompts = 3;  // 3 prompts over 2 ranks: the ranks' shares differ
-    return config;
-  };
-  auto alone = configure("alone", 6);
-  auto ranked = configure("ranked", 3);
-  ranked.topology = topology;
-  ranked.cluster = cluster;
-  ranked.worker_program = TROUPE_CLI_PATH;
-  auto one = actors::run_step3(alone);
-  auto two = actors::run_step3(ranked);
+  auto [one, two, ranked] = run_alone_and_on_two_ranks(
+      world,
+      R"({"actor": {"devices": 2, "zero_stage": 2, "inference_tp_size": 2}, "reference": {"devices": 2},
+          "critic": {"devices": 2}, "reward": {"devices": 2}})",
+      [](actors::Step3Config& config) { config.eval_prompts = 3; });  // 3 prompts over 2 ranks: the shares differ
 
-  REQUIRE(two.cycles == 1);
-  for (const char* name : {"reward_score", "kl", "value", "advantage", "return", "answer_length"}) {
-    INFO(name);
-    CHECK(two.last_metrics.at(name) == Approx(one.last_metrics.at(name)).epsilon(1e-4).margin(1e-5));
-  }
+  check_same_first_cycle(one, two);
   CHECK(two.before.reward_score == Approx(one.before.reward_score).epsilon(1e-4).margin(1e-5));
   CHECK(two.last_metrics.at("actor_dp_divergence") == 0.0);
   CHECK(two.last_metrics.at("actor_approx_kl_first") == 0.0);  // generated tensor-parallel, scored whole: the same model
