@@ -1,6 +1,7 @@
 /// Cost of the Hybrid Engine's switches on an OPT-125m-shaped random model with LoRA:
-/// fuse, generate and unfuse per mode (exact or subtracting unfuse, adapters left
-/// unfused, cache released), printed as a table and optionally written as JSON.
+/// entering the inference layout (weights packed, adapters folded in), generating and
+/// leaving, per mode (fp32 or bf16 packed weights, kept or released), printed as a
+/// table and optionally written as JSON.
 ///
 ///   troupe_bench_hybrid_switch [--batch 4] [--prompt 32] [--new 32] [--reps 3]
 ///                              [--threads 2] [--device cpu|cuda] [--bf16] [--json FILE]
@@ -105,12 +106,13 @@ int main(int argc, char** argv) {
       engine::HybridEngineOptions options;
     };
     std::vector<Mode> modes(4);
-    modes[0].name = "exact unfuse (default)";
-    modes[1].name = "subtract unfuse";
-    modes[1].options.exact_unfuse = false;
-    modes[2].name = "adapters unfused";
-    modes[2].options.fuse_lora = false;
-    modes[3].name = "exact, release cache";
+    modes[0].name = "fp32 packed, kept";
+    modes[1].name = "fp32 packed, released";
+    modes[1].options.release_inference_cache = true;
+    modes[2].name = "bf16 packed, kept";
+    modes[2].options.inference_dtype = torch::kBFloat16;
+    modes[3].name = "bf16 packed, released";
+    modes[3].options.inference_dtype = torch::kBFloat16;
     modes[3].options.release_inference_cache = true;
 
     std::printf("OPT-125m shape + LoRA r=8 on decoder.layers., %s %s, B=%lld, %lld+%lld tokens, %lld threads, "
@@ -118,7 +120,7 @@ int main(int argc, char** argv) {
                 args.device.c_str(), args.bf16 ? "bf16" : "fp32", static_cast<long long>(args.batch),
                 static_cast<long long>(args.prompt), static_cast<long long>(args.new_tokens),
                 static_cast<long long>(args.threads), static_cast<long long>(args.reps));
-    std::printf("%-24s %10s %12s %10s %10s\n", "mode", "fuse s", "generate s", "unfuse s", "tok/s");
+    std::printf("%-24s %10s %12s %10s %10s\n", "mode", "enter s", "generate s", "leave s", "tok/s");
     nlohmann::json rows = nlohmann::json::array();
     for (auto& mode : modes) {
       mode.options.log_switches = false;
@@ -128,17 +130,17 @@ int main(int argc, char** argv) {
       for (int64_t r = 0; r < args.reps; ++r) {
         hybrid.generate(ids, mask, generation);
         const auto& t = hybrid.last_timings();
-        fuse.push_back(t.fuse_seconds);
+        fuse.push_back(t.enter_seconds);
         gen.push_back(t.generate_seconds);
-        unfuse.push_back(t.unfuse_seconds);
+        unfuse.push_back(t.leave_seconds);
         tps.push_back(t.tokens_per_second());
       }
       std::printf("%-24s %10.4f %12.4f %10.4f %10.1f\n", mode.name.c_str(), median(fuse), median(gen), median(unfuse),
                   median(tps));
       rows.push_back({{"mode", mode.name},
-                      {"fuse_seconds", median(fuse)},
+                      {"enter_seconds", median(fuse)},
                       {"generate_seconds", median(gen)},
-                      {"unfuse_seconds", median(unfuse)},
+                      {"leave_seconds", median(unfuse)},
                       {"tokens_per_s", median(tps)}});
     }
     const auto dtype = args.bf16 ? torch::kBFloat16 : torch::kFloat32;

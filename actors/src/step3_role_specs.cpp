@@ -16,6 +16,7 @@
 #include <troupe/common/error.hpp>
 #include <troupe/data/unsupervised.hpp>
 #include <troupe/engine/hybrid_scoring.hpp>
+#include <troupe/models/inference_layout.hpp>
 #include <troupe/models/tokenizer.hpp>
 #include <troupe/rl/algorithm_registry.hpp>
 #include <troupe/rl/reward_function.hpp>
@@ -277,6 +278,7 @@ std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec) {
   auto actor = load_role_model(reader.required("model"), model_options(reader, false), "actor");
   engine::HybridEngineOptions hybrid_options;
   hybrid_options.release_inference_cache = reader.flag("release_inference_cache");
+  hybrid_options.inference_dtype = models::inference_dtype_from_name(reader.text("inference_dtype", "fp32"), "--inference_dtype");
   hybrid_options.log_switches = false;
   auto hybrid = std::make_shared<engine::HybridEngine>(actor, hybrid_options);
 
@@ -326,6 +328,7 @@ RoleSpec actor_role_spec(const Step3Config& config, const models::GenerationOpti
   auto& o = spec.options;
   o["enable_ema"] = config.enable_ema ? "1" : "0";
   o["release_inference_cache"] = config.release_inference_cache ? "1" : "0";
+  o["inference_dtype"] = config.inference_dtype;
   if (!config.unsupervised_data.empty() && config.unsup_coef > 0) {
     o["unsupervised_data"] = config.unsupervised_data.string();
     o["unsup_coef"] = number(config.unsup_coef);

@@ -410,9 +410,9 @@ Step3Result run_step3(const Step3Config& config) {
       const auto& history = hybrid->timing_history();
       for (size_t i = generations_before; i < history.size(); ++i) {
         timings.tensor_parallel = history[i].tensor_parallel;
-        timings.fuse_seconds += history[i].fuse_seconds;
+        timings.enter_seconds += history[i].enter_seconds;
         timings.generate_seconds += history[i].generate_seconds;
-        timings.unfuse_seconds += history[i].unfuse_seconds;
+        timings.leave_seconds += history[i].leave_seconds;
       }
       std::map<std::string, double> values = experience_values;
       for (const auto& [name, value] : cycle_result.policy.values) values[name] = value;
@@ -420,7 +420,7 @@ Step3Result run_step3(const Step3Config& config) {
       const double cycle_seconds = seconds_since(cycle_started);
       values["generate_seconds"] = timings.generate_seconds;
       values["generation_tensor_parallel"] = timings.tensor_parallel;  // ranks of the actor's generation group
-      values["switch_seconds"] = timings.fuse_seconds + timings.unfuse_seconds;  // into inference layout and back
+      values["switch_seconds"] = timings.switch_seconds();  // into the inference layout and back
       values["cycle_seconds"] = cycle_seconds;
       values["tokens_per_second"] = static_cast<double>(tokens) / cycle_seconds;
       for (const auto& [name, value] : values)

@@ -29,7 +29,7 @@ const std::vector<std::string> kStep3Only = {
     "per_device_training_batch_size", "generation_batches", "ppo_epochs", "max_prompt_seq_len", "max_answer_seq_len",
     "actor_learning_rate", "critic_learning_rate", "actor_weight_decay", "critic_weight_decay", "enable_ema",
     "unsupervised_dataset_name", "unsup_coef", "actor_lora_dim", "critic_lora_dim", "offload_reference_model",
-    "release_inference_cache", "actor_gradient_checkpointing", "critic_gradient_checkpointing", "algo", "algo_option",
+    "release_inference_cache", "inference_dtype", "actor_gradient_checkpointing", "critic_gradient_checkpointing", "algo", "algo_option",
     "kl_ctl", "clip_reward_value", "cliprange", "cliprange_value", "gamma", "lam", "reward_function", "eval_function",
     "do_sample", "temperature", "top_k", "top_p", "eval_prompts", "topology", "cluster", "listen", "dp_collectives",
     "inference_tp_size"};
@@ -140,7 +140,10 @@ Command add_train_command(CLI::App& app) {
   opt("unsupervised_dataset_name", a.unsupervised_dataset_name, "Step 3: text corpus (.txt/.jsonl) for mixture training");
   opt("unsup_coef", a.unsup_coef, "Step 3: weight of the mixture LM loss")->check(non_negative_real);
   flag("offload_reference_model", a.offload_reference_model, "Step 3: keep a frozen-copy reference on the CPU");
-  flag("release_inference_cache", a.release_inference_cache, "Step 3: free the KV cache after every generation");
+  flag("release_inference_cache", a.release_inference_cache,
+       "Step 3: free the packed generation weights and the KV cache after every generation");
+  opt("inference_dtype", a.inference_dtype, "Step 3: dtype of the actor's packed generation weights: fp32 or bf16")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   flag("actor_gradient_checkpointing", a.actor_gradient_checkpointing, "Step 3");
   flag("critic_gradient_checkpointing", a.critic_gradient_checkpointing, "Step 3");
   opt("algo", a.algo, "Step 3: ppo, grpo or a registered algorithm");

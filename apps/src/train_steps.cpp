@@ -207,6 +207,7 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.only_optimize_lora = args.only_optimize_lora;
   c.enable_ema = args.enable_ema;
   c.release_inference_cache = args.release_inference_cache;
+  c.inference_dtype = args.inference_dtype;
   c.actor_gradient_checkpointing = args.actor_gradient_checkpointing;
   c.critic_gradient_checkpointing = args.critic_gradient_checkpointing;
   c.dropout = args.dropout;

@@ -26,46 +26,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-/// What entering inference changed, so leaving can undo exactly that.
-struct InferenceState {
-  std::vector<models::Linear> fused;   // layers whose adapter is folded in
-  std::vector<torch::Tensor> backups;  // their weights before fusing (host), when exact
-};
-
-/// Eval mode, then each live adapter folded into its weight (after a host copy of the
-/// weight when the unfuse must be exact).
-InferenceState enter_inference(models::CausalLMImpl& model, const HybridEngineOptions& options) {
-  InferenceState state;
-  model.eval();
-  if (!options.fuse_lora) return state;
-  torch::NoGradGuard no_grad;
-  for (auto& [name, linear] : model.linear_layers()) {
-    // A disabled adapter contributes nothing, so folding it in would change the model.
-    if (!linear->has_lora() || linear->lora_fused() || !linear->lora_enabled()) continue;
-    if (options.exact_unfuse) {
-      const auto& w = linear->weight;
-      auto host = torch::empty(w.sizes(), w.options().device(torch::kCPU).pinned_memory(w.is_cuda()));
-      host.copy_(w);
-      state.backups.push_back(host);
-    }
-    linear->fuse_lora();
-    state.fused.push_back(linear);
-  }
-  return state;
-}
-
-/// Adapters out (bit-exact from the backups when taken), training mode back on.
-void leave_inference(models::CausalLMImpl& model, InferenceState& state) {
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < state.fused.size(); ++i) {
-    auto& linear = state.fused[i];
-    linear->unfuse_lora();
-    if (i < state.backups.size()) linear->weight.copy_(state.backups[i]);
-  }
-  state = {};
-  model.train(true);
-}
-
 /// Restores training mode when a scoring call leaves its scope, also by an exception.
 class EvalScope {
  public:
@@ -89,13 +49,14 @@ std::string SwitchTimings::log_line() const {
   if (tensor_parallel > 1)
     std::snprintf(group, sizeof group, " of %lld on %d tensor-parallel ranks", static_cast<long long>(group_batch),
                   tensor_parallel);
-  char buffer[384];
+  char buffer[448];
   std::snprintf(buffer, sizeof buffer,
-                "hybrid engine: fuse %.4f s (%lld layers), generate %.4f s (B=%lld%s, %lld+%lld tokens, %.0f tok/s), "
-                "unfuse %.4f s; kv cache %s (%s%s)",
-                fuse_seconds, static_cast<long long>(fused_layers), generate_seconds, static_cast<long long>(batch), group,
+                "hybrid engine: enter %.4f s (%lld layers packed, %s, %lld with LoRA), generate %.4f s (B=%lld%s, "
+                "%lld+%lld tokens, %.0f tok/s), leave %.4f s; kv cache %s (%s%s)",
+                enter_seconds, static_cast<long long>(packed_layers), format_bytes(packed_bytes).c_str(),
+                static_cast<long long>(lora_layers), generate_seconds, static_cast<long long>(batch), group,
                 static_cast<long long>(prompt_length), static_cast<long long>(new_tokens), tokens_per_second(),
-                unfuse_seconds, format_bytes(kv_cache_bytes).c_str(), cache_reused ? "reused" : "allocated",
+                leave_seconds, format_bytes(kv_cache_bytes).c_str(), cache_reused ? "reused" : "allocated",
                 cache_released ? ", released" : ", kept");
   return buffer;
 }
@@ -120,9 +81,10 @@ models::KVCache& HybridEngine::cache_for(int64_t batch, int64_t positions, torch
 }
 
 void HybridEngine::release_cache_locked() {
-  const bool had_cache = cache_.has_value();
+  const bool had_cache = cache_.has_value() || layout_.bytes() > 0;
   const auto device = cache_options_.device();
   cache_.reset();
+  layout_.release();
   if (had_cache) release_cached_memory(device);
 }
 
@@ -161,17 +123,28 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
   }
   timings.group_batch = gathered.ids.size(0);
 
+  // Into the inference layout: eval mode, this rank's slices when tensor-parallel, and
+  // the packed copies of what each layer computes with (adapters folded in).
   auto start = Clock::now();
-  auto state = enter_inference(model, options_);
-  mode_ = EngineMode::Inference;
-  synchronize(device);
-  timings.fuse_seconds = seconds_since(start);
-  timings.fused_layers = static_cast<int64_t>(state.fused.size());
-
   models::GenerationResult result;
+  auto leave = [&] {
+    layout_.leave(model);
+    if (parallel) models::leave_tensor_parallel(model);
+    model.train(true);
+    mode_ = EngineMode::Training;
+  };
   try {
-    start = Clock::now();
+    model.eval();
     if (parallel) models::enter_tensor_parallel(model, group);
+    layout_.enter(model, options_.inference_dtype);
+    mode_ = EngineMode::Inference;
+    synchronize(device);
+    timings.enter_seconds = seconds_since(start);
+    timings.packed_layers = layout_.layers();
+    timings.lora_layers = layout_.lora_layers();
+    timings.packed_bytes = layout_.bytes();
+
+    start = Clock::now();
     const int64_t positions = gathered.ids.size(1) + options.max_new_tokens;
     auto cache_options = torch::TensorOptions().dtype(model.input_embedding_weight().scalar_type()).device(device);
     auto& kept = cache_for(timings.group_batch, positions, cache_options, timings.cache_reused);
@@ -179,7 +152,6 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
     models::KVCache run = kept;  // shares the kept tensors; the copy starts empty
     auto inference = models::generate(model, gathered.ids, gathered.mask, run_options, run);
     if (parallel) {
-      models::leave_tensor_parallel(model);
       require_same_tokens(inference.sequences, group);
       inference = own_rows(inference, gathered);
     }
@@ -190,24 +162,21 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
     synchronize(device);
     timings.generate_seconds = seconds_since(start);
   } catch (...) {
-    // Training must be able to go on: weights whole and back, and the cache freed (an
-    // out-of-memory error is the likeliest failure here).
-    models::leave_tensor_parallel(model);
-    leave_inference(model, state);
-    mode_ = EngineMode::Training;
+    // Training must be able to go on: layers whole and unpacked, and the cache and the
+    // packed copies freed (an out-of-memory error is the likeliest failure here).
+    leave();
     release_cache_locked();
     throw;
   }
 
   start = Clock::now();
-  leave_inference(model, state);
-  mode_ = EngineMode::Training;
+  leave();
   if (options_.release_inference_cache) {
     release_cache_locked();
     timings.cache_released = true;
   }
   synchronize(device);
-  timings.unfuse_seconds = seconds_since(start);
+  timings.leave_seconds = seconds_since(start);
   timings.new_tokens = result.sequences.size(1) - timings.prompt_length;
 
   last_timings_ = timings;
@@ -219,7 +188,7 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
 void HybridEngine::train_mode() {
   std::lock_guard<std::mutex> lock(*model_mutex_);
   torch::NoGradGuard no_grad;
-  // generate() never leaves adapters fused; someone else may have.
+  // generate() never fuses adapters into the training weights; someone else may have.
   for (auto& [name, linear] : model_->linear_layers()) linear->unfuse_lora();
   model_->train(true);
   mode_ = EngineMode::Training;
@@ -268,6 +237,11 @@ torch::Tensor HybridEngine::score_logprobs(const torch::Tensor& sequences, const
 int64_t HybridEngine::inference_cache_bytes() const {
   std::lock_guard<std::mutex> lock(*model_mutex_);
   return cache_ ? cache_->bytes() : 0;
+}
+
+int64_t HybridEngine::inference_weight_bytes() const {
+  std::lock_guard<std::mutex> lock(*model_mutex_);
+  return layout_.bytes();
 }
 
 void HybridEngine::release_inference_cache() {

@@ -17,7 +17,7 @@ torch::Tensor CausalLMImpl::lm_logits(const torch::Tensor& hidden) {
   // Decoding feeds a few rows (B, E) against a vocabulary-sized weight (V, E). BLAS
   // runs that shape far faster as W h^T (V, B) than as h W^T (B, V): 3x for OPT-125m's
   // head at B = 8 on a 2-core AVX2 machine (bench/generate_vs_transformers.py).
-  if (hidden.dim() == 2 && hidden.size(0) <= 32 && !lm_head->has_lora()) {
+  if (hidden.dim() == 2 && hidden.size(0) <= 32 && !lm_head->has_lora() && !lm_head->uses_packed()) {
     return torch::mm(lm_head->weight, hidden.t()).t();  // (B, V)
   }
   return lm_head->forward(hidden);

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <troupe/common/error.hpp>
+#include <troupe/kernels/decode_linear.hpp>
 #include <troupe/models/causal_lm.hpp>
 
 namespace troupe::models {
@@ -13,11 +14,16 @@ CausalLM make_llama(const Config& config);
 
 /// The activations Hugging Face names in configs.
 inline torch::Tensor activation(const std::string& name, const torch::Tensor& x) {
-  if (name == "relu") return torch::relu(x);
-  if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") return torch::gelu(x, "tanh");
-  if (name == "gelu") return torch::gelu(x);
-  if (name == "silu" || name == "swish") return torch::silu(x);
-  throw Error("unsupported activation function \"" + name + "\"; supported: relu, gelu, gelu_new, silu");
+  return kernels::reference::apply_activation(x, kernels::activation_from_name(name));
+}
+
+/// down_proj's input in Llama's MLP, act(gate(x)) * up(x): one fused kernel pass when
+/// both layers compute with their inference copies and the activation is SiLU.
+inline torch::Tensor gated_mlp_input(LinearImpl& gate, LinearImpl& up, kernels::Activation act, const torch::Tensor& x) {
+  if (act == kernels::Activation::Silu && gate.uses_packed() && up.uses_packed() && !gate.packed()->bias.defined() &&
+      !up.packed()->bias.defined())
+    return kernels::decode_gated_linear(x, *gate.packed(), *up.packed());
+  return gate.forward_activated(x, act) * up.forward(x);
 }
 
 inline torch::nn::LayerNorm layer_norm(int64_t size, double eps) {

@@ -1,4 +1,5 @@
 #include <troupe/models/generation.hpp>
+#include <troupe/models/inference_layout.hpp>
 #include <troupe/models/tensor_parallel.hpp>
 
 #include <limits>
@@ -66,6 +67,9 @@ GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, c
   if (eos.empty() && config.eos_token_id) eos.push_back(*config.eos_token_id);
   const int64_t pad = options.pad_token_id.value_or(config.pad_token_id.value_or(eos.empty() ? 0 : eos.front()));
 
+  const auto model_dtype = model.input_embedding_weight().scalar_type();
+  ScopedInferenceLayout layout(model, options.inference_dtype.value_or(
+                                          model_dtype == torch::kBFloat16 ? torch::kBFloat16 : torch::kFloat32));
   c10::InferenceMode inference;
   auto device = input_ids.device();
   auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);

@@ -34,7 +34,7 @@ struct Gpt2MlpImpl : torch::nn::Module {
     c_fc = register_module("c_fc", conv1d(c.hidden_size, c.intermediate_size));
     c_proj = register_module("c_proj", conv1d(c.intermediate_size, c.hidden_size));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return c_proj->forward(activation(config.activation, c_fc->forward(x))); }
+  torch::Tensor forward(const torch::Tensor& x) { return c_proj->forward(c_fc->forward_activated(x, kernels::activation_from_name(config.activation))); }
   const Config& config;
   Linear c_fc{nullptr}, c_proj{nullptr};
 };

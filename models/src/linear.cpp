@@ -20,7 +20,45 @@ LinearImpl::LinearImpl(LinearOptions options) : options_(std::move(options)) {
   if (options_.bias()) bias = register_parameter("bias", torch::zeros({out}));
 }
 
+bool LinearImpl::uses_packed() const {
+  return packed_ && !is_training() && !torch::GradMode::is_enabled();
+}
+
+torch::Tensor LinearImpl::forward_activated(const torch::Tensor& x, kernels::Activation activation) {
+  if (uses_packed() && !(shard_ && shard_->split == LinearShard::Split::Row)) return packed_forward(x, activation);
+  return kernels::reference::apply_activation(forward(x), activation);
+}
+
+torch::Tensor LinearImpl::packed_forward(const torch::Tensor& x, kernels::Activation activation) {
+  if (!shard_ || shard_->split == LinearShard::Split::Column) return kernels::decode_linear(x, *packed_, activation);
+  // Row split: the partial sums are completed over the group before the bias.
+  auto y = kernels::decode_linear(x, *packed_);
+  if (shard_->world > 1) shard_->all_reduce_sum(y);
+  if (bias.defined()) y = y + bias;
+  return kernels::reference::apply_activation(y, activation);
+}
+
+std::pair<torch::Tensor, torch::Tensor> LinearImpl::weight_to_pack() const {
+  torch::NoGradGuard no_grad;
+  auto w = effective_weight(lora_enabled_);  // (out, in)
+  auto b = bias.defined() ? bias.detach() : torch::Tensor();
+  if (!shard_) return {w, b};
+  const auto& s = *shard_;
+  if (s.split == LinearShard::Split::Row) {
+    const int64_t k = options_.in_features() / s.world;
+    return {w.narrow(1, s.rank * k, k), torch::Tensor()};  // (out, in / W); bias after the sum
+  }
+  const int64_t block = options_.out_features() / s.fused_blocks, k = block / s.world;
+  std::vector<torch::Tensor> rows, biases;
+  for (int i = 0; i < s.fused_blocks; ++i) {
+    rows.push_back(w.narrow(0, i * block + s.rank * k, k));
+    if (b.defined()) biases.push_back(b.narrow(0, i * block + s.rank * k, k));
+  }
+  return {torch::cat(rows, 0), b.defined() ? torch::cat(biases, 0) : torch::Tensor()};  // (blocks * out / W, in)
+}
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  if (uses_packed()) return packed_forward(x, kernels::Activation::None);
   if (shard_) return sharded_forward(x);
   // x: (..., in) -> (..., out)
   auto y = options_.transposed()

@@ -70,7 +70,7 @@ struct LlamaMlpImpl : torch::nn::Module {
     down_proj = register_module("down_proj", Linear(opts(c.intermediate_size, c.hidden_size)));
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    return down_proj->forward(activation(config.activation, gate_proj->forward(x)) * up_proj->forward(x));
+    return down_proj->forward(gated_mlp_input(*gate_proj, *up_proj, kernels::activation_from_name(config.activation), x));
   }
   const Config& config;
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};

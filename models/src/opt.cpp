@@ -51,7 +51,7 @@ struct OptLayerImpl : torch::nn::Module {
     if (!pre) h = self_attn_layer_norm->forward(h);
     residual = h;
     if (pre) h = final_layer_norm->forward(h);
-    h = residual + dropout(fc2->forward(activation(config.activation, fc1->forward(h))));
+    h = residual + dropout(fc2->forward(fc1->forward_activated(h, kernels::activation_from_name(config.activation))));
     if (!pre) h = final_layer_norm->forward(h);
     return h;
   }

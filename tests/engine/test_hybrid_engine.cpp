@@ -1,5 +1,5 @@
-// The Hybrid Engine: generation in inference mode with LoRA fused, the switch back to
-// training, the KV cache kept or released, and the timings of each switch.
+// The Hybrid Engine: generation in the inference layout (packed weights, LoRA folded
+// in), the switch back to training, the KV cache kept or released, and the timings of each switch.
 #include <catch2/catch.hpp>
 #include <torch/cuda.h>
 #include <torch/torch.h>
@@ -102,14 +102,15 @@ TEST_CASE("hybrid engine: greedy generations of the HF fixtures equal transforme
     DYNAMIC_SECTION(name) {
       auto model = models::load_pretrained(test::fixture_dir(name));
       auto expected = models::read_safetensors(test::fixture_dir(name) / "expected.safetensors");
-      // Zero adapters change nothing, but the fuse/unfuse path runs.
+      // Zero adapters change nothing, but they are folded into the packed copies.
       models::apply_lora(*model, {4, 1.0, 0.0, ""});
       engine::HybridEngine hybrid(model, quiet());
       models::GenerationOptions options;
       options.max_new_tokens = 16;
       auto out = hybrid.generate(expected.at("greedy.input_ids"), expected.at("greedy.attention_mask"), options);
       CHECK(torch::equal(out.sequences, expected.at("greedy.sequences")));
-      CHECK(hybrid.last_timings().fused_layers > 0);
+      CHECK(hybrid.last_timings().lora_layers > 0);
+      CHECK(hybrid.last_timings().packed_layers > hybrid.last_timings().lora_layers);  // the LM head too
     }
   }
 }
@@ -121,22 +122,21 @@ TEST_CASE("hybrid engine: weights are bit-identical after generation and trainin
   models::GenerationOptions options;
   options.max_new_tokens = 6;
 
-  SECTION("exact unfuse restores every weight bit for bit") {
+  SECTION("the adapters are folded into packed copies, never into the training weights") {
     engine::HybridEngine hybrid(model, quiet());
     hybrid.generate(ids, mask, options);
     hybrid.generate(ids, mask, options);
     CHECK(bitwise_equal(*model, before));
+    CHECK(hybrid.last_timings().lora_layers > 0);
+    for (auto& [name, linear] : model->linear_layers()) CHECK_FALSE(linear->packed());  // detached after
   }
-  SECTION("subtracting the delta again is only close (why exact_unfuse exists)") {
-    engine::HybridEngineOptions subtract;
-    subtract.exact_unfuse = false;
-    engine::HybridEngine hybrid(model, quiet(subtract));
+  SECTION("in bf16 too") {
+    engine::HybridEngineOptions bf16;
+    bf16.inference_dtype = torch::kBFloat16;
+    engine::HybridEngine hybrid(model, quiet(bf16));
     hybrid.generate(ids, mask, options);
-    CHECK_FALSE(bitwise_equal(*model, before));
-    for (auto& p : model->named_parameters()) {
-      INFO(p.key());
-      CHECK(torch::allclose(p.value(), before.at(p.key()), 0, 1e-5));
-    }
+    CHECK(bitwise_equal(*model, before));
+    CHECK(hybrid.inference_weight_bytes() > 0);
   }
   CHECK(model->is_training());
   for (auto& [name, linear] : model->linear_layers()) {
@@ -205,8 +205,10 @@ TEST_CASE("hybrid engine: the KV cache is kept and reused, or released", "[engin
     hybrid.generate(torch::cat({ids, ids2}), torch::cat({mask, mask2}), options);
     CHECK_FALSE(hybrid.last_timings().cache_reused);
     CHECK(hybrid.inference_cache_bytes() == engine::kv_cache_bytes(config, 6, 5 + 4, torch::kFloat32));
+    CHECK(hybrid.inference_weight_bytes() > 0);  // kept for the next switch
     hybrid.release_inference_cache();
     CHECK(hybrid.inference_cache_bytes() == 0);
+    CHECK(hybrid.inference_weight_bytes() == 0);
   }
   SECTION("released") {
     engine::HybridEngineOptions release;
@@ -214,6 +216,7 @@ TEST_CASE("hybrid engine: the KV cache is kept and reused, or released", "[engin
     engine::HybridEngine hybrid(model, quiet(release));
     hybrid.generate(ids, mask, options);
     CHECK(hybrid.inference_cache_bytes() == 0);
+    CHECK(hybrid.inference_weight_bytes() == 0);  // the packed weights go too
     CHECK(hybrid.last_timings().cache_released);
     CHECK(hybrid.last_timings().kv_cache_bytes == expected_bytes);
   }
@@ -228,11 +231,13 @@ TEST_CASE("hybrid engine: each switch is timed and logged", "[engine][hybrid]") 
   auto out = hybrid.generate(ids, mask, options);
   hybrid.generate(ids, mask, options);
   const auto& t = hybrid.last_timings();
-  CHECK(t.fuse_seconds > 0);
+  CHECK(t.enter_seconds > 0);
   CHECK(t.generate_seconds > 0);
-  CHECK(t.unfuse_seconds > 0);
+  CHECK(t.leave_seconds > 0);
   CHECK(t.total_seconds() >= t.generate_seconds);
-  CHECK(t.fused_layers == 8);  // 2 layers x (c_attn, c_proj, c_fc, mlp c_proj)
+  CHECK(t.lora_layers == 8);    // 2 layers x (c_attn, c_proj, c_fc, mlp c_proj)
+  CHECK(t.packed_layers == 9);  // and the LM head
+  CHECK(t.packed_bytes > 0);
   CHECK(t.batch == 3);
   CHECK(t.prompt_length == 5);
   CHECK(t.new_tokens == out.sequences.size(1) - 5);

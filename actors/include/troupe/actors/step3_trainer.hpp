@@ -55,6 +55,8 @@ struct Step3Config {
   bool only_optimize_lora = false;
   bool enable_ema = false;
   bool release_inference_cache = false;
+  /// The actor's packed generation weights: "fp32" or "bf16" (--inference_dtype).
+  std::string inference_dtype = "fp32";
   /// Keep a frozen-copy reference on the CPU (a shared-base reference is the actor).
   bool offload_reference_model = false;
   bool actor_gradient_checkpointing = false, critic_gradient_checkpointing = false;

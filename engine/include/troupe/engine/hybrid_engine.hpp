@@ -1,7 +1,7 @@
 #pragma once
 /// The Hybrid Engine: one actor model that generates in an inference layout (eval mode,
-/// no autograd, LoRA fused, KV cache) and trains in a training layout, switching between
-/// the two around every generate() and timing each switch.
+/// no autograd, packed weights with LoRA folded in, KV cache) and trains in a training
+/// layout, switching between the two around every generate() and timing each switch.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -16,24 +16,23 @@
 #include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/models/causal_lm.hpp>
 #include <troupe/models/generation.hpp>
+#include <troupe/models/inference_layout.hpp>
 #include <troupe/models/kv_cache.hpp>
 #include <troupe/models/tensor_parallel.hpp>
 
 namespace troupe::engine {
 
 struct HybridEngineOptions {
-  /// Frees the KV cache after every generate() and hands the allocator's cached blocks
-  /// back to the device (DeepSpeed-Chat's `--release_inference_cache`). Off: the cache
-  /// is kept and reused by the next generate() of the same batch size and no more
-  /// positions, so step 3 allocates it once.
+  /// Frees the packed inference weights and the KV cache after every generate() and
+  /// hands the allocator's cached blocks back to the device (DeepSpeed-Chat's
+  /// `--release_inference_cache`). Off: both are kept; the next generate() refills the
+  /// packed weights in place and reuses the cache when its batch and length fit, so
+  /// step 3 allocates them once.
   bool release_inference_cache = false;
-  /// Folds LoRA adapters into the weights for generation (one matmul per layer instead
-  /// of three per token) and takes them out after.
-  bool fuse_lora = true;
-  /// Restores the adapted weights bit for bit after generation from a host copy taken
-  /// before fusing (W + d - d is not W in floating point). Off: unfuse subtracts the
-  /// delta again, as DeepSpeed does, leaving ulp-sized differences but needing no copy.
-  bool exact_unfuse = true;
+  /// The dtype of the packed weights generation reads (`--inference_dtype`): fp32, or
+  /// bf16 (fp32 sums; DeepSpeed-HE generates in fp16 from fp32 masters, bf16 is the
+  /// analogue on CPUs with bf16 dot products). Training keeps the masters' dtype.
+  torch::ScalarType inference_dtype = torch::kFloat32;
   /// Writes one line per generate() to std::clog.
   bool log_switches = true;
 };
@@ -44,10 +43,12 @@ enum class EngineMode { Training, Inference };
 /// Wall seconds and sizes of one generate(): the switch into inference, the
 /// generation, and the switch back.
 struct SwitchTimings {
-  double fuse_seconds = 0;      ///< eval mode, host backup, LoRA fused
+  double enter_seconds = 0;     ///< eval mode, weights packed (LoRA folded in)
   double generate_seconds = 0;  ///< prefill and decode
-  double unfuse_seconds = 0;    ///< LoRA out, weights restored, train mode, cache released
-  int64_t fused_layers = 0;
+  double leave_seconds = 0;     ///< packed weights detached (or freed), train mode, cache released
+  int64_t packed_layers = 0;    ///< linear layers in the inference layout
+  int64_t lora_layers = 0;      ///< of them, with an adapter folded in
+  int64_t packed_bytes = 0;     ///< bytes of the packed weights
   int64_t batch = 0;
   int64_t prompt_length = 0;  ///< T0
   int64_t new_tokens = 0;     ///< N generated columns
@@ -56,10 +57,12 @@ struct SwitchTimings {
   bool cache_released = false;
   int tensor_parallel = 1;   ///< ranks that generated together
   int64_t group_batch = 0;   ///< rows the group generated (batch when alone)
-  double total_seconds() const { return fuse_seconds + generate_seconds + unfuse_seconds; }
+  double total_seconds() const { return enter_seconds + generate_seconds + leave_seconds; }
+  /// Into the inference layout and back.
+  double switch_seconds() const { return enter_seconds + leave_seconds; }
   /// Generated tokens per second of generation (group_batch * N / generate_seconds).
   double tokens_per_second() const;
-  /// "hybrid engine: fuse 0.004 s (24 layers), generate 1.203 s (B=16, 256+256, 3404 tok/s), ..."
+  /// "hybrid engine: enter 0.004 s (24 layers packed, bf16), generate 1.203 s (B=16, 256+256, 3404 tok/s), ..."
   std::string log_line() const;
 };
 
@@ -78,6 +81,7 @@ class HybridEngine {
   /// (B, T0) in inference mode. Returns plain tensors (not inference tensors, no grad):
   /// sequences (B, T0 + N) and attention_mask (B, T0 + N), usable as training inputs.
   /// Same tokens as models::generate() on the model with its adapters fused.
+  /// The training weights are never modified.
   models::GenerationResult generate(const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
                                     const models::GenerationOptions& options);
 
@@ -121,7 +125,10 @@ class HybridEngine {
 
   /// Bytes of the KV cache kept between generate() calls (0 when released or none).
   int64_t inference_cache_bytes() const;
-  /// Frees the kept KV cache now and hands the allocator's cached blocks back.
+  /// Bytes of the packed inference weights kept between generate() calls.
+  int64_t inference_weight_bytes() const;
+  /// Frees the kept KV cache and packed weights now and hands the allocator's cached
+  /// blocks back.
   void release_inference_cache();
 
   const models::CausalLM& model() const { return model_; }
@@ -144,6 +151,7 @@ class HybridEngine {
   SwitchTimings last_timings_;
   std::vector<SwitchTimings> history_;
   models::TensorParallelRank tensor_parallel_;
+  models::InferenceLayout layout_;
 };
 
 }  // namespace troupe::engine

@@ -22,6 +22,10 @@ struct GenerationOptions {
   std::vector<int64_t> eos_token_ids;
   /// Written after a sequence stopped; unset = the config's pad, else its eos.
   std::optional<int64_t> pad_token_id;
+  /// The dtype of the packed weights the decode kernels read (inference_layout.hpp)
+  /// when the model has no inference layout attached: fp32 or bf16; unset = bf16 for a
+  /// bf16 model, fp32 otherwise.
+  std::optional<torch::ScalarType> inference_dtype;
 };
 
 struct GenerationResult {
@@ -32,7 +36,8 @@ struct GenerationResult {
 
 /// Generates continuations of left-padded prompts `input_ids` (B, T0) with
 /// `attention_mask` (B, T0). Runs without autograd; stops early once every sequence
-/// has ended. The number of new columns N is at most `max_new_tokens`.
+/// has ended. The number of new columns N is at most `max_new_tokens`. Computes with
+/// the model's inference layout, entering one for the call when none is attached.
 GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                           const GenerationOptions& options);
 /// As above, over a caller-owned KV cache (length 0, batch B, room for T0 +

@@ -2,11 +2,14 @@
 /// The linear layer every decoder uses: Hugging Face parameter names, optional GPT-2
 /// `Conv1D` storage, an optional tied weight, and built-in LoRA.
 #include <functional>
+#include <memory>
 #include <optional>
 
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
+
+#include <troupe/kernels/decode_linear.hpp>
 
 namespace troupe::models {
 
@@ -47,6 +50,9 @@ class LinearImpl : public torch::nn::Module {
   explicit LinearImpl(LinearOptions options);
 
   torch::Tensor forward(const torch::Tensor& x);
+  /// act(forward(x)), the activation fused into the kernel's epilogue when the layer
+  /// computes with its inference copy.
+  torch::Tensor forward_activated(const torch::Tensor& x, kernels::Activation activation);
 
   /// Adds a rank-`rank` adapter with scale `alpha / rank`.
   void enable_lora(int64_t rank, double alpha, double dropout = 0.0);
@@ -75,6 +81,18 @@ class LinearImpl : public torch::nn::Module {
   void set_shard(std::optional<LinearShard> shard);
   const std::optional<LinearShard>& shard() const { return shard_; }
 
+  /// The inference layout's packed copy of this layer (inference_layout.hpp): its
+  /// weight as it computes now (its tensor-parallel slice, the adapter folded in), or
+  /// null. Passes in eval mode without autograd compute with it.
+  void set_packed(std::shared_ptr<const kernels::PackedLinear> packed) { packed_ = std::move(packed); }
+  const std::shared_ptr<const kernels::PackedLinear>& packed() const { return packed_; }
+  /// This pass computes with the packed copy.
+  bool uses_packed() const;
+  /// The (out_k, in_k) weight this layer computes with now, and its bias (the rank's
+  /// slice when sharded; a row split's bias is added after the all-reduce, so none),
+  /// adapter folded in when enabled: what the inference layout packs.
+  std::pair<torch::Tensor, torch::Tensor> weight_to_pack() const;
+
   torch::Tensor weight;  // (out, in), or (in, out) when transposed
   torch::Tensor bias;    // (out) or undefined
   torch::Tensor lora_A;  // (r, in) or undefined
@@ -87,8 +105,10 @@ class LinearImpl : public torch::nn::Module {
   bool lora_fused_ = false;
   bool lora_enabled_ = true;
   std::optional<LinearShard> shard_;
+  std::shared_ptr<const kernels::PackedLinear> packed_;
 
   torch::Tensor sharded_forward(const torch::Tensor& x);
+  torch::Tensor packed_forward(const torch::Tensor& x, kernels::Activation activation);
 };
 TORCH_MODULE(Linear);
 
