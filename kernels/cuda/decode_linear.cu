@@ -77,7 +77,10 @@ __global__ void __launch_bounds__(WARPS * 32)
         xs[i * kt_max + kk] = i < mt ? to_float(x[i * k + k0 + kk]) : 0.f;
     __syncthreads();
 
-    // kt is a multiple of V (k is, and so is kt_max): no partial vectors.
+    // kt is a multiple of V (k is, and so is kt_max): no partial vectors. Small M does
+    // little per load: two steps at once keep twice the loads in flight.
+    constexpr int kUnroll = MT <= 4 ? 2 : 1;
+#pragma unroll kUnroll
     for (int kk = lane * V; kk < kt; kk += 32 * V) {
       float wv[R][V];
       float uv[RU][V];

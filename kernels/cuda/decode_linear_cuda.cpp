@@ -2,6 +2,7 @@
 
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/util/accumulate.h>
 
 #include "cuda/decode_linear.cuh"
 #include "cuda/launch_check.hpp"
@@ -44,7 +45,9 @@ void check_device(const torch::Tensor& x, const PackedLinear& w, const char* op)
 
 /// x as (M, K) contiguous rows in the weight's dtype.
 torch::Tensor rows(const torch::Tensor& x, int64_t k, torch::ScalarType dtype, const char* op) {
-  auto x2 = x.reshape({-1, k}).to(dtype).contiguous();
+  const auto lead = x.sizes().slice(0, x.dim() - 1);
+  const int64_t m = c10::multiply_integers(lead.begin(), lead.end());  // not numel / K: K may be 0
+  auto x2 = x.reshape({m, k}).to(dtype).contiguous();
   TORCH_CHECK(x2.size(0) <= kMaxRows, op, ": at most ", kMaxRows, " rows, got ", x2.size(0));
   return x2;
 }
