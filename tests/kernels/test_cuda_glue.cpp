@@ -37,7 +37,7 @@ void check_plan(const std::vector<int64_t>& numels, int64_t chunk, size_t max_te
       const size_t t = p.tensors[b.slot];
       REQUIRE(b.chunk >= 0);
       REQUIRE(b.chunk * chunk < numels[t]);
-      ++seen[{t, b.chunk}];
+      ++seen[std::make_pair(t, b.chunk)];
     }
     for (bool u : used) CHECK(u);  // no tensor rides along without a block
   }
@@ -45,7 +45,7 @@ void check_plan(const std::vector<int64_t>& numels, int64_t chunk, size_t max_te
   for (size_t i = 0; i < numels.size(); ++i) {
     const int64_t chunks = numels[i] > 0 ? (numels[i] + chunk - 1) / chunk : 0;
     expected += static_cast<size_t>(chunks);
-    for (int64_t c = 0; c < chunks; ++c) CHECK(seen[{i, c}] == 1);
+    for (int64_t c = 0; c < chunks; ++c) CHECK(seen[std::make_pair(i, c)] == 1);
   }
   CHECK(seen.size() == expected);
 }
