@@ -32,6 +32,10 @@ if(TROUPE_WITH_CUDA)
   # torch's config looks for these; the wheel brings its own cuDNN etc.
   set(CAFFE2_USE_CUDNN OFF CACHE BOOL "")
   find_package(Torch REQUIRED)
+  # Torch's config appends a -gencode per architecture it knows (eleven with CUDA 13,
+  # sm_50 to sm_120a) to CMAKE_CUDA_FLAGS, so every .cu would be compiled eleven times.
+  # Each target names its own (CUDA_ARCHITECTURES, kernels/CMakeLists.txt): drop torch's.
+  string(REGEX REPLACE "-gencode +arch=[^ ]+" "" CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS}")
 else()
   # Torch's config probes CUDA when the wheel has it; without nvcc we link the CPU
   # libraries only, which is all a CPU build needs.
