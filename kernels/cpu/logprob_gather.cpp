@@ -25,9 +25,9 @@ typedef uint16_t H8 __attribute__((vector_size(16)));
 TROUPE_ALWAYS_INLINE F8 splat(float x) { return F8{} + x; }
 
 /// exp within ~1 ulp (measured over [-87, 0]) for x <= 88: x = n ln2 + r with
-/// |r| <= ln2 / 2 (n rounded by the 1.5 * 2^23 trick, whose low mantissa bits are n), Cephes' degree-6 polynomial
-/// for e^r, and 2^n built in the exponent bits. Below -87.33 (where expf leaves the
-/// normal range) it is 0, as exp(-inf); NaN stays NaN.
+/// |r| <= ln2 / 2 (n rounded by the 1.5 * 2^23 trick, whose low mantissa bits are n),
+/// Cephes' degree-6 polynomial for e^r, and 2^n built in the exponent bits. Below
+/// -87.33 (where expf leaves the normal range) it is 0, as exp(-inf); NaN stays NaN.
 TROUPE_ALWAYS_INLINE F8 exp8(F8 x) {
   const F8 clamped = x < -87.5f ? splat(-87.5f) : x;
   const F8 magic = splat(12582912.f);  // 1.5 * 2^23

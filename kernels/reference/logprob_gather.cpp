@@ -9,7 +9,8 @@ namespace {
 
 torch::Tensor log_softmax32(const torch::Tensor& logits, const torch::Tensor& targets) {
   TORCH_CHECK(logits.dim() >= 1 && targets.sizes() == logits.sizes().slice(0, logits.dim() - 1),
-              "gather_logprobs: targets ", targets.sizes(), " must be logits ", logits.sizes(), " without the last dim");
+              "gather_logprobs: targets ", targets.sizes(), " must be logits ", logits.sizes(),
+              " without the last dim");
   return logits.to(torch::kFloat32).log_softmax(-1);  // (..., V)
 }
 
