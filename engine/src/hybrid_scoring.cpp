@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include <troupe/kernels/logprob_gather.hpp>
+
 namespace troupe::engine {
 namespace {
 
@@ -20,13 +22,11 @@ int64_t rows_per_chunk(const ScoringOptions& options, int64_t rows, int64_t posi
   return std::clamp<int64_t>(options.chunk_bytes / row_bytes, 1, std::max<int64_t>(rows, 1));
 }
 
-/// Log-probs (n, T') of `targets` (n, T') under next-token `logits` (n, T', V):
-/// logit[target] - logsumexp(logits), in fp32.
+/// Log-probs (n, T') of `targets` (n, T') under next-token `logits` (n, T', V), fp32:
+/// logit[target] - logsumexp read in the logits' own dtype and strides (a view such as
+/// logits[:, :-1] is not copied), with no fp32 copy or log-softmax of the chunk.
 torch::Tensor chunk_logprobs(const torch::Tensor& logits, const torch::Tensor& targets) {
-  auto logits32 = logits.to(torch::kFloat32);                                // (n, T', V)
-  auto normaliser = logits32.logsumexp(-1);                                  // (n, T')
-  auto picked = logits32.gather(-1, targets.unsqueeze(-1)).squeeze(-1);     // (n, T')
-  return picked - normaliser;
+  return kernels::gather_logprobs(logits, targets);  // (n, T')
 }
 
 }  // namespace

@@ -4,15 +4,22 @@
 #include <torch/torch.h>
 
 #include <troupe/common/error.hpp>
+#include <troupe/kernels/logprob_gather.hpp>
 
 namespace troupe::engine {
 
 torch::Tensor language_model_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
-  const auto vocab = logits.size(-1);
-  auto shifted_logits = logits.slice(1, 0, -1).reshape({-1, vocab}).to(torch::kFloat32);
-  auto shifted_labels = labels.slice(1, 1).reshape({-1});
-  return torch::nn::functional::cross_entropy(
-      shifted_logits, shifted_labels, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+  TORCH_CHECK(logits.dim() == 3 && labels.dim() == 2 && logits.size(0) == labels.size(0) &&
+                  logits.size(1) == labels.size(1),
+              "language_model_loss: logits (B, T, V) and labels (B, T) expected, got ", logits.sizes(), " and ",
+              labels.sizes());
+  // Cross entropy as -mean of the target log-probs: the fused gather reads the logits in
+  // their own dtype and keeps no (B, T - 1, V) fp32 copy or log-softmax for the backward.
+  auto shifted_logits = logits.slice(1, 0, -1);              // (B, T - 1, V), a view
+  auto shifted_labels = labels.slice(1, 1).to(torch::kLong);  // (B, T - 1)
+  auto logprobs = kernels::gather_logprobs(shifted_logits, shifted_labels, -100);  // 0 where ignored
+  // No counted label gives 0 / 0 = NaN, as cross_entropy's mean does.
+  return -logprobs.sum() / (shifted_labels != -100).sum().to(torch::kFloat32);
 }
 
 namespace {

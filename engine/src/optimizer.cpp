@@ -3,6 +3,7 @@
 #include <set>
 
 #include <troupe/common/error.hpp>
+#include <troupe/kernels/fused_adamw.hpp>
 
 namespace troupe::engine {
 
@@ -29,7 +30,68 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, const 
   for (int g = 0; g < 3; ++g)
     if (!groups[g].empty()) param_groups.emplace_back(groups[g], adamw(lr[g], decay[g]));
   if (param_groups.empty()) throw Error("optimizer: the model has no trainable parameter");
-  return std::make_unique<torch::optim::AdamW>(param_groups, *adamw(options.learning_rate, options.weight_decay));
+  return std::make_unique<FusedAdamW>(param_groups, *adamw(options.learning_rate, options.weight_decay));
+}
+
+namespace {
+
+/// What fused_adamw reads in place: contiguous fp32 parameter, gradient and moments.
+bool kernel_takes(const torch::Tensor& p, const torch::optim::AdamWParamState& state) {
+  auto fp32_dense = [](const torch::Tensor& t) { return t.scalar_type() == torch::kFloat32 && t.is_contiguous(); };
+  return fp32_dense(p) && p.grad().scalar_type() == torch::kFloat32 && fp32_dense(state.exp_avg()) &&
+         fp32_dense(state.exp_avg_sq());
+}
+
+}  // namespace
+
+torch::Tensor FusedAdamW::step(LossClosure closure) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure != nullptr) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  for (auto& group : param_groups()) {
+    const auto& options = static_cast<const torch::optim::AdamWOptions&>(group.options());
+    if (options.amsgrad()) throw Error("FusedAdamW: amsgrad is not supported; use torch::optim::AdamW");
+    kernels::AdamWHyper hyper;
+    hyper.lr = options.lr();
+    hyper.beta1 = std::get<0>(options.betas());
+    hyper.beta2 = std::get<1>(options.betas());
+    hyper.eps = options.eps();
+    hyper.weight_decay = options.weight_decay();
+    // fused: the kernel's lists; other: the same update in LibTorch ops.
+    struct Lists {
+      std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs;
+      std::vector<int64_t> steps;
+    } fused, other;
+    for (const auto& p : group.params()) {
+      if (!p.grad().defined()) continue;  // as torch: no update and no state without a gradient
+      TORCH_CHECK(!p.grad().is_sparse(), "AdamW does not support sparse gradients");
+      auto& slot = state()[p.unsafeGetTensorImpl()];
+      if (!slot) {
+        auto fresh = std::make_unique<torch::optim::AdamWParamState>();
+        fresh->step(0);
+        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        slot = std::move(fresh);
+      }
+      auto& s = static_cast<torch::optim::AdamWParamState&>(*slot);
+      s.step(s.step() + 1);
+      auto& lists = kernel_takes(p, s) ? fused : other;
+      lists.params.push_back(p);
+      lists.grads.push_back(p.grad());
+      lists.exp_avgs.push_back(s.exp_avg());
+      lists.exp_avg_sqs.push_back(s.exp_avg_sq());
+      lists.steps.push_back(s.step());
+    }
+    if (!fused.params.empty())
+      kernels::fused_adamw(fused.params, fused.grads, fused.exp_avgs, fused.exp_avg_sqs, fused.steps, hyper);
+    if (!other.params.empty())
+      kernels::reference::fused_adamw(other.params, other.grads, other.exp_avgs, other.exp_avg_sqs, other.steps,
+                                      hyper);
+  }
+  return loss;
 }
 
 torch::OrderedDict<std::string, torch::Tensor> unique_named_parameters(const torch::nn::Module& module) {

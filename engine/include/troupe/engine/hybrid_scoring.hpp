@@ -18,16 +18,16 @@
 namespace troupe::engine {
 
 struct ScoringOptions {
-  /// Rows per chunk of the fp32 log-softmax; 0 = as many as fit in `chunk_bytes`.
+  /// Rows per chunk of the LM head's logits; 0 = as many as fit in `chunk_bytes`.
   int64_t rows_per_chunk = 0;
-  /// Budget for one chunk's fp32 logits (rows * (T - 1) * V * 4 bytes) when
+  /// Budget for one chunk's logits, counted as fp32 (rows * (T - 1) * V * 4 bytes), when
   /// `rows_per_chunk` is 0; at least one row is taken.
   int64_t chunk_bytes = int64_t{256} << 20;
 };
 
 /// log_softmax(logits[:, :-1])[sequences[:, 1:]] as (B, T - 1) fp32, from logits
-/// (B, T, V) of any float dtype. Computed per chunk of rows as (logit of the token) -
-/// logsumexp, so the fp32 log-softmax of the whole batch never exists.
+/// (B, T, V) of any float dtype. Computed by kernels::gather_logprobs as (logit of the
+/// token) - logsumexp, read in the logits' dtype: no fp32 copy or log-softmax exists.
 torch::Tensor logprobs_from_logits(const torch::Tensor& logits, const torch::Tensor& sequences,
                                    const ScoringOptions& options = {});
 

@@ -28,8 +28,23 @@ enum class ParamGroup { Decay, NoDecay, Lora };
 /// adapters (`lora_A`, `lora_B`) get the LoRA rate and the decay.
 ParamGroup param_group_of(const std::string& name, const torch::Tensor& parameter);
 
+/// torch::optim::AdamW whose step() runs kernels::fused_adamw over each parameter
+/// group: one pass per tensor instead of torch's dozen element-wise ops, with torch's
+/// arithmetic (its sqrt may round 1 ulp differently, so parameters agree to ~1e-7
+/// relative). The state is torch's own (AdamWParamState: step, exp_avg, exp_avg_sq per
+/// parameter, created at its first gradient), and so are the options and the
+/// serialisation: checkpoints, resumes, ZeRO sharding and memory accounting see an AdamW.
+/// A parameter the kernel does not take (not contiguous fp32) is stepped by the same
+/// formula in LibTorch ops; amsgrad is refused (troupe::Error).
+class FusedAdamW : public torch::optim::AdamW {
+ public:
+  using torch::optim::AdamW::AdamW;
+  torch::Tensor step(LossClosure closure = nullptr) override;
+};
+
 /// AdamW with up to three groups (decay, no-decay, LoRA; empty groups left out), only
-/// over parameters with requires_grad. Throws troupe::Error when nothing is trainable.
+/// over parameters with requires_grad, as a FusedAdamW. Throws troupe::Error when nothing is
+/// trainable.
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, const OptimizerOptions& options);
 
 /// The module's parameters with each tensor once: a tied weight (the embedding that is
