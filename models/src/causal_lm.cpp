@@ -1,8 +1,11 @@
 #include <troupe/models/causal_lm.hpp>
 
+#include <cmath>
 #include <limits>
 
 #include <torch/torch.h>
+
+#include <troupe/kernels/decode_attention.hpp>
 
 #include "families.hpp"
 
@@ -81,13 +84,13 @@ torch::Tensor CausalLMImpl::default_position_ids(const torch::Tensor& attention_
   return positions.narrow(1, positions.size(1) - new_tokens, new_tokens);  // (B, T)
 }
 
-AttentionContext CausalLMImpl::make_attention_context(const DecoderInputs& in, const torch::Tensor& full_mask,
-                                                      torch::ScalarType dtype) {
-  const int64_t t = in.input_ids.size(1);
+namespace {
+
+/// The additive mask (B, 1, T, S) of a pass with T new tokens over the mask (B, S):
+/// causal within the new tokens, padding masked, every position allowed to see itself.
+torch::Tensor build_additive_mask(const torch::Tensor& full_mask, int64_t t, torch::ScalarType dtype) {
   const int64_t s = full_mask.size(1);
   const int64_t past = s - t;
-  TORCH_CHECK(past == (in.cache ? in.cache->length() : 0), "attention_mask has ", s,
-              " columns but the cache holds ", (in.cache ? in.cache->length() : 0), " positions and input_ids ", t);
   auto device = full_mask.device();
   auto query_pos = torch::arange(past, s, torch::TensorOptions().dtype(torch::kLong).device(device)).view({t, 1});
   auto key_pos = torch::arange(0, s, torch::TensorOptions().dtype(torch::kLong).device(device)).view({1, s});
@@ -95,16 +98,63 @@ AttentionContext CausalLMImpl::make_attention_context(const DecoderInputs& in, c
   auto padding = (full_mask != 0).view({-1, 1, 1, s});    // (B, 1, 1, S)
   auto self = (key_pos == query_pos);                     // (T, S)
   auto allowed = torch::logical_or(torch::logical_and(causal, padding), self);  // (B, 1, T, S)
-  // An additive mask, made once per pass rather than converted in every layer.
-  auto additive = torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(device))
-                      .masked_fill_(allowed.logical_not(), -std::numeric_limits<float>::infinity());
-  return AttentionContext{additive, in.cache, 0};
+  return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(device))
+      .masked_fill_(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+}
+
+bool float_or_bf16(torch::ScalarType t) { return t == torch::kFloat32 || t == torch::kBFloat16; }
+
+/// Whether decode_attention serves this call: a decode step on CPU (no CUDA kernel is
+/// wired here yet) in dtypes it reads, and no dropout to apply.
+bool use_decode_kernel(const torch::Tensor& q, const AttentionContext& context, double dropout, bool training) {
+  if (!context.decode || !context.cache || q.size(2) != 1 || !q.is_cpu()) return false;
+  if (training && dropout > 0.0) return false;
+  return float_or_bf16(q.scalar_type()) && float_or_bf16(context.cache->dtype());
+}
+
+}  // namespace
+
+const torch::Tensor& AttentionContext::additive_mask() const {
+  if (!additive->defined()) *additive = build_additive_mask(key_mask, new_tokens, dtype);
+  return *additive;
+}
+
+AttentionContext CausalLMImpl::make_attention_context(const DecoderInputs& in, const torch::Tensor& full_mask,
+                                                      torch::ScalarType dtype) {
+  const int64_t t = in.input_ids.size(1);
+  const int64_t s = full_mask.size(1);
+  const int64_t past = s - t;
+  TORCH_CHECK(past == (in.cache ? in.cache->length() : 0), "attention_mask has ", s,
+              " columns but the cache holds ", (in.cache ? in.cache->length() : 0), " positions and input_ids ", t);
+  AttentionContext context;
+  context.cache = in.cache;
+  context.new_tokens = t;
+  context.dtype = dtype;
+  context.decode = in.cache && t == 1 && !torch::GradMode::is_enabled();
+  // The decode kernel reads integer masks as they are; a float mask is compared once.
+  context.key_mask = full_mask.is_floating_point() ? (full_mask != 0) : full_mask;
+  // Prefill and training: the additive mask, made once per pass rather than in every layer.
+  if (!context.decode) context.additive_mask();
+  return context;
 }
 
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                      const AttentionContext& context, double dropout, bool training) {
-  const bool gqa = q.size(1) != k.size(1);
-  auto out = at::scaled_dot_product_attention(q, k, v, context.mask, training ? dropout : 0.0,
+  if (use_decode_kernel(q, context, dropout, training)) {
+    // The cache's storage in place (k, v are views of it): no copy of the history, no mask.
+    const auto storage = context.cache->layer_storage(context.layer);
+    TORCH_CHECK(storage.length == k.size(2), "attend: layer ", context.layer, " of the cache holds ", storage.length,
+                " positions but k has ", k.size(2));
+    const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
+    auto out = kernels::decode_attention(q.select(2, 0), storage.keys, storage.values, storage.length,
+                                         context.key_mask, scale);  // (B, H, D)
+    return out.view({q.size(0), 1, q.size(1) * q.size(3)});          // (B, 1, H * D)
+  }
+  // A cache may hold another dtype than the model computes in (bf16 for an fp32 model).
+  const auto kq = k.scalar_type() == q.scalar_type() ? k : k.to(q.scalar_type());
+  const auto vq = v.scalar_type() == q.scalar_type() ? v : v.to(q.scalar_type());
+  const bool gqa = q.size(1) != kq.size(1);
+  auto out = at::scaled_dot_product_attention(q, kq, vq, context.additive_mask(), training ? dropout : 0.0,
                                               /*is_causal=*/false, std::nullopt, gqa);  // (B, H, T, D)
   return out.transpose(1, 2).flatten(2);  // (B, T, H * D)
 }

@@ -2,43 +2,25 @@
 #include <troupe/models/inference_layout.hpp>
 #include <troupe/models/tensor_parallel.hpp>
 
-#include <limits>
-
 #include <torch/torch.h>
 
 #include <troupe/common/error.hpp>
+#include <troupe/kernels/sampling.hpp>
 
 namespace troupe::models {
-namespace {
-
-/// Masks logits (B, V) outside the k largest per row.
-torch::Tensor keep_top_k(torch::Tensor logits, int64_t k) {
-  if (k <= 0 || k >= logits.size(-1)) return logits;
-  auto threshold = std::get<0>(logits.topk(k, -1)).narrow(-1, k - 1, 1);  // (B, 1)
-  return logits.masked_fill(logits < threshold, -std::numeric_limits<float>::infinity());
-}
-
-/// Masks the tail of the distribution beyond cumulative probability p, keeping at
-/// least one token, as Hugging Face's TopPLogitsWarper does.
-torch::Tensor keep_top_p(torch::Tensor logits, double p) {
-  if (p >= 1.0) return logits;
-  auto [sorted, order] = logits.sort(-1, /*descending=*/false);  // (B, V) ascending
-  auto cumulative = sorted.softmax(-1).cumsum(-1);
-  auto remove_sorted = cumulative <= (1.0 - p);
-  remove_sorted.narrow(-1, remove_sorted.size(-1) - 1, 1).fill_(false);
-  auto remove = remove_sorted.scatter(-1, order, remove_sorted);
-  return logits.masked_fill(remove, -std::numeric_limits<float>::infinity());
-}
-
-}  // namespace
 
 torch::Tensor pick_next_tokens(const torch::Tensor& logits, const GenerationOptions& options, at::Generator& generator) {
-  if (!options.do_sample) return logits.argmax(-1);
-  if (options.temperature <= 0) throw Error("--temperature must be positive when sampling, got " + std::to_string(options.temperature));
-  auto scores = logits.to(torch::kFloat32) / options.temperature;
-  scores = keep_top_p(keep_top_k(scores, options.top_k), options.top_p);
-  auto probs = scores.softmax(-1);
-  return at::multinomial(probs, 1, /*replacement=*/false, generator).squeeze(-1);
+  if (options.do_sample && options.temperature <= 0) {
+    throw Error("--temperature must be positive when sampling, got " + std::to_string(options.temperature));
+  }
+  // Temperature, top-k, top-p and the draw in one pass per row; the same tokens as
+  // softmax + at::multinomial for a seed (kernels/include/troupe/kernels/sampling.hpp).
+  kernels::SamplingParams params;
+  params.do_sample = options.do_sample;
+  params.temperature = options.temperature;
+  params.top_k = options.top_k;
+  params.top_p = options.top_p;
+  return kernels::sample_next_tokens(logits, params, generator);
 }
 
 GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,

@@ -8,7 +8,10 @@
 namespace troupe::models {
 
 KVCache::KVCache(const Config& config, int64_t batch, int64_t capacity, torch::TensorOptions options)
-    : batch_(batch), capacity_(capacity) {
+    : written_(static_cast<size_t>(config.num_layers), 0),
+      dtype_(c10::typeMetaToScalarType(options.dtype())),
+      batch_(batch),
+      capacity_(capacity) {
   keys_.reserve(config.num_layers);
   values_.reserve(config.num_layers);
   for (int64_t i = 0; i < config.num_layers; ++i) {
@@ -25,9 +28,14 @@ std::pair<torch::Tensor, torch::Tensor> KVCache::append(int64_t layer, const tor
   }
   auto& keys = keys_.at(layer);
   auto& values = values_.at(layer);
-  keys.narrow(2, length_, t).copy_(k);
+  keys.narrow(2, length_, t).copy_(k);  // converts to the cache's dtype
   values.narrow(2, length_, t).copy_(v);
+  written_.at(layer) = length_ + t;
   return {keys.narrow(2, 0, length_ + t), values.narrow(2, 0, length_ + t)};
+}
+
+KVCache::LayerStorage KVCache::layer_storage(int64_t layer) const {
+  return {keys_.at(layer), values_.at(layer), std::max(written_.at(layer), length_)};
 }
 
 void KVCache::advance(int64_t tokens) { length_ += tokens; }

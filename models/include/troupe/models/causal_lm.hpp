@@ -28,12 +28,25 @@ struct DecoderInputs {
   KVCache* cache = nullptr;      // P = cache->length() cached positions, or none
 };
 
-/// What a layer needs to attend: the additive mask (B, 1, T, P + T) that combines
-/// causality and padding (0 = may attend, -inf = may not), and the cache.
+/// What a layer needs to attend: the pass's attention mask, the cache, and (built once
+/// per pass, when some layer needs it) the additive mask that combines causality and
+/// padding. Decode steps read the padding from `key_mask` in the decode kernel, so
+/// theirs is never built unless a layer falls back to SDPA.
 struct AttentionContext {
-  torch::Tensor mask;  // (B, 1, T, P + T) in the model's dtype
   KVCache* cache = nullptr;
   int64_t layer = 0;
+  torch::Tensor key_mask;  // (B, P + T) integer or bool, 1 = real token
+  /// T == 1 over a cache without autograd: attend() may run kernels::decode_attention.
+  bool decode = false;
+
+  /// (B, 1, T, P + T) in the model's dtype, 0 = may attend, -inf = may not.
+  const torch::Tensor& additive_mask() const;
+
+  // What additive_mask() builds from; the copies of the context each layer captures
+  // share the one mask.
+  int64_t new_tokens = 0;  // T
+  torch::ScalarType dtype = torch::kFloat32;
+  std::shared_ptr<torch::Tensor> additive = std::make_shared<torch::Tensor>();
 };
 
 class CausalLMImpl : public torch::nn::Module {
@@ -130,7 +143,9 @@ void set_dropout(CausalLMImpl& model, double p);
 using CausalLM = std::shared_ptr<CausalLMImpl>;
 
 /// Attention over heads: q (B, H, T, D), k and v (B, H_kv, S, D) with H a multiple of
-/// H_kv. Returns (B, T, H * D).
+/// H_kv, k and v in q's dtype or the cache's. Decode steps on CPU (context.decode, no
+/// dropout) run kernels::decode_attention over the cache's storage in place; other
+/// passes SDPA with the additive mask. Returns (B, T, H * D).
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                      const AttentionContext& context, double dropout, bool training);
 
