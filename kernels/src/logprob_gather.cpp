@@ -160,9 +160,9 @@ torch::Tensor as_rows(const torch::Tensor& logits) {
 Forward forward_rows(const torch::Tensor& logits, const torch::Tensor& targets, const GatherSpec& spec) {
 #ifdef TROUPE_LOGPROB_GATHER_CUDA
   if (logits.is_cuda()) {
-    auto [lp, lse, entropy] =
-        cuda::logprob_gather_forward(as_rows(logits), targets, spec.ignore_index, spec.has_ignore, spec.with_entropy);
-    return {lp, lse, entropy};
+    const auto ignore = spec.has_ignore ? std::optional<int64_t>(spec.ignore_index) : std::nullopt;
+    auto out = cuda::logprob_gather_forward(as_rows(logits), targets.reshape({-1}), spec.with_entropy, ignore);
+    return {out[0], out[1], out[2]};
   }
 #endif
   return forward_cpu(logits, targets, spec);
@@ -173,8 +173,9 @@ torch::Tensor backward_rows(const torch::Tensor& logits, const torch::Tensor& ta
                             const GatherSpec& spec) {
 #ifdef TROUPE_LOGPROB_GATHER_CUDA
   if (logits.is_cuda())
-    return cuda::logprob_gather_backward(as_rows(logits), targets, logsumexp, entropy, grad_lp, grad_ent,
-                                         spec.ignore_index, spec.has_ignore)
+    return cuda::logprob_gather_backward(as_rows(logits), targets.reshape({-1}), logsumexp, grad_lp.reshape({-1}),
+                                         grad_ent.defined() ? grad_ent.reshape({-1}) : grad_ent,
+                                         spec.has_ignore ? std::optional<int64_t>(spec.ignore_index) : std::nullopt)
         .view(logits.sizes());
 #endif
   return backward_cpu(logits, targets, logsumexp, entropy, grad_lp, grad_ent, spec);

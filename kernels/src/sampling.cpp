@@ -11,6 +11,11 @@
 
 #include "cpu/sampling.hpp"
 
+#if defined(TROUPE_WITH_CUDA) && __has_include("cuda/sampling_cuda.hpp")
+#include "cuda/sampling_cuda.hpp"
+#define TROUPE_SAMPLING_CUDA 1
+#endif
+
 namespace troupe::kernels {
 
 torch::Tensor sample_next_tokens(const torch::Tensor& logits, const SamplingParams& params, at::Generator& generator) {
@@ -25,7 +30,10 @@ torch::Tensor sample_next_tokens(const torch::Tensor& logits, const SamplingPara
                 std::to_string(params.temperature));
   }
   if (params.do_sample && std::isnan(params.top_p)) throw Error("sample_next_tokens: top_p is NaN");
-  // No CUDA kernel yet: the LibTorch path (today's, the same tokens) on other devices.
+#ifdef TROUPE_SAMPLING_CUDA
+  if (logits.is_cuda()) return cuda::sample_next_tokens(logits, params, generator);
+#endif
+  // Other devices: the LibTorch path (today's, the same tokens).
   if (!logits.is_cpu()) return reference::sample_next_tokens(logits, params, generator);
 
   const int64_t b = logits.size(0), v = logits.size(1);
