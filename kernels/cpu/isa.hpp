@@ -1,7 +1,7 @@
 #pragma once
 // The instruction sets a portable kernel source is compiled for. Each raw kernel of
-// this kind is one source of plain loops (16 independent lanes the compiler
-// vectorises) built three times through target attributes; the launcher picks one.
+// this kind is one source (GCC/Clang vector types or plain loops) built up to three
+// times through target attributes; the launcher picks one (src/kernel_isa.hpp).
 #include <cstdint>
 
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))

@@ -150,18 +150,21 @@ torch::Tensor backward_cpu(const torch::Tensor& logits, const torch::Tensor& tar
 }
 
 #ifdef TROUPE_LOGPROB_GATHER_CUDA
-/// The CUDA kernels take the rows as a matrix (N, V) with unit stride along V.
+/// The CUDA kernels take the rows as a matrix (N, V) (any row stride; reshape copies
+/// only leading dims that do not collapse).
 torch::Tensor as_rows(const torch::Tensor& logits) {
-  auto rows = logits.reshape({leading_rows(logits), logits.size(-1)});  // (N, V)
-  return rows.stride(1) == 1 ? rows : rows.contiguous();
+  return logits.reshape({leading_rows(logits), logits.size(-1)});  // (N, V)
+}
+
+std::optional<int64_t> cuda_ignore_index(const GatherSpec& spec) {
+  return spec.has_ignore ? std::optional<int64_t>(spec.ignore_index) : std::nullopt;
 }
 #endif
 
 Forward forward_rows(const torch::Tensor& logits, const torch::Tensor& targets, const GatherSpec& spec) {
 #ifdef TROUPE_LOGPROB_GATHER_CUDA
   if (logits.is_cuda()) {
-    const auto ignore = spec.has_ignore ? std::optional<int64_t>(spec.ignore_index) : std::nullopt;
-    auto out = cuda::logprob_gather_forward(as_rows(logits), targets.reshape({-1}), spec.with_entropy, ignore);
+    auto out = cuda::logprob_gather_forward(as_rows(logits), targets, spec.with_entropy, cuda_ignore_index(spec));
     return {out[0], out[1], out[2]};
   }
 #endif
@@ -172,11 +175,12 @@ torch::Tensor backward_rows(const torch::Tensor& logits, const torch::Tensor& ta
                             const torch::Tensor& entropy, const torch::Tensor& grad_lp, const torch::Tensor& grad_ent,
                             const GatherSpec& spec) {
 #ifdef TROUPE_LOGPROB_GATHER_CUDA
-  if (logits.is_cuda())
-    return cuda::logprob_gather_backward(as_rows(logits), targets.reshape({-1}), logsumexp, grad_lp.reshape({-1}),
-                                         grad_ent.defined() ? grad_ent.reshape({-1}) : grad_ent,
-                                         spec.has_ignore ? std::optional<int64_t>(spec.ignore_index) : std::nullopt)
+  if (logits.is_cuda()) {
+    // The CUDA backward recomputes the entropy and wants a log-prob gradient (zero when unused).
+    auto g_lp = grad_lp.defined() ? grad_lp : torch::zeros({targets.numel()}, logsumexp.options());
+    return cuda::logprob_gather_backward(as_rows(logits), targets, logsumexp, g_lp, grad_ent, cuda_ignore_index(spec))
         .view(logits.sizes());
+  }
 #endif
   return backward_cpu(logits, targets, logsumexp, entropy, grad_lp, grad_ent, spec);
 }

@@ -4,11 +4,15 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <condition_variable>
+#include <future>
+#include <mutex>
 #include <sstream>
 
 #include <troupe/common/error.hpp>
 #include <troupe/engine/losses.hpp>
 #include <troupe/engine/optimizer.hpp>
+#include <troupe/engine/train_engine.hpp>
 
 #include "../models/model_fixtures.hpp"
 
@@ -41,6 +45,55 @@ void backward_on_batch(models::CausalLMImpl& model, int64_t seed) {
   auto ids = torch::randint(3, 50, {3, 9}, g, torch::kLong);
   engine::language_model_loss(model.forward(ids, torch::ones_like(ids)), ids).backward();
 }
+
+/// Collectives between two threads standing for two ranks: each deposits its tensor,
+/// both meet, each reads what it needs, both meet again before the slots are reused.
+class TwoRanks {
+ public:
+  void broadcast(int rank, torch::Tensor& flat, int root) {
+    exchange(rank, flat, [&] { if (rank != root) flat.copy_(slots_[root]); });
+  }
+  void reduce_sum(int rank, torch::Tensor& flat, int root) {
+    exchange(rank, flat, [&] { if (rank == root) flat.copy_(slots_[0] + slots_[1]); });
+  }
+  void all_reduce(int rank, torch::Tensor& t, bool max) {
+    exchange(rank, t, [&] { t.copy_(max ? torch::max(slots_[0], slots_[1]) : slots_[0] + slots_[1]); });
+  }
+  engine::TrainEngine::OptimizerSharding sharding(int rank, int stage) {
+    engine::TrainEngine::OptimizerSharding s;
+    s.rank = rank;
+    s.world = 2;
+    s.stage = stage;
+    s.broadcast = [this, rank](torch::Tensor& flat, int root) { broadcast(rank, flat, root); };
+    s.reduce_sum = [this, rank](torch::Tensor& flat, int root) { reduce_sum(rank, flat, root); };
+    s.all_reduce_sum = [this, rank](torch::Tensor& t) { all_reduce(rank, t, false); };
+    s.all_reduce_max = [this, rank](torch::Tensor& t) { all_reduce(rank, t, true); };
+    return s;
+  }
+
+ private:
+  void exchange(int rank, torch::Tensor& mine, const std::function<void()>& read) {
+    slots_[rank] = mine.clone();  // `read` may overwrite `mine`; the slots stay as deposited
+    meet();
+    read();
+    meet();
+  }
+  void meet() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const int generation = generation_;
+    if (++arrived_ == 2) {
+      arrived_ = 0;
+      ++generation_;
+      met_.notify_all();
+    } else {
+      met_.wait(lock, [&] { return generation_ != generation; });
+    }
+  }
+  torch::Tensor slots_[2];
+  std::mutex mutex_;
+  std::condition_variable met_;
+  int arrived_ = 0, generation_ = 0;
+};
 
 }  // namespace
 
@@ -170,4 +223,60 @@ TEST_CASE("the step-1 loss through the fused gather equals torch's cross entropy
     CHECK(grad.select(1, 10).abs().sum().item<double>() == 0);
   }
   CHECK_THROWS_AS(engine::language_model_loss(torch::zeros({1, 3, 5}), torch::full({1, 3}, 7, torch::kLong)), Error);
+}
+
+TEST_CASE("FusedAdamW under ZeRO 1 and 2: two ranks step as one engine and split the state",
+          "[engine][training][kernels]") {
+  const int stage = GENERATE(1, 2);
+  INFO("ZeRO stage " << stage);
+  auto config = test::tiny_config("llama");
+  engine::TrainOptions options;
+  options.optimizer.learning_rate = 1e-2;
+  options.optimizer.weight_decay = 0.1;
+  options.max_grad_norm = 0.5;
+  auto g = at::make_generator<at::CPUGeneratorImpl>(8);
+  const std::vector<torch::Tensor> batches = {torch::randint(3, 50, {4, 9}, g, torch::kLong),
+                                              torch::randint(3, 50, {4, 9}, g, torch::kLong)};
+  auto step = [](engine::TrainEngine& engine, const torch::Tensor& ids) {
+    // Every row as long: the mean over the batch is the mean of the two halves' means.
+    engine.micro_step([&](models::CausalLMImpl& model) {
+      return engine::language_model_loss(model.forward(ids, torch::ones_like(ids)), ids);
+    });
+  };
+  torch::manual_seed(9);
+  auto whole = models::make_causal_lm(config);
+  engine::TrainEngine single(whole, options);
+  for (const auto& ids : batches) step(single, ids);  // the second step reads the moments
+
+  TwoRanks bus;
+  std::vector<models::CausalLM> models_of_rank;
+  for (int r = 0; r < 2; ++r) {
+    torch::manual_seed(9);
+    models_of_rank.push_back(models::make_causal_lm(config));
+  }
+  auto run_rank = [&](int rank) {
+    engine::TrainEngine engine(models_of_rank[static_cast<size_t>(rank)], options);
+    if (stage == 1)
+      engine.set_gradient_sync([&, rank](const std::vector<torch::Tensor>& parameters) {
+        for (const auto& p : parameters) {
+          auto grad = p.grad();
+          bus.all_reduce(rank, grad, false);
+          grad.div_(2);
+        }
+      });
+    engine.set_optimizer_sharding(bus.sharding(rank, stage));
+    for (const auto& ids : batches) step(engine, ids.slice(0, 2 * rank, 2 * rank + 2));
+    return engine.optimizer_state_bytes();
+  };
+  auto other = std::async(std::launch::async, run_rank, 1);
+  const int64_t state0 = run_rank(0), state1 = other.get();
+  CHECK(state0 + state1 == single.optimizer_state_bytes());
+  CHECK(state0 > 0);
+  CHECK(state1 > 0);
+  for (const auto& item : whole->named_parameters()) {
+    INFO(item.key());
+    CHECK(torch::allclose(models_of_rank[0]->named_parameters()[item.key()], item.value(), 1e-5, 1e-6));
+    CHECK(torch::equal(models_of_rank[0]->named_parameters()[item.key()],
+                       models_of_rank[1]->named_parameters()[item.key()]));
+  }
 }
