@@ -20,6 +20,16 @@ struct DecodeLinearArgs {
   float* y = nullptr;
 };
 
+// Each kernel comes as the portable build (no suffix), the same source built for AVX2 +
+// FMA (_avx2; x86 only) and the AVX-512 kernel (_avx512, with vdpbf16ps for bf16).
+void decode_linear_f32_avx2(const float* x, const float* w, const DecodeLinearArgs& a, int64_t p_begin, int64_t p_end);
+void decode_linear_bf16_avx2(const uint32_t* xb, const uint32_t* w, const DecodeLinearArgs& a, int64_t p_begin,
+                             int64_t p_end);
+void decode_gated_f32_avx2(const float* x, const float* g, const float* u, const DecodeLinearArgs& a, int64_t p_begin,
+                           int64_t p_end);
+void decode_gated_bf16_avx2(const uint32_t* xb, const uint32_t* g, const uint32_t* u, const DecodeLinearArgs& a,
+                            int64_t p_begin, int64_t p_end);
+
 // fp32 weights.
 void decode_linear_f32(const float* x, const float* w, const DecodeLinearArgs& a, int64_t p_begin, int64_t p_end);
 void decode_linear_f32_avx512(const float* x, const float* w, const DecodeLinearArgs& a, int64_t p_begin,

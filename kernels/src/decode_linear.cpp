@@ -8,6 +8,7 @@
 #include <troupe/kernels/cpu_features.hpp>
 
 #include "cpu/decode_linear.hpp"
+#include "src/kernel_isa.hpp"
 
 #if defined(TROUPE_WITH_CUDA) && __has_include("cuda/decode_linear_cuda.hpp")
 #include "cuda/decode_linear_cuda.hpp"
@@ -74,6 +75,28 @@ cpu::DecodeLinearArgs args_for(const torch::Tensor& rows, const PackedLinear& w,
 
 const uint32_t* pairs(const torch::Tensor& t) { return reinterpret_cast<const uint32_t*>(t.data_ptr()); }
 
+/// Which build runs: the AVX-512 kernel where the CPU has AVX-512 (and AVX512_BF16 for
+/// bf16 weights), else the portable source built for AVX2 + FMA, else its baseline.
+enum class Path { Avx512, Avx2, Baseline };
+Path path_for(torch::ScalarType dtype) {
+  const auto& f = cpu_features();
+  if (dtype == torch::kFloat32 ? f.avx512 : f.avx512_bf16) return Path::Avx512;
+#ifdef TROUPE_KERNELS_X86_CLONES
+  if (kernel_isa() != cpu::Isa::Baseline) return Path::Avx2;
+#endif
+  return Path::Baseline;
+}
+
+/// Calls the build of `kernel` that `path` names.
+#ifdef TROUPE_KERNELS_X86_CLONES
+#define TROUPE_PICK(path, kernel, ...)                                          \
+  ((path) == Path::Avx512 ? cpu::kernel##_avx512(__VA_ARGS__)                   \
+   : (path) == Path::Avx2 ? cpu::kernel##_avx2(__VA_ARGS__) : cpu::kernel(__VA_ARGS__))
+#else
+#define TROUPE_PICK(path, kernel, ...) \
+  ((path) == Path::Avx512 ? cpu::kernel##_avx512(__VA_ARGS__) : cpu::kernel(__VA_ARGS__))
+#endif
+
 }  // namespace
 
 Activation activation_from_name(const std::string& name) {
@@ -132,20 +155,17 @@ torch::Tensor decode_linear(const torch::Tensor& x, const PackedLinear& w, Activ
   auto y = torch::empty({rows.size(0), w.out_features}, x.options().dtype(torch::kFloat32));  // (M, N)
   if (rows.size(0) > 0 && w.out_features > 0) {
     const auto a = args_for(rows, w, w.bias, activation, y);
-    const auto& features = cpu_features();
+    const auto path = path_for(w.dtype);
     if (w.dtype == torch::kFloat32) {
       const float* xr = rows.data_ptr<float>();
       const float* wp = w.data.data_ptr<float>();
-      for_panels(ceil_div(a.n, kPanel), [&](int64_t p0, int64_t p1) {
-        features.avx512 ? cpu::decode_linear_f32_avx512(xr, wp, a, p0, p1) : cpu::decode_linear_f32(xr, wp, a, p0, p1);
-      });
+      for_panels(ceil_div(a.n, kPanel),
+                 [&](int64_t p0, int64_t p1) { TROUPE_PICK(path, decode_linear_f32, xr, wp, a, p0, p1); });
     } else {
       const uint32_t* xr = pairs(rows);
       const uint32_t* wp = pairs(w.data);
-      for_panels(ceil_div(a.n, kPanel), [&](int64_t p0, int64_t p1) {
-        features.avx512_bf16 ? cpu::decode_linear_bf16_avx512(xr, wp, a, p0, p1)
-                             : cpu::decode_linear_bf16(xr, wp, a, p0, p1);
-      });
+      for_panels(ceil_div(a.n, kPanel),
+                 [&](int64_t p0, int64_t p1) { TROUPE_PICK(path, decode_linear_bf16, xr, wp, a, p0, p1); });
     }
   }
   return y.view(output_shape(x, w.out_features)).to(x.scalar_type());
@@ -165,20 +185,17 @@ torch::Tensor decode_gated_linear(const torch::Tensor& x, const PackedLinear& ga
   auto y = torch::empty({rows.size(0), gate.out_features}, x.options().dtype(torch::kFloat32));  // (M, N)
   if (rows.size(0) > 0 && gate.out_features > 0) {
     const auto a = args_for(rows, gate, {}, Activation::None, y);
-    const auto& features = cpu_features();
+    const auto path = path_for(gate.dtype);
     if (gate.dtype == torch::kFloat32) {
       const float* xr = rows.data_ptr<float>();
       const float *g = gate.data.data_ptr<float>(), *u = up.data.data_ptr<float>();
-      for_panels(ceil_div(a.n, kPanel), [&](int64_t p0, int64_t p1) {
-        features.avx512 ? cpu::decode_gated_f32_avx512(xr, g, u, a, p0, p1) : cpu::decode_gated_f32(xr, g, u, a, p0, p1);
-      });
+      for_panels(ceil_div(a.n, kPanel),
+                 [&](int64_t p0, int64_t p1) { TROUPE_PICK(path, decode_gated_f32, xr, g, u, a, p0, p1); });
     } else {
       const uint32_t* xr = pairs(rows);
       const uint32_t *g = pairs(gate.data), *u = pairs(up.data);
-      for_panels(ceil_div(a.n, kPanel), [&](int64_t p0, int64_t p1) {
-        features.avx512_bf16 ? cpu::decode_gated_bf16_avx512(xr, g, u, a, p0, p1)
-                             : cpu::decode_gated_bf16(xr, g, u, a, p0, p1);
-      });
+      for_panels(ceil_div(a.n, kPanel),
+                 [&](int64_t p0, int64_t p1) { TROUPE_PICK(path, decode_gated_bf16, xr, g, u, a, p0, p1); });
     }
   }
   return y.view(output_shape(x, gate.out_features)).to(x.scalar_type());
