@@ -1,7 +1,7 @@
 // Portable decode-linear kernels: the packed layouts read in order, one panel of 16
 // output features at a time, up to 4 rows of x per pass so each loaded weight line
-// feeds 4 independent sums (the compiler vectorises the 16 lanes). Built twice through
-// target attributes (cpu/isa.hpp): for the baseline and for AVX2 with FMA.
+// feeds 4 independent sums. The baseline for CPUs without AVX2 (x86 CPUs with it run
+// decode_linear_avx2.cpp, those with AVX-512 decode_linear_avx512.cpp).
 #include "cpu/decode_linear.hpp"
 
 #include <algorithm>
@@ -186,8 +186,5 @@ TROUPE_ALWAYS_INLINE void gated_bf16(const uint32_t* xb, const uint32_t* g, cons
   }
 
 TROUPE_DECODE_LINEAR_BUILD(, )
-#ifdef TROUPE_KERNELS_X86_CLONES
-TROUPE_DECODE_LINEAR_BUILD(_avx2, TROUPE_TARGET_AVX2)
-#endif
 
 }  // namespace troupe::kernels::cpu
