@@ -17,6 +17,13 @@ using namespace troupe;
 
 namespace {
 
+/// The engine's defaults without its log line per generation.
+engine::HybridEngineOptions quiet_options() {
+  engine::HybridEngineOptions options;
+  options.log_switches = false;
+  return options;
+}
+
 /// The same tiny Llama (grouped-query attention) with trained-looking LoRA adapters,
 /// on every call.
 models::CausalLM adapted_llama() {
@@ -42,7 +49,7 @@ std::vector<models::GenerationResult> generate_on_ranks(const std::vector<RankPr
   test::ThreadSumGroup group(world);
   std::vector<std::shared_ptr<engine::HybridEngine>> engines;
   for (int r = 0; r < world; ++r) {
-    engines.push_back(std::make_shared<engine::HybridEngine>(adapted_llama(), engine::HybridEngineOptions{false, true, true, false}));
+    engines.push_back(std::make_shared<engine::HybridEngine>(adapted_llama(), quiet_options()));
     engines.back()->set_tensor_parallel(group.rank(r));
   }
   std::vector<std::future<models::GenerationResult>> ranks;
@@ -82,7 +89,7 @@ TEST_CASE("tensor-parallel generate: each rank gets its rows of what one engine 
       options.do_sample = sample;
       options.eos_token_ids = {2};
       options.seed = 11;  // rank 0's: the group samples with it
-      engine::HybridEngine alone(adapted_llama(), engine::HybridEngineOptions{false, true, true, false});
+      engine::HybridEngine alone(adapted_llama(), quiet_options());
       const auto want = alone.generate(all_ids, all_mask, options);
 
       std::vector<engine::SwitchTimings> timings;
@@ -110,7 +117,7 @@ TEST_CASE("tensor-parallel generate: a rank with no prompts still takes part", "
   auto mask = torch::ones({2, 4}, torch::kLong);
   models::GenerationOptions options;
   options.max_new_tokens = 6;
-  engine::HybridEngine alone(adapted_llama(), engine::HybridEngineOptions{false, true, true, false});
+  engine::HybridEngine alone(adapted_llama(), quiet_options());
   const auto want = alone.generate(ids, mask, options);
   auto got = generate_on_ranks({{ids, mask, 0}, {torch::zeros({0, 4}, torch::kLong), torch::zeros({0, 4}, torch::kLong), 0}},
                                options);
