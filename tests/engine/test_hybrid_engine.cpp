@@ -244,7 +244,7 @@ TEST_CASE("hybrid engine: each switch is timed and logged", "[engine][hybrid]") 
   CHECK(t.tokens_per_second() > 0);
   CHECK(hybrid.timing_history().size() == 2);
   auto line = t.log_line();
-  CHECK_THAT(line, Catch::Contains("fuse") && Catch::Contains("generate") && Catch::Contains("unfuse") &&
+  CHECK_THAT(line, Catch::Contains("enter") && Catch::Contains("generate") && Catch::Contains("leave") &&
                        Catch::Contains("B=3") && Catch::Contains("reused"));
 }
 
