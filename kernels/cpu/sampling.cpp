@@ -19,13 +19,21 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-/// e^x to about 2 ulp, branch-free so the loops that call it vectorise: x = n ln2 + r,
-/// Cephes' polynomial for e^r, 2^n built in the exponent bits. x is clamped to
-/// [-87, 88]: weights below e^-87 of the largest matter to no sum or draw.
+/// e^x for x <= 0 (callers pass s - max) to about 2 ulp, branch-free so the loops that
+/// call it vectorise: x = n ln2 + r, Cephes' polynomial for e^r, 2^n built in the
+/// exponent bits. x below -87 (-inf too) counts as -87: weights under e^-87 of the
+/// largest matter to no sum or draw.
 inline float exp_approx(float x) {
-  x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);
+  // The clamp on the bits (as unsigned, negative floats order by magnitude): a float
+  // comparison may trap, which keeps GCC from vectorising the loop.
+  uint32_t bits_x;
+  std::memcpy(&bits_x, &x, sizeof bits_x);
+  const uint32_t minus_87 = 0xc2ae0000u;
+  bits_x = bits_x > minus_87 ? minus_87 : bits_x;
+  std::memcpy(&x, &bits_x, sizeof x);
   const float shifter = 12582912.f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float n = (x * 1.44269504088896341f + shifter) - shifter;
+  const float shifted = x * 1.44269504088896341f + shifter;
+  const float n = shifted - shifter;
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -35,7 +43,11 @@ inline float exp_approx(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  // n itself sits in the low mantissa bits of `shifted` (no float-to-int conversion).
+  int32_t shifted_bits, shifter_bits;
+  std::memcpy(&shifted_bits, &shifted, sizeof shifted_bits);
+  std::memcpy(&shifter_bits, &shifter, sizeof shifter_bits);
+  const int32_t bits = (shifted_bits - shifter_bits + 127) * (1 << 23);
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
@@ -146,14 +158,24 @@ int64_t sample_row(const float* logits, int64_t stride, const float* q, const Sa
     }
     threshold = std::max(threshold, top_p_threshold(c.data(), static_cast<int64_t>(c.size()), a.top_p * total, top));
   }
-  // The race, in torch's terms: p / q with p = 0 off the kept set (so 0 / 0 = NaN where
-  // q = 0 there, which torch's argmax would take too).
+  // The race, in torch's terms: argmax of p / q with p = 0 off the kept set (0 / q, so
+  // NaN where q = 0 there, which torch's argmax takes first). The numerators over the
+  // whole row first (a loop that vectorises), then the masked argmax.
   scratch.values.resize(static_cast<size_t>(n));
   float* r = scratch.values.data();
+  for (int64_t i = 0; i < n; ++i) r[i] = exp_approx(s[i] - top) / q[i];
+  int64_t best = -1;
+  float best_value = 0.f;
   for (int64_t i = 0; i < n; ++i) {
-    r[i] = (s[i] >= threshold && s[i] > -kInf ? exp_approx(s[i] - top) : 0.f) / q[i];
+    const bool kept = s[i] >= threshold && s[i] > -kInf;
+    const float v = kept ? r[i] : (q[i] == 0.f ? std::numeric_limits<float>::quiet_NaN() : 0.f);
+    if (v != v) return i;
+    if (best < 0 || v > best_value) {
+      best = i;
+      best_value = v;
+    }
   }
-  return argmax_row(r, 1, n);
+  return best;
 }
 
 }  // namespace troupe::kernels::cpu

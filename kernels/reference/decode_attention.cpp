@@ -13,8 +13,6 @@ torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k_ca
                                int64_t length, const torch::Tensor& key_mask, double scale) {
   TORCH_CHECK(q.dim() == 3 && k_cache.dim() == 4, "reference::decode_attention: q (B, H, D), caches (B, H_kv, C, D)");
   const int64_t b = q.size(0);
-  // SDPA refuses an empty batch; the answer is empty anyway.
-  if (b == 0) return torch::empty_like(q);
   auto k = k_cache.narrow(2, 0, length).to(q.scalar_type());  // (B, H_kv, L, D)
   auto v = v_cache.narrow(2, 0, length).to(q.scalar_type());
   std::optional<torch::Tensor> additive;  // none: every position may be attended
