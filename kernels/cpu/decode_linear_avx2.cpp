@@ -18,22 +18,31 @@ namespace {
 
 constexpr int kRows = 4;
 
+/// The sums are locals (copied out once) so they stay in registers.
 template <int R>
-inline void panel_f32(const float* x, int64_t ldx, const float* w, int64_t k, __m256 (*acc)[2]) {
-  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+__attribute__((always_inline)) inline void panel_f32(const float* x, int64_t ldx, const float* w, int64_t k,
+                                                     __m256 (*acc)[2]) {
+  __m256 s0[R], s1[R];
+  for (int r = 0; r < R; ++r) s0[r] = s1[r] = _mm256_setzero_ps();
   for (int64_t i = 0; i < k; ++i) {
     const __m256 w0 = _mm256_loadu_ps(w + i * kPanel), w1 = _mm256_loadu_ps(w + i * kPanel + 8);
     for (int r = 0; r < R; ++r) {
       const __m256 xv = _mm256_broadcast_ss(x + r * ldx + i);
-      acc[r][0] = _mm256_fmadd_ps(xv, w0, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(xv, w1, acc[r][1]);
+      s0[r] = _mm256_fmadd_ps(xv, w0, s0[r]);
+      s1[r] = _mm256_fmadd_ps(xv, w1, s1[r]);
     }
+  }
+  for (int r = 0; r < R; ++r) {
+    acc[r][0] = s0[r];
+    acc[r][1] = s1[r];
   }
 }
 
 template <int R>
-inline void panel_bf16(const uint32_t* xb, int64_t ldx, const uint32_t* w, int64_t k2, __m256 (*acc)[2]) {
-  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+__attribute__((always_inline)) inline void panel_bf16(const uint32_t* xb, int64_t ldx, const uint32_t* w, int64_t k2,
+                                                      __m256 (*acc)[2]) {
+  __m256 s0[R], s1[R];
+  for (int r = 0; r < R; ++r) s0[r] = s1[r] = _mm256_setzero_ps();
   const __m256i high_mask = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
   for (int64_t i = 0; i < k2; ++i) {
     const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i * kPanel));
@@ -44,9 +53,13 @@ inline void panel_bf16(const uint32_t* xb, int64_t ldx, const uint32_t* w, int64
       const uint32_t pair = xb[r * ldx + i];
       const __m256 x0 = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(pair << 16)));
       const __m256 x1 = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(pair & 0xffff0000u)));
-      acc[r][0] = _mm256_fmadd_ps(x1, hi0, _mm256_fmadd_ps(x0, lo0, acc[r][0]));
-      acc[r][1] = _mm256_fmadd_ps(x1, hi1, _mm256_fmadd_ps(x0, lo1, acc[r][1]));
+      s0[r] = _mm256_fmadd_ps(x1, hi0, _mm256_fmadd_ps(x0, lo0, s0[r]));
+      s1[r] = _mm256_fmadd_ps(x1, hi1, _mm256_fmadd_ps(x0, lo1, s1[r]));
     }
+  }
+  for (int r = 0; r < R; ++r) {
+    acc[r][0] = s0[r];
+    acc[r][1] = s1[r];
   }
 }
 
