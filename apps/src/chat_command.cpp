@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <troupe/models/chat.hpp>
+#include <troupe/models/inference_layout.hpp>
 #include <troupe/models/pretrained.hpp>
 
 #include "commands.hpp"
@@ -30,7 +31,11 @@ void run_chat(ChatArgs args) {
   load.device = args.device.device();
   load.dtype = args.device.dtype();
   std::shared_ptr<const models::Tokenizer> tokenizer = models::load_tokenizer(args.model);
-  models::ChatSession chat(models::TextGenerator(models::load_pretrained(args.model, load), tokenizer, args.generation));
+  auto model = models::load_pretrained(args.model, load);
+  model->eval();
+  // Packed once for the whole session, not at every turn's generate().
+  models::ScopedInferenceLayout layout(*model, models::resolve_inference_dtype(*model, args.generation.inference_dtype));
+  models::ChatSession chat(models::TextGenerator(model, tokenizer, args.generation));
 
   const bool interactive = isatty(STDIN_FILENO) && !args.json;
   if (interactive) std::cout << "Chatting with " << args.model << ". Type 'clear' to start over, 'quit' to exit.\n";

@@ -146,7 +146,8 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
 
     start = Clock::now();
     const int64_t positions = gathered.ids.size(1) + options.max_new_tokens;
-    auto cache_options = torch::TensorOptions().dtype(model.input_embedding_weight().scalar_type()).device(device);
+    // Keys and values in the inference dtype, as the packed weights.
+    auto cache_options = torch::TensorOptions().dtype(options_.inference_dtype).device(device);
     auto& kept = cache_for(timings.group_batch, positions, cache_options, timings.cache_reused);
     timings.kv_cache_bytes = kept.bytes();
     models::KVCache run = kept;  // shares the kept tensors; the copy starts empty

@@ -28,11 +28,13 @@ std::vector<int64_t> ChatSession::fit_context(std::vector<int64_t> ids) const {
 }
 
 std::string ChatSession::reply(const std::string& user_input) {
-  const auto prompt = history_ + " Human: " + user_input + "\n Assistant: ";
+  // The format the prompts of steps 1-3 have (DeepSpeed-Chat's datasets), so the model
+  // sees the turns as it was trained on them.
+  const auto prompt = history_ + "\n\nHuman: " + user_input + "\n\nAssistant:";
   auto ids = fit_context(generator_.tokenizer().encode(prompt, /*add_special_tokens=*/true));
   auto completion = generator_.complete_ids({ids}).front();
   auto answer = cut_reply(completion.text);
-  history_ = prompt + answer + "\n\n";
+  history_ = prompt + " " + answer;
   ++turns_;
   return answer;
 }

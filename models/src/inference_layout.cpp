@@ -71,6 +71,11 @@ ScopedInferenceLayout::~ScopedInferenceLayout() {
   if (layout_) layout_->leave(model_);
 }
 
+torch::ScalarType resolve_inference_dtype(CausalLMImpl& model, std::optional<torch::ScalarType> requested) {
+  if (requested) return *requested;
+  return model.input_embedding_weight().scalar_type() == torch::kBFloat16 ? torch::kBFloat16 : torch::kFloat32;
+}
+
 torch::ScalarType inference_dtype_from_name(const std::string& name, const std::string& where) {
   if (name == "fp32" || name == "float32") return torch::kFloat32;
   if (name == "bf16" || name == "bfloat16") return torch::kBFloat16;

@@ -28,18 +28,18 @@ TEST_CASE("a chat reply is cut at the next Human: turn", "[models][chat]") {
   CHECK(models::cut_reply("no turn marker here ") == "no turn marker here");
 }
 
-TEST_CASE("chat keeps DeepSpeed-Chat's running history and continues it greedily", "[models][chat]") {
+TEST_CASE("chat keeps a running history in the training prompts' format and continues it greedily", "[models][chat]") {
   auto generator = fixture_generator(6);
   models::ChatSession chat(generator);
   auto first = chat.reply("hello there");
-  const std::string first_prompt = " Human: hello there\n Assistant: ";
-  CHECK(chat.history() == first_prompt + first + "\n\n");
+  const std::string first_prompt = "\n\nHuman: hello there\n\nAssistant:";
+  CHECK(chat.history() == first_prompt + " " + first);
   // The reply is exactly the greedy continuation of the formatted prompt, cut at "Human:".
   auto direct = generator.complete({first_prompt}).front();
   CHECK(first == models::cut_reply(direct.text));
 
   auto second = chat.reply("and then?");
-  CHECK(chat.history() == first_prompt + first + "\n\n Human: and then?\n Assistant: " + second + "\n\n");
+  CHECK(chat.history() == first_prompt + " " + first + "\n\nHuman: and then?\n\nAssistant: " + second);
   CHECK(chat.turns() == 2);
 
   chat.clear();

@@ -1,6 +1,6 @@
 #pragma once
 /// A multi-turn conversation in DeepSpeed-Chat's chat format: each turn appends
-/// " Human: {input}\n Assistant: " to the running history, the model continues it, and
+/// "\n\nHuman: {input}\n\nAssistant:" (the training prompts' format) to the running history, the model continues it, and
 /// the reply is cut where the model starts the next "Human:" turn.
 #include <string>
 

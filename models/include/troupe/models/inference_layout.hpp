@@ -7,6 +7,7 @@
 /// The training weights are never modified, so leaving needs no unfuse and no backup.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <torch/types.h>
@@ -59,6 +60,10 @@ class ScopedInferenceLayout {
 
 /// Whether every linear layer of `model` has a packed copy attached.
 bool has_inference_layout(CausalLMImpl& model);
+
+/// The dtype generation packs weights and keeps its KV cache in: `requested` when
+/// given, else bf16 for a bf16 model and fp32 otherwise.
+torch::ScalarType resolve_inference_dtype(CausalLMImpl& model, std::optional<torch::ScalarType> requested);
 
 /// The inference dtype named by a flag value: "fp32" or "bf16"; throws troupe::Error
 /// naming `where` otherwise.
