@@ -7,12 +7,12 @@
 
 namespace troupe::actors {
 
-Controller::Controller(caf::actor_system& system, StepThreeRoles roles, Algorithm algorithm,
+Controller::Controller(caf::actor_system& system, StepThreeRoles roles, std::shared_ptr<ExperienceStage> stage,
                        std::chrono::milliseconds timeout)
-    : system_(system), roles_(std::move(roles)), algorithm_(std::move(algorithm)), timeout_(timeout) {
+    : system_(system), roles_(std::move(roles)), stage_(std::move(stage)), timeout_(timeout) {
   if (!roles_.policy || !roles_.critic || !roles_.reference || !roles_.reward)
     throw Error("Controller: every step-3 role (policy, critic, reference, reward) needs an actor");
-  if (!algorithm_) throw Error("Controller: no algorithm given");
+  if (!stage_) throw Error("Controller: no experience stage given");
 }
 
 void Controller::trace(const std::string& what, caf::message message) {
@@ -64,12 +64,12 @@ CycleResult Controller::run_cycle(const TicketList& prompts, int64_t step) {
   check();
 
   try {
-    result.training = algorithm_(experience, step);
+    result.stage = stage_->run(experience, step);
   } catch (const std::exception& e) {
     throw Error("step " + std::to_string(step) + ", algorithm: " + e.what());
   }
 
-  TrainRequest request{result.training, step};
+  TrainRequest request{result.stage.training, step};
   trace("policy.train", caf::make_message(train_atom::value, request));
   trace("critic.train", caf::make_message(train_atom::value, request));
   auto policy_train = self->request(roles_.policy, timeout, train_atom::value, request);

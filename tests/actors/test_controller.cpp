@@ -29,16 +29,26 @@ struct Fixture {
 
 /// A GAE-free stand-in for rl/: advantages = reward - mean value, published beside
 /// the data; the controller only sees the tickets it returns.
-Algorithm fake_algorithm(std::shared_ptr<TicketStore> store, std::shared_ptr<EventLog> log) {
-  return [store, log](const ExperienceTickets& experience, int64_t) {
-    log->begin("algorithm");
-    auto values = fetch_all(*store, experience.values).at("values");              // (B, T-1)
-    auto rewards = fetch_all(*store, experience.rewards).at("reward_score");      // (B)
-    auto advantages = rewards.unsqueeze(1) - values;                              // (B, T-1)
-    auto ticket = store->publish({{"advantages", advantages}});
-    log->end("algorithm");
-    return std::vector<TicketList>{experience.sequences, TicketList{{ticket}}};
-  };
+class FakeStage : public ExperienceStage {
+ public:
+  FakeStage(std::shared_ptr<TicketStore> store, std::shared_ptr<EventLog> log) : store_(std::move(store)), log_(std::move(log)) {}
+  StageResult run(const ExperienceTickets& experience, int64_t) override {
+    log_->begin("algorithm");
+    auto values = fetch_all(*store_, experience.values).at("values");          // (B, T-1)
+    auto rewards = fetch_all(*store_, experience.rewards).at("reward_score");  // (B)
+    auto advantages = rewards.unsqueeze(1) - values;                           // (B, T-1)
+    auto ticket = store_->publish({{"advantages", advantages}});
+    log_->end("algorithm");
+    return {{experience.sequences, TicketList{{ticket}}}, {{"advantage_mean", advantages.mean().item<double>()}}};
+  }
+
+ private:
+  std::shared_ptr<TicketStore> store_;
+  std::shared_ptr<EventLog> log_;
+};
+
+std::shared_ptr<ExperienceStage> fake_stage(std::shared_ptr<TicketStore> store, std::shared_ptr<EventLog> log) {
+  return std::make_shared<FakeStage>(std::move(store), std::move(log));
 }
 
 }  // namespace
@@ -47,7 +57,7 @@ TEST_CASE("actors: the controller drives a step-3 cycle with tickets only", "[ac
   Fixture f;
   StepThreeRoles roles{spawn_policy(f.system, f.context("actor")), spawn_critic(f.system, f.context("critic")),
                        spawn_reference(f.system, f.context("reference")), spawn_reward(f.system, f.context("reward"))};
-  Controller controller(f.system, roles, fake_algorithm(f.store, f.log), std::chrono::seconds(20));
+  Controller controller(f.system, roles, fake_stage(f.store, f.log), std::chrono::seconds(20));
   std::vector<TraceEvent> trace;
   controller.on_trace([&](const TraceEvent& event) { trace.push_back(event); });
 
@@ -89,6 +99,8 @@ TEST_CASE("actors: the controller drives a step-3 cycle with tickets only", "[ac
           Approx(advantages.to(torch::kDouble).sum().item<double>()).epsilon(1e-6));
     auto logprobs = fetch_all(*f.store, result.experience.logprobs).at("logprobs");
     CHECK(torch::allclose(logprobs, -sequences.slice(1, 1).to(torch::kFloat) / 100));
+    // The stage's own metrics come back in the cycle's result, not through a side channel.
+    CHECK(result.stage.metrics.at("advantage_mean") == Approx(advantages.mean().item<double>()).epsilon(1e-6));
   }
 
   SECTION("the controller's messages hold only atoms, tickets and metrics") {
@@ -115,7 +127,7 @@ TEST_CASE("actors: a role's failure stops the cycle with the stage, role and ran
   StepThreeRoles roles{spawn_policy(f.system, f.context("actor")), spawn_critic(f.system, f.context("critic")),
                        spawn_reference(f.system, f.context("reference", {"score"})),
                        spawn_reward(f.system, f.context("reward"))};
-  Controller controller(f.system, roles, fake_algorithm(f.store, f.log), std::chrono::seconds(20));
+  Controller controller(f.system, roles, fake_stage(f.store, f.log), std::chrono::seconds(20));
   auto ids = torch::ones({2, 3}, torch::kLong);
   auto prompts = TicketList{{f.store->publish({{"input_ids", ids}, {"attention_mask", ids}})}};
   CHECK_THROWS_WITH(controller.run_cycle(prompts, 1),

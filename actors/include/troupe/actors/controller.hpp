@@ -11,6 +11,7 @@
 #include <caf/message.hpp>
 
 #include <troupe/actors/critic_actor.hpp>
+#include <troupe/actors/experience_stage.hpp>
 #include <troupe/actors/policy_actor.hpp>
 #include <troupe/actors/reference_actor.hpp>
 #include <troupe/actors/reward_actor.hpp>
@@ -25,21 +26,6 @@ struct StepThreeRoles {
   RewardActor reward;
 };
 
-/// Where the experience of one cycle lives.
-struct ExperienceTickets {
-  TicketList prompts;
-  TicketList sequences;     ///< policy.generate
-  TicketList logprobs;      ///< policy.score (old log-probs)
-  TicketList ref_logprobs;  ///< reference.score
-  TicketList values;        ///< critic.score
-  TicketList rewards;       ///< reward.score
-};
-
-/// The RL algorithm's seam (rl/): turns the experience into training batches (e.g.
-/// advantages and returns) and returns where they are. It runs beside the data (it
-/// pulls through a store), not in the controller's messages.
-using Algorithm = std::function<std::vector<TicketList>(const ExperienceTickets& experience, int64_t step)>;
-
 /// Everything the controller sent or received, for logs and for tests that check
 /// only tickets and metrics travel through it.
 struct TraceEvent {
@@ -49,17 +35,17 @@ struct TraceEvent {
 
 struct CycleResult {
   ExperienceTickets experience;
-  std::vector<TicketList> training;
+  StageResult stage;  ///< the training batches and the experience stage's metrics
   Metrics policy;
   Metrics critic;
 };
 
 class Controller {
  public:
-  Controller(caf::actor_system& system, StepThreeRoles roles, Algorithm algorithm,
+  Controller(caf::actor_system& system, StepThreeRoles roles, std::shared_ptr<ExperienceStage> stage,
              std::chrono::milliseconds timeout = std::chrono::hours(24));
-  /// One step-3 cycle: generate, four concurrent scores, the algorithm, then policy and
-  /// critic training concurrently. Throws troupe::Error naming the stage and the
+  /// One step-3 cycle: generate, four concurrent scores, the experience stage, then
+  /// policy and critic training concurrently. Throws troupe::Error naming the stage and the
   /// role's error.
   CycleResult run_cycle(const TicketList& prompts, int64_t step);
   /// Called for every message the controller sends and every reply it gets.
@@ -70,7 +56,7 @@ class Controller {
 
   caf::actor_system& system_;
   StepThreeRoles roles_;
-  Algorithm algorithm_;
+  std::shared_ptr<ExperienceStage> stage_;
   std::chrono::milliseconds timeout_;
   std::function<void(const TraceEvent&)> observer_;
 };

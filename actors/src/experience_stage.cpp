@@ -1,0 +1,52 @@
+#include <troupe/actors/experience_stage.hpp>
+
+#include <torch/torch.h>
+
+#include <troupe/actors/experience_batch.hpp>
+#include <troupe/rl/algorithm.hpp>
+#include <troupe/rl/answer_filter.hpp>
+#include <troupe/rl/experience_metrics.hpp>
+
+namespace troupe::actors {
+
+rl::Experience fetch_experience(TicketStore& store, const ExperienceTickets& tickets) {
+  auto generated = fetch_all(store, tickets.sequences);
+  const auto& sequences = generated.at("sequences");  // (B, T)
+  const int64_t prompt_length = generated.at("prompt_length")[0].item<int64_t>();
+  auto exp = rl::Experience::from_generation(sequences.slice(1, 0, prompt_length), sequences,
+                                             generated.at("attention_mask"));
+  exp.logprobs = fetch_all(store, tickets.logprobs).at("logprobs");  // (B, T-1)
+  const auto device = exp.logprobs.device();
+  exp.ref_logprobs = fetch_all(store, tickets.ref_logprobs).at("ref_logprobs").to(device);  // (B, T-1)
+  if (!tickets.values.tickets.empty()) exp.values = fetch_all(store, tickets.values).at("values").to(device);  // (B, T-1)
+  exp.reward_score = fetch_all(store, tickets.rewards).at("reward_score").to(device);  // (B)
+  return exp;
+}
+
+void release_tickets(TicketStore& store, const ExperienceTickets& tickets) {
+  for (const auto* list : {&tickets.prompts, &tickets.sequences, &tickets.logprobs, &tickets.ref_logprobs,
+                           &tickets.values, &tickets.rewards})
+    for (const auto& ticket : list->tickets) store.release(ticket);
+}
+
+void release_tickets(TicketStore& store, const std::vector<TicketList>& lists) {
+  for (const auto& list : lists)
+    for (const auto& ticket : list.tickets) store.release(ticket);
+}
+
+AlgorithmStage::AlgorithmStage(std::shared_ptr<rl::Algorithm> algorithm, std::shared_ptr<TicketStore> store)
+    : algorithm_(std::move(algorithm)), store_(std::move(store)) {}
+
+StageResult AlgorithmStage::run(const ExperienceTickets& experience, int64_t) {
+  auto exp = fetch_experience(*store_, experience);
+  auto kept = rl::drop_short_answers(exp);
+  StageResult result;
+  result.metrics["dropped_answers"] = static_cast<double>(exp.batch_size() - kept.batch_size());
+  if (kept.batch_size() == 0) return result;  // nothing to train on this cycle
+  algorithm_->compute_advantages(kept);
+  for (const auto& [name, value] : rl::experience_metrics(kept)) result.metrics[name] = value;
+  result.training.push_back(TicketList{{store_->publish(to_tensor_batch(kept))}});
+  return result;
+}
+
+}  // namespace troupe::actors

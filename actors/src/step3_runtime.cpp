@@ -1,0 +1,168 @@
+#include "step3_runtime.hpp"
+
+#include <iostream>
+
+#include <caf/all.hpp>
+
+#include <troupe/actors/host_port.hpp>
+#include <troupe/actors/step3_role_specs.hpp>
+#include <troupe/actors/step3_roles.hpp>
+#include <troupe/actors/ucx_ticket_store.hpp>
+#include <troupe/actors/worker_group.hpp>
+#include <troupe/actors/worker_processes.hpp>
+#include <troupe/common/error.hpp>
+#include <troupe/engine/hybrid_memory.hpp>
+
+#include "step3_requests.hpp"
+
+namespace troupe::actors {
+namespace {
+
+std::string join(const std::vector<std::string>& names, const char* separator) {
+  std::string text;
+  for (const auto& name : names) text += (text.empty() ? "" : separator) + name;
+  return text;
+}
+
+}  // namespace
+
+void Step3Runtime::join_group(RoleSpec& spec, int ranks, int zero_stage) {
+  if (ranks <= 1) return;
+  // On loopback, or where --listen lets workers of other machines in.
+  const auto host = config_.listen.empty() ? std::string("127.0.0.1") : parse_host_port(config_.listen, "--listen", true).host;
+  auto& point = rendezvous_[spec.id.role];
+  point = std::make_unique<Rendezvous>(host);
+  spec.options["dp_rendezvous"] = point->address();
+  spec.options["dp_collectives"] = collectives_name(config_.dp_collectives);
+  spec.options["zero_stage"] = std::to_string(zero_stage);
+  spec.id.world = ranks;  // rank 0 here; WorkerProcesses numbers the others
+  if (zero_stage > 2 && spec.id.role != "reward")  // a frozen reward model partitions for real
+    std::clog << "step3: " << spec.id.role << " zero_stage " << zero_stage
+              << ": its ranks partition optimizer state and gradients (ZeRO stage 2); parameters stay whole on "
+                 "every rank\n";
+}
+
+template <class Handle, class Group>
+Handle Step3Runtime::with_other_ranks(Handle here, const RoleSpec& spec, Group group) {
+  if (plan_.placement.ranks(spec.id.role) <= 1) return here;
+  auto ranks = workers_->template spawn_ranks<Handle>(spec);
+  ranks.insert(ranks.begin(), here);
+  ranks_here_.push_back(caf::actor_cast<caf::actor>(here));
+  return group(system_, std::move(ranks));
+}
+
+RoleContext Step3Runtime::local_context(const std::string& role, std::shared_ptr<RoleModel> model) const {
+  return RoleContext{RoleId{role, 0, plan_.placement.ranks(role)}, std::move(model), store_};
+}
+
+Step3Runtime::Step3Runtime(const Step3Config& config, const Step3Plan& plan) : config_(config), plan_(plan) {
+  const auto& placement = plan.placement;
+  // The actor: rank 0 in this process.
+  auto actor_spec = actor_role_spec(config, plan.generation, plan.planned_updates(config, placement.actor_ranks, plan.mixture));
+  join_group(actor_spec, placement.actor_ranks, placement.actor_zero_stage);
+  const int generation_tp = config.inference_tp_size > 0 ? config.inference_tp_size : placement.actor_inference_tp;
+  if (placement.actor_ranks % generation_tp != 0)
+    throw Error("step 3: --inference_tp_size " + std::to_string(generation_tp) + " does not divide the actor's " +
+                std::to_string(placement.actor_ranks) + " rank(s) (roles.actor.devices in --topology)");
+  actor_spec.options["inference_tp_size"] = std::to_string(generation_tp);
+  policy_role_ = make_policy_role(actor_spec);
+  hybrid_ = std::shared_ptr<engine::HybridEngine>(policy_role_, &policy_role_->hybrid());
+  here_ = {"actor"};
+  descriptions_ = {policy_role_->describe()};
+
+  // The other roles here or in worker processes; batches between processes over UCX.
+  const bool separated = placement.worker_processes() > 0;
+  if (separated) store_ = ucx_store_ = std::make_shared<UcxTicketStore>();
+  else store_ = std::make_shared<InProcessTicketStore>();
+  // A lost worker ends pulls from it at once instead of at the transfer timeout.
+  if (separated)
+    workers_ = std::make_unique<WorkerProcesses>(system_, config, placement,
+                                                 [ucx = ucx_store_](const std::string& node) { ucx->mark_node_lost(node); });
+
+  roles_.policy = with_other_ranks(spawn_policy(system_, local_context("actor", policy_role_)), actor_spec, spawn_policy_group);
+  start_reference();
+  start_critic();
+  start_reward();
+
+  placement_ = join(here_, "+") + " in this process";
+  if (workers_)
+    for (const auto& text : workers_->descriptions()) placement_ += "; " + text;
+  descriptions_.push_back(reference_memory_);
+  std::clog << "step3: " << join(descriptions_, "; ") << "\nstep3: placement: " << placement_
+            << (separated ? " (batches between processes over UCX)" : "") << "\n";
+}
+
+void Step3Runtime::start_reference() {
+  if (!plan_.placement.with_actor("reference")) {
+    // One-rank groups around remote roles: a lost worker fails the request at once.
+    roles_.reference = workers_->spawn(reference_role_spec(config_), spawn_reference_group);
+    reference_memory_ = "reference: a frozen copy of the actor's initial weights in its worker process";
+    return;
+  }
+  auto reference = std::make_shared<engine::ReferencePolicy>(hybrid_->model(), hybrid_->model_mutex());
+  if (config_.offload_reference_model && !reference->offload_to(torch::kCPU))
+    std::clog << "step3: --offload_reference_model: the reference shares the actor's weights; nothing to offload\n";
+  reference_memory_ = reference->memory_summary();
+  if (plan_.placement.ranks("reference") > 1) reference_memory_ += " (the same on every rank)";
+  roles_.reference = with_other_ranks(spawn_reference(system_, local_context("reference", std::make_shared<ReferenceRole>(reference))),
+                                      reference_role_spec(config_), spawn_reference_group);
+  here_.push_back("reference");
+}
+
+void Step3Runtime::start_critic() {
+  has_critic_ = plan_.algorithm->roles().critic;
+  if (!has_critic_) {
+    auto none = std::make_shared<NoCriticRole>();
+    descriptions_.push_back(none->describe());
+    roles_.critic = actors::spawn_critic(system_, RoleContext{RoleId{"critic", 0, 1}, none, store_});
+    here_.push_back("critic");
+    return;
+  }
+  const int ranks = plan_.placement.ranks("critic");
+  auto spec = critic_role_spec(config_, plan_.planned_updates(config_, ranks, false));
+  join_group(spec, ranks, plan_.placement.critic_zero_stage);
+  if (!plan_.placement.with_actor("critic")) {
+    roles_.critic = workers_->spawn(spec, spawn_critic_group);
+    return;
+  }
+  auto critic = step3_role_factories().at(spec.factory)(spec);
+  descriptions_.push_back(critic->describe());
+  roles_.critic = with_other_ranks(actors::spawn_critic(system_, local_context("critic", critic)), spec, spawn_critic_group);
+  here_.push_back("critic");
+}
+
+void Step3Runtime::start_reward() {
+  auto spec = reward_role_spec(config_);
+  if (config_.reward_function.empty() && plan_.placement.reward_zero_stage == 3)
+    join_group(spec, plan_.placement.ranks("reward"), plan_.placement.reward_zero_stage);
+  if (!plan_.placement.with_actor("reward")) {
+    roles_.reward = workers_->spawn(spec, spawn_reward_group);
+    return;
+  }
+  auto reward = step3_role_factories().at(spec.factory)(spec);
+  descriptions_.push_back(reward->describe());
+  roles_.reward = with_other_ranks(actors::spawn_reward(system_, local_context("reward", reward)), spec, spawn_reward_group);
+  here_.push_back("reward");
+}
+
+void Step3Runtime::save(const std::filesystem::path& dir) {
+  policy_role_->save((dir / "actor").string());
+  if (has_critic_)
+    ask<caf::ok_atom>(system_, roles_.critic, "saving the critic", save_atom::value,
+                      std::filesystem::absolute(dir / "critic").string());
+}
+
+int64_t Step3Runtime::remote_fetches() const { return ucx_store_ ? static_cast<int64_t>(ucx_store_->pulled()) : 0; }
+
+Step3Runtime::~Step3Runtime() {
+  // The role actors end with this run even where a peer process still references one:
+  // the actor system's destructor waits for every actor.
+  std::vector<caf::actor> handles = ranks_here_;
+  for (const auto& handle : {caf::actor_cast<caf::actor>(roles_.policy), caf::actor_cast<caf::actor>(roles_.critic),
+                             caf::actor_cast<caf::actor>(roles_.reference), caf::actor_cast<caf::actor>(roles_.reward)})
+    handles.push_back(handle);
+  for (const auto& handle : handles)
+    if (handle) caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
+}
+
+}  // namespace troupe::actors

@@ -1,0 +1,82 @@
+#pragma once
+/// Step 3, second stage: the four role actors running where the plan puts them. The
+/// actor's rank 0 is this process's hybrid engine; the reference shares its base when
+/// they are together; other roles run here or in worker processes, data-parallel ranks
+/// behind one group handle. Destroying the runtime stops every role.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+
+#include <troupe/actors/controller.hpp>
+#include <troupe/actors/data_parallel.hpp>
+#include <troupe/actors/role_actors.hpp>
+#include <troupe/actors/step3_trainer.hpp>
+#include <troupe/actors/system_config.hpp>
+#include <troupe/actors/ticket_store.hpp>
+#include <troupe/engine/hybrid_engine.hpp>
+
+#include "step3_plan.hpp"
+
+namespace troupe::actors {
+
+class PolicyRole;
+class UcxTicketStore;
+class WorkerProcesses;
+
+class Step3Runtime {
+ public:
+  Step3Runtime(const Step3Config& config, const Step3Plan& plan);
+  ~Step3Runtime();
+  Step3Runtime(const Step3Runtime&) = delete;
+  Step3Runtime& operator=(const Step3Runtime&) = delete;
+
+  caf::actor_system& system() { return system_; }
+  const StepThreeRoles& roles() const { return roles_; }
+  const std::shared_ptr<TicketStore>& store() const { return store_; }
+  /// The actor's hybrid engine (rank 0, in this process).
+  engine::HybridEngine& hybrid() { return *hybrid_; }
+  /// Whether the algorithm trains a critic (PPO does; GRPO has a stand-in).
+  bool has_critic() const { return has_critic_; }
+  /// "actor+reference in this process; critic+reward in worker process host:pid".
+  const std::string& placement() const { return placement_; }
+  /// What the reference shares or holds.
+  const std::string& reference_memory() const { return reference_memory_; }
+  /// Writes actor/ (and actor_ema/) and critic/ under `dir`.
+  void save(const std::filesystem::path& dir);
+  /// Batches this process pulled from workers over UCX.
+  int64_t remote_fetches() const;
+
+ private:
+  /// A data-parallel role's ranks meet at a rendezvous this process hosts.
+  void join_group(RoleSpec& spec, int ranks, int zero_stage);
+  /// `here` alone, or first of the role's data-parallel ranks, the others spawned in
+  /// worker processes, all behind one `group` handle.
+  template <class Handle, class Group>
+  Handle with_other_ranks(Handle here, const RoleSpec& spec, Group group);
+  RoleContext local_context(const std::string& role, std::shared_ptr<RoleModel> model) const;
+  void start_reference();
+  void start_critic();
+  void start_reward();
+
+  const Step3Config& config_;
+  const Step3Plan& plan_;
+  std::map<std::string, std::unique_ptr<Rendezvous>> rendezvous_;
+  std::shared_ptr<PolicyRole> policy_role_;
+  std::shared_ptr<engine::HybridEngine> hybrid_;  // lives as long as the role
+  SystemConfig system_config_;
+  caf::actor_system system_{system_config_};
+  std::shared_ptr<UcxTicketStore> ucx_store_;
+  std::shared_ptr<TicketStore> store_;
+  std::unique_ptr<WorkerProcesses> workers_;
+  StepThreeRoles roles_;
+  /// Rank 0 of data-parallel roles, behind their groups: stopped with the roles.
+  std::vector<caf::actor> ranks_here_;
+  bool has_critic_ = false;
+  std::vector<std::string> here_, descriptions_;
+  std::string placement_, reference_memory_;
+};
+
+}  // namespace troupe::actors
