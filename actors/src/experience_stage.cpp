@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <troupe/actors/batch_keys.hpp>
 #include <troupe/actors/experience_batch.hpp>
 #include <troupe/rl/algorithm.hpp>
 #include <troupe/rl/answer_filter.hpp>
@@ -11,15 +12,15 @@ namespace troupe::actors {
 
 rl::Experience fetch_experience(TicketStore& store, const ExperienceTickets& tickets) {
   auto generated = fetch_all(store, tickets.sequences);
-  const auto& sequences = generated.at("sequences");  // (B, T)
-  const int64_t prompt_length = generated.at("prompt_length")[0].item<int64_t>();
+  const auto& sequences = generated.at(keys::sequences);  // (B, T)
+  const int64_t prompt_length = generated.at(keys::prompt_length)[0].item<int64_t>();
   auto exp = rl::Experience::from_generation(sequences.slice(1, 0, prompt_length), sequences,
-                                             generated.at("attention_mask"));
-  exp.logprobs = fetch_all(store, tickets.logprobs).at("logprobs");  // (B, T-1)
+                                             generated.at(keys::attention_mask));
+  exp.logprobs = fetch_all(store, tickets.logprobs).at(keys::logprobs);  // (B, T-1)
   const auto device = exp.logprobs.device();
-  exp.ref_logprobs = fetch_all(store, tickets.ref_logprobs).at("ref_logprobs").to(device);  // (B, T-1)
-  if (!tickets.values.tickets.empty()) exp.values = fetch_all(store, tickets.values).at("values").to(device);  // (B, T-1)
-  exp.reward_score = fetch_all(store, tickets.rewards).at("reward_score").to(device);  // (B)
+  exp.ref_logprobs = fetch_all(store, tickets.ref_logprobs).at(keys::ref_logprobs).to(device);  // (B, T-1)
+  if (!tickets.values.tickets.empty()) exp.values = fetch_all(store, tickets.values).at(keys::values).to(device);  // (B, T-1)
+  exp.reward_score = fetch_all(store, tickets.rewards).at(keys::reward_score).to(device);  // (B)
   return exp;
 }
 

@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <troupe/actors/batch_keys.hpp>
 #include <troupe/actors/role_factories.hpp>
 #include <troupe/common/error.hpp>
 #include <troupe/models/pretrained.hpp>
@@ -30,35 +31,35 @@ std::shared_ptr<ModelRole> ModelRole::load_from(const std::string& dir, const st
 
 TensorBatch ModelRole::generate(const TensorBatch& prompts) {
   const auto device = model_->parameters().front().device();
-  auto ids = require_tensor(prompts, "input_ids", "ModelRole::generate").to(device);  // (B, T0)
-  auto mask = require_tensor(prompts, "attention_mask", "ModelRole::generate").to(device);  // (B, T0)
+  auto ids = require_tensor(prompts, keys::input_ids, "ModelRole::generate").to(device);  // (B, T0)
+  auto mask = require_tensor(prompts, keys::attention_mask, "ModelRole::generate").to(device);  // (B, T0)
   auto out = models::generate(*model_, ids, mask, generation_);
-  return {{"sequences", out.sequences},                                         // (B, T)
-          {"attention_mask", out.attention_mask},                               // (B, T)
-          {"prompt_length", torch::full({ids.size(0)}, out.prompt_length, torch::kLong)}};  // (B)
+  return {{keys::sequences, out.sequences},                                         // (B, T)
+          {keys::attention_mask, out.attention_mask},                               // (B, T)
+          {keys::prompt_length, torch::full({ids.size(0)}, out.prompt_length, torch::kLong)}};  // (B)
 }
 
 TensorBatch ModelRole::score(const TensorBatch& batch) {
   torch::NoGradGuard no_grad;
   const auto device = model_->parameters().front().device();
-  auto sequences = require_tensor(batch, "sequences", "ModelRole::score").to(device);  // (B, T)
-  auto mask = require_tensor(batch, "attention_mask", "ModelRole::score").to(device);  // (B, T)
+  auto sequences = require_tensor(batch, keys::sequences, "ModelRole::score").to(device);  // (B, T)
+  auto mask = require_tensor(batch, keys::attention_mask, "ModelRole::score").to(device);  // (B, T)
   if (role_ == "actor" || role_ == "policy" || role_ == "reference") {
     auto logits = model_->forward(sequences, mask);  // (B, T, V)
     auto logprobs = torch::log_softmax(logits.slice(1, 0, -1).to(torch::kFloat), -1)
                         .gather(-1, sequences.slice(1, 1).unsqueeze(-1))
                         .squeeze(-1);  // (B, T-1)
-    return {{role_ == "reference" ? "ref_logprobs" : "logprobs", logprobs}};
+    return {{role_ == "reference" ? keys::ref_logprobs : keys::logprobs, logprobs}};
   }
   models::DecoderInputs inputs;
   inputs.input_ids = sequences;
   inputs.attention_mask = mask;
   auto values = model_->values(model_->hidden_states(inputs)).to(torch::kFloat);  // (B, T)
-  if (role_ == "critic") return {{"values", values.slice(1, 0, -1)}};  // (B, T-1)
+  if (role_ == "critic") return {{keys::values, values.slice(1, 0, -1)}};  // (B, T-1)
   if (role_ == "reward") {
     auto positions = torch::arange(sequences.size(1), sequences.options()).unsqueeze(0);  // (1, T)
     auto last = (positions * (mask > 0)).argmax(1, /*keepdim=*/true);                     // (B, 1)
-    return {{"reward_score", values.gather(1, last).squeeze(1)}};                         // (B)
+    return {{keys::reward_score, values.gather(1, last).squeeze(1)}};                         // (B)
   }
   throw Error("ModelRole: role \"" + role_ + "\" does not score");
 }

@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <troupe/actors/batch_keys.hpp>
 #include <troupe/actors/experience_stage.hpp>
 #include <troupe/actors/step3_roles.hpp>
 #include <troupe/data/collate.hpp>
@@ -45,11 +46,11 @@ PolicyEvaluation Step3Evaluator::run(bool sampled) const {
     auto out = hybrid.generate(batch.input_ids.to(config_.device), batch.attention_mask.to(config_.device), options);
     ExperienceTickets tickets;
     tickets.sequences = TicketList{{store.publish(
-        {{"sequences", out.sequences},
-         {"attention_mask", out.attention_mask},
-         {"prompt_length", torch::full({out.sequences.size(0)}, out.prompt_length, torch::kLong)}})}};
+        {{keys::sequences, out.sequences},
+         {keys::attention_mask, out.attention_mask},
+         {keys::prompt_length, torch::full({out.sequences.size(0)}, out.prompt_length, torch::kLong)}})}};
     tickets.logprobs =
-        TicketList{{store.publish({{"logprobs", hybrid.score_logprobs(out.sequences, out.attention_mask)}})}};
+        TicketList{{store.publish({{keys::logprobs, hybrid.score_logprobs(out.sequences, out.attention_mask)}})}};
     tickets.ref_logprobs =
         ask<TicketList>(runtime_.system(), roles.reference, "evaluation: reference.score", score_atom::value, tickets.sequences);
     tickets.rewards =

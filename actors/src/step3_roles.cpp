@@ -1,16 +1,17 @@
 /// Step 3's role models: the tensor work behind the policy, critic, reference and
 /// reward actors.
-#include <cstdio>
 #include <troupe/actors/step3_roles.hpp>
 
-#include <troupe/engine/hybrid_memory.hpp>
+#include <cstdio>
 
 #include <torch/torch.h>
 
+#include <troupe/actors/batch_keys.hpp>
 #include <troupe/actors/experience_batch.hpp>
 #include <troupe/common/error.hpp>
 #include <troupe/data/sampler.hpp>
 #include <troupe/engine/checkpoint.hpp>
+#include <troupe/engine/hybrid_memory.hpp>
 #include <troupe/engine/losses.hpp>
 #include <troupe/rl/experience_metrics.hpp>
 #include <troupe/models/pretrained.hpp>
@@ -22,7 +23,7 @@ namespace {
 torch::Device device_of(const models::CausalLMImpl& model) { return model.parameters().front().device(); }
 
 int64_t prompt_length_of(const TensorBatch& batch, const std::string& where) {
-  return require_tensor(batch, "prompt_length", where)[0].item<int64_t>();
+  return require_tensor(batch, keys::prompt_length, where)[0].item<int64_t>();
 }
 
 /// The training experience of a train request: its batches concatenated.
@@ -159,8 +160,8 @@ PolicyRole::PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::Tra
 
 TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
   const auto device = device_of(*hybrid_->model());
-  auto ids = require_tensor(prompts, "input_ids", "policy generate").to(device);
-  auto mask = require_tensor(prompts, "attention_mask", "policy generate").to(device);
+  auto ids = require_tensor(prompts, keys::input_ids, "policy generate").to(device);
+  auto mask = require_tensor(prompts, keys::attention_mask, "policy generate").to(device);
   const int64_t samples = algorithm_->samples_per_prompt();
   if (samples > 1) {
     ids = ids.repeat_interleave(samples, 0);
@@ -199,15 +200,15 @@ TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
   }
   auto all = torch::cat(sequences);
   auto all_mask = torch::cat(masks);
-  return {{"sequences", all},
-          {"attention_mask", all_mask},
-          {"prompt_length", torch::full({rows}, outs.front().prompt_length, torch::kLong)}};
+  return {{keys::sequences, all},
+          {keys::attention_mask, all_mask},
+          {keys::prompt_length, torch::full({rows}, outs.front().prompt_length, torch::kLong)}};
 }
 
 TensorBatch PolicyRole::score(const TensorBatch& batch) {
   const auto device = device_of(*hybrid_->model());
-  return {{"logprobs", hybrid_->score_logprobs(require_tensor(batch, "sequences", "policy score").to(device),
-                                               require_tensor(batch, "attention_mask", "policy score").to(device))}};
+  return {{keys::logprobs, hybrid_->score_logprobs(require_tensor(batch, keys::sequences, "policy score").to(device),
+                                               require_tensor(batch, keys::attention_mask, "policy score").to(device))}};
 }
 
 double PolicyRole::mixture_step(int64_t step) {
@@ -331,11 +332,11 @@ TensorBatch CriticRole::score(const TensorBatch& batch) {
   const auto device = device_of(model);
   torch::Tensor values;
   trainer_.evaluate([&](models::CausalLMImpl& m) {
-    values = engine::sequence_values(m, require_tensor(batch, "sequences", "critic score").to(device),
-                                     require_tensor(batch, "attention_mask", "critic score").to(device))
+    values = engine::sequence_values(m, require_tensor(batch, keys::sequences, "critic score").to(device),
+                                     require_tensor(batch, keys::attention_mask, "critic score").to(device))
                  .to(torch::kFloat32);
   });
-  return {{"values", values}};
+  return {{keys::values, values}};
 }
 
 engine::MicroStep CriticRole::value_step(const rl::Experience* minibatch) {
@@ -375,8 +376,8 @@ std::string CriticRole::describe() const {
 TensorBatch NoCriticRole::generate(const TensorBatch&) { throw Error("the critic does not generate"); }
 
 TensorBatch NoCriticRole::score(const TensorBatch& batch) {
-  const auto& sequences = require_tensor(batch, "sequences", "critic score");
-  return {{"values", torch::zeros({sequences.size(0), sequences.size(1) - 1}, torch::kFloat32)}};
+  const auto& sequences = require_tensor(batch, keys::sequences, "critic score");
+  return {{keys::values, torch::zeros({sequences.size(0), sequences.size(1) - 1}, torch::kFloat32)}};
 }
 
 Metrics NoCriticRole::train(const std::vector<TensorBatch>&, int64_t) { return {}; }
@@ -391,8 +392,8 @@ TensorBatch ReferenceRole::generate(const TensorBatch&) { throw Error("the refer
 
 TensorBatch ReferenceRole::score(const TensorBatch& batch) {
   const auto device = device_of(*reference_->model());
-  return {{"ref_logprobs", reference_->logprobs(require_tensor(batch, "sequences", "reference score").to(device),
-                                                require_tensor(batch, "attention_mask", "reference score").to(device))}};
+  return {{keys::ref_logprobs, reference_->logprobs(require_tensor(batch, keys::sequences, "reference score").to(device),
+                                                require_tensor(batch, keys::attention_mask, "reference score").to(device))}};
 }
 
 Metrics ReferenceRole::train(const std::vector<TensorBatch>&, int64_t) { return {}; }
@@ -419,8 +420,8 @@ RewardRole::RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared
 TensorBatch RewardRole::generate(const TensorBatch&) { throw Error("the reward model does not generate"); }
 
 TensorBatch RewardRole::score(const TensorBatch& batch) {
-  const auto& sequences = require_tensor(batch, "sequences", "reward score");
-  const auto& mask = require_tensor(batch, "attention_mask", "reward score");
+  const auto& sequences = require_tensor(batch, keys::sequences, "reward score");
+  const auto& mask = require_tensor(batch, keys::attention_mask, "reward score");
   if (partition_ && sequences.size(0) == 0) {  // no rows here: a one-token pass joins the layers' gathers
     torch::NoGradGuard no_grad;
     model_->hidden_states({torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device_of(*model_)))});
@@ -429,11 +430,11 @@ TensorBatch RewardRole::score(const TensorBatch& batch) {
   const int64_t prompt_length = prompt_length_of(batch, "reward score");
   if (function_) {
     auto [prompts, answers] = decode_rollouts(*tokenizer_, sequences, mask, prompt_length);
-    return {{"reward_score", function_->score_batch(prompts, answers)}};
+    return {{keys::reward_score, function_->score_batch(prompts, answers)}};
   }
   torch::NoGradGuard no_grad;
   const auto device = device_of(*model_);
-  return {{"reward_score",
+  return {{keys::reward_score,
            engine::end_scores(*model_, sequences.to(device), mask.to(device), prompt_length).to(torch::kFloat32)}};
 }
 

@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include <troupe/actors/batch_keys.hpp>
 #include <troupe/actors/controller.hpp>
 #include <troupe/actors/experience_stage.hpp>
 #include <troupe/common/error.hpp>
@@ -70,7 +71,7 @@ std::map<std::string, double> cycle_metrics(const CycleResult& cycle, const engi
 /// Sequence tokens the cycle processed.
 int64_t cycle_tokens(TicketStore& store, const CycleResult& cycle) {
   if (cycle.experience.sequences.tickets.empty()) return 0;
-  return fetch_all(store, cycle.experience.sequences).at("attention_mask").sum().item<int64_t>();
+  return fetch_all(store, cycle.experience.sequences).at(keys::attention_mask).sum().item<int64_t>();
 }
 
 }  // namespace
@@ -104,7 +105,7 @@ Step3Result run_step3(const Step3Config& config) {
       const auto cycle_started = Clock::now();
       const size_t generations_before = runtime.hybrid().timing_history().size();
       auto prompts = data::make_step3_batch(plan.prompts.train, indices, config.data.lengths.max_prompt_seq_len, plan.pad_id);
-      auto prompt_ticket = store.publish({{"input_ids", prompts.input_ids}, {"attention_mask", prompts.attention_mask}});
+      auto prompt_ticket = store.publish({{keys::input_ids, prompts.input_ids}, {keys::attention_mask, prompts.attention_mask}});
 
       // generate -> score x4 -> algorithm -> train actor and critic
       auto done = controller.run_cycle(TicketList{{prompt_ticket}}, cycle);

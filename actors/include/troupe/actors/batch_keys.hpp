@@ -1,0 +1,20 @@
+#pragma once
+/// The tensors step-3 batches carry between roles, each name declared once with its
+/// shape. B rows, T0 prompt positions, T = T0 + new tokens.
+namespace troupe::actors::keys {
+
+// The prompts (what policy.generate reads).
+inline constexpr const char* input_ids = "input_ids";            // (B, T0) int64, left-padded
+inline constexpr const char* attention_mask = "attention_mask";  // (B, T0) or (B, T) int64, 1 = token
+
+// The generated sequences (what policy.generate writes and every score reads).
+inline constexpr const char* sequences = "sequences";          // (B, T) int64
+inline constexpr const char* prompt_length = "prompt_length";  // (B) int64, T0 in every row
+
+// The four scores.
+inline constexpr const char* logprobs = "logprobs";          // (B, T-1) fp32, policy.score: log p(token t+1)
+inline constexpr const char* ref_logprobs = "ref_logprobs";  // (B, T-1) fp32, reference.score
+inline constexpr const char* values = "values";              // (B, T-1) fp32, critic.score
+inline constexpr const char* reward_score = "reward_score";  // (B) fp32, reward.score: one per answer
+
+}  // namespace troupe::actors::keys
