@@ -11,7 +11,7 @@
 #include <troupe/data/sampler.hpp>
 #include <troupe/rl/experience_metrics.hpp>
 
-#include "step3_requests.hpp"
+#include <troupe/actors/role_request.hpp>
 
 namespace troupe::actors {
 

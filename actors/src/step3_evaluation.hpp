@@ -7,8 +7,8 @@
 
 #include <troupe/actors/step3_trainer.hpp>
 
-#include "step3_plan.hpp"
-#include "step3_runtime.hpp"
+#include <troupe/actors/step3_plan.hpp>
+#include <troupe/actors/step3_runtime.hpp>
 
 namespace troupe::actors {
 

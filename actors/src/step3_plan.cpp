@@ -1,4 +1,4 @@
-#include "step3_plan.hpp"
+#include <troupe/actors/step3_plan.hpp>
 
 #include <algorithm>
 #include <iostream>

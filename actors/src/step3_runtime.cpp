@@ -1,4 +1,4 @@
-#include "step3_runtime.hpp"
+#include <troupe/actors/step3_runtime.hpp>
 
 #include <iostream>
 
@@ -13,7 +13,7 @@
 #include <troupe/common/error.hpp>
 #include <troupe/engine/hybrid_memory.hpp>
 
-#include "step3_requests.hpp"
+#include <troupe/actors/role_request.hpp>
 
 namespace troupe::actors {
 namespace {

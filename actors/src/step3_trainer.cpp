@@ -19,8 +19,8 @@
 #include <troupe/engine/tensorboard_writer.hpp>
 
 #include "step3_evaluation.hpp"
-#include "step3_plan.hpp"
-#include "step3_runtime.hpp"
+#include <troupe/actors/step3_plan.hpp>
+#include <troupe/actors/step3_runtime.hpp>
 
 namespace troupe::actors {
 namespace {

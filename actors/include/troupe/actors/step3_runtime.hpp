@@ -3,6 +3,10 @@
 /// actor's rank 0 is this process's hybrid engine; the reference shares its base when
 /// they are together; other roles run here or in worker processes, data-parallel ranks
 /// behind one group handle. Destroying the runtime stops every role.
+///
+/// It is the API for apps that drive a loop of their own: plan_step3, a Step3Runtime,
+/// then generate / score / train requests to roles() with tickets through store(), as
+/// run_step3's PPO loop does (apps/examples/own_loop/main.cpp).
 #include <map>
 #include <memory>
 #include <string>
@@ -18,7 +22,7 @@
 #include <troupe/actors/ticket_store.hpp>
 #include <troupe/engine/hybrid_engine.hpp>
 
-#include "step3_plan.hpp"
+#include <troupe/actors/step3_plan.hpp>
 
 namespace troupe::actors {
 

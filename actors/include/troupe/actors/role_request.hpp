@@ -1,5 +1,5 @@
 #pragma once
-/// One blocking request from step 3's driver to a role actor.
+/// One blocking request to a role actor, as step 3's loop and an app's own loop make them.
 #include <chrono>
 #include <string>
 
