@@ -64,21 +64,6 @@ TensorBatch ModelRole::score(const TensorBatch& batch) {
   throw Error("ModelRole: role \"" + role_ + "\" does not score");
 }
 
-Metrics ModelRole::train(const std::vector<TensorBatch>&, int64_t) {
-  throw Error("ModelRole (" + role_ + "): training needs the engine's trainer, which is not plugged in yet");
-}
-
-void ModelRole::save(const std::string& path) { models::save_pretrained(*model_, path); }
-
-void ModelRole::load(const std::string& path) {
-  models::LoadOptions options;
-  options.device = model_->parameters().front().device();
-  auto loaded = models::load_pretrained(path, options);
-  if (needs_value_head(role_) && !loaded->has_value_head()) loaded->add_value_head();
-  loaded->eval();
-  model_ = loaded;
-}
-
 std::string ModelRole::describe() const {
   const auto& config = model_->config();
   return config.model_type + " (" + std::to_string(config.num_layers) + " layers) as " + role_;

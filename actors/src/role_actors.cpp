@@ -26,8 +26,9 @@ class RoleCore {
   caf::result<TicketList> generate(const TicketList& prompts) {
     return guarded<TicketList>([&] {
       auto batch = shard_rows(fetch_all(*context_.store, prompts), context_.id.rank, context_.id.world);
-      if (rows_of(batch) == 0 && !context_.model->generates_in_group()) return TicketList{};
-      auto sequences = context_.model->generate(batch);
+      auto& generator = capability(context_.model->generator(), "generate");
+      if (rows_of(batch) == 0 && !generator.generates_in_group()) return TicketList{};
+      auto sequences = generator.generate(batch);
       if (rows_of(sequences) == 0) return TicketList{};
       return TicketList{{context_.store->publish(std::move(sequences))}};
     });
@@ -48,21 +49,21 @@ class RoleCore {
       std::vector<TensorBatch> batches;
       for (const auto& tickets : request.batches)
         batches.push_back(shard_rows(fetch_all(*context_.store, tickets), context_.id.rank, context_.id.world));
-      last_metrics_ = context_.model->train(batches, request.step);
+      last_metrics_ = capability(context_.model->trainable(), "train").train(batches, request.step);
       return last_metrics_;
     });
   }
 
   caf::result<caf::ok_atom> save(const std::string& path) {
     return guarded<caf::ok_atom>([&] {
-      context_.model->save(path);
+      capability(context_.model->trainable(), "save weights").save(path);
       return caf::ok_atom::value;
     });
   }
 
   caf::result<caf::ok_atom> load(const std::string& path) {
     return guarded<caf::ok_atom>([&] {
-      context_.model->load(path);
+      capability(context_.model->trainable(), "load weights").load(path);
       return caf::ok_atom::value;
     });
   }
@@ -79,6 +80,14 @@ class RoleCore {
   }
 
  private:
+  /// The role's capability, or an error naming what it cannot do (a frozen role does
+  /// not train; only the actor generates).
+  template <class Capability>
+  Capability& capability(Capability* offered, const std::string& what) const {
+    if (!offered) throw Error("the " + context_.id.role + " role does not " + what + " (" + context_.model->describe() + ")");
+    return *offered;
+  }
+
   /// Runs `work`; an exception becomes the role's caf::error (never escapes the actor,
   /// which would kill it and every request queued behind).
   template <class T, class Work>

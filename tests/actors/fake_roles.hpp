@@ -56,7 +56,7 @@ class EventLog {
 /// generate: sequences = [prompt, prompt + 1]; score: a role-named tensor derived from the
 /// sequences; train: metrics {rows, rank-independent sums}. Sleeps `delay` per call so
 /// overlap is observable.
-class FakeRole : public RoleModel {
+class FakeRole : public RoleModel, public Generator, public Trainable {
  public:
   FakeRole(std::string role, std::shared_ptr<EventLog> log, std::chrono::milliseconds delay = {},
            std::set<std::string> fail = {})
@@ -94,6 +94,8 @@ class FakeRole : public RoleModel {
     saved_ = path;
   }
   std::string describe() const override { return "fake " + role_; }
+  Generator* generator() override { return this; }
+  Trainable* trainable() override { return this; }
 
  private:
   /// Logs begin/end of a call, sleeps, and fails when told to.

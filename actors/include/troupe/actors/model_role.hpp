@@ -1,6 +1,6 @@
 #pragma once
-/// A RoleModel over troupe::models: generation and scoring with a CausalLM. Training
-/// waits for the engine's trainer; until then `train` fails with a clear error.
+/// A RoleModel over troupe::models: generation and scoring with a frozen CausalLM (no
+/// training: the step-3 roles train through the engine).
 #include <memory>
 #include <string>
 
@@ -14,7 +14,7 @@ namespace troupe::actors {
 /// "ref_logprobs" (B, T-1); "critic" -> "values" (B, T-1); "reward" -> "reward_score"
 /// (B), the value at each sequence's last real token. Critic and reward get a value
 /// head when the model has none.
-class ModelRole : public RoleModel {
+class ModelRole : public RoleModel, public Generator {
  public:
   ModelRole(models::CausalLM model, std::string role, models::GenerationOptions generation);
   /// Loads a Hugging Face directory onto `device`.
@@ -22,10 +22,8 @@ class ModelRole : public RoleModel {
                                               models::GenerationOptions generation, const std::string& device = "cpu");
   TensorBatch generate(const TensorBatch& prompts) override;
   TensorBatch score(const TensorBatch& sequences) override;
-  Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
-  void save(const std::string& path) override;
-  void load(const std::string& path) override;
   std::string describe() const override;
+  Generator* generator() override { return this; }
 
  private:
   models::CausalLM model_;

@@ -1,0 +1,76 @@
+#pragma once
+/// The actor of step 3 (a RoleModel that generates, scores and trains).
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <troupe/actors/data_parallel.hpp>
+#include <troupe/actors/ppo_training_options.hpp>
+#include <troupe/actors/role_model.hpp>
+#include <troupe/engine/hybrid_engine.hpp>
+#include <troupe/engine/train_engine.hpp>
+#include <troupe/models/generation.hpp>
+#include <troupe/rl/algorithm.hpp>
+#include <troupe/rl/ema.hpp>
+
+namespace troupe::actors {
+
+/// The actor. generate() repeats each prompt samples_per_prompt times (consecutive
+/// rows) and answers {"sequences", "attention_mask", "prompt_length"}; score() gives
+/// the old log-probs; train() takes one experience batch (experience_batch.hpp).
+/// With `data_parallel`, this is one rank of several (DeepSpeed-Chat's data-parallel
+/// actor): it generates for its rows, padded to the full answer length so that the
+/// ranks' batches join; trains on its rows and its own mixture blocks with gradients
+/// averaged over the ranks (or ZeRO-sharded, as the critic's), taking as many steps as
+/// the rank with the most rows; reports actor_dp_divergence (0 when in step).
+class PolicyRole : public RoleModel, public Generator, public Trainable {
+ public:
+  PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::TrainOptions train,
+             models::GenerationOptions generation, std::shared_ptr<const rl::Algorithm> algorithm,
+             PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir,
+             std::shared_ptr<DataParallel> data_parallel = nullptr);
+  /// With a tensor-parallel generation group (hybrid().set_tensor_parallel), every
+  /// rank of the group generates as often as the rank with the most prompt chunks, with
+  /// no rows when it has none left, and returns no rows when it had no prompts.
+  TensorBatch generate(const TensorBatch& prompts) override;
+  bool generates_in_group() const override { return hybrid_->tensor_parallel().world > 1; }
+  TensorBatch score(const TensorBatch& sequences) override;
+  Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
+  /// The actor as a Hugging Face directory at `path`, and its EMA at `path`_ema when on.
+  void save(const std::string& path) override;
+  void load(const std::string& path) override;
+  std::string describe() const override;
+  Generator* generator() override { return this; }
+  Trainable* trainable() override { return this; }
+
+  /// Prompts per generate() call (DeepSpeed-Chat's per_device_generation_batch_size when
+  /// --generation_batches > 1 gathers several generation batches into one experience);
+  /// the answers are right-padded to one length. 0 = all prompts in one call.
+  void set_prompts_per_generation(int64_t prompts) { prompts_per_generation_ = prompts; }
+
+  engine::HybridEngine& hybrid() { return *hybrid_; }
+  engine::TrainEngine& trainer() { return trainer_; }
+  const rl::Ema* ema() const { return ema_ ? &*ema_ : nullptr; }
+
+ private:
+  double mixture_step(int64_t step);
+  /// One PPO step on `minibatch` (none: a zero-loss step of a data-parallel rank out of
+  /// rows), then the mixture step when on.
+  engine::MicroStep policy_step(const rl::Experience* minibatch, int64_t step);
+
+  std::shared_ptr<engine::HybridEngine> hybrid_;
+  engine::TrainEngine trainer_;
+  models::GenerationOptions generation_;
+  std::shared_ptr<const rl::Algorithm> algorithm_;
+  PpoTrainingOptions ppo_;
+  std::filesystem::path tokenizer_dir_;
+  std::optional<rl::Ema> ema_;
+  int64_t generations_ = 0;
+  int64_t prompts_per_generation_ = 0;
+  std::shared_ptr<DataParallel> data_parallel_;
+  // Per train() call: what policy_step adds up.
+  double unsup_total_ = 0, approx_kl_total_ = 0, first_approx_kl_ = 0;
+  int64_t unsup_steps_ = 0, updates_ = 0;
+};
+
+}  // namespace troupe::actors

@@ -1,0 +1,49 @@
+#pragma once
+/// The reward of step 3 (scores only): a reward model or a reward function.
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <vector>
+
+#include <troupe/actors/data_parallel.hpp>
+#include <troupe/actors/frozen_partition.hpp>
+#include <troupe/actors/role_model.hpp>
+#include <troupe/models/causal_lm.hpp>
+#include <troupe/models/tokenizer.hpp>
+#include <troupe/rl/reward_function.hpp>
+
+namespace troupe::actors {
+
+/// The reward: a reward model's end score, or a reward function of the decoded prompt
+/// and answer. "reward_score" (B). It only scores.
+class RewardRole : public RoleModel {
+ public:
+  /// A reward model (with a value head). With `partition_over`, its decoder layers are
+  /// partitioned over that group's ranks (ZeRO stage 3, frozen_partition.hpp): every
+  /// rank then scores together, one with no rows by a one-token pass.
+  explicit RewardRole(models::CausalLM reward_model, std::shared_ptr<DataParallel> partition_over = nullptr);
+  /// A reward function; the tokenizer decodes prompts and answers for it.
+  RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared_ptr<const models::Tokenizer> tokenizer,
+             std::string name);
+  TensorBatch score(const TensorBatch& sequences) override;
+  bool scores_in_group() const override { return partition_ != nullptr; }
+  const FrozenPartition* partition() const { return partition_.get(); }
+  std::string describe() const override;
+
+ private:
+  models::CausalLM model_;
+  std::unique_ptr<FrozenPartition> partition_;
+  std::shared_ptr<rl::RewardFunction> function_;
+  std::shared_ptr<const models::Tokenizer> tokenizer_;
+  std::string name_;
+};
+
+/// The prompt and answer texts of generated rows: the prompt's real tokens and the
+/// answer's real tokens (special tokens skipped), decoded.
+std::pair<std::vector<std::string>, std::vector<std::string>> decode_rollouts(const models::Tokenizer& tokenizer,
+                                                                              const torch::Tensor& sequences,
+                                                                              const torch::Tensor& attention_mask,
+                                                                              int64_t prompt_length);
+
+}  // namespace troupe::actors

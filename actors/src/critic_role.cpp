@@ -1,0 +1,82 @@
+/// The critic, and the stand-in of algorithms without one.
+#include <troupe/actors/critic_role.hpp>
+
+#include <torch/torch.h>
+
+#include <troupe/actors/batch_keys.hpp>
+#include <troupe/common/error.hpp>
+#include <troupe/engine/checkpoint.hpp>
+#include <troupe/engine/hybrid_memory.hpp>
+#include <troupe/engine/hybrid_scoring.hpp>
+#include <troupe/models/pretrained.hpp>
+
+#include "role_training.hpp"
+
+namespace troupe::actors {
+
+CriticRole::CriticRole(models::CausalLM critic, engine::TrainOptions train, std::shared_ptr<const rl::Algorithm> algorithm,
+                       PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir,
+                       std::shared_ptr<DataParallel> data_parallel)
+    : trainer_(std::move(critic), std::move(train)),
+      algorithm_(std::move(algorithm)),
+      ppo_(std::move(ppo)),
+      tokenizer_dir_(std::move(tokenizer_dir)),
+      data_parallel_(std::move(data_parallel)) {
+  if (!trainer_.model()->has_value_head()) throw Error("the critic model has no value head (v_head)");
+  join_data_parallel(trainer_, data_parallel_);
+}
+
+TensorBatch CriticRole::score(const TensorBatch& batch) {
+  auto& model = *trainer_.model();
+  const auto device = device_of(model);
+  torch::Tensor values;
+  trainer_.evaluate([&](models::CausalLMImpl& m) {
+    values = engine::sequence_values(m, require_tensor(batch, keys::sequences, "critic score").to(device),
+                                     require_tensor(batch, keys::attention_mask, "critic score").to(device))
+                 .to(torch::kFloat32);
+  });
+  return {{keys::values, values}};
+}
+
+engine::MicroStep CriticRole::value_step(const rl::Experience* minibatch) {
+  if (!minibatch) return zero_loss_step(trainer_, "critic");
+  return trainer_.micro_step([&](models::CausalLMImpl& model) {
+    auto values = engine::sequence_values(model, minibatch->sequences, minibatch->attention_mask);
+    return algorithm_->value_loss(values.to(torch::kFloat32), *minibatch);
+  });
+}
+
+Metrics CriticRole::train(const std::vector<TensorBatch>& batches, int64_t) {
+  auto exp = training_experience(batches);
+  if (exp) *exp = exp->to(device_of(*trainer_.model()));
+  auto updates = ppo_updates(exp, ppo_, data_parallel_.get(), [&](const rl::Experience* minibatch) { return value_step(minibatch); });
+  if (updates.steps == 0) return skipped();
+  Metrics metrics{{{"critic_grad_norm", updates.grad_norm}, {"critic_lr", trainer_.learning_rate()}}};
+  if (updates.counted) metrics.values["critic_loss"] = updates.loss;
+  if (data_parallel_) add_data_parallel_metrics(metrics, "critic", *data_parallel_, trainer_);
+  return metrics;
+}
+
+void CriticRole::save(const std::string& path) {
+  if (data_parallel_ && data_parallel_->rank() != 0) return;  // the ranks hold the same weights
+  engine::save_model_dir(*trainer_.model(), tokenizer_dir_, path);
+}
+
+void CriticRole::load(const std::string& path) {
+  models::load_weights(*trainer_.model(), models::read_checkpoint(path), path);
+}
+
+std::string CriticRole::describe() const {
+  const auto& config = trainer_.model()->config();
+  return std::string(models::family_name(config.family)) + " critic " + std::to_string(config.num_layers) + " layers" +
+         data_parallel_text(data_parallel_.get());
+}
+
+TensorBatch NoCriticRole::score(const TensorBatch& batch) {
+  const auto& sequences = require_tensor(batch, keys::sequences, "critic score");
+  return {{keys::values, torch::zeros({sequences.size(0), sequences.size(1) - 1}, torch::kFloat32)}};
+}
+
+Metrics NoCriticRole::train(const std::vector<TensorBatch>&, int64_t) { return {}; }
+
+}  // namespace troupe::actors

@@ -1,0 +1,196 @@
+/// The actor: generation in the inference layout, PPO updates in the training layout,
+/// EMA and mixture training.
+#include <troupe/actors/policy_role.hpp>
+
+#include <torch/torch.h>
+
+#include <troupe/actors/batch_keys.hpp>
+#include <troupe/common/error.hpp>
+#include <troupe/actors/experience_batch.hpp>
+#include <troupe/data/sampler.hpp>
+#include <troupe/engine/checkpoint.hpp>
+#include <troupe/engine/hybrid_memory.hpp>
+#include <troupe/engine/losses.hpp>
+#include <troupe/rl/experience_metrics.hpp>
+#include <troupe/models/pretrained.hpp>
+#include <troupe/models/safetensors.hpp>
+
+#include "role_training.hpp"
+
+namespace troupe::actors {
+
+PolicyRole::PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::TrainOptions train,
+                       models::GenerationOptions generation, std::shared_ptr<const rl::Algorithm> algorithm,
+                       PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir,
+                       std::shared_ptr<DataParallel> data_parallel)
+    : hybrid_(std::move(hybrid)),
+      trainer_(hybrid_->model(), std::move(train)),
+      generation_(std::move(generation)),
+      algorithm_(std::move(algorithm)),
+      ppo_(std::move(ppo)),
+      tokenizer_dir_(std::move(tokenizer_dir)),
+      data_parallel_(std::move(data_parallel)) {
+  if (!algorithm_) throw Error("PolicyRole: no algorithm");
+  join_data_parallel(trainer_, data_parallel_);
+  if (ppo_.enable_ema) {
+    rl::EmaOptions options;
+    options.beta = ppo_.ema_beta;
+    options.dtype = torch::kFloat32;
+    ema_.emplace(hybrid_->model()->named_parameters(), options);
+  }
+}
+
+TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
+  const auto device = device_of(*hybrid_->model());
+  auto ids = require_tensor(prompts, keys::input_ids, "policy generate").to(device);
+  auto mask = require_tensor(prompts, keys::attention_mask, "policy generate").to(device);
+  const int64_t samples = algorithm_->samples_per_prompt();
+  if (samples > 1) {
+    ids = ids.repeat_interleave(samples, 0);
+    mask = mask.repeat_interleave(samples, 0);
+  }
+  const int64_t rows = ids.size(0);
+  const int64_t chunk = prompts_per_generation_ > 0 ? prompts_per_generation_ * samples : std::max<int64_t>(rows, 1);
+  int64_t calls = (rows + chunk - 1) / chunk;
+  const auto& group = hybrid_->tensor_parallel();
+  if (group.world > 1) {  // a generation group generates together: as often as its busiest rank
+    auto counts = torch::zeros({group.world}, torch::kLong);
+    counts[group.rank] = calls;
+    group.all_reduce_sum(counts);
+    calls = counts.max().item<int64_t>();
+  }
+  std::vector<models::GenerationResult> outs;
+  int64_t longest = 0;
+  for (int64_t call = 0; call < calls; ++call) {
+    const int64_t start = std::min(rows, call * chunk), end = std::min(rows, start + chunk);
+    auto options = generation_;
+    options.seed = generation_.seed + static_cast<uint64_t>(generations_++);  // new samples every call
+    if (data_parallel_) options.seed += static_cast<uint64_t>(data_parallel_->rank()) << 32;  // and on every rank
+    outs.push_back(hybrid_->generate(ids.slice(0, start, end), mask.slice(0, start, end), options));
+    longest = std::max(longest, outs.back().sequences.size(1));
+  }
+  if (rows == 0) return {};  // took part in the group's generation only
+  // Each generation stops when its own rows end: pad to the longest, masked out. The
+  // ranks of a data-parallel actor pad to the full answer length, so their batches join.
+  if (data_parallel_) longest = std::max(longest, outs.front().prompt_length + generation_.max_new_tokens);
+  const int64_t pad = generation_.pad_token_id.value_or(0);
+  std::vector<torch::Tensor> sequences, masks;
+  for (const auto& out : outs) {
+    const int64_t missing = longest - out.sequences.size(1);
+    sequences.push_back(torch::constant_pad_nd(out.sequences, {0, missing}, pad));
+    masks.push_back(torch::constant_pad_nd(out.attention_mask, {0, missing}, 0));
+  }
+  auto all = torch::cat(sequences);
+  auto all_mask = torch::cat(masks);
+  return {{keys::sequences, all},
+          {keys::attention_mask, all_mask},
+          {keys::prompt_length, torch::full({rows}, outs.front().prompt_length, torch::kLong)}};
+}
+
+TensorBatch PolicyRole::score(const TensorBatch& batch) {
+  const auto device = device_of(*hybrid_->model());
+  return {{keys::logprobs, hybrid_->score_logprobs(require_tensor(batch, keys::sequences, "policy score").to(device),
+                                               require_tensor(batch, keys::attention_mask, "policy score").to(device))}};
+}
+
+double PolicyRole::mixture_step(int64_t step) {
+  data::SamplerOptions sampler;
+  sampler.seed = ppo_.seed;
+  sampler.epoch = step;
+  if (data_parallel_) {  // each rank its own blocks, as DistributedSampler deals them
+    sampler.rank = data_parallel_->rank();
+    sampler.world_size = data_parallel_->world();
+  }
+  auto batches = data::distributed_batches(ppo_.unsupervised->size(), ppo_.unsupervised_batch, sampler);
+  auto batch = data::make_unsupervised_batch(*ppo_.unsupervised, batches.front());
+  const auto device = device_of(*hybrid_->model());
+  auto result = trainer_.micro_step([&](models::CausalLMImpl& model) {
+    auto logits = model.forward(batch.input_ids.to(device), batch.attention_mask.to(device));
+    return ppo_.unsup_coef * engine::language_model_loss(logits, batch.labels.to(device));
+  });
+  return result.loss / ppo_.unsup_coef;
+}
+
+engine::MicroStep PolicyRole::policy_step(const rl::Experience* minibatch, int64_t step) {
+  auto result = !minibatch ? zero_loss_step(trainer_, "actor") : trainer_.micro_step([&](models::CausalLMImpl& model) {
+    auto logprobs = engine::sequence_logprobs(model, minibatch->sequences, minibatch->attention_mask);
+    // How far the policy has moved from the one that sampled (TRL's approxkl); the
+    // first minibatch's is 0 unless rollout and training score tokens differently.
+    const double approx_kl = rl::approx_kl(logprobs.detach(), *minibatch);
+    approx_kl_total_ += approx_kl;
+    if (updates_++ == 0) first_approx_kl_ = approx_kl;
+    return algorithm_->policy_loss(logprobs, *minibatch);
+  });
+  // Mixture training: a pretraining-loss step after each PPO step (DeepSpeed-Chat's order).
+  if (ppo_.unsupervised && ppo_.unsup_coef > 0) {
+    unsup_total_ += mixture_step(step * 1000 + unsup_steps_);
+    ++unsup_steps_;
+  }
+  return result;
+}
+
+Metrics PolicyRole::train(const std::vector<TensorBatch>& batches, int64_t step) {
+  auto exp = training_experience(batches);
+  if (!exp && !data_parallel_) return skipped();
+  if (exp) *exp = exp->to(device_of(*hybrid_->model()));
+  unsup_total_ = approx_kl_total_ = first_approx_kl_ = 0;
+  unsup_steps_ = updates_ = 0;
+  Metrics metrics;
+  Updates updates;
+  hybrid_->run_training([&](models::CausalLMImpl&) {
+    updates = ppo_updates(exp, ppo_, data_parallel_.get(),
+                          [&](const rl::Experience* minibatch) { return policy_step(minibatch, step); });
+    if (ema_ && updates.steps > 0) ema_->update(hybrid_->model()->named_parameters());
+  });
+  if (updates.steps == 0) return skipped();
+  if (updates.counted) {
+    metrics.values["actor_loss"] = updates.loss;
+    metrics.values["actor_approx_kl"] = approx_kl_total_ / static_cast<double>(std::max<int64_t>(updates_, 1));
+    metrics.values["actor_approx_kl_first"] = first_approx_kl_;
+  }
+  metrics.values["actor_grad_norm"] = updates.grad_norm;
+  if (unsup_steps_) metrics.values["unsup_loss"] = unsup_total_ / static_cast<double>(unsup_steps_);
+  metrics.values["actor_lr"] = trainer_.learning_rate();
+  if (data_parallel_) add_data_parallel_metrics(metrics, "actor", *data_parallel_, trainer_);
+  return metrics;
+}
+
+void PolicyRole::save(const std::string& path) {
+  if (data_parallel_ && data_parallel_->rank() != 0) return;  // the ranks hold the same weights
+  hybrid_->run_training([&](models::CausalLMImpl& model) {
+    engine::save_model_dir(model, tokenizer_dir_, path);
+    if (!ema_) return;
+    // The EMA model is the actor with the averages in its parameters: swap them in for
+    // the save and the trained weights back after.
+    torch::NoGradGuard no_grad;
+    auto parameters = model.named_parameters();
+    std::vector<torch::Tensor> trained;
+    for (const auto& item : parameters) trained.push_back(item.value().detach().clone());
+    ema_->copy_to(parameters);
+    try {
+      engine::save_model_dir(model, tokenizer_dir_, path + "_ema");
+    } catch (...) {
+      for (size_t i = 0; i < trained.size(); ++i) parameters[i].value().copy_(trained[i]);
+      throw;
+    }
+    for (size_t i = 0; i < trained.size(); ++i) parameters[i].value().copy_(trained[i]);
+  });
+}
+
+void PolicyRole::load(const std::string& path) {
+  hybrid_->run_training([&](models::CausalLMImpl& model) {
+    models::load_weights(model, models::read_checkpoint(path), path);
+  });
+}
+
+std::string PolicyRole::describe() const {
+  const auto& config = hybrid_->model()->config();
+  return std::string(models::family_name(config.family)) + " " + std::to_string(config.num_layers) + " layers, " +
+         algorithm_->name() + (ema_ ? ", EMA" : "") + (ppo_.unsupervised ? ", mixture" : "") +
+         data_parallel_text(data_parallel_.get()) +
+         (generates_in_group() ? ", generating tensor-parallel as rank " + std::to_string(hybrid_->tensor_parallel().rank) +
+                                     " of " + std::to_string(hybrid_->tensor_parallel().world)
+                               : "");
+}
+
+}  // namespace troupe::actors

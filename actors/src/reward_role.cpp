@@ -1,0 +1,76 @@
+/// The reward: a reward model or a reward function.
+#include <troupe/actors/reward_role.hpp>
+
+#include <torch/torch.h>
+
+#include <troupe/actors/batch_keys.hpp>
+#include <troupe/common/error.hpp>
+#include <troupe/engine/hybrid_memory.hpp>
+#include <troupe/engine/hybrid_scoring.hpp>
+
+#include "role_training.hpp"
+
+namespace troupe::actors {
+
+std::pair<std::vector<std::string>, std::vector<std::string>> decode_rollouts(const models::Tokenizer& tokenizer,
+                                                                              const torch::Tensor& sequences,
+                                                                              const torch::Tensor& attention_mask,
+                                                                              int64_t prompt_length) {
+  auto seq = sequences.to(torch::kCPU, torch::kLong).contiguous();
+  auto mask = attention_mask.to(torch::kCPU, torch::kLong).contiguous();
+  std::vector<std::string> prompts, answers;
+  for (int64_t b = 0; b < seq.size(0); ++b) {
+    std::vector<int64_t> prompt, answer;
+    auto row_tensor = seq[b], mask_tensor = mask[b];
+    auto row = row_tensor.accessor<int64_t, 1>();
+    auto real = mask_tensor.accessor<int64_t, 1>();
+    for (int64_t t = 0; t < seq.size(1); ++t)
+      if (real[t]) (t < prompt_length ? prompt : answer).push_back(row[t]);
+    prompts.push_back(tokenizer.decode(prompt, true));
+    answers.push_back(tokenizer.decode(answer, true));
+  }
+  return {prompts, answers};
+}
+
+RewardRole::RewardRole(models::CausalLM reward_model, std::shared_ptr<DataParallel> partition_over)
+    : model_(std::move(reward_model)), name_("reward model") {
+  if (!model_ || !model_->has_value_head()) throw Error("the reward model has no value head (v_head)");
+  model_->eval();
+  for (auto& p : model_->parameters()) p.set_requires_grad(false);
+  if (partition_over && partition_over->world() > 1)
+    partition_ = std::make_unique<FrozenPartition>(model_, std::move(partition_over));
+}
+
+RewardRole::RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared_ptr<const models::Tokenizer> tokenizer,
+                       std::string name)
+    : function_(std::move(function)), tokenizer_(std::move(tokenizer)), name_(std::move(name)) {
+  if (!function_ || !tokenizer_) throw Error("RewardRole: a reward function needs the function and a tokenizer");
+}
+
+TensorBatch RewardRole::score(const TensorBatch& batch) {
+  const auto& sequences = require_tensor(batch, keys::sequences, "reward score");
+  const auto& mask = require_tensor(batch, keys::attention_mask, "reward score");
+  if (partition_ && sequences.size(0) == 0) {  // no rows here: a one-token pass joins the layers' gathers
+    torch::NoGradGuard no_grad;
+    model_->hidden_states({torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device_of(*model_)))});
+    return {};
+  }
+  const int64_t prompt_length = prompt_length_of(batch, "reward score");
+  if (function_) {
+    auto [prompts, answers] = decode_rollouts(*tokenizer_, sequences, mask, prompt_length);
+    return {{keys::reward_score, function_->score_batch(prompts, answers)}};
+  }
+  torch::NoGradGuard no_grad;
+  const auto device = device_of(*model_);
+  return {{keys::reward_score,
+           engine::end_scores(*model_, sequences.to(device), mask.to(device), prompt_length).to(torch::kFloat32)}};
+}
+
+std::string RewardRole::describe() const {
+  if (!partition_) return "reward: " + name_;
+  return "reward: " + name_ + ", ZeRO-3: layers partitioned over " + std::to_string(partition_->world()) +
+         " ranks (holds " + engine::format_bytes(partition_->resident_bytes()) + " of " +
+         engine::format_bytes(partition_->whole_bytes()) + " of parameters)";
+}
+
+}  // namespace troupe::actors

@@ -1,0 +1,100 @@
+#include "role_training.hpp"
+
+#include <algorithm>
+
+#include <torch/torch.h>
+
+#include <troupe/actors/batch_keys.hpp>
+#include <troupe/actors/experience_batch.hpp>
+#include <troupe/common/error.hpp>
+
+namespace troupe::actors {
+
+torch::Device device_of(const models::CausalLMImpl& model) { return model.parameters().front().device(); }
+
+int64_t prompt_length_of(const TensorBatch& batch, const std::string& where) {
+  return require_tensor(batch, keys::prompt_length, where)[0].item<int64_t>();
+}
+
+/// The training experience of a train request: its batches concatenated.
+std::optional<rl::Experience> training_experience(const std::vector<TensorBatch>& batches) {
+  std::vector<rl::Experience> parts;
+  for (const auto& batch : batches)
+    if (!batch.empty()) parts.push_back(experience_from_batch(batch));
+  if (parts.empty()) return std::nullopt;
+  auto exp = parts.size() == 1 ? parts.front() : rl::concat(parts);
+  if (exp.batch_size() == 0) return std::nullopt;
+  return exp;
+}
+
+/// A data-parallel rank's step when it has no rows left: a zero loss, so its gradients
+/// count zeros in the ranks' average (every rank takes the same steps: each all-reduces).
+engine::MicroStep zero_loss_step(engine::TrainEngine& trainer, const std::string& role) {
+  return trainer.micro_step([&](models::CausalLMImpl& model) {
+    for (const auto& p : model.parameters())
+      if (p.requires_grad()) return p.sum() * 0.0;
+    throw Error("the " + role + " has no trainable parameter");
+  });
+}
+
+/// Wires a trainer to its data-parallel group: gradients averaged before every step
+/// (ZeRO stage 0 and 1) or reduced onto their owners (stage 2; 3 partitions no more
+/// than 2 here), optimizer state partitioned from stage 1.
+void join_data_parallel(engine::TrainEngine& trainer, const std::shared_ptr<DataParallel>& group) {
+  if (!group) return;
+  const int stage = std::min(group->zero_stage(), 2);
+  if (stage < 2)
+    trainer.set_gradient_sync([group](const std::vector<torch::Tensor>& parameters) { group->average_gradients(parameters); });
+  if (stage >= 1) trainer.set_optimizer_sharding(group->optimizer_sharding(stage));
+}
+
+
+/// The PPO minibatch steps of one train() call: every minibatch of every epoch. With a
+/// data-parallel `group`, as many steps per epoch as the rank with the most rows needs,
+/// its rows spread evenly over them; a rank short of rows steps with none
+/// (`update(nullptr)` takes a zero-loss step).
+Updates ppo_updates(const std::optional<rl::Experience>& exp, const PpoTrainingOptions& ppo, DataParallel* group,
+                    const std::function<engine::MicroStep(const rl::Experience*)>& update) {
+  const int64_t rows = exp ? exp->batch_size() : 0;
+  int64_t steps = (rows + ppo.minibatch_size - 1) / ppo.minibatch_size;
+  if (group) steps = group->max(steps);
+  std::vector<rl::Experience> chunks;
+  if (rows > 0) chunks = exp->split(group ? (rows + steps - 1) / steps : ppo.minibatch_size);
+  Updates result;
+  for (int64_t epoch = 0; epoch < ppo.ppo_epochs; ++epoch)
+    for (int64_t i = 0; i < steps; ++i) {
+      const bool has_rows = i < static_cast<int64_t>(chunks.size());
+      auto step = update(has_rows ? &chunks[static_cast<size_t>(i)] : nullptr);
+      ++result.steps;
+      if (has_rows) {
+        result.loss += step.loss;
+        ++result.counted;
+      }
+      if (step.optimizer_stepped) result.grad_norm = step.grad_norm;
+    }
+  if (result.counted) result.loss /= static_cast<double>(result.counted);
+  return result;
+}
+
+/// What a data-parallel rank adds to its metrics: how far the ranks' weights drifted
+/// apart (0 when in step), the group size, and its share of the optimizer state.
+void add_data_parallel_metrics(Metrics& metrics, const std::string& role, DataParallel& group,
+                               const engine::TrainEngine& trainer) {
+  std::vector<torch::Tensor> parameters;
+  for (const auto& p : trainer.model()->parameters()) parameters.push_back(p);
+  metrics.values[role + "_dp_divergence"] = group.divergence(parameters);
+  metrics.values[role + "_dp_ranks"] = static_cast<double>(group.world());
+  metrics.values[role + "_optimizer_state_mib"] = static_cast<double>(trainer.optimizer_state_bytes()) / (1 << 20);
+}
+
+/// ", data-parallel rank R of W (gloo, ZeRO stage S)" for a role's description.
+std::string data_parallel_text(const DataParallel* group) {
+  if (!group) return "";
+  const int stage = std::min(group->zero_stage(), 2);
+  return ", data-parallel rank " + std::to_string(group->rank()) + " of " + std::to_string(group->world()) + " (" +
+         collectives_name(group->collectives()) + (stage > 0 ? ", ZeRO stage " + std::to_string(stage) : "") + ")";
+}
+
+Metrics skipped() { return Metrics{{{"skipped", 1.0}}}; }
+
+}  // namespace troupe::actors

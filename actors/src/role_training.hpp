@@ -1,0 +1,63 @@
+#pragma once
+/// What the trainable roles (policy, critic) share: the experience of a train request,
+/// the PPO minibatch loop, and their data-parallel wiring and metrics.
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <troupe/actors/data_parallel.hpp>
+#include <troupe/actors/messages.hpp>
+#include <troupe/actors/ppo_training_options.hpp>
+#include <troupe/actors/ticket_store.hpp>
+#include <troupe/engine/train_engine.hpp>
+#include <troupe/models/causal_lm.hpp>
+#include <troupe/rl/experience.hpp>
+
+namespace troupe::actors {
+
+struct Updates {
+  int64_t steps = 0;    ///< steps taken, empty ones included
+  int64_t counted = 0;  ///< steps on rows of this rank
+  double loss = 0;      ///< mean loss of the counted steps
+  double grad_norm = 0; ///< of the last optimizer step
+};
+
+/// Where the model's parameters live.
+torch::Device device_of(const models::CausalLMImpl& model);
+
+/// T0 of a sequences batch; throws naming `where` when the batch has none.
+int64_t prompt_length_of(const TensorBatch& batch, const std::string& where);
+
+/// The training experience of a train request: its batches concatenated.
+std::optional<rl::Experience> training_experience(const std::vector<TensorBatch>& batches);
+
+/// A data-parallel rank's step when it has no rows left: a zero loss, so its gradients
+/// count zeros in the ranks' average (every rank takes the same steps: each all-reduces).
+engine::MicroStep zero_loss_step(engine::TrainEngine& trainer, const std::string& role);
+
+/// Wires a trainer to its data-parallel group: gradients averaged before every step
+/// (ZeRO stage 0 and 1) or reduced onto their owners (stage 2; 3 partitions no more
+/// than 2 here), optimizer state partitioned from stage 1.
+void join_data_parallel(engine::TrainEngine& trainer, const std::shared_ptr<DataParallel>& group);
+
+/// The PPO minibatch steps of one train() call: every minibatch of every epoch. With a
+/// data-parallel `group`, as many steps per epoch as the rank with the most rows needs,
+/// its rows spread evenly over them; a rank short of rows steps with none
+/// (`update(nullptr)` takes a zero-loss step).
+Updates ppo_updates(const std::optional<rl::Experience>& exp, const PpoTrainingOptions& ppo, DataParallel* group,
+                    const std::function<engine::MicroStep(const rl::Experience*)>& update);
+
+/// What a data-parallel rank adds to its metrics: how far the ranks' weights drifted
+/// apart (0 when in step), the group size, and its share of the optimizer state.
+void add_data_parallel_metrics(Metrics& metrics, const std::string& role, DataParallel& group,
+                               const engine::TrainEngine& trainer);
+
+/// ", data-parallel rank R of W (gloo, ZeRO stage S)" for a role's description.
+std::string data_parallel_text(const DataParallel* group);
+
+/// The metrics of a train() call that had no rows to train on.
+Metrics skipped();
+
+}  // namespace troupe::actors
