@@ -36,7 +36,8 @@ PolicyRole::PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::Tra
     rl::EmaOptions options;
     options.beta = ppo_.ema_beta;
     options.dtype = torch::kFloat32;
-    ema_.emplace(hybrid_->model()->named_parameters(), options);
+    // Only what trains: a LoRA actor's frozen base is its own average (ema.hpp).
+    ema_.emplace(rl::trainable_parameters(hybrid_->model()->named_parameters()), options);
   }
 }
 
@@ -161,19 +162,26 @@ void PolicyRole::save(const std::string& path) {
     engine::save_model_dir(model, tokenizer_dir_, path);
     if (!ema_) return;
     // The EMA model is the actor with the averages in its parameters: swap them in for
-    // the save and the trained weights back after.
+    // the save and the trained weights back after. Only the averaged tensors move (a
+    // LoRA actor's adapters); the frozen base is saved as it is.
     torch::NoGradGuard no_grad;
     auto parameters = model.named_parameters();
-    std::vector<torch::Tensor> trained;
-    for (const auto& item : parameters) trained.push_back(item.value().detach().clone());
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> trained;  // (live parameter, its trained value)
+    for (const auto& item : ema_->averages()) {
+      const auto& live = parameters[item.key()];
+      trained.emplace_back(live, live.detach().clone());
+    }
+    auto restore = [&] {
+      for (auto& [live, value] : trained) live.copy_(value);
+    };
     ema_->copy_to(parameters);
     try {
       engine::save_model_dir(model, tokenizer_dir_, path + "_ema");
     } catch (...) {
-      for (size_t i = 0; i < trained.size(); ++i) parameters[i].value().copy_(trained[i]);
+      restore();
       throw;
     }
-    for (size_t i = 0; i < trained.size(); ++i) parameters[i].value().copy_(trained[i]);
+    restore();
   });
 }
 

@@ -2,12 +2,17 @@
 
 #include <unistd.h>
 
+#include <optional>
+#include <set>
+
 #include <nlohmann/json.hpp>
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
 #include <troupe/common/error.hpp>
 #include <troupe/common/files.hpp>
+#include <troupe/engine/base_model.hpp>
+#include <troupe/models/peft_adapter.hpp>
 #include <troupe/models/pretrained.hpp>
 
 namespace fs = std::filesystem;
@@ -51,6 +56,25 @@ void write_directory_atomically(const fs::path& dir, const std::function<void(co
 
 torch::Tensor cpu_rng_state() { return at::detail::getDefaultCPUGenerator().get_state(); }
 
+/// The base an adapter checkpoint of `model` stands on: the directory it was loaded
+/// from, when some of its parameters are frozen (LoRA with --only_optimize_lora). None:
+/// every parameter trains, or the model was built in code (nothing to point at).
+std::optional<BaseModelFingerprint> frozen_base_of(models::CausalLMImpl& model) {
+  if (model.name_or_path().empty()) return std::nullopt;
+  bool frozen = false;
+  for (const auto& p : model.parameters()) frozen = frozen || !p.requires_grad();
+  if (!frozen) return std::nullopt;
+  return fingerprint_base_model(model.name_or_path());
+}
+
+/// A frozen parameter the base's files hold (a tied LM head through the embedding): an
+/// adapter checkpoint leaves it out, resume loads it from the base.
+bool given_by_base(const std::string& name, const torch::Tensor& param, const std::set<std::string>& base_tensors,
+                   bool tied) {
+  if (param.requires_grad()) return false;
+  return base_tensors.count(name) || (tied && name == "lm_head.weight");
+}
+
 }  // namespace
 
 void copy_tokenizer_files(const fs::path& from, const fs::path& to) {
@@ -63,20 +87,27 @@ void save_model_dir(models::CausalLMImpl& model, const fs::path& tokenizer_dir, 
   write_directory_atomically(dir, [&](const fs::path& tmp) {
     models::save_pretrained(model, tmp);
     copy_tokenizer_files(tokenizer_dir, tmp);
+    if (models::peft_exportable(model)) models::save_peft_adapter(model, tmp / models::kPeftAdapterDir);
   });
 }
 
 void save_training_checkpoint(TrainEngine& engine, const fs::path& tokenizer_dir, const fs::path& dir,
                               const TrainingPosition& position, const nlohmann::json& extra) {
   auto& model = *engine.model();
+  const auto base = frozen_base_of(model);
+  const bool tied = model.config().tie_word_embeddings;
   write_directory_atomically(dir, [&](const fs::path& tmp) {
-    models::save_pretrained(model, tmp);
-    copy_tokenizer_files(tokenizer_dir, tmp);
+    if (!base) {  // an adapter checkpoint has no model of its own: the base is on disk already
+      models::save_pretrained(model, tmp);
+      copy_tokenizer_files(tokenizer_dir, tmp);
+    }
     const auto state_dir = tmp / "training_state";
     fs::create_directories(state_dir);
     {
       torch::serialize::OutputArchive archive;
-      for (const auto& item : model.named_parameters()) archive.write(item.key(), item.value().detach());
+      for (const auto& item : model.named_parameters())
+        if (!base || !given_by_base(item.key(), item.value(), base->tensor_names, tied))
+          archive.write(item.key(), item.value().detach());
       archive.save_to((state_dir / "parameters.pt").string());
     }
     torch::save(engine.optimizer(), (state_dir / "optimizer.pt").string());
@@ -90,6 +121,7 @@ void save_training_checkpoint(TrainEngine& engine, const fs::path& tokenizer_dir
                          {"epoch", position.epoch},
                          {"batch", position.batch},
                          {"extra", extra}};
+    if (base) state["base_model"] = base_model_json(*base);
     write_file_atomically(state_dir / "state.json", state.dump(2) + "\n");
   });
 }
@@ -106,14 +138,26 @@ TrainingPosition load_training_checkpoint(TrainEngine& engine, const fs::path& d
     throw Error((state_dir / "state.json").string() + ": " + e.what());
   }
   auto& model = *engine.model();
+  // An adapter checkpoint: the frozen base first, from the directory it names, once its
+  // files are the ones trained on; parameters.pt then holds the rest.
+  std::set<std::string> base_tensors;
+  if (state.contains("base_model")) {
+    const auto base = base_model_from_json(state["base_model"], (state_dir / "state.json").string());
+    base_tensors = verify_base_model(base, dir.string());
+    models::load_weights(model, models::read_checkpoint(base.dir), base.dir.string());
+  }
+  const bool tied = model.config().tie_word_embeddings;
   {
     torch::serialize::InputArchive archive;
     archive.load_from((state_dir / "parameters.pt").string());
     torch::NoGradGuard no_grad;
     for (auto& item : model.named_parameters()) {
       torch::Tensor saved;
-      if (!archive.try_read(item.key(), saved))
-        throw Error((state_dir / "parameters.pt").string() + ": parameter " + item.key() + " missing");
+      if (!archive.try_read(item.key(), saved)) {
+        if (given_by_base(item.key(), item.value(), base_tensors, tied)) continue;
+        throw Error((state_dir / "parameters.pt").string() + ": parameter " + item.key() + " missing" +
+                    (item.value().requires_grad() && !base_tensors.empty() ? " (it trains now; was it frozen when saved?)" : ""));
+      }
       if (saved.sizes() != item.value().sizes())
         throw Error((state_dir / "parameters.pt").string() + ": parameter " + item.key() + " has another shape");
       item.value().copy_(saved);

@@ -11,6 +11,7 @@
 #include <troupe/engine/metrics_log.hpp>
 #include <troupe/engine/progress.hpp>
 #include <troupe/engine/tensorboard_writer.hpp>
+#include <troupe/models/peft_adapter.hpp>
 #include <troupe/models/pretrained.hpp>
 
 namespace troupe::engine {
@@ -116,6 +117,9 @@ PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOpt
     // next step's --model_name_or_path is the output_dir; each file is written atomically.
     models::save_pretrained(*engine.model(), options.output_dir);
     copy_tokenizer_files(options.tokenizer_dir, options.output_dir);
+    // A LoRA run over a frozen base: the adapters on their own too, as peft loads them.
+    if (models::peft_exportable(*engine.model()))
+      models::save_peft_adapter(*engine.model(), options.output_dir / models::kPeftAdapterDir);
   }
   result.optimizer_steps = engine.global_step();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

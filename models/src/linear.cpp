@@ -135,6 +135,7 @@ void LinearImpl::enable_lora(int64_t rank, double alpha, double dropout) {
   torch::nn::init::kaiming_uniform_(a, std::sqrt(5.0));
   lora_A = register_parameter("lora_A", a);
   lora_B = register_parameter("lora_B", torch::zeros({options_.out_features(), rank}, opts));
+  lora_alpha_ = alpha;
   lora_scale_ = alpha / static_cast<double>(rank);
   lora_dropout_ = dropout;
 }

@@ -71,6 +71,7 @@ CausalLM load_pretrained(const std::filesystem::path& dir, const LoadOptions& op
   if (options.value_head) model->add_value_head();
   model->to(options.device, options.dtype.value_or(torch::kFloat32));
   load_weights(*model, read_checkpoint(dir), dir.string());
+  model->set_name_or_path(std::filesystem::absolute(dir).lexically_normal().string());
   model->eval();
   return model;
 }

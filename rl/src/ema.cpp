@@ -27,6 +27,13 @@ void check_shape(const torch::Tensor& average, const torch::Tensor& param, const
 
 }  // namespace
 
+NamedTensors trainable_parameters(const NamedTensors& parameters) {
+  NamedTensors trainable;
+  for (const auto& item : parameters)
+    if (item.value().requires_grad()) trainable.insert(item.key(), item.value());
+  return trainable;
+}
+
 Ema::Ema(const NamedTensors& parameters, EmaOptions options) : options_(options) {
   if (!(options_.beta >= 0.0 && options_.beta <= 1.0))
     throw Error("Ema: beta must be in [0, 1], got " + std::to_string(options_.beta));
@@ -50,6 +57,12 @@ void Ema::update(const NamedTensors& parameters) {
     average.lerp_(param.detach().to(average.device(), average.scalar_type()), 1.0 - options_.beta);
   }
   ++updates_;
+}
+
+int64_t Ema::bytes() const {
+  int64_t total = 0;
+  for (const auto& item : averages_) total += item.value().numel() * static_cast<int64_t>(item.value().element_size());
+  return total;
 }
 
 void Ema::copy_to(const NamedTensors& parameters) const {

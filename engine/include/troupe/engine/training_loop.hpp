@@ -63,8 +63,8 @@ struct PhaseResult {
 };
 
 /// Runs the phase. The final model is written into output_dir (Hugging Face files, so
-/// it is the next step's --model_name_or_path) and the resumable state to
-/// output_dir/checkpoint.
+/// it is the next step's --model_name_or_path; a LoRA over a frozen base also as the
+/// PEFT adapter output_dir/adapter/) and the resumable state to output_dir/checkpoint.
 PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOptions& options);
 
 /// Where run_phase keeps the resumable checkpoint of `output_dir`.

@@ -55,6 +55,12 @@ class CausalLMImpl : public torch::nn::Module {
 
   const Config& config() const { return config_; }
 
+  /// The Hugging Face directory the weights came from (load_pretrained sets it, as
+  /// transformers' `name_or_path`); empty for a model built in code. A LoRA checkpoint
+  /// and a PEFT adapter name it as their base.
+  const std::string& name_or_path() const { return name_or_path_; }
+  void set_name_or_path(std::string dir) { name_or_path_ = std::move(dir); }
+
   /// Recompute each decoder layer's activations in the backward instead of keeping them
   /// (training passes only: grad mode on, training mode, no KV cache). Off by default.
   void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
@@ -125,6 +131,7 @@ class CausalLMImpl : public torch::nn::Module {
   Config config_;
 
  private:
+  std::string name_or_path_;
   bool gradient_checkpointing_ = false;
   int tensor_parallel_world_ = 1;
   LayerHooks layer_hooks_;

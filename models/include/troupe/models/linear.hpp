@@ -57,6 +57,10 @@ class LinearImpl : public torch::nn::Module {
   /// Adds a rank-`rank` adapter with scale `alpha / rank`.
   void enable_lora(int64_t rank, double alpha, double dropout = 0.0);
   bool has_lora() const { return lora_A.defined(); }
+  /// The adapter's rank r (0 without one), alpha (scale = alpha / r) and dropout.
+  int64_t lora_rank() const { return has_lora() ? lora_A.size(0) : 0; }
+  double lora_alpha() const { return lora_alpha_; }
+  double lora_dropout() const { return lora_dropout_; }
   /// Folds the adapter into the weight (W += scale * B A) for fast inference.
   void fuse_lora();
   /// Undoes fuse_lora().
@@ -101,6 +105,7 @@ class LinearImpl : public torch::nn::Module {
  private:
   LinearOptions options_;
   double lora_scale_ = 0.0;
+  double lora_alpha_ = 0.0;
   double lora_dropout_ = 0.0;
   bool lora_fused_ = false;
   bool lora_enabled_ = true;

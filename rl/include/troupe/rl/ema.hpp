@@ -21,21 +21,30 @@ struct EmaOptions {
   std::optional<torch::ScalarType> dtype;
 };
 
+/// The tensors of `parameters` that train (requires_grad). An EMA of a model with a
+/// frozen base (LoRA with --only_optimize_lora) needs only these: a frozen tensor never
+/// changes, so its average is itself, and copy_to() leaves it as it is.
+NamedTensors trainable_parameters(const NamedTensors& parameters);
+
 class Ema {
  public:
-  /// Starts the average at a copy of `parameters` (e.g. module->named_parameters()).
+  /// Starts the average at a copy of `parameters` (e.g. module->named_parameters(), or
+  /// trainable_parameters() of them).
   explicit Ema(const NamedTensors& parameters, EmaOptions options = {});
 
   /// ema = beta * ema + (1 - beta) * theta for every name, without autograd. Throws
   /// troupe::Error if a name is missing or a shape differs from the first call's.
   void update(const NamedTensors& parameters);
 
-  /// Writes the average into `parameters` (same names), e.g. to save the EMA model.
+  /// Writes the average into `parameters` (every averaged name; others are left as
+  /// they are), e.g. to save the EMA model.
   void copy_to(const NamedTensors& parameters) const;
 
   const NamedTensors& averages() const { return averages_; }
   double beta() const { return options_.beta; }
   int64_t updates() const { return updates_; }
+  /// The memory the averages hold.
+  int64_t bytes() const;
 
  private:
   EmaOptions options_;
