@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <troupe/common/error.hpp>
+#include <troupe/engine/hybrid_engine.hpp>
 #include <troupe/engine/losses.hpp>
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/engine/zero3.hpp>
@@ -287,4 +288,34 @@ TEST_CASE("engine: ZeRO stage 3 refuses what it cannot do", "[engine][zero3]") {
     const auto ids = torch::tensor({{5, 6}}, torch::kLong);
     CHECK_THROWS_WITH(model->forward(ids, {}, {}, &cache), Catch::Contains("cannot run with autograd over a KV cache"));
   }
+}
+
+TEST_CASE("engine: the hybrid engine generates from a ZeRO stage 3 actor as from a whole one", "[engine][zero3]") {
+  engine::Zero3Collectives solo;  // one rank: the collectives are copies
+  solo.all_gather = [](const torch::Tensor& chunk, torch::Tensor& flat) { flat.copy_(chunk); };
+  solo.reduce_scatter_sum = [](const torch::Tensor& flat, torch::Tensor& chunk) { chunk.copy_(flat); };
+  solo.all_reduce_sum = [](torch::Tensor&) {};
+  const auto ids = torch::tensor({{0, 0, 5, 17, 42}, {9, 8, 7, 6, 5}}, torch::kLong);  // (2, 5), left padded
+  const auto mask = torch::tensor({{0, 0, 1, 1, 1}, {1, 1, 1, 1, 1}}, torch::kLong);
+  models::GenerationOptions options;
+  options.max_new_tokens = 6;
+
+  engine::HybridEngine whole_engine(load_opt());
+  const auto expected = whole_engine.generate(ids, mask, options);
+
+  auto model = load_opt();
+  engine::TrainEngine trainer(model, zero3_train_options());
+  trainer.set_zero3(solo);
+  engine::HybridEngine hybrid(model);
+  hybrid.set_zero3(trainer.zero3());
+  const auto got = hybrid.generate(ids, mask, options);
+  CHECK(got.sequences.equal(expected.sequences));
+  CHECK(got.attention_mask.equal(expected.attention_mask));
+  // Back in the training layout, partitioned again.
+  CHECK(trainer.zero3()->param_resident_bytes() < trainer.zero3()->whole_param_bytes());
+  CHECK(model->named_parameters()["model.decoder.layers.0.fc1.weight"].numel() == 0);
+  // Scoring needs no full view: it gathers layer by layer.
+  const auto scored = hybrid.score_logprobs(got.sequences, got.attention_mask);
+  const auto expected_scores = whole_engine.score_logprobs(got.sequences, got.attention_mask);
+  CHECK(relative_difference(scored, expected_scores) <= 1e-6);
 }

@@ -29,20 +29,20 @@ class ThreadCollectives {
       publish(rank, chunk);
       const int64_t n = chunk.numel();
       for (int r = 0; r < world_; ++r) flat.narrow(0, r * n, n).copy_(slots_[static_cast<size_t>(r)]);
-      barrier();
+      finish(rank);
     };
     c.reduce_scatter_sum = [this, rank](const torch::Tensor& flat, torch::Tensor& chunk) {
       publish(rank, flat);
       const int64_t n = chunk.numel();
       chunk.zero_();
       for (int r = 0; r < world_; ++r) chunk.add_(slots_[static_cast<size_t>(r)].narrow(0, rank * n, n));
-      barrier();
+      finish(rank);
     };
     c.all_reduce_sum = [this, rank](torch::Tensor& tensor) {
       publish(rank, tensor.clone());
       auto sum = torch::zeros_like(tensor);
       for (int r = 0; r < world_; ++r) sum.add_(slots_[static_cast<size_t>(r)]);
-      barrier();
+      finish(rank);
       tensor.copy_(sum);
     };
     return c;
@@ -53,6 +53,12 @@ class ThreadCollectives {
   void publish(int rank, const torch::Tensor& tensor) {
     slots_[static_cast<size_t>(rank)] = tensor;
     barrier();
+  }
+
+  /// Waits until every rank has read the slots, then lets go of this rank's tensor.
+  void finish(int rank) {
+    barrier();
+    slots_[static_cast<size_t>(rank)] = torch::Tensor();
   }
 
   void barrier() {
