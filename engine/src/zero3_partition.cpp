@@ -72,11 +72,10 @@ Zero3Partition::Zero3Partition(models::CausalLM model, Zero3Collectives collecti
     }
   }
   for (auto& [group, parameter] : kept_trainable) {
-    kept_.push_back(make_flat(group, {parameter}));
+    kept_.push_back(make_flat(group, {parameter}, /*keep_whole=*/true));
     auto& flat = kept_.back();
     // The whole value stays, as a view of the gathered buffer the step's all-gather fills.
     flat.parameters[0].set_data(flat.gathered.narrow(0, 0, flat.numel).view(flat.shapes[0]));
-    resident_bytes_ += flat.gathered_bytes();
   }
   for (const auto& flat : kept_) masters_[static_cast<size_t>(flat.group)].push_back(flat.master);
   for (const auto& layer : layers_)
@@ -95,7 +94,7 @@ Zero3Partition::~Zero3Partition() {
   if (model_) model_->set_layer_hooks({});
 }
 
-Zero3Partition::Flat Zero3Partition::make_flat(int group, std::vector<torch::Tensor> parameters) {
+Zero3Partition::Flat Zero3Partition::make_flat(int group, std::vector<torch::Tensor> parameters, bool keep_whole) {
   const int64_t world = collectives_.world;
   Flat flat;
   flat.group = group;
@@ -109,10 +108,14 @@ Zero3Partition::Flat Zero3Partition::make_flat(int group, std::vector<torch::Ten
   flat.gathered = torch::zeros({flat.chunk * world}, first.options().requires_grad(false));  // (world * C)
   for (size_t i = 0; i < parameters.size(); ++i)
     flat.gathered.narrow(0, flat.offsets[i], parameters[i].numel()).copy_(parameters[i].detach().reshape({-1}));
-  flat.master = flat.gathered.narrow(0, collectives_.rank * flat.chunk, flat.chunk).clone();  // (C)
+  // (C) this rank's chunk: its own storage in a layer (the gathered buffer goes), a view
+  // of the whole buffer in a kept-whole parameter (the step updates the whole value's
+  // own slice in place, and the all-gather finds it there).
+  flat.master = flat.gathered.narrow(0, collectives_.rank * flat.chunk, flat.chunk);
+  if (!keep_whole) flat.master = flat.master.clone();
   if (group != kFrozen) flat.master.requires_grad_(true);
   flat.parameters = std::move(parameters);
-  resident_bytes_ += bytes_of(flat.master);
+  resident_bytes_ += keep_whole ? flat.gathered_bytes() : bytes_of(flat.master);
   // Padding sits in the last chunks; count what this rank's chunk holds of it.
   const int64_t begin = collectives_.rank * flat.chunk;
   padding_bytes_ += std::max<int64_t>(0, std::min(flat.chunk, begin + flat.chunk - flat.numel)) *

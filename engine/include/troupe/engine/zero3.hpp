@@ -23,9 +23,10 @@
 /// whole on every rank, as DeepSpeed keeps small "persistent" parameters; the embedding
 /// would otherwise be gathered twice per pass when tied to the LM head. Their gradients
 /// and AdamW state are partitioned like the layers' (one flat per parameter), and after
-/// each optimizer step their whole values are all-gathered from the chunks. Memory cost:
-/// their whole size once more on every rank (for OPT-1.3b the 50272 x 2048 tied embedding
-/// and 2050 x 2048 positions, 109 M parameters, 0.44 GB fp32, about 8% of the model),
+/// each optimizer step their whole values are all-gathered from the chunks (a rank's
+/// chunk is a view of its own slice of the whole value). Memory cost: their whole size,
+/// instead of 1/N of it, on every rank (for OPT-1.3b the 50272 x 2048 tied embedding
+/// and 2050 x 2048 positions, 107 M parameters, 0.43 GB fp32, about 8% of the model),
 /// plus their whole gradients between the backward and reduce_scatter_kept_gradients().
 ///
 /// Every rank must make the same calls in the same order (each is a collective), with
@@ -138,7 +139,7 @@ class Zero3Partition {
   };
   static constexpr int kFrozen = 3;
 
-  Flat make_flat(int group, std::vector<torch::Tensor> parameters);
+  Flat make_flat(int group, std::vector<torch::Tensor> parameters, bool keep_whole = false);
   void gather_flat(Flat& flat);
   /// Sums the flat's parameter gradients into its chunk gradient (averaged) and frees them.
   void reduce_scatter_flat(Flat& flat);
