@@ -141,6 +141,10 @@ TEST_CASE("engine: ZeRO stage 3 on two ranks trains as one process on the whole 
   }
   CHECK(clipped > kSteps / 2);  // the comparison covers clipping
   for (const auto& [name, expected] : single.parameters) {
+    // The key bias has no gradient in exact arithmetic (softmax ignores what it adds to
+    // every key's score alike): what it gets is round-off, which AdamW scales up to
+    // steps of arbitrary sign, different for any change of summation order.
+    if (name.find("k_proj.bias") != std::string::npos) continue;
     INFO(name);
     for (const auto& rank : ranks) {
       REQUIRE(rank.parameters.count(name) == 1);
@@ -236,14 +240,12 @@ TEST_CASE("engine: a ZeRO stage 3 rank keeps 1/N of the parameters and one layer
     CHECK(s.outside < s.whole);
     CHECK(s.peak > s.outside);
     CHECK(s.peak <= s.outside + s.largest_layer);
+    CHECK(s.peak <= s.whole / kWorld + s.padding + s.largest_layer + s.kept);  // the bound of zero3.hpp
     CHECK(s.after_step == s.outside);
     CHECK(s.view_equal);
     CHECK(s.logits_difference <= 1e-6);
     CHECK(s.after_view == s.outside);
     CHECK(s.written_back);
-    WARN("resident bytes on rank " << rank << ": " << s.outside << " of " << s.whole << " whole (kept whole "
-                                   << s.kept << ", padding " << s.padding << "); peak " << s.peak
-                                   << " with one layer of " << s.largest_layer);
   }
 }
 
