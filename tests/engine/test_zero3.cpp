@@ -7,10 +7,13 @@
 
 #include <exception>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include <troupe/common/error.hpp>
 #include <troupe/engine/hybrid_engine.hpp>
@@ -406,3 +409,57 @@ TEST_CASE("engine: the hybrid engine generates from a ZeRO stage 3 actor as from
   CHECK(relative_difference(scored, expected_scores) <= 1e-6);
 }
 
+
+// Hidden (a minute of CPU): the memory bound on OPT-125m's shape, with the numbers printed.
+TEST_CASE("engine: ZeRO stage 3 memory on OPT-125m's shape", "[.][zero3_memory]") {
+  const nlohmann::json config = {{"model_type", "opt"}, {"vocab_size", 50272}, {"hidden_size", 768},
+                                 {"num_hidden_layers", 12}, {"num_attention_heads", 12}, {"ffn_dim", 3072},
+                                 {"max_position_embeddings", 2048}, {"word_embed_proj_dim", 768},
+                                 {"do_layer_norm_before", true}, {"pad_token_id", 1}, {"eos_token_id", 2}};
+  for (const int world : {2, 4}) {
+    struct Seen {
+      int64_t whole = 0, kept = 0, padding = 0, layer = 0, outside = 0, peak = 0, optimizer = 0;
+    };
+    std::vector<Seen> seen(static_cast<size_t>(world));
+    test::ThreadCollectives group(world);
+    {
+      OneIntraOpThread one_thread;
+      std::vector<std::exception_ptr> failures(static_cast<size_t>(world));
+      std::vector<std::thread> threads;
+      for (int rank = 0; rank < world; ++rank)
+        threads.emplace_back([&, rank] {
+          try {
+            auto& s = seen[static_cast<size_t>(rank)];
+            auto options = zero3_train_options();
+            options.gradient_accumulation_steps = 1;
+            engine::TrainEngine trainer(models::make_causal_lm(models::parse_config(config, "opt-125m shape")), options);
+            trainer.set_zero3(group.zero3(rank));
+            const auto& z = *trainer.zero3();
+            s.whole = z.whole_param_bytes();
+            s.kept = z.kept_whole_bytes();
+            s.padding = z.padding_bytes();
+            s.layer = z.largest_layer_bytes();
+            s.outside = z.param_resident_bytes();
+            const auto ids = torch::randint(3, 50272, {1, 16}, torch::kLong);
+            trainer.micro_step([&](models::CausalLMImpl& m) { return sft_loss(m, ids); });
+            s.peak = z.peak_param_resident_bytes();
+            s.optimizer = trainer.optimizer_state_bytes();
+          } catch (...) {
+            failures[static_cast<size_t>(rank)] = std::current_exception();
+          }
+        });
+      for (auto& t : threads) t.join();
+      for (const auto& failure : failures)
+        if (failure) std::rethrow_exception(failure);
+    }
+    const auto mib = [](int64_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
+    for (int rank = 0; rank < world; ++rank) {
+      const auto& s = seen[static_cast<size_t>(rank)];
+      CHECK(s.peak <= s.whole / world + s.padding + s.layer + s.kept);
+      std::cout << "OPT-125m shape, ZeRO-3 rank " << rank << " of " << world << ": parameters whole " << mib(s.whole)
+                << " MiB; resident " << mib(s.outside) << " MiB (kept whole " << mib(s.kept) << " MiB); peak "
+                << mib(s.peak) << " MiB (one layer " << mib(s.layer) << " MiB); AdamW state " << mib(s.optimizer)
+                << " MiB\n";
+    }
+  }
+}
