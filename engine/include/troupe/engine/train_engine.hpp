@@ -111,8 +111,11 @@ class TrainEngine {
   /// run. Replaces the optimizer and the schedule by ones over this rank's chunks (so
   /// optimizer() holds chunk state); micro_step() then reduce-scatters the gradients,
   /// clips by the global norm over all chunks and steps only this rank's chunks; nothing
-  /// is broadcast. Refused (troupe::Error) after the first optimizer step, or together
-  /// with a gradient sync or optimizer sharding.
+  /// is broadcast. Every decoder layer is recomputed in the backward, whatever
+  /// set_gradient_checkpointing says. All ranks must start from the same weights and
+  /// call micro_step() equally often, each running the model (a step without rows still
+  /// needs a forward and backward through every layer). Refused (troupe::Error) after the
+  /// first optimizer step, or together with a gradient sync or optimizer sharding.
   void set_zero3(Zero3Collectives collectives);
   /// The partition under ZeRO stage 3, else null: gather_full_parameters() for savers and
   /// generation, param_resident_bytes() for memory.
