@@ -90,12 +90,12 @@ class OneIntraOpThread {
   int previous_;
 };
 
-/// Runs `body(rank)` on kWorld threads and rethrows the first failure.
-void run_ranks(const std::function<void(int)>& body) {
+/// Runs `body(rank)` on `world` threads and rethrows the first failure.
+void run_ranks(const std::function<void(int)>& body, int world = kWorld) {
   OneIntraOpThread one_thread;
-  std::vector<std::exception_ptr> failures(kWorld);
+  std::vector<std::exception_ptr> failures(static_cast<size_t>(world));
   std::vector<std::thread> threads;
-  for (int rank = 0; rank < kWorld; ++rank)
+  for (int rank = 0; rank < world; ++rank)
     threads.emplace_back([&, rank] {
       try {
         body(rank);
@@ -409,7 +409,6 @@ TEST_CASE("engine: the hybrid engine generates from a ZeRO stage 3 actor as from
   CHECK(relative_difference(scored, expected_scores) <= 1e-6);
 }
 
-
 // Hidden (a minute of CPU): the memory bound on OPT-125m's shape, with the numbers printed.
 TEST_CASE("engine: ZeRO stage 3 memory on OPT-125m's shape", "[.][zero3_memory]") {
   const nlohmann::json config = {{"model_type", "opt"}, {"vocab_size", 50272}, {"hidden_size", 768},
@@ -422,36 +421,27 @@ TEST_CASE("engine: ZeRO stage 3 memory on OPT-125m's shape", "[.][zero3_memory]"
     };
     std::vector<Seen> seen(static_cast<size_t>(world));
     test::ThreadCollectives group(world);
-    {
-      OneIntraOpThread one_thread;
-      std::vector<std::exception_ptr> failures(static_cast<size_t>(world));
-      std::vector<std::thread> threads;
-      for (int rank = 0; rank < world; ++rank)
-        threads.emplace_back([&, rank] {
-          try {
-            auto& s = seen[static_cast<size_t>(rank)];
-            auto options = zero3_train_options();
-            options.gradient_accumulation_steps = 1;
-            engine::TrainEngine trainer(models::make_causal_lm(models::parse_config(config, "opt-125m shape")), options);
-            trainer.set_zero3(group.zero3(rank));
-            const auto& z = *trainer.zero3();
-            s.whole = z.whole_param_bytes();
-            s.kept = z.kept_whole_bytes();
-            s.padding = z.padding_bytes();
-            s.layer = z.largest_layer_bytes();
-            s.outside = z.param_resident_bytes();
-            const auto ids = torch::randint(3, 50272, {1, 16}, torch::kLong);
-            trainer.micro_step([&](models::CausalLMImpl& m) { return sft_loss(m, ids); });
-            s.peak = z.peak_param_resident_bytes();
-            s.optimizer = trainer.optimizer_state_bytes();
-          } catch (...) {
-            failures[static_cast<size_t>(rank)] = std::current_exception();
-          }
-        });
-      for (auto& t : threads) t.join();
-      for (const auto& failure : failures)
-        if (failure) std::rethrow_exception(failure);
-    }
+    run_ranks(
+        [&](int rank) {
+          // Each rank's random weights differ (one generator, raced by the threads): only
+          // sizes matter here.
+          auto& s = seen[static_cast<size_t>(rank)];
+          auto options = zero3_train_options();
+          options.gradient_accumulation_steps = 1;
+          engine::TrainEngine trainer(models::make_causal_lm(models::parse_config(config, "opt-125m shape")), options);
+          trainer.set_zero3(group.zero3(rank));
+          const auto& z = *trainer.zero3();
+          s.whole = z.whole_param_bytes();
+          s.kept = z.kept_whole_bytes();
+          s.padding = z.padding_bytes();
+          s.layer = z.largest_layer_bytes();
+          s.outside = z.param_resident_bytes();
+          const auto ids = torch::randint(3, 50272, {1, 16}, torch::kLong);
+          trainer.micro_step([&](models::CausalLMImpl& m) { return sft_loss(m, ids); });
+          s.peak = z.peak_param_resident_bytes();
+          s.optimizer = trainer.optimizer_state_bytes();
+        },
+        world);
     const auto mib = [](int64_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
     for (int rank = 0; rank < world; ++rank) {
       const auto& s = seen[static_cast<size_t>(rank)];
