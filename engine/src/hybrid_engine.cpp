@@ -127,6 +127,8 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
   // the packed copies of what each layer computes with (adapters folded in).
   auto start = Clock::now();
   models::GenerationResult result;
+  // Under ZeRO stage 3 the layers are whole for the whole call; released last.
+  std::optional<Zero3Partition::FullParameters> whole;
   auto leave = [&] {
     layout_.leave(model);
     if (parallel) models::leave_tensor_parallel(model);
@@ -134,6 +136,7 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
     mode_ = EngineMode::Training;
   };
   try {
+    if (zero3_) whole.emplace(zero3_->gather_full_parameters());
     model.eval();
     if (parallel) models::enter_tensor_parallel(model, group);
     layout_.enter(model, options_.inference_dtype);

@@ -13,11 +13,16 @@ ParamGroup param_group_of(const std::string& name, const torch::Tensor& paramete
 }
 
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, const OptimizerOptions& options) {
-  std::vector<torch::Tensor> groups[3];
+  std::array<std::vector<torch::Tensor>, 3> groups;
   for (const auto& item : unique_named_parameters(model)) {
     if (!item.value().requires_grad()) continue;
-    groups[static_cast<int>(param_group_of(item.key(), item.value()))].push_back(item.value());
+    groups[static_cast<size_t>(param_group_of(item.key(), item.value()))].push_back(item.value());
   }
+  return make_adamw(groups, options);
+}
+
+std::unique_ptr<torch::optim::AdamW> make_adamw(const std::array<std::vector<torch::Tensor>, 3>& groups,
+                                                const OptimizerOptions& options) {
   auto adamw = [&](double lr, double decay) {
     return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(lr)
                                                             .betas({options.beta1, options.beta2})
@@ -28,7 +33,8 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, const 
   const double lr[3] = {options.learning_rate, options.learning_rate, options.lora_learning_rate};
   const double decay[3] = {options.weight_decay, 0.0, options.weight_decay};
   for (int g = 0; g < 3; ++g)
-    if (!groups[g].empty()) param_groups.emplace_back(groups[g], adamw(lr[g], decay[g]));
+    if (!groups[static_cast<size_t>(g)].empty())
+      param_groups.emplace_back(groups[static_cast<size_t>(g)], adamw(lr[g], decay[g]));
   if (param_groups.empty()) throw Error("optimizer: the model has no trainable parameter");
   return std::make_unique<FusedAdamW>(param_groups, *adamw(options.learning_rate, options.weight_decay));
 }

@@ -60,12 +60,16 @@ MicroStep TrainEngine::micro_step(const std::function<torch::Tensor(models::Caus
     throw Error("training loss is " + std::to_string(result.loss) + " at step " + std::to_string(global_step_) +
                 " (micro-batch " + std::to_string(micro_steps_) + "); stopping before the update");
   (loss / static_cast<double>(options_.gradient_accumulation_steps)).backward();
+  // The layers' gradients reduce-scattered during the backward; the kept-whole ones now.
+  if (zero3_) zero3_->reduce_scatter_kept_gradients();
   ++micro_steps_;
   if (micro_steps_ % options_.gradient_accumulation_steps != 0) return result;
 
   // The norm is measured always (it is logged); clipping only when asked.
   const double max_norm = options_.max_grad_norm > 0 ? options_.max_grad_norm : std::numeric_limits<double>::infinity();
-  if (sharding_ && sharding_->stage >= 2) {
+  if (zero3_) {
+    result.grad_norm = zero3_->clip_gradients(max_norm);
+  } else if (sharding_ && sharding_->stage >= 2) {
     result.grad_norm = reduce_gradients_to_owners(max_norm);
   } else {
     if (gradient_sync_) gradient_sync_(trainable_);
@@ -78,6 +82,7 @@ MicroStep TrainEngine::micro_step(const std::function<torch::Tensor(models::Caus
   }
   optimizer_->step();
   if (sharding_) broadcast_owned_parameters();
+  if (zero3_) zero3_->gather_kept_parameters();
   optimizer_->zero_grad();
   ++global_step_;
   scheduler_->set_step(global_step_);
@@ -101,7 +106,13 @@ void TrainEngine::set_progress(int64_t global_step, int64_t micro_steps) {
   scheduler_->set_step(global_step);
 }
 
+void TrainEngine::set_gradient_sync(GradientSync sync) {
+  if (zero3_ && sync) throw Error("gradient sync: ZeRO stage 3 reduce-scatters the gradients itself");
+  gradient_sync_ = std::move(sync);
+}
+
 void TrainEngine::set_optimizer_sharding(OptimizerSharding sharding) {
+  if (zero3_) throw Error("optimizer sharding: ZeRO stage 3 is already on for this engine");
   if (sharding.world < 1 || sharding.rank < 0 || sharding.rank >= sharding.world || !sharding.broadcast)
     throw Error("optimizer sharding: rank " + std::to_string(sharding.rank) + " of " + std::to_string(sharding.world) +
                 (sharding.broadcast ? "" : " without a broadcast"));
@@ -123,6 +134,20 @@ void TrainEngine::set_optimizer_sharding(OptimizerSharding sharding) {
     load[static_cast<size_t>(least)] += trainable_[i].numel();
   }
   sharding_ = std::move(sharding);
+}
+
+void TrainEngine::set_zero3(Zero3Collectives collectives) {
+  if (global_step_ > 0) throw Error("ZeRO stage 3 must be set before the first optimizer step");
+  if (zero3_) throw Error("ZeRO stage 3 is already on for this engine");
+  if (sharding_ || gradient_sync_)
+    throw Error("ZeRO stage 3: the engine already has a gradient sync or optimizer sharding (stages 0-2)");
+  // Gradients accumulated so far belong to whole parameters that are about to go.
+  optimizer_->zero_grad();
+  zero3_ = std::make_unique<Zero3Partition>(model_, std::move(collectives));
+  scheduler_.reset();  // it refers to the optimizer it replaces
+  optimizer_ = make_adamw(zero3_->master_chunks(), options_.optimizer);
+  scheduler_ = std::make_unique<LrScheduler>(*optimizer_, options_.schedule);
+  scheduler_->set_step(global_step_);
 }
 
 std::map<torch::ScalarType, std::vector<size_t>> TrainEngine::owned_by(int root) const {

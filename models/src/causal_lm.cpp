@@ -54,14 +54,29 @@ std::vector<std::pair<std::string, Linear>> CausalLMImpl::linear_layers() {
 
 torch::Tensor CausalLMImpl::run_layer(torch::nn::Module& layer, const torch::Tensor& h, const AttentionContext& context,
                                       const LayerFn& fn) {
-  if (!gradient_checkpointing_ || !is_training() || context.cache || !torch::GradMode::is_enabled()) {
+  const bool grad = torch::GradMode::is_enabled();
+  // Partitioned trained weights: a layer with autograd on must be recomputed in the
+  // backward, because its gathered weights are freed as soon as it has run.
+  const bool partitioned = static_cast<bool>(layer_hooks_.after_backward);
+  if (partitioned && grad && context.cache)
+    throw Error("run_layer: layer " + std::to_string(context.layer) +
+                " has partitioned weights (ZeRO stage 3) and cannot run with autograd over a KV cache");
+  const bool checkpoint = grad && !context.cache && (partitioned || (gradient_checkpointing_ && is_training()));
+  if (!checkpoint) {
     if (layer_hooks_.before) layer_hooks_.before(context.layer);
     auto out = fn(h);
     if (layer_hooks_.after) layer_hooks_.after(context.layer);
     return out;
   }
   const auto parameters = layer.parameters();
-  return run_checkpointed(fn, h, parameters);
+  if (!partitioned) return run_checkpointed(fn, h, parameters);
+  const int64_t index = context.layer;
+  RecomputeHooks recompute{[hooks = layer_hooks_, index] { hooks.before(index); },
+                           [hooks = layer_hooks_, index] { hooks.after_backward(index); }};
+  if (layer_hooks_.before) layer_hooks_.before(index);
+  auto out = run_checkpointed(fn, h, parameters, std::move(recompute));
+  if (layer_hooks_.after) layer_hooks_.after(index);
+  return out;
 }
 
 void set_dropout(CausalLMImpl& model, double p) {

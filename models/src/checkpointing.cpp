@@ -84,12 +84,17 @@ class AutocastReplay {
 /// What the backward needs besides the saved input. Held by the autograd context as an
 /// opaque capsule (its saved_data holds only IValues).
 struct CheckpointState : torch::CustomClassHolder {
-  CheckpointState(LayerFn layer, RngStates rng, AutocastState autocast, size_t parameters)
-      : layer(std::move(layer)), rng(std::move(rng)), autocast(autocast), parameters(parameters) {}
+  CheckpointState(LayerFn layer, RngStates rng, AutocastState autocast, size_t parameters, RecomputeHooks recompute)
+      : layer(std::move(layer)),
+        rng(std::move(rng)),
+        autocast(autocast),
+        parameters(parameters),
+        recompute(std::move(recompute)) {}
   LayerFn layer;
   RngStates rng;
   AutocastState autocast;
   size_t parameters;
+  RecomputeHooks recompute;
 };
 
 struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
@@ -111,6 +116,7 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
     const auto* state = static_cast<const CheckpointState*>(holder.get());
     const bool input_needs_grad = ctx->needs_input_grad(0);
     auto input = ctx->get_saved_variables()[0].detach().requires_grad_(input_needs_grad);
+    if (state->recompute.before) state->recompute.before();
     torch::Tensor output;
     {
       RngReplay replay(state->rng);
@@ -121,6 +127,8 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
     // The parameters' gradients accumulate here, in a backward of its own; the outer
     // graph gets only the input's.
     if (output.requires_grad()) torch::autograd::backward({output}, {grad_outputs[0]});
+    output = torch::Tensor();  // the recomputed graph (and the weights it holds) goes first
+    if (state->recompute.after) state->recompute.after();
     variable_list grads(1 + state->parameters + 1);  // input, parameters, state
     if (input_needs_grad) grads[0] = input.grad();
     return grads;
@@ -129,10 +137,12 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
 
 }  // namespace
 
-torch::Tensor run_checkpointed(const LayerFn& layer, const torch::Tensor& input, at::TensorList parameters) {
+torch::Tensor run_checkpointed(const LayerFn& layer, const torch::Tensor& input, at::TensorList parameters,
+                               RecomputeHooks recompute) {
   if (!torch::GradMode::is_enabled()) return layer(input);
   auto state = c10::make_intrusive<CheckpointState>(layer, RngStates::capture(input.device()),
-                                                    AutocastState::capture(input.device().type()), parameters.size());
+                                                    AutocastState::capture(input.device().type()), parameters.size(),
+                                                    std::move(recompute));
   return CheckpointFunction::apply(input, parameters, std::move(state));
 }
 

@@ -14,6 +14,7 @@
 #include <torch/types.h>
 
 #include <troupe/engine/hybrid_scoring.hpp>
+#include <troupe/engine/zero3.hpp>
 #include <troupe/models/causal_lm.hpp>
 #include <troupe/models/generation.hpp>
 #include <troupe/models/inference_layout.hpp>
@@ -96,6 +97,12 @@ class HybridEngine {
   void set_tensor_parallel(models::TensorParallelRank group);
   const models::TensorParallelRank& tensor_parallel() const { return tensor_parallel_; }
 
+  /// The actor trains under ZeRO stage 3 (`partition`, owned by its TrainEngine; null:
+  /// no longer): each generate() gathers the whole model for its duration (counted in
+  /// enter_seconds), so every rank of the data-parallel group must call generate()
+  /// equally often. Scoring passes need nothing: they gather layer by layer.
+  void set_zero3(Zero3Partition* partition) { zero3_ = partition; }
+
   /// Puts the model in training mode (dropout on, adapters unfused).
   void train_mode();
   /// One update in training mode under the engine's lock: zero the gradients, `loss_fn`
@@ -152,6 +159,7 @@ class HybridEngine {
   std::vector<SwitchTimings> history_;
   models::TensorParallelRank tensor_parallel_;
   models::InferenceLayout layout_;
+  Zero3Partition* zero3_ = nullptr;
 };
 
 }  // namespace troupe::engine

@@ -1,6 +1,7 @@
 #pragma once
 /// AdamW over a model's parameters in DeepSpeed-Chat's groups: weights with weight
 /// decay, biases and norm weights without, LoRA adapters with their own learning rate.
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,12 @@ class FusedAdamW : public torch::optim::AdamW {
 /// over parameters with requires_grad, as a FusedAdamW. Throws troupe::Error when nothing is
 /// trainable.
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, const OptimizerOptions& options);
+
+/// The same AdamW over tensors already sorted into the groups, indexed by ParamGroup
+/// (ZeRO stage 3 steps this rank's flat chunks through it). Throws troupe::Error when all
+/// groups are empty.
+std::unique_ptr<torch::optim::AdamW> make_adamw(const std::array<std::vector<torch::Tensor>, 3>& groups,
+                                                const OptimizerOptions& options);
 
 /// The module's parameters with each tensor once: a tied weight (the embedding that is
 /// also the LM head) is listed under its first name only, so it is clipped and

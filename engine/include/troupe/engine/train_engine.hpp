@@ -11,6 +11,7 @@
 
 #include <troupe/engine/lr_schedule.hpp>
 #include <troupe/engine/optimizer.hpp>
+#include <troupe/engine/zero3.hpp>
 #include <troupe/models/causal_lm.hpp>
 
 namespace troupe::engine {
@@ -80,7 +81,7 @@ class TrainEngine {
   /// accumulation window and before clipping: a data-parallel rank averages the
   /// gradients with its peers here, so every rank steps the same way.
   using GradientSync = std::function<void(const std::vector<torch::Tensor>& parameters)>;
-  void set_gradient_sync(GradientSync sync) { gradient_sync_ = std::move(sync); }
+  void set_gradient_sync(GradientSync sync);
 
   /// ZeRO across data-parallel ranks. Every parameter has an owner rank (a balanced
   /// split by size, the same on every rank); the optimizer steps, and keeps AdamW state
@@ -105,6 +106,22 @@ class TrainEngine {
   /// Bytes of optimizer state this rank holds (AdamW's moments, created at first step).
   int64_t optimizer_state_bytes() const;
 
+  /// ZeRO stage 3 across data-parallel ranks (zero3.hpp): the model's parameters,
+  /// gradients and AdamW state are partitioned in flat chunks, layers gathered as they
+  /// run. Replaces the optimizer and the schedule by ones over this rank's chunks (so
+  /// optimizer() holds chunk state); micro_step() then reduce-scatters the gradients,
+  /// clips by the global norm over all chunks and steps only this rank's chunks; nothing
+  /// is broadcast. Every decoder layer is recomputed in the backward, whatever
+  /// set_gradient_checkpointing says. All ranks must start from the same weights and
+  /// call micro_step() equally often, each running the model (a step without rows still
+  /// needs a forward and backward through every layer). Refused (troupe::Error) after the
+  /// first optimizer step, or together with a gradient sync or optimizer sharding.
+  void set_zero3(Zero3Collectives collectives);
+  /// The partition under ZeRO stage 3, else null: gather_full_parameters() for savers and
+  /// generation, param_resident_bytes() for memory.
+  Zero3Partition* zero3() { return zero3_.get(); }
+  const Zero3Partition* zero3() const { return zero3_.get(); }
+
  private:
   models::CausalLM model_;
   TrainOptions options_;
@@ -120,6 +137,7 @@ class TrainEngine {
   std::map<torch::ScalarType, std::vector<size_t>> owned_by(int root) const;
 
   std::optional<OptimizerSharding> sharding_;
+  std::unique_ptr<Zero3Partition> zero3_;
   std::vector<int> owners_;  ///< with sharding: the owning rank of each of trainable_
   int64_t global_step_ = 0;
   int64_t micro_steps_ = 0;

@@ -71,11 +71,19 @@ class CausalLMImpl : public torch::nn::Module {
   /// the key/value heads.
   int tensor_parallel_world() const { return tensor_parallel_world_; }
 
-  /// Called with the layer's index before and after each decoder layer runs (a frozen
-  /// model whose layers' weights are partitioned gathers and frees them there). Not for
-  /// passes that checkpoint (the recomputation would run without them).
+  /// Called with the layer's index before and after each decoder layer runs (a model
+  /// whose layers' weights are partitioned gathers and frees them there).
+  ///
+  /// Without `after_backward` (a frozen model): not for passes that checkpoint (the
+  /// recomputation would run without them). With it (a trained model, ZeRO stage 3):
+  /// every pass with autograd on runs each layer checkpointed, so autograd keeps no
+  /// reference to the gathered weights, and the backward calls `before(layer)` again
+  /// before recomputing the layer and `after_backward(layer)` once that layer's
+  /// parameter gradients are complete (instead of `after`). Such passes cannot use a KV
+  /// cache (troupe::Error).
   struct LayerHooks {
     std::function<void(int64_t)> before, after;
+    std::function<void(int64_t)> after_backward;
   };
   void set_layer_hooks(LayerHooks hooks) { layer_hooks_ = std::move(hooks); }
 

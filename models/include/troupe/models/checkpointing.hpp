@@ -20,6 +20,15 @@ using LayerFn = std::function<torch::Tensor(const torch::Tensor&)>;
 /// `parameters` are the layer's trainable tensors: the output requires grad when the
 /// input or any of them does, as it would without checkpointing (with frozen embeddings,
 /// as under LoRA, the input alone does not). Without grad mode the layer runs directly.
-torch::Tensor run_checkpointed(const LayerFn& layer, const torch::Tensor& input, at::TensorList parameters = {});
+///
+/// `recompute` (optional) brackets the backward's work on a layer whose weights live
+/// elsewhere between passes (ZeRO stage 3): `before` runs before the recomputation (gather
+/// the weights), `after` once the layer's parameter gradients are complete (reduce-scatter
+/// them, free the weights).
+struct RecomputeHooks {
+  std::function<void()> before, after;
+};
+torch::Tensor run_checkpointed(const LayerFn& layer, const torch::Tensor& input, at::TensorList parameters = {},
+                               RecomputeHooks recompute = {});
 
 }  // namespace troupe::models

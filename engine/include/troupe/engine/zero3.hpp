@@ -1,0 +1,164 @@
+#pragma once
+/// ZeRO stage 3 for a trained model: parameters, gradients and AdamW state partitioned
+/// over the data-parallel ranks in DeepSpeed's flat-chunk layout, decoder layers gathered
+/// just before they run and freed after.
+///
+/// Layout. For each decoder layer and each optimizer group (decay, no-decay, LoRA; plus
+/// the frozen weights, which get no optimizer), the layer's parameters are flattened in
+/// order into one buffer padded with zeros to world * C elements and split into `world`
+/// equal chunks of C; rank r keeps only chunk r, in the parameters' dtype (the fp32
+/// master). Outside a gather the layer's `param.data` are 0-element placeholders. The
+/// optimizer steps these chunks; their gradients are reduce-scattered into them.
+///
+/// Forward: run_layer (models/causal_lm.hpp) calls the hooks set here: all-gather the
+/// layer's chunks, point its parameters at views of the gathered buffer, run it without
+/// keeping autograd state (checkpointed), free the gathered buffer. Backward of the
+/// layer: all-gather again, recompute it with grad, back-propagate, reduce-scatter its
+/// full gradients into this rank's chunk gradients (averaged over the ranks), free the
+/// gradients and the gathered weights. One layer is whole at a time; the next one is
+/// not prefetched (a gather waits for its collective).
+///
+/// The exception: the parameters outside the decoder layers (token and position
+/// embeddings, the final norm, OPT's projections, the LM head, the value head) stay
+/// whole on every rank, as DeepSpeed keeps small "persistent" parameters; the embedding
+/// would otherwise be gathered twice per pass when tied to the LM head. Their gradients
+/// and AdamW state are partitioned like the layers' (one flat per parameter), and after
+/// each optimizer step their whole values are all-gathered from the chunks (a rank's
+/// chunk is a view of its own slice of the whole value). Memory cost: their whole size,
+/// instead of 1/N of it, on every rank (for OPT-1.3b the 50272 x 2048 tied embedding
+/// and 2050 x 2048 positions, 107 M parameters, 0.43 GB fp32, about 8% of the model),
+/// plus their whole gradients between the backward and reduce_scatter_kept_gradients().
+///
+/// Every rank must make the same calls in the same order (each is a collective), with
+/// models that have the same parameter names and shapes. At construction each rank
+/// keeps its chunk of its own weights, so the ranks should start from the same model
+/// (loaded from the same checkpoint).
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include <torch/types.h>
+
+#include <troupe/models/causal_lm.hpp>
+
+namespace troupe::engine {
+
+/// The data-parallel collectives ZeRO stage 3 runs on, as callbacks: the engine does
+/// not know the transport (actors/ passes c10d's). Every rank calls each in the same
+/// order with tensors of the same shape and dtype.
+struct Zero3Collectives {
+  int rank = 0;
+  int world = 1;
+  /// `flat` (world * C) receives every rank's `chunk` (C), rank r's at [r * C, (r + 1) * C).
+  std::function<void(const torch::Tensor& chunk, torch::Tensor& flat)> all_gather;
+  /// `chunk` (C) receives the sum over the ranks of their `flat` (world * C) slices
+  /// [rank * C, (rank + 1) * C).
+  std::function<void(const torch::Tensor& flat, torch::Tensor& chunk)> reduce_scatter_sum;
+  /// In place, the sum over the ranks, the same on every rank.
+  std::function<void(torch::Tensor& tensor)> all_reduce_sum;
+};
+
+class Zero3Partition {
+ public:
+  /// Partitions `model`'s parameters and sets its layer hooks. Throws troupe::Error for
+  /// a rank outside [0, world), a missing collective, or a model without recognisable
+  /// decoder layers (parameter names with `layers.N.` or `h.N.`).
+  Zero3Partition(models::CausalLM model, Zero3Collectives collectives);
+  /// Removes the hooks. The layers stay partitioned: materialise them first (a
+  /// write-back-free gather_full_parameters() and a copy) if the model must outlive this.
+  ~Zero3Partition();
+  Zero3Partition(const Zero3Partition&) = delete;
+  Zero3Partition& operator=(const Zero3Partition&) = delete;
+
+  /// This rank's trainable master chunks by ParamGroup (what the optimizer steps): leaf
+  /// tensors (C) whose gradients hold this rank's share of the averaged gradient.
+  const std::array<std::vector<torch::Tensor>, 3>& master_chunks() const { return masters_; }
+
+  /// After each backward: the kept-whole parameters' gradients are summed into their
+  /// chunks (averaged over the ranks, added to what earlier micro-batches left) and
+  /// freed. A parameter that got no gradient on any rank keeps none, so AdamW skips it
+  /// as it would in one process. (In a decoder layer a missing gradient counts as zeros.)
+  void reduce_scatter_kept_gradients();
+  /// The global L2 norm over every rank's chunk gradients (an all-reduce of the squared
+  /// norm); scales them by max_norm / (norm + 1e-6) when that is below 1, as
+  /// torch::nn::utils::clip_grad_norm_ does. Returns the norm before clipping.
+  double clip_gradients(double max_norm);
+  /// After the optimizer step: the kept-whole parameters take their new values from the
+  /// chunks (all-gather). The decoder layers need nothing: their chunks are the masters.
+  void gather_kept_parameters();
+
+  /// Every parameter whole while it lives (saving a checkpoint, entering generation):
+  /// the layers are gathered at construction (a collective: every rank constructs it)
+  /// and released when it ends. With `write_back`, each rank's chunks first take the
+  /// values the whole parameters hold at the end, so a loader can write into them.
+  class FullParameters {
+   public:
+    FullParameters(FullParameters&& other) noexcept;
+    FullParameters& operator=(FullParameters&&) = delete;
+    ~FullParameters();
+
+   private:
+    friend class Zero3Partition;
+    FullParameters(Zero3Partition& owner, bool write_back);
+    Zero3Partition* owner_;
+    bool write_back_;
+  };
+  [[nodiscard]] FullParameters gather_full_parameters(bool write_back = false);
+
+  /// This rank's parameter bytes now: master chunks, kept-whole parameters and any
+  /// gathered layer (none outside a pass or a FullParameters scope).
+  int64_t param_resident_bytes() const { return resident_bytes_; }
+  /// The most param_resident_bytes() has been since construction or reset_peak().
+  int64_t peak_param_resident_bytes() const { return peak_bytes_; }
+  void reset_peak() { peak_bytes_ = resident_bytes_; }
+  int64_t whole_param_bytes() const { return whole_bytes_; }   ///< every parameter whole, once
+  int64_t kept_whole_bytes() const { return kept_bytes_; }     ///< the exception, whole
+  int64_t padding_bytes() const { return padding_bytes_; }     ///< zeros added to this rank's chunks
+  int64_t largest_layer_bytes() const;                         ///< one decoder layer gathered (padded)
+  int64_t layer_count() const { return static_cast<int64_t>(layers_.size()); }
+  int rank() const { return collectives_.rank; }
+  int world() const { return collectives_.world; }
+
+ private:
+  /// One flat buffer: parameters of one layer (or one kept parameter) and one group.
+  struct Flat {
+    int group = 0;  ///< ParamGroup, or kFrozen
+    std::vector<torch::Tensor> parameters;
+    std::vector<std::vector<int64_t>> shapes;
+    std::vector<int64_t> offsets;
+    int64_t numel = 0;       ///< unpadded
+    int64_t chunk = 0;       ///< C = padded numel / world
+    torch::Tensor master;    // (C) this rank's chunk
+    torch::Tensor gathered;  // (world * C) while gathered, else undefined
+    int64_t gathered_bytes() const;
+  };
+  struct Layer {
+    std::vector<Flat> flats;
+    int holds = 0;  ///< open gathers: a pass's hook and FullParameters may overlap
+  };
+  static constexpr int kFrozen = 3;
+
+  Flat make_flat(int group, std::vector<torch::Tensor> parameters, bool keep_whole = false);
+  void gather_flat(Flat& flat);
+  /// Sums the flat's parameter gradients into its chunk gradient (averaged) and frees them.
+  void reduce_scatter_flat(Flat& flat);
+  void gather(int64_t layer);
+  void release(int64_t layer);
+  void after_backward(int64_t layer);
+  Layer& layer_at(int64_t layer, const char* where);
+  void add_resident(int64_t bytes);
+
+  models::CausalLM model_;
+  Zero3Collectives collectives_;
+  std::vector<Layer> layers_;
+  std::vector<Flat> kept_;  ///< trainable parameters outside the layers, one flat each, always gathered
+  std::array<std::vector<torch::Tensor>, 3> masters_;
+  int64_t whole_bytes_ = 0;
+  int64_t kept_bytes_ = 0;
+  int64_t padding_bytes_ = 0;
+  int64_t resident_bytes_ = 0;
+  int64_t peak_bytes_ = 0;
+};
+
+}  // namespace troupe::engine

@@ -1,0 +1,85 @@
+#pragma once
+/// Data-parallel ranks as threads of one process: collectives over a shared slot table
+/// and a barrier, for engine tests that must not depend on actors/ or transport/.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include <troupe/common/error.hpp>
+#include <troupe/engine/zero3.hpp>
+
+namespace troupe::test {
+
+/// `world` ranks, each calling the collectives from its own thread in the same order.
+/// Sums run over the ranks in rank order on every rank, so every rank gets the same bits.
+/// A rank that waits more than a minute for the others throws instead of hanging the run.
+class ThreadCollectives {
+ public:
+  explicit ThreadCollectives(int world) : world_(world), slots_(static_cast<size_t>(world)) {}
+
+  engine::Zero3Collectives zero3(int rank) {
+    engine::Zero3Collectives c;
+    c.rank = rank;
+    c.world = world_;
+    c.all_gather = [this, rank](const torch::Tensor& chunk, torch::Tensor& flat) {
+      publish(rank, chunk);
+      const int64_t n = chunk.numel();
+      for (int r = 0; r < world_; ++r) flat.narrow(0, r * n, n).copy_(slots_[static_cast<size_t>(r)]);
+      finish(rank);
+    };
+    c.reduce_scatter_sum = [this, rank](const torch::Tensor& flat, torch::Tensor& chunk) {
+      publish(rank, flat);
+      const int64_t n = chunk.numel();
+      chunk.zero_();
+      for (int r = 0; r < world_; ++r) chunk.add_(slots_[static_cast<size_t>(r)].narrow(0, rank * n, n));
+      finish(rank);
+    };
+    c.all_reduce_sum = [this, rank](torch::Tensor& tensor) {
+      publish(rank, tensor.clone());
+      auto sum = torch::zeros_like(tensor);
+      for (int r = 0; r < world_; ++r) sum.add_(slots_[static_cast<size_t>(r)]);
+      finish(rank);
+      tensor.copy_(sum);
+    };
+    return c;
+  }
+
+ private:
+  /// Puts this rank's tensor in its slot and waits until every rank has.
+  void publish(int rank, const torch::Tensor& tensor) {
+    slots_[static_cast<size_t>(rank)] = tensor;
+    barrier();
+  }
+
+  /// Waits until every rank has read the slots, then lets go of this rank's tensor.
+  void finish(int rank) {
+    barrier();
+    slots_[static_cast<size_t>(rank)] = torch::Tensor();
+  }
+
+  void barrier() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const int64_t generation = generation_;
+    if (++arrived_ == world_) {
+      arrived_ = 0;
+      ++generation_;
+      all_arrived_.notify_all();
+      return;
+    }
+    if (!all_arrived_.wait_for(lock, std::chrono::minutes(1), [&] { return generation_ != generation; }))
+      throw Error("ThreadCollectives: a rank waited a minute for the others (a rank failed or the calls diverged)");
+  }
+
+  int world_;
+  std::vector<torch::Tensor> slots_;
+  std::mutex mutex_;
+  std::condition_variable all_arrived_;
+  int arrived_ = 0;
+  int64_t generation_ = 0;
+};
+
+}  // namespace troupe::test
