@@ -18,23 +18,12 @@
 #include <troupe/models/safetensors.hpp>
 
 #include "../models/model_fixtures.hpp"
+#include "random_lm_task.hpp"
 
 using namespace troupe;
 namespace fs = std::filesystem;
 
 namespace {
-
-/// Fixed random token batches, dropout on so the RNG state matters for resuming.
-engine::PhaseTask lm_task(int64_t batches) {
-  engine::PhaseTask task;
-  task.batches_per_epoch = batches;
-  task.loss = [](models::CausalLMImpl& model, int64_t epoch, int64_t batch) {
-    auto g = at::make_generator<at::CPUGeneratorImpl>(1000 * epoch + batch);
-    auto ids = torch::randint(3, 50, {4, 12}, g, torch::kLong);  // (B, T)
-    return engine::BatchLoss{engine::language_model_loss(model.forward(ids, torch::ones_like(ids)), ids), ids.numel()};
-  };
-  return task;
-}
 
 /// The step-1 model of a LoRA run: the base from `base_dir`, rank-2 adapters, only they train.
 models::CausalLM lora_model(const fs::path& base_dir) {
@@ -62,7 +51,7 @@ models::CausalLM run_parts(const fs::path& base_dir, const fs::path& out, const 
     options.output_dir = out;
     options.resume = part > 0;
     options.evaluate_first = false;
-    engine::run_phase(trainer, lm_task(4), options);
+    engine::run_phase(trainer, testing::random_lm_task(4), options);
   }
   return model;
 }

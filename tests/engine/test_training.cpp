@@ -22,6 +22,7 @@
 #include <troupe/models/pretrained.hpp>
 
 #include "../models/model_fixtures.hpp"
+#include "random_lm_task.hpp"
 #include "../rl/rl_fixtures.hpp"
 
 using namespace troupe;
@@ -128,25 +129,6 @@ TEST_CASE("engine: AdamW groups leave biases and norms undecayed and give LoRA i
 
 namespace {
 
-/// A phase over fixed random token batches of the tiny model, with dropout on so the
-/// RNG state matters for resuming.
-engine::PhaseTask random_lm_task(int64_t batches) {
-  engine::PhaseTask task;
-  task.batches_per_epoch = batches;
-  task.loss = [](models::CausalLMImpl& model, int64_t epoch, int64_t batch) {
-    auto g = at::make_generator<at::CPUGeneratorImpl>(1000 * epoch + batch);
-    auto ids = torch::randint(3, 50, {4, 12}, g, torch::kLong);
-    auto logits = model.forward(ids, torch::ones_like(ids));
-    return engine::BatchLoss{engine::language_model_loss(logits, ids), ids.numel()};
-  };
-  task.evaluate = [](models::CausalLMImpl& model) {
-    auto g = at::make_generator<at::CPUGeneratorImpl>(99);
-    auto ids = torch::randint(3, 50, {4, 12}, g, torch::kLong);
-    return engine::MetricValues{{"loss", engine::language_model_loss(model.forward(ids, torch::ones_like(ids)), ids).item<double>()}};
-  };
-  return task;
-}
-
 engine::TrainOptions small_train_options() {
   engine::TrainOptions options;
   options.optimizer.learning_rate = 1e-2;
@@ -188,7 +170,7 @@ TEST_CASE("engine: a run stopped and resumed equals the uninterrupted run bit fo
       options.output_dir = dir;
       options.resume = part > 0;
       options.metrics = &metrics;
-      engine::run_phase(trainer, random_lm_task(9), options);
+      engine::run_phase(trainer, testing::random_lm_task(9), options);
     }
     return model;
   };
