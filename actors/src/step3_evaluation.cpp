@@ -9,6 +9,7 @@
 #include <troupe/actors/step3_roles.hpp>
 #include <troupe/data/collate.hpp>
 #include <troupe/data/sampler.hpp>
+#include <troupe/engine/progress.hpp>
 #include <troupe/rl/experience_metrics.hpp>
 
 #include <troupe/actors/role_request.hpp>
@@ -41,7 +42,12 @@ PolicyEvaluation Step3Evaluator::run(bool sampled) const {
   options.seed = config_.seed + 7919;
   if (config_.eval_prompts <= 0) return result;
   const auto& prompts = plan_.prompts.eval;
-  for (const auto& indices : data::sequential_batches(prompts.size(), config_.generation_batch_size, config_.eval_prompts)) {
+  const auto batches = data::sequential_batches(prompts.size(), config_.generation_batch_size, config_.eval_prompts);
+  // A large model spends minutes here: a bar on a terminal, periodic lines in a log.
+  engine::ProgressReporter progress(sampled ? "step3 eval (sampled)" : "step3 eval", static_cast<int64_t>(batches.size()));
+  progress.set_value_name("reward");
+  int64_t done = 0;
+  for (const auto& indices : batches) {
     auto batch = data::make_step3_batch(prompts, indices, config_.data.lengths.max_prompt_seq_len, plan_.pad_id);
     auto out = hybrid.generate(batch.input_ids.to(config_.device), batch.attention_mask.to(config_.device), options);
     ExperienceTickets tickets;
@@ -68,7 +74,9 @@ PolicyEvaluation Step3Evaluator::run(bool sampled) const {
     for (size_t i = 0; i < prompt_texts.size() && result.examples.size() < 4; ++i)
       result.examples.emplace_back(prompt_texts[i], answers[i]);
     result.prompts += static_cast<int64_t>(indices.size());
+    progress.update(++done, reward_sum / static_cast<double>(result.prompts), out.attention_mask.sum().item<int64_t>());
   }
+  progress.finish();
   if (result.prompts == 0) return result;
   const double n = static_cast<double>(result.prompts);
   result.reward_score = reward_sum / n;

@@ -51,21 +51,32 @@ engine::ScheduleOptions schedule(const TrainArgs& args, int64_t warmup) {
   return s;
 }
 
-/// The model of step 1 or 2 and the directory its tokenizer comes from.
-std::pair<models::CausalLM, fs::path> build_model(const TrainArgs& args, torch::Device device) {
+/// Where the tokenizer of step 1 or 2 comes from: --tokenizer, else the model's
+/// directory. Checks the model flag without loading anything.
+fs::path tokenizer_dir_of(const TrainArgs& args) {
   require_flag(!args.model_name_or_path.empty(), "--model_name_or_path", "(a Hugging Face directory or preset:NAME)");
-  if (auto preset = engine::preset_name(args.model_name_or_path)) {
+  if (engine::preset_name(args.model_name_or_path)) {
     require_flag(!args.tokenizer.empty(), "--tokenizer", "with a preset model (the vocabulary comes from it)");
-    auto tokenizer = models::load_tokenizer(args.tokenizer);
-    auto model = engine::make_preset_model(*preset, *tokenizer);
+    return args.tokenizer;
+  }
+  const fs::path config = fs::path(args.model_name_or_path) / "config.json";
+  if (!fs::exists(config))
+    throw Error("--model_name_or_path " + args.model_name_or_path + ": " + config.string() +
+                " not found (expected a Hugging Face model directory or preset:NAME)");
+  return args.tokenizer.empty() ? fs::path(args.model_name_or_path) : fs::path(args.tokenizer);
+}
+
+/// The model of step 1 or 2.
+models::CausalLM build_model(const TrainArgs& args, const models::Tokenizer& tokenizer, torch::Device device) {
+  if (auto preset = engine::preset_name(args.model_name_or_path)) {
+    auto model = engine::make_preset_model(*preset, tokenizer);
     model->to(device);
-    return {model, args.tokenizer};
+    return model;
   }
   models::LoadOptions load;
   load.device = device;
   load.value_head = args.step == 2;
-  auto model = models::load_pretrained(args.model_name_or_path, load);
-  return {model, args.tokenizer.empty() ? fs::path(args.model_name_or_path) : fs::path(args.tokenizer)};
+  return models::load_pretrained(args.model_name_or_path, load);
 }
 
 void apply_lora_flags(models::CausalLMImpl& model, int64_t dim, const TrainArgs& args) {
@@ -86,7 +97,16 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   require_flag(!args.output_dir.empty(), "--output_dir", "(where the trained model goes)");
   torch::manual_seed(args.seed);
   const torch::Device device(args.device);
-  auto [model, tokenizer_dir] = build_model(args, device);
+  if (args.only_optimize_lora && args.lora_dim <= 0) throw Error("--only_optimize_lora needs --lora_dim > 0");
+  // Flags, tokenizer and data first: a wrong schema or path is refused before a large
+  // model is built.
+  const auto tokenizer_dir = tokenizer_dir_of(args);
+  auto tokenizer = models::load_tokenizer(tokenizer_dir);
+  auto data = data::load_phase_data(pipeline_options(args, tokenizer_dir), args.step);
+  std::clog << "step" << args.step << ": " << data.train.size() << " training and " << data.eval.size()
+            << " evaluation samples\n";
+
+  auto model = build_model(args, *tokenizer, device);
   if (args.step == 2 && !model->has_value_head()) {
     model->add_value_head();
     model->to(device);
@@ -94,11 +114,6 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   apply_lora_flags(*model, args.lora_dim, args);
   model->set_gradient_checkpointing(args.gradient_checkpointing);
   if (args.dropout) models::set_dropout(*model, *args.dropout);
-
-  auto tokenizer = models::load_tokenizer(tokenizer_dir);
-  auto data = data::load_phase_data(pipeline_options(args, tokenizer_dir), args.step);
-  std::clog << "step" << args.step << ": " << data.train.size() << " training and " << data.eval.size()
-            << " evaluation samples\n";
 
   engine::SupervisedTaskOptions task_options;
   task_options.train_batch_size = args.per_device_train_batch_size;

@@ -91,7 +91,7 @@ std::string ProgressReporter::describe(int64_t step, double loss, Clock::time_po
 
   char text[160];
   std::string where = std::to_string(step) + (total_steps_ > 0 ? "/" + std::to_string(total_steps_) : "");
-  std::snprintf(text, sizeof text, "%s loss %.3f %.0f tok/s", where.c_str(), loss, tokens_per_second);
+  std::snprintf(text, sizeof text, "%s %s %.3f %.0f tok/s", where.c_str(), value_name_.c_str(), loss, tokens_per_second);
   std::string line = text;
   if (total_steps_ > 0) {
     const int64_t done = std::max<int64_t>(step - first_step_, 1);

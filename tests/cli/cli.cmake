@@ -6,6 +6,15 @@ file(MAKE_DIRECTORY ${cli_dir})
 file(WRITE ${cli_dir}/bad.cfg "# a config with a typo\nlearning_rat = 1e-3\n")
 file(WRITE ${cli_dir}/good.json "{\"step\": 1, \"ppo_epochs\": 2}\n")
 
+# A model directory whose weights cannot be read: a check that must come before the
+# model is built names its own flag instead of the weights.
+set(broken_model ${cli_dir}/broken_model)
+file(MAKE_DIRECTORY ${broken_model})
+foreach(name config.json tokenizer.json tokenizer_config.json special_tokens_map.json)
+  file(COPY ${TROUPE_FIXTURES_DIR}/models/gpt2/${name} DESTINATION ${broken_model})
+endforeach()
+file(WRITE ${broken_model}/model.safetensors "not safetensors")
+
 function(troupe_cli_test name expect)
   add_test(NAME "cli: ${name}" COMMAND ${troupe_cli} ${ARGN})
   set_tests_properties("cli: ${name}" PROPERTIES PASS_REGULAR_EXPRESSION "${expect}" TIMEOUT 60)
@@ -37,3 +46,8 @@ add_test(NAME "cli: steps 1, 2 and 3 from the command line on a small demo corpu
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_steps.sh ${troupe_cli} ${cli_dir}/steps
           $<TARGET_FILE:troupe_example_custom_algorithm>)
 set_tests_properties("cli: steps 1, 2 and 3 from the command line on a small demo corpus" PROPERTIES TIMEOUT 900)
+troupe_cli_test("a misspelt dataset schema is refused before the model is built"
+  "--data_path 'Dahoas/rm-statik=x'"
+  train --step 1 --model_name_or_path ${broken_model} --data_path Dahoas/rm-statik=x --output_dir ${cli_dir}/schema)
+troupe_cli_test("a missing dataset folder is refused before the model is built" "no/such/folder does not exist"
+  train --step 2 --model_name_or_path ${broken_model} --data_path Dahoas/rm-static=no/such/folder --output_dir ${cli_dir}/folder)

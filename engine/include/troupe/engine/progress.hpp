@@ -27,6 +27,9 @@ class ProgressReporter {
   ProgressReporter(const ProgressReporter&) = delete;
   ProgressReporter& operator=(const ProgressReporter&) = delete;
 
+  /// What the reported value is called in the line (default "loss"; an evaluation
+  /// reports e.g. "reward").
+  void set_value_name(std::string name) { value_name_ = std::move(name); }
   /// Seconds between plain lines (default 10; 0 prints every step). Ignored on a terminal.
   void set_interval_seconds(double seconds);
 
@@ -43,6 +46,7 @@ class ProgressReporter {
   /// `step/total loss L N tok/s ETA hh:mm:ss`, the fields both modes share.
   std::string describe(int64_t step, double loss, Clock::time_point now) const;
   std::string bar(int64_t step) const;
+  std::string value_name_ = "loss";
 
   struct Sample {
     Clock::time_point time;
