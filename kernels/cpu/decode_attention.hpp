@@ -42,8 +42,6 @@ int64_t decode_attention_scratch_bytes(const DecodeAttentionArgs& a);
 
 void decode_attention(const DecodeAttentionArgs& a, int64_t bh_begin, int64_t bh_end, void* scratch);
 void decode_attention_avx512(const DecodeAttentionArgs& a, int64_t bh_begin, int64_t bh_end, void* scratch);
-/// The portable loops built for AVX2 + FMA (x86 only).
-void decode_attention_avx2(const DecodeAttentionArgs& a, int64_t bh_begin, int64_t bh_end, void* scratch);
 
 // Helpers both kernels share. Internal linkage on purpose: the AVX-512 file is compiled
 // with other target flags, and an inline function with external linkage could have its

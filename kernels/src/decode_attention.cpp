@@ -10,7 +10,6 @@
 #include <troupe/kernels/cpu_features.hpp>
 
 #include "cpu/decode_attention.hpp"
-#include "src/kernel_isa.hpp"
 
 #if defined(TROUPE_WITH_CUDA) && __has_include("cuda/decode_attention_cuda.hpp")
 #include "cuda/decode_attention_cuda.hpp"
@@ -115,10 +114,7 @@ torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k_ca
   }
   a.out = out.data_ptr();
 
-  // AVX-512 kernel where the CPU has it, else the portable loops built for AVX2, else
-  // their baseline build (TROUPE_KERNELS_PORTABLE=1 forces that one).
   const bool avx512 = cpu_features().avx512;
-  [[maybe_unused]] const bool avx2 = kernel_isa() != cpu::Isa::Baseline;
   const int64_t scratch_bytes = cpu::decode_attention_scratch_bytes(a);
   // A query head costs about 2 length D multiply-adds; below some 256k of them per task
   // the pool's wake-up costs more than it saves.
@@ -127,10 +123,6 @@ torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k_ca
     std::unique_ptr<unsigned char[]> scratch(new unsigned char[static_cast<size_t>(scratch_bytes)]);
     if (avx512) {
       cpu::decode_attention_avx512(a, begin, end, scratch.get());
-#ifdef TROUPE_KERNELS_X86_CLONES
-    } else if (avx2) {
-      cpu::decode_attention_avx2(a, begin, end, scratch.get());
-#endif
     } else {
       cpu::decode_attention(a, begin, end, scratch.get());
     }
