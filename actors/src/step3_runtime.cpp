@@ -51,6 +51,18 @@ Handle Step3Runtime::with_other_ranks(Handle here, const RoleSpec& spec, Group g
   return group(system_, std::move(ranks));
 }
 
+template <class Handle>
+Handle Step3Runtime::start_from_spec(const RoleSpec& spec, Handle (*spawn)(caf::actor_system&, RoleContext),
+                                     Handle (*group)(caf::actor_system&, std::vector<Handle>)) {
+  const auto& role = spec.id.role;
+  // One-rank groups around remote roles: a lost worker fails the request at once.
+  if (!plan_.placement.with_actor(role)) return workers_->spawn(spec, group);
+  auto model = step3_role_factories().at(spec.factory)(spec);
+  descriptions_.push_back(model->describe());
+  here_.push_back(role);
+  return with_other_ranks(spawn(system_, local_context(role, model)), spec, group);
+}
+
 RoleContext Step3Runtime::local_context(const std::string& role, std::shared_ptr<RoleModel> model) const {
   return RoleContext{RoleId{role, 0, plan_.placement.ranks(role)}, std::move(model), store_};
 }
@@ -121,28 +133,14 @@ void Step3Runtime::start_critic() {
   const int ranks = plan_.placement.ranks("critic");
   auto spec = critic_role_spec(config_, plan_.planned_updates(config_, ranks, false));
   join_group(spec, ranks, plan_.placement.critic_zero_stage);
-  if (!plan_.placement.with_actor("critic")) {
-    roles_.critic = workers_->spawn(spec, spawn_critic_group);
-    return;
-  }
-  auto critic = step3_role_factories().at(spec.factory)(spec);
-  descriptions_.push_back(critic->describe());
-  roles_.critic = with_other_ranks(actors::spawn_critic(system_, local_context("critic", critic)), spec, spawn_critic_group);
-  here_.push_back("critic");
+  roles_.critic = start_from_spec(spec, actors::spawn_critic, spawn_critic_group);
 }
 
 void Step3Runtime::start_reward() {
   auto spec = reward_role_spec(config_);
   if (config_.reward_function.empty() && plan_.placement.reward_zero_stage == 3)
     join_group(spec, plan_.placement.ranks("reward"), plan_.placement.reward_zero_stage);
-  if (!plan_.placement.with_actor("reward")) {
-    roles_.reward = workers_->spawn(spec, spawn_reward_group);
-    return;
-  }
-  auto reward = step3_role_factories().at(spec.factory)(spec);
-  descriptions_.push_back(reward->describe());
-  roles_.reward = with_other_ranks(actors::spawn_reward(system_, local_context("reward", reward)), spec, spawn_reward_group);
-  here_.push_back("reward");
+  roles_.reward = start_from_spec(spec, actors::spawn_reward, spawn_reward_group);
 }
 
 void Step3Runtime::save(const std::filesystem::path& dir) {

@@ -60,6 +60,11 @@ class Step3Runtime {
   /// worker processes, all behind one `group` handle.
   template <class Handle, class Group>
   Handle with_other_ranks(Handle here, const RoleSpec& spec, Group group);
+  /// The role `spec` describes: built here by its factory (with its other ranks in
+  /// workers), or spawned in the worker process the plan gives it.
+  template <class Handle>
+  Handle start_from_spec(const RoleSpec& spec, Handle (*spawn)(caf::actor_system&, RoleContext),
+                         Handle (*group)(caf::actor_system&, std::vector<Handle>));
   RoleContext local_context(const std::string& role, std::shared_ptr<RoleModel> model) const;
   void start_reference();
   void start_critic();
