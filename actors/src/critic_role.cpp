@@ -54,15 +54,18 @@ Metrics CriticRole::train(const std::vector<TensorBatch>& batches, int64_t) {
   Metrics metrics{{{"critic_grad_norm", updates.grad_norm}, {"critic_lr", trainer_.learning_rate()}}};
   if (updates.counted) metrics.values["critic_loss"] = updates.loss;
   if (data_parallel_) add_data_parallel_metrics(metrics, "critic", *data_parallel_, trainer_);
+  add_layout_metrics(metrics, "critic", data_parallel_.get(), trainer_);
   return metrics;
 }
 
 void CriticRole::save(const std::string& path) {
-  if (data_parallel_ && data_parallel_->rank() != 0) return;  // the ranks hold the same weights
-  engine::save_model_dir(*trainer_.model(), tokenizer_dir_, path);
+  save_whole(trainer_, data_parallel_.get(), [&] { engine::save_model_dir(*trainer_.model(), tokenizer_dir_, path); });
 }
 
 void CriticRole::load(const std::string& path) {
+  // Under ZeRO stage 3 every rank loads the whole model and keeps its chunks of it.
+  std::optional<engine::Zero3Partition::FullParameters> whole;
+  if (auto* zero3 = trainer_.zero3()) whole.emplace(zero3->gather_full_parameters(/*write_back=*/true));
   models::load_weights(*trainer_.model(), models::read_checkpoint(path), path);
 }
 

@@ -161,6 +161,28 @@ engine::TrainEngine::OptimizerSharding DataParallel::optimizer_sharding(int stag
   return sharding;
 }
 
+engine::Zero3Collectives DataParallel::zero3_collectives() {
+  engine::Zero3Collectives collectives;
+  collectives.rank = rank_;
+  collectives.world = world_;
+  collectives.all_gather = [self = shared_from_this()](const torch::Tensor& chunk, torch::Tensor& flat) {
+    if (self->world_ == 1) {
+      flat.copy_(chunk);
+      return;
+    }
+    flat.copy_(self->communicator().all_gather(chunk).reshape({-1}));  // (W, C) -> (W * C)
+  };
+  collectives.reduce_scatter_sum = [self = shared_from_this()](const torch::Tensor& flat, torch::Tensor& chunk) {
+    if (self->world_ == 1) {
+      chunk.copy_(flat);
+      return;
+    }
+    chunk.copy_(self->communicator().reduce_scatter(flat.view({self->world_, -1}), transport::ReduceOp::kSum));
+  };
+  collectives.all_reduce_sum = [self = shared_from_this()](torch::Tensor& tensor) { self->all_reduce_sum(tensor); };
+  return collectives;
+}
+
 int64_t DataParallel::max(int64_t value) {
   if (world_ == 1) return value;
   auto tensor = torch::tensor({value}, torch::kLong);

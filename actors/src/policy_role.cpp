@@ -2,6 +2,9 @@
 /// EMA and mixture training.
 #include <troupe/actors/policy_role.hpp>
 
+#include <chrono>
+#include <mutex>
+
 #include <torch/torch.h>
 
 #include <troupe/actors/batch_keys.hpp>
@@ -32,16 +35,62 @@ PolicyRole::PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::Tra
       data_parallel_(std::move(data_parallel)) {
   if (!algorithm_) throw Error("PolicyRole: no algorithm");
   join_data_parallel(trainer_, data_parallel_);
+  hybrid_->set_zero3(trainer_.zero3());
   if (ppo_.enable_ema) {
     rl::EmaOptions options;
     options.beta = ppo_.ema_beta;
     options.dtype = torch::kFloat32;
-    // Only what trains: a LoRA actor's frozen base is its own average (ema.hpp).
-    ema_.emplace(rl::trainable_parameters(hybrid_->model()->named_parameters()), options);
+    ema_.emplace(ema_targets(), options);
   }
 }
 
+rl::NamedTensors PolicyRole::ema_targets() const {
+  // Only what trains: a LoRA actor's frozen base is its own average (ema.hpp).
+  if (const auto* zero3 = trainer_.zero3()) {
+    rl::NamedTensors chunks;
+    const auto& groups = zero3->master_chunks();
+    for (size_t group = 0; group < groups.size(); ++group)
+      for (size_t i = 0; i < groups[group].size(); ++i)
+        chunks.insert("zero3_chunk." + std::to_string(group) + "." + std::to_string(i), groups[group][i]);
+    return chunks;
+  }
+  return rl::trainable_parameters(hybrid_->model()->named_parameters());
+}
+
+namespace {
+
+/// Under ZeRO stage 3, the actor's layers whole for one generate request: gathered once
+/// on every rank (a collective, so a rank without prompts joins too), under the model's
+/// lock, and released under it, so that scoring on another thread never sees them change.
+class WholeForGeneration {
+ public:
+  WholeForGeneration(engine::HybridEngine& hybrid, double& seconds, int64_t& bytes) : hybrid_(hybrid) {
+    auto* zero3 = hybrid.zero3();
+    if (!zero3) return;
+    std::lock_guard<std::mutex> lock(*hybrid.model_mutex());
+    const auto start = std::chrono::steady_clock::now();
+    const int64_t received = zero3->received_bytes();
+    whole_.emplace(zero3->gather_full_parameters());
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    bytes += zero3->received_bytes() - received;
+  }
+  ~WholeForGeneration() {
+    if (!whole_) return;
+    std::lock_guard<std::mutex> lock(*hybrid_.model_mutex());
+    whole_.reset();
+  }
+  WholeForGeneration(const WholeForGeneration&) = delete;
+  WholeForGeneration& operator=(const WholeForGeneration&) = delete;
+
+ private:
+  engine::HybridEngine& hybrid_;
+  std::optional<engine::Zero3Partition::FullParameters> whole_;
+};
+
+}  // namespace
+
 TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
+  WholeForGeneration whole(*hybrid_, reshard_seconds_, reshard_bytes_);
   const auto device = device_of(*hybrid_->model());
   auto ids = require_tensor(prompts, keys::input_ids, "policy generate").to(device);
   auto mask = require_tensor(prompts, keys::attention_mask, "policy generate").to(device);
@@ -51,6 +100,10 @@ TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
     mask = mask.repeat_interleave(samples, 0);
   }
   const int64_t rows = ids.size(0);
+  std::optional<std::pair<bool, uint64_t>> sampling;  // (do_sample, seed) the batch asks for
+  if (prompts.count(keys::do_sample) && rows > 0)
+    sampling.emplace(require_tensor(prompts, keys::do_sample, "policy generate")[0].item<int64_t>() != 0,
+                     static_cast<uint64_t>(require_tensor(prompts, keys::generation_seed, "policy generate")[0].item<int64_t>()));
   const int64_t chunk = prompts_per_generation_ > 0 ? prompts_per_generation_ * samples : std::max<int64_t>(rows, 1);
   int64_t calls = (rows + chunk - 1) / chunk;
   const auto& group = hybrid_->tensor_parallel();
@@ -66,6 +119,10 @@ TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
     const int64_t start = std::min(rows, call * chunk), end = std::min(rows, start + chunk);
     auto options = generation_;
     options.seed = generation_.seed + static_cast<uint64_t>(generations_++);  // new samples every call
+    if (sampling) {  // the batch's own (an evaluation's)
+      options.do_sample = sampling->first;
+      options.seed = sampling->second + static_cast<uint64_t>(call);
+    }
     if (data_parallel_) options.seed += static_cast<uint64_t>(data_parallel_->rank()) << 32;  // and on every rank
     outs.push_back(hybrid_->generate(ids.slice(0, start, end), mask.slice(0, start, end), options));
     longest = std::max(longest, outs.back().sequences.size(1));
@@ -141,7 +198,7 @@ Metrics PolicyRole::train(const std::vector<TensorBatch>& batches, int64_t step)
   hybrid_->run_training([&](models::CausalLMImpl&) {
     updates = ppo_updates(exp, ppo_, data_parallel_.get(),
                           [&](const rl::Experience* minibatch) { return policy_step(minibatch, step); });
-    if (ema_ && updates.steps > 0) ema_->update(hybrid_->model()->named_parameters());
+    if (ema_ && updates.steps > 0) ema_->update(ema_targets());
   });
   if (updates.steps == 0) return skipped();
   if (updates.counted) {
@@ -153,30 +210,44 @@ Metrics PolicyRole::train(const std::vector<TensorBatch>& batches, int64_t step)
   if (unsup_steps_) metrics.values["unsup_loss"] = unsup_total_ / static_cast<double>(unsup_steps_);
   metrics.values["actor_lr"] = trainer_.learning_rate();
   if (data_parallel_) add_data_parallel_metrics(metrics, "actor", *data_parallel_, trainer_);
+  add_layout_metrics(metrics, "actor", data_parallel_.get(), trainer_);
+  metrics.values["actor_reshard_seconds"] = reshard_seconds_;
+  metrics.values["actor_reshard_mib"] = static_cast<double>(reshard_bytes_) / (1 << 20);
+  reshard_seconds_ = 0;
+  reshard_bytes_ = 0;
   return metrics;
 }
 
+void PolicyRole::save_current(const std::string& path) {
+  save_whole(trainer_, data_parallel_.get(), [&] { engine::save_model_dir(*hybrid_->model(), tokenizer_dir_, path); });
+}
+
 void PolicyRole::save(const std::string& path) {
-  if (data_parallel_ && data_parallel_->rank() != 0) return;  // the ranks hold the same weights
-  hybrid_->run_training([&](models::CausalLMImpl& model) {
-    engine::save_model_dir(model, tokenizer_dir_, path);
+  // Without ZeRO stage 3 the ranks hold the same weights: rank 0 saves them.
+  if (data_parallel_ && data_parallel_->rank() != 0 && !trainer_.zero3()) return;
+  hybrid_->run_training([&](models::CausalLMImpl&) {
+    save_current(path);
     if (!ema_) return;
-    // The EMA model is the actor with the averages in its parameters: swap them in for
-    // the save and the trained weights back after. Only the averaged tensors move (a
-    // LoRA actor's adapters); the frozen base is saved as it is.
+    // The EMA model is the actor with the averages in place of what they average (its
+    // trainable parameters, or this rank's chunks of them): swap them in for the save
+    // and the trained values back after. A LoRA actor's frozen base is saved as it is.
     torch::NoGradGuard no_grad;
-    auto parameters = model.named_parameters();
-    std::vector<std::pair<torch::Tensor, torch::Tensor>> trained;  // (live parameter, its trained value)
+    auto targets = ema_targets();
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> trained;  // (live tensor, its trained value)
     for (const auto& item : ema_->averages()) {
-      const auto& live = parameters[item.key()];
+      const auto& live = targets[item.key()];
       trained.emplace_back(live, live.detach().clone());
     }
+    auto* zero3 = trainer_.zero3();
     auto restore = [&] {
       for (auto& [live, value] : trained) live.copy_(value);
+      if (zero3) zero3->gather_kept_parameters();
     };
-    ema_->copy_to(parameters);
+    ema_->copy_to(targets);
+    // The kept-whole parameters read their chunks again (every rank: an all-gather).
+    if (zero3) zero3->gather_kept_parameters();
     try {
-      engine::save_model_dir(model, tokenizer_dir_, path + "_ema");
+      save_current(path + "_ema");
     } catch (...) {
       restore();
       throw;
@@ -187,6 +258,9 @@ void PolicyRole::save(const std::string& path) {
 
 void PolicyRole::load(const std::string& path) {
   hybrid_->run_training([&](models::CausalLMImpl& model) {
+    // Under ZeRO stage 3 every rank loads the whole model and keeps its chunks of it.
+    std::optional<engine::Zero3Partition::FullParameters> whole;
+    if (auto* zero3 = trainer_.zero3()) whole.emplace(zero3->gather_full_parameters(/*write_back=*/true));
     models::load_weights(model, models::read_checkpoint(path), path);
   });
 }
@@ -196,7 +270,7 @@ std::string PolicyRole::describe() const {
   return std::string(models::family_name(config.family)) + " " + std::to_string(config.num_layers) + " layers, " +
          algorithm_->name() + (ema_ ? ", EMA" : "") + (ppo_.unsupervised ? ", mixture" : "") +
          data_parallel_text(data_parallel_.get()) +
-         (generates_in_group() ? ", generating tensor-parallel as rank " + std::to_string(hybrid_->tensor_parallel().rank) +
+         (hybrid_->tensor_parallel().world > 1 ? ", generating tensor-parallel as rank " + std::to_string(hybrid_->tensor_parallel().rank) +
                                      " of " + std::to_string(hybrid_->tensor_parallel().world)
                                : "");
 }

@@ -51,8 +51,7 @@ TensorBatch RewardRole::score(const TensorBatch& batch) {
   const auto& sequences = require_tensor(batch, keys::sequences, "reward score");
   const auto& mask = require_tensor(batch, keys::attention_mask, "reward score");
   if (partition_ && sequences.size(0) == 0) {  // no rows here: a one-token pass joins the layers' gathers
-    torch::NoGradGuard no_grad;
-    model_->hidden_states({torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device_of(*model_)))});
+    engine::join_partitioned_pass(*model_);
     return {};
   }
   const int64_t prompt_length = prompt_length_of(batch, "reward score");

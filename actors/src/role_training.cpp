@@ -29,7 +29,14 @@ std::optional<rl::Experience> training_experience(const std::vector<TensorBatch>
 
 /// A data-parallel rank's step when it has no rows left: a zero loss, so its gradients
 /// count zeros in the ranks' average (every rank takes the same steps: each all-reduces).
+/// Under ZeRO stage 3 the loss comes from a one-token pass, so that the rank joins every
+/// layer's gathers and gradient reduce-scatters as the others run them.
 engine::MicroStep zero_loss_step(engine::TrainEngine& trainer, const std::string& role) {
+  if (trainer.zero3())
+    return trainer.micro_step([&](models::CausalLMImpl& model) {
+      const auto token = torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device_of(model)));
+      return model.hidden_states({token}).sum() * 0.0;  // (1, 1, E) -> 0
+    });
   return trainer.micro_step([&](models::CausalLMImpl& model) {
     for (const auto& p : model.parameters())
       if (p.requires_grad()) return p.sum() * 0.0;
@@ -38,16 +45,40 @@ engine::MicroStep zero_loss_step(engine::TrainEngine& trainer, const std::string
 }
 
 /// Wires a trainer to its data-parallel group: gradients averaged before every step
-/// (ZeRO stage 0 and 1) or reduced onto their owners (stage 2; 3 partitions no more
-/// than 2 here), optimizer state partitioned from stage 1.
+/// (ZeRO stage 0 and 1) or reduced onto their owners (stage 2), optimizer state
+/// partitioned from stage 1; stage 3 partitions the parameters too (engine/zero3.hpp).
 void join_data_parallel(engine::TrainEngine& trainer, const std::shared_ptr<DataParallel>& group) {
   if (!group) return;
-  const int stage = std::min(group->zero_stage(), 2);
+  const int stage = group->zero_stage();
+  if (stage >= 3) {
+    trainer.set_zero3(group->zero3_collectives());
+    return;
+  }
   if (stage < 2)
     trainer.set_gradient_sync([group](const std::vector<torch::Tensor>& parameters) { group->average_gradients(parameters); });
   if (stage >= 1) trainer.set_optimizer_sharding(group->optimizer_sharding(stage));
 }
 
+/// This rank's parameter bytes outside a pass: its chunks and what it keeps whole under
+/// ZeRO stage 3, else every parameter.
+int64_t param_resident_bytes(const engine::TrainEngine& trainer) {
+  if (const auto* zero3 = trainer.zero3()) return zero3->param_resident_bytes();
+  int64_t bytes = 0;
+  for (const auto& p : trainer.model()->parameters()) bytes += p.numel() * p.element_size();
+  return bytes;
+}
+
+void add_layout_metrics(Metrics& metrics, const std::string& role, const DataParallel* group,
+                        const engine::TrainEngine& trainer) {
+  metrics.values[role + "_zero_stage"] = group ? group->zero_stage() : 0;
+  metrics.values[role + "_param_resident_mib"] = static_cast<double>(param_resident_bytes(trainer)) / (1 << 20);
+}
+
+void save_whole(engine::TrainEngine& trainer, const DataParallel* group, const std::function<void()>& write) {
+  std::optional<engine::Zero3Partition::FullParameters> whole;
+  if (auto* zero3 = trainer.zero3()) whole.emplace(zero3->gather_full_parameters());
+  if (!group || group->rank() == 0) write();
+}
 
 /// The PPO minibatch steps of one train() call: every minibatch of every epoch. With a
 /// data-parallel `group`, as many steps per epoch as the rank with the most rows needs,
@@ -90,7 +121,7 @@ void add_data_parallel_metrics(Metrics& metrics, const std::string& role, DataPa
 /// ", data-parallel rank R of W (gloo, ZeRO stage S)" for a role's description.
 std::string data_parallel_text(const DataParallel* group) {
   if (!group) return "";
-  const int stage = std::min(group->zero_stage(), 2);
+  const int stage = group->zero_stage();
   return ", data-parallel rank " + std::to_string(group->rank()) + " of " + std::to_string(group->world()) + " (" +
          collectives_name(group->collectives()) + (stage > 0 ? ", ZeRO stage " + std::to_string(stage) : "") + ")";
 }

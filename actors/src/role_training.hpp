@@ -35,12 +35,28 @@ std::optional<rl::Experience> training_experience(const std::vector<TensorBatch>
 
 /// A data-parallel rank's step when it has no rows left: a zero loss, so its gradients
 /// count zeros in the ranks' average (every rank takes the same steps: each all-reduces).
+/// Under ZeRO stage 3 the loss comes from a one-token pass, so that the rank joins every
+/// layer's gathers and gradient reduce-scatters as the others run them.
 engine::MicroStep zero_loss_step(engine::TrainEngine& trainer, const std::string& role);
 
 /// Wires a trainer to its data-parallel group: gradients averaged before every step
-/// (ZeRO stage 0 and 1) or reduced onto their owners (stage 2; 3 partitions no more
-/// than 2 here), optimizer state partitioned from stage 1.
+/// (ZeRO stage 0 and 1) or reduced onto their owners (stage 2), optimizer state
+/// partitioned from stage 1; stage 3 partitions the parameters too (engine/zero3.hpp).
 void join_data_parallel(engine::TrainEngine& trainer, const std::shared_ptr<DataParallel>& group);
+
+/// This rank's parameter bytes outside a pass: its chunks and what it keeps whole under
+/// ZeRO stage 3, else every parameter.
+int64_t param_resident_bytes(const engine::TrainEngine& trainer);
+
+/// `<role>_zero_stage` and `<role>_param_resident_mib` (this rank's parameters outside a
+/// pass), for every role that trains, data-parallel or not.
+void add_layout_metrics(Metrics& metrics, const std::string& role, const DataParallel* group,
+                        const engine::TrainEngine& trainer);
+
+/// Saving a trained model: under ZeRO stage 3 every rank gathers the whole model (a
+/// collective: each rank must call this) and rank 0 runs `write`; otherwise only rank 0
+/// (or the one process) runs it.
+void save_whole(engine::TrainEngine& trainer, const DataParallel* group, const std::function<void()>& write);
 
 /// The PPO minibatch steps of one train() call: every minibatch of every epoch. With a
 /// data-parallel `group`, as many steps per epoch as the rank with the most rows needs,

@@ -24,8 +24,11 @@ PolicyEvaluation Step3Evaluator::run(bool sampled) const {
   auto& store = *runtime_.store();
   const auto& roles = runtime_.roles();
   // Rank 0 evaluates alone, with its whole weights (ZeRO 0-2 keeps them whole): the
-  // other ranks of a tensor-parallel generation group are not asked to join.
-  const auto group = hybrid.tensor_parallel();
+  // other ranks of a tensor-parallel generation group are not asked to join. Under ZeRO
+  // stage 3 a rank holds chunks of the actor: its ranks generate and score together,
+  // each its share of the prompts, with this evaluation's sampling.
+  const bool actor_ranks_together = hybrid.zero3() != nullptr;
+  const auto group = actor_ranks_together ? models::TensorParallelRank{} : hybrid.tensor_parallel();
   struct Alone {
     engine::HybridEngine& hybrid;
     models::TensorParallelRank group;
@@ -49,14 +52,28 @@ PolicyEvaluation Step3Evaluator::run(bool sampled) const {
   int64_t done = 0;
   for (const auto& indices : batches) {
     auto batch = data::make_step3_batch(prompts, indices, config_.data.lengths.max_prompt_seq_len, plan_.pad_id);
-    auto out = hybrid.generate(batch.input_ids.to(config_.device), batch.attention_mask.to(config_.device), options);
     ExperienceTickets tickets;
-    tickets.sequences = TicketList{{store.publish(
-        {{keys::sequences, out.sequences},
-         {keys::attention_mask, out.attention_mask},
-         {keys::prompt_length, torch::full({out.sequences.size(0)}, out.prompt_length, torch::kLong)}})}};
-    tickets.logprobs =
-        TicketList{{store.publish({{keys::logprobs, hybrid.score_logprobs(out.sequences, out.attention_mask)}})}};
+    if (actor_ranks_together) {
+      const auto rows = batch.input_ids.size(0);
+      const TicketList prompt_tickets{{store.publish(
+          {{keys::input_ids, batch.input_ids},
+           {keys::attention_mask, batch.attention_mask},
+           {keys::do_sample, torch::full({rows}, options.do_sample ? 1 : 0, torch::kLong)},
+           {keys::generation_seed, torch::full({rows}, static_cast<int64_t>(options.seed), torch::kLong)}})}};
+      tickets.sequences =
+          ask<TicketList>(runtime_.system(), roles.policy, "evaluation: actor.generate", generate_atom::value, prompt_tickets);
+      release_tickets(store, std::vector<TicketList>{prompt_tickets});
+      tickets.logprobs =
+          ask<TicketList>(runtime_.system(), roles.policy, "evaluation: actor.score", score_atom::value, tickets.sequences);
+    } else {
+      auto out = hybrid.generate(batch.input_ids.to(config_.device), batch.attention_mask.to(config_.device), options);
+      tickets.sequences = TicketList{{store.publish(
+          {{keys::sequences, out.sequences},
+           {keys::attention_mask, out.attention_mask},
+           {keys::prompt_length, torch::full({out.sequences.size(0)}, out.prompt_length, torch::kLong)}})}};
+      tickets.logprobs =
+          TicketList{{store.publish({{keys::logprobs, hybrid.score_logprobs(out.sequences, out.attention_mask)}})}};
+    }
     tickets.ref_logprobs =
         ask<TicketList>(runtime_.system(), roles.reference, "evaluation: reference.score", score_atom::value, tickets.sequences);
     tickets.rewards =
@@ -69,12 +86,12 @@ PolicyEvaluation Step3Evaluator::run(bool sampled) const {
     reward_sum += metrics["reward_score"] * rows;
     kl_sum += metrics["kl_per_answer"] * rows;
     length_sum += metrics["answer_length"] * rows;
-    auto [prompt_texts, answers] = decode_rollouts(*plan_.tokenizer, out.sequences, out.attention_mask, out.prompt_length);
+    auto [prompt_texts, answers] = decode_rollouts(*plan_.tokenizer, exp.sequences, exp.attention_mask, exp.prompt_length());
     if (plan_.gold) gold_sum += plan_.gold->score_batch(prompt_texts, answers).sum().item<double>();
     for (size_t i = 0; i < prompt_texts.size() && result.examples.size() < 4; ++i)
       result.examples.emplace_back(prompt_texts[i], answers[i]);
     result.prompts += static_cast<int64_t>(indices.size());
-    progress.update(++done, reward_sum / static_cast<double>(result.prompts), out.attention_mask.sum().item<int64_t>());
+    progress.update(++done, reward_sum / static_cast<double>(result.prompts), exp.attention_mask.sum().item<int64_t>());
   }
   progress.finish();
   if (result.prompts == 0) return result;

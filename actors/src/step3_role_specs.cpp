@@ -233,18 +233,7 @@ ActorHere& actor_here() {
 }
 
 std::shared_ptr<RoleModel> make_reference(const RoleSpec& spec) {
-  SpecReader reader(spec);
-  {
-    auto& here = actor_here();
-    std::lock_guard<std::mutex> lock(here.mutex);
-    if (auto actor = here.role.lock(); actor && here.model == reader.required("model"))
-      return std::make_shared<ReferenceRole>(
-          std::make_shared<engine::ReferencePolicy>(actor->hybrid().model(), actor->hybrid().model_mutex()));
-  }
-  auto options = model_options(reader, false);
-  options.lora_dim = 0;  // the reference is the initial policy: adapters start at zero
-  auto actor = load_role_model(reader.required("model"), options, "reference");
-  return std::make_shared<ReferenceRole>(std::make_shared<engine::ReferencePolicy>(actor));
+  return std::make_shared<ReferenceRole>(make_reference_policy(spec));
 }
 
 std::shared_ptr<RoleModel> make_reward(const RoleSpec& spec) {
@@ -320,6 +309,23 @@ std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec) {
   here.role = role;
   here.model = reader.required("model");
   return role;
+}
+
+std::shared_ptr<engine::ReferencePolicy> make_reference_policy(const RoleSpec& spec) {
+  SpecReader reader(spec);
+  {
+    auto& here = actor_here();
+    std::lock_guard<std::mutex> lock(here.mutex);
+    if (auto actor = here.role.lock(); actor && here.model == reader.required("model")) {
+      auto& hybrid = actor->hybrid();
+      if (!hybrid.zero3() || engine::reference_can_share(*hybrid.model()))
+        return std::make_shared<engine::ReferencePolicy>(hybrid.model(), hybrid.model_mutex());
+    }
+  }
+  auto options = model_options(reader, false);
+  options.lora_dim = 0;  // the reference is the initial policy: adapters start at zero
+  auto actor = load_role_model(reader.required("model"), options, "reference");
+  return std::make_shared<engine::ReferencePolicy>(actor);
 }
 
 RoleSpec actor_role_spec(const Step3Config& config, const models::GenerationOptions& generation, int64_t total_steps) {

@@ -36,10 +36,6 @@ void Step3Runtime::join_group(RoleSpec& spec, int ranks, int zero_stage) {
   spec.options["dp_collectives"] = collectives_name(config_.dp_collectives);
   spec.options["zero_stage"] = std::to_string(zero_stage);
   spec.id.world = ranks;  // rank 0 here; WorkerProcesses numbers the others
-  if (zero_stage > 2 && spec.id.role != "reward")  // a frozen reward model partitions for real
-    std::clog << "step3: " << spec.id.role << " zero_stage " << zero_stage
-              << ": its ranks partition optimizer state and gradients (ZeRO stage 2); parameters stay whole on "
-                 "every rank\n";
 }
 
 template <class Handle, class Group>
@@ -111,7 +107,7 @@ void Step3Runtime::start_reference() {
     reference_memory_ = "reference: a frozen copy of the actor's initial weights in its worker process";
     return;
   }
-  auto reference = std::make_shared<engine::ReferencePolicy>(hybrid_->model(), hybrid_->model_mutex());
+  auto reference = make_reference_policy(reference_role_spec(config_));
   if (config_.offload_reference_model && !reference->offload_to(torch::kCPU))
     std::clog << "step3: --offload_reference_model: the reference shares the actor's weights; nothing to offload\n";
   reference_memory_ = reference->memory_summary();
@@ -144,7 +140,9 @@ void Step3Runtime::start_reward() {
 }
 
 void Step3Runtime::save(const std::filesystem::path& dir) {
-  policy_role_->save((dir / "actor").string());
+  // Through the group: under ZeRO stage 3 every rank takes part in gathering the weights.
+  ask<caf::ok_atom>(system_, roles_.policy, "saving the actor", save_atom::value,
+                    std::filesystem::absolute(dir / "actor").string());
   if (has_critic_)
     ask<caf::ok_atom>(system_, roles_.critic, "saving the critic", save_atom::value,
                       std::filesystem::absolute(dir / "critic").string());

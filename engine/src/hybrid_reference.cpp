@@ -92,6 +92,8 @@ class BaseModelScope {
 
 }  // namespace
 
+bool reference_can_share(models::CausalLMImpl& actor) { return decide_sharing(actor).share; }
+
 models::CausalLM frozen_copy(models::CausalLMImpl& source) {
   auto copy = models::make_causal_lm(source.config());
   if (source.has_value_head()) copy->add_value_head();

@@ -31,6 +31,13 @@ torch::Tensor chunk_logprobs(const torch::Tensor& logits, const torch::Tensor& t
 
 }  // namespace
 
+void join_partitioned_pass(models::CausalLMImpl& model) {
+  if (!model.has_layer_hooks()) return;
+  torch::NoGradGuard no_grad;
+  const auto device = model.parameters().front().device();
+  model.hidden_states({torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device))});
+}
+
 torch::Tensor logprobs_from_logits(const torch::Tensor& logits, const torch::Tensor& sequences,
                                    const ScoringOptions& options) {
   check_sequences("logprobs_from_logits", sequences, {});
@@ -52,6 +59,10 @@ torch::Tensor sequence_logprobs(models::CausalLMImpl& model, const torch::Tensor
                                 const ScoringOptions& options) {
   check_sequences("sequence_logprobs", sequences, mask);
   const int64_t b = sequences.size(0), t = sequences.size(1) - 1;
+  if (b == 0) {
+    join_partitioned_pass(model);
+    return torch::zeros({0, t}, sequences.options().dtype(torch::kFloat32));
+  }
   auto hidden = model.hidden_states({sequences, mask, {}, nullptr});  // (B, T, E)
   auto targets = sequences.narrow(1, 1, t).to(torch::kLong);          // (B, T - 1)
   const int64_t chunk = rows_per_chunk(options, b, t, model.config().vocab_size);
@@ -69,6 +80,10 @@ torch::Tensor sequence_logprobs(models::CausalLMImpl& model, const torch::Tensor
 torch::Tensor sequence_values(models::CausalLMImpl& critic, const torch::Tensor& sequences, const torch::Tensor& mask) {
   check_sequences("sequence_values", sequences, mask);
   TORCH_CHECK(critic.has_value_head(), "sequence_values: the critic has no value head");
+  if (sequences.size(0) == 0) {
+    join_partitioned_pass(critic);
+    return torch::zeros({0, sequences.size(1) - 1}, sequences.options().dtype(torch::kFloat32));
+  }
   auto values = critic.values(critic.hidden_states({sequences, mask, {}, nullptr}));  // (B, T)
   return values.narrow(1, 0, values.size(1) - 1);                                     // (B, T - 1)
 }
@@ -88,6 +103,10 @@ torch::Tensor end_scores(models::CausalLMImpl& reward_model, const torch::Tensor
   check_sequences("end_scores", sequences, mask);
   TORCH_CHECK(mask.defined(), "end_scores: needs the attention mask to find each row's end");
   TORCH_CHECK(reward_model.has_value_head(), "end_scores: the reward model has no value head");
+  if (sequences.size(0) == 0) {
+    join_partitioned_pass(reward_model);
+    return torch::zeros({0}, sequences.options().dtype(torch::kFloat32));
+  }
   auto values = reward_model.values(reward_model.hidden_states({sequences, mask, {}, nullptr}));  // (B, T)
   auto ends = end_positions(mask, prompt_length).to(values.device());                             // (B)
   return values.gather(1, ends.unsqueeze(1)).squeeze(1);                                         // (B)

@@ -148,6 +148,7 @@ Zero3Partition::Layer& Zero3Partition::layer_at(int64_t layer, const char* where
 void Zero3Partition::gather_flat(Flat& flat) {
   collectives_.all_gather(flat.master.detach(), flat.gathered);
   TORCH_CHECK(flat.gathered.numel() == flat.chunk * collectives_.world, "all_gather changed the flat's size");
+  received_bytes_ += flat.chunk * (collectives_.world - 1) * flat.master.element_size();  // the other ranks' chunks
 }
 
 void Zero3Partition::gather(int64_t index) {

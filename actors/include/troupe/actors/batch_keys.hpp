@@ -6,6 +6,10 @@ namespace troupe::actors::keys {
 // The prompts (what policy.generate reads).
 inline constexpr const char* input_ids = "input_ids";            // (B, T0) int64, left-padded
 inline constexpr const char* attention_mask = "attention_mask";  // (B, T0) or (B, T) int64, 1 = token
+// Optional, with the prompts: this batch's sampling instead of the actor's own (the
+// evaluation's fixed seed, greedy or sampled). Per row, every row the same.
+inline constexpr const char* do_sample = "do_sample";              // (B) int64, 0 = greedy
+inline constexpr const char* generation_seed = "generation_seed";  // (B) int64
 
 // The generated sequences (what policy.generate writes and every score reads).
 inline constexpr const char* sequences = "sequences";          // (B, T) int64

@@ -28,6 +28,8 @@ class CriticRole : public RoleModel, public Trainable {
   void save(const std::string& path) override;
   void load(const std::string& path) override;
   std::string describe() const override;
+  /// Under ZeRO stage 3 every rank scores every request (each layer is gathered).
+  bool scores_in_group() const override { return trainer_.zero3() != nullptr; }
   Trainable* trainable() override { return this; }
 
  private:

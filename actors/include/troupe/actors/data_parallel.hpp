@@ -44,8 +44,8 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
   int world() const { return world_; }
   Collectives collectives() const { return collectives_; }
   /// ZeRO stage the group's roles train with: 0 = every rank holds all optimizer state;
-  /// 1 = optimizer state partitioned over the ranks; 2 (and 3) = gradients too
-  /// (parameters stay whole on every rank).
+  /// 1 = optimizer state partitioned over the ranks; 2 = gradients too (parameters
+  /// stay whole on every rank); 3 = parameters too, in flat chunks (engine/zero3.hpp).
   int zero_stage() const { return zero_stage_; }
   void set_zero_stage(int stage) { zero_stage_ = stage; }
 
@@ -63,12 +63,16 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
   void all_reduce_max(torch::Tensor& tensor);
   /// input (*S) on every rank -> (W, *S), rank i's input at index i.
   torch::Tensor all_gather(const torch::Tensor& input);
-  /// The optimizer sharding for a TrainEngine on this rank at stage `stage` (>= 1).
+  /// The optimizer sharding for a TrainEngine on this rank at stage `stage` (1 or 2).
   engine::TrainEngine::OptimizerSharding optimizer_sharding(int stage);
+  /// The collectives of ZeRO stage 3 (TrainEngine::set_zero3) over this group. They keep
+  /// this object alive; needs a shared_ptr owner.
+  engine::Zero3Collectives zero3_collectives();
   /// The largest `value` over the ranks (ranks agree on how many steps they take).
   int64_t max(int64_t value);
   /// Largest minus smallest, over the ranks, of a float64 sum of `parameters`: 0 when
-  /// every rank holds the same weights.
+  /// every rank holds the same weights. (Under ZeRO stage 3 a decoder layer's parameters
+  /// are empty outside a pass: what is compared is what every rank keeps whole.)
   double divergence(const std::vector<torch::Tensor>& parameters);
 
   /// This rank's place in its tensor-parallel generation group of `size` ranks (ranks

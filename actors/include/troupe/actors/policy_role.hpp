@@ -33,7 +33,11 @@ class PolicyRole : public RoleModel, public Generator, public Trainable {
   /// rank of the group generates as often as the rank with the most prompt chunks, with
   /// no rows when it has none left, and returns no rows when it had no prompts.
   TensorBatch generate(const TensorBatch& prompts) override;
-  bool generates_in_group() const override { return hybrid_->tensor_parallel().world > 1; }
+  /// Generation is a collective of the actor's ranks when they generate tensor-parallel,
+  /// or hold only chunks of the weights (ZeRO stage 3): every rank takes part in every
+  /// request, with no prompts if need be. Scoring likewise under ZeRO stage 3.
+  bool generates_in_group() const override { return hybrid_->tensor_parallel().world > 1 || trainer_.zero3(); }
+  bool scores_in_group() const override { return trainer_.zero3() != nullptr; }
   TensorBatch score(const TensorBatch& sequences) override;
   Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
   /// The actor as a Hugging Face directory at `path`, and its EMA at `path`_ema when on.
@@ -57,6 +61,11 @@ class PolicyRole : public RoleModel, public Generator, public Trainable {
   /// One PPO step on `minibatch` (none: a zero-loss step of a data-parallel rank out of
   /// rows), then the mixture step when on.
   engine::MicroStep policy_step(const rl::Experience* minibatch, int64_t step);
+  /// What the EMA averages: the trainable parameters, or under ZeRO stage 3 this rank's
+  /// trainable chunks (so the average is partitioned as the weights are).
+  rl::NamedTensors ema_targets() const;
+  /// Saves the model as it is now to `path` (under ZeRO stage 3 with every rank).
+  void save_current(const std::string& path);
 
   std::shared_ptr<engine::HybridEngine> hybrid_;
   engine::TrainEngine trainer_;
@@ -68,6 +77,9 @@ class PolicyRole : public RoleModel, public Generator, public Trainable {
   int64_t generations_ = 0;
   int64_t prompts_per_generation_ = 0;
   std::shared_ptr<DataParallel> data_parallel_;
+  // Since the last train() call: the ZeRO-3 gathers of the whole model for generation.
+  double reshard_seconds_ = 0;
+  int64_t reshard_bytes_ = 0;
   // Per train() call: what policy_step adds up.
   double unsup_total_ = 0, approx_kl_total_ = 0, first_approx_kl_ = 0;
   int64_t unsup_steps_ = 0, updates_ = 0;

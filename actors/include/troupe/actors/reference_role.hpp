@@ -15,6 +15,8 @@ class ReferenceRole : public RoleModel {
   explicit ReferenceRole(std::shared_ptr<engine::ReferencePolicy> reference);
   TensorBatch score(const TensorBatch& sequences) override;
   std::string describe() const override;
+  /// The shared base of a ZeRO-3 actor gathers each layer: every rank scores every request.
+  bool scores_in_group() const override { return reference_->model()->has_layer_hooks(); }
 
  private:
   std::shared_ptr<engine::ReferencePolicy> reference_;

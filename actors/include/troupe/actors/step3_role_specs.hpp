@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 
+#include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/actors/role_factories.hpp>
 #include <troupe/actors/step3_trainer.hpp>
 
@@ -27,6 +28,12 @@ RoleSpec critic_role_spec(const Step3Config& config, int64_t total_steps);
 /// A frozen copy of the actor's initial weights (used when the reference runs outside
 /// the actor's process, where it cannot share the actor's base).
 RoleSpec reference_role_spec(const Step3Config& config);
+/// The reference policy of `spec` (factory "step3_reference"). Beside the actor of the
+/// same model in this process: the actor's base when its LoRA adapters are frozen-base,
+/// else a frozen copy of the actor (under ZeRO stage 3, where a rank holds only chunks
+/// of the actor, the copy is loaded from the actor's initial checkpoint instead).
+/// Elsewhere: loaded from the checkpoint.
+std::shared_ptr<engine::ReferencePolicy> make_reference_policy(const RoleSpec& spec);
 /// The reward model (reward_model, else critic_model) or the reward function.
 RoleSpec reward_role_spec(const Step3Config& config);
 

@@ -102,6 +102,7 @@ class HybridEngine {
   /// enter_seconds), so every rank of the data-parallel group must call generate()
   /// equally often. Scoring passes need nothing: they gather layer by layer.
   void set_zero3(Zero3Partition* partition) { zero3_ = partition; }
+  Zero3Partition* zero3() const { return zero3_; }
 
   /// Puts the model in training mode (dropout on, adapters unfused).
   void train_mode();

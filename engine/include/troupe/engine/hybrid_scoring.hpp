@@ -25,6 +25,12 @@ struct ScoringOptions {
   int64_t chunk_bytes = int64_t{256} << 20;
 };
 
+/// What a rank with no rows runs instead of a pass when `model`'s layers are
+/// partitioned over ranks (it has layer hooks, ZeRO stage 3): a one-token forward
+/// without autograd, so it joins the other ranks' per-layer gathers. Nothing otherwise.
+/// The scoring functions below call it themselves for an empty batch (B = 0).
+void join_partitioned_pass(models::CausalLMImpl& model);
+
 /// log_softmax(logits[:, :-1])[sequences[:, 1:]] as (B, T - 1) fp32, from logits
 /// (B, T, V) of any float dtype. Computed by kernels::gather_logprobs as (logit of the
 /// token) - logsumexp, read in the logits' dtype: no fp32 copy or log-softmax exists.
@@ -103,6 +109,10 @@ class ReferencePolicy {
   int64_t saved_bytes_ = 0;
   int64_t own_bytes_ = 0;
 };
+
+/// Whether a ReferencePolicy of `actor` would share it (its base, adapters off) rather
+/// than copy it.
+bool reference_can_share(models::CausalLMImpl& actor);
 
 /// A frozen deep copy of `model` (same device and dtypes, LoRA adapters folded into the
 /// weights, no adapters of its own, requires_grad off, eval mode).

@@ -112,6 +112,9 @@ class Zero3Partition {
   /// The most param_resident_bytes() has been since construction or reset_peak().
   int64_t peak_param_resident_bytes() const { return peak_bytes_; }
   void reset_peak() { peak_bytes_ = resident_bytes_; }
+  /// Bytes this rank has received from the other ranks' chunks in all-gathers since
+  /// construction (what a whole-model gather for generation moves, per rank).
+  int64_t received_bytes() const { return received_bytes_; }
   int64_t whole_param_bytes() const { return whole_bytes_; }   ///< every parameter whole, once
   int64_t kept_whole_bytes() const { return kept_bytes_; }     ///< the exception, whole
   int64_t padding_bytes() const { return padding_bytes_; }     ///< zeros added to this rank's chunks
@@ -159,6 +162,7 @@ class Zero3Partition {
   int64_t padding_bytes_ = 0;
   int64_t resident_bytes_ = 0;
   int64_t peak_bytes_ = 0;
+  int64_t received_bytes_ = 0;
 };
 
 }  // namespace troupe::engine

@@ -86,6 +86,9 @@ class CausalLMImpl : public torch::nn::Module {
     std::function<void(int64_t)> after_backward;
   };
   void set_layer_hooks(LayerHooks hooks) { layer_hooks_ = std::move(hooks); }
+  /// Whether layer hooks are set: the layers' weights are partitioned over ranks, and
+  /// every rank must run each pass (one with no rows runs a one-token pass instead).
+  bool has_layer_hooks() const { return static_cast<bool>(layer_hooks_.before); }
 
   /// Final hidden states (B, T, E), what the LM head and the value head read
   /// (E = word_embed_proj_dim for OPT, hidden_size otherwise).
