@@ -6,6 +6,7 @@ against TRL's PPOTrainer with peft, same shapes, one PPO cycle each, peak RSS an
     nice -n 19 python3 bench/step3_memory_vs_trl.py [--actors opt-350m,opt-1.3b,opt-2.7b]
         [--dtypes fp32,bf16] [--sides troupe,trl] [--build build] [--cache /tmp/troupe_mem_bench]
         [--max_rss_gib 21] [--min_available_gib 1.5] [--threads 2] [--timeout 5400] [--json out.json]
+        [--troupe_flags "--release_inference_cache ..."]
 
 The setting: a LoRA actor (rank 8 on every decoder linear layer, scale alpha/r = 1/8 as
 troupe's lora_scaling, only the adapters train; the reference is the actor's base with the
@@ -312,6 +313,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=5400, help="seconds per run")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--troupe_flags", default="", help="more `troupe train` flags, e.g. \"--release_inference_cache\"")
     ap.add_argument("--trl-child", nargs=5, metavar=("ACTOR", "VALUE", "PROMPTS", "DTYPE", "THREADS"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -364,6 +366,7 @@ def main():
                            "--output_dir", os.path.join(run_dir, "out")]
                     if dtype == "bf16":
                         cmd += ["--inference_dtype", "bf16"]
+                    cmd += args.troupe_flags.split()
                 else:
                     cmd = [sys.executable, os.path.abspath(__file__), "--trl-child", actor_dir,
                            os.path.join(critic_dir, "value_for_trl"), trl_prompts, dtype, str(args.threads)]
