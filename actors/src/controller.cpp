@@ -48,20 +48,37 @@ CycleResult Controller::run_cycle(const TicketList& prompts, int64_t step) {
       .receive(keep("policy.generate", experience.sequences), fail_with("policy.generate"));
   check();
 
-  // The four scores run concurrently: all requests leave before any reply is awaited,
-  // and each scorer pulls the sequences from the policy itself.
+  // The four scores: concurrently, all requests leaving before any reply is awaited, or
+  // in turn. Each scorer pulls the sequences from the policy itself.
   const auto& sequences = experience.sequences;
-  for (auto name : {"policy.score", "reference.score", "critic.score", "reward.score"})
-    trace(name, caf::make_message(score_atom::value, sequences));
-  auto policy_score = self->request(roles_.policy, timeout, score_atom::value, sequences);
-  auto reference_score = self->request(roles_.reference, timeout, score_atom::value, sequences);
-  auto critic_score = self->request(roles_.critic, timeout, score_atom::value, sequences);
-  auto reward_score = self->request(roles_.reward, timeout, score_atom::value, sequences);
-  policy_score.receive(keep("policy.score", experience.logprobs), fail_with("policy.score"));
-  reference_score.receive(keep("reference.score", experience.ref_logprobs), fail_with("reference.score"));
-  critic_score.receive(keep("critic.score", experience.values), fail_with("critic.score"));
-  reward_score.receive(keep("reward.score", experience.rewards), fail_with("reward.score"));
-  check();
+  struct Score {
+    const char* name;
+    caf::actor role;
+    TicketList* into;
+  };
+  const Score scores[] = {{"policy.score", caf::actor_cast<caf::actor>(roles_.policy), &experience.logprobs},
+                          {"reference.score", caf::actor_cast<caf::actor>(roles_.reference), &experience.ref_logprobs},
+                          {"critic.score", caf::actor_cast<caf::actor>(roles_.critic), &experience.values},
+                          {"reward.score", caf::actor_cast<caf::actor>(roles_.reward), &experience.rewards}};
+  if (in_turn_) {
+    for (const auto& score : scores) {
+      trace(score.name, caf::make_message(score_atom::value, sequences));
+      self->request(score.role, timeout, score_atom::value, sequences)
+          .receive(keep(score.name, *score.into), fail_with(score.name));
+      check();
+    }
+  } else {
+    for (const auto& score : scores) trace(score.name, caf::make_message(score_atom::value, sequences));
+    auto policy_score = self->request(roles_.policy, timeout, score_atom::value, sequences);
+    auto reference_score = self->request(roles_.reference, timeout, score_atom::value, sequences);
+    auto critic_score = self->request(roles_.critic, timeout, score_atom::value, sequences);
+    auto reward_score = self->request(roles_.reward, timeout, score_atom::value, sequences);
+    policy_score.receive(keep("policy.score", experience.logprobs), fail_with("policy.score"));
+    reference_score.receive(keep("reference.score", experience.ref_logprobs), fail_with("reference.score"));
+    critic_score.receive(keep("critic.score", experience.values), fail_with("critic.score"));
+    reward_score.receive(keep("reward.score", experience.rewards), fail_with("reward.score"));
+    check();
+  }
 
   try {
     result.stage = stage_->run(experience, step);
@@ -72,16 +89,24 @@ CycleResult Controller::run_cycle(const TicketList& prompts, int64_t step) {
   TrainRequest request{result.stage.training, step};
   trace("policy.train", caf::make_message(train_atom::value, request));
   trace("critic.train", caf::make_message(train_atom::value, request));
-  auto policy_train = self->request(roles_.policy, timeout, train_atom::value, request);
-  auto critic_train = self->request(roles_.critic, timeout, train_atom::value, request);
   auto keep_metrics = [&](const std::string& what, Metrics& into) {
     return [&, what](Metrics& reply) {
       trace(what + " -> reply", caf::make_message(reply));
       into = std::move(reply);
     };
   };
-  policy_train.receive(keep_metrics("policy.train", result.policy), fail_with("policy.train"));
-  critic_train.receive(keep_metrics("critic.train", result.critic), fail_with("critic.train"));
+  if (in_turn_) {
+    self->request(roles_.policy, timeout, train_atom::value, request)
+        .receive(keep_metrics("policy.train", result.policy), fail_with("policy.train"));
+    check();
+    self->request(roles_.critic, timeout, train_atom::value, request)
+        .receive(keep_metrics("critic.train", result.critic), fail_with("critic.train"));
+  } else {
+    auto policy_train = self->request(roles_.policy, timeout, train_atom::value, request);
+    auto critic_train = self->request(roles_.critic, timeout, train_atom::value, request);
+    policy_train.receive(keep_metrics("policy.train", result.policy), fail_with("policy.train"));
+    critic_train.receive(keep_metrics("critic.train", result.critic), fail_with("critic.train"));
+  }
   check();
   return result;
 }

@@ -38,7 +38,7 @@ RewardRole::RewardRole(models::CausalLM reward_model, std::shared_ptr<DataParall
   model_->eval();
   for (auto& p : model_->parameters()) p.set_requires_grad(false);
   if (partition_over && partition_over->world() > 1)
-    partition_ = std::make_unique<FrozenPartition>(model_, std::move(partition_over));
+    partition_ = std::make_unique<engine::Zero3Partition>(model_, partition_over->zero3_collectives());
 }
 
 RewardRole::RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared_ptr<const models::Tokenizer> tokenizer,
@@ -68,8 +68,8 @@ TensorBatch RewardRole::score(const TensorBatch& batch) {
 std::string RewardRole::describe() const {
   if (!partition_) return "reward: " + name_;
   return "reward: " + name_ + ", ZeRO-3: layers partitioned over " + std::to_string(partition_->world()) +
-         " ranks (holds " + engine::format_bytes(partition_->resident_bytes()) + " of " +
-         engine::format_bytes(partition_->whole_bytes()) + " of parameters)";
+         " ranks (holds " + engine::format_bytes(partition_->param_resident_bytes()) + " of " +
+         engine::format_bytes(partition_->whole_param_bytes()) + " of parameters)";
 }
 
 }  // namespace troupe::actors

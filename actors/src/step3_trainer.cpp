@@ -95,6 +95,8 @@ Step3Result run_step3(const Step3Config& config) {
   if (config.eval_prompts > 0) evaluate(0, &result.before, &result.before_sampled);
 
   Controller controller(runtime.system(), runtime.roles(), std::make_shared<AlgorithmStage>(plan.algorithm, runtime.store()));
+  // All four roles in this process: one at a time, so one role's activations exist at once.
+  controller.set_roles_in_turn(plan.placement.worker_processes() == 0);
   engine::ProgressReporter progress("step3", plan.total_cycles);
   int64_t cycle = 0;
   for (int64_t epoch = 0; epoch < config.epochs && cycle < plan.total_cycles; ++epoch) {

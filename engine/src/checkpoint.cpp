@@ -144,7 +144,7 @@ TrainingPosition load_training_checkpoint(TrainEngine& engine, const fs::path& d
   if (state.contains("base_model")) {
     const auto base = base_model_from_json(state["base_model"], (state_dir / "state.json").string());
     base_tensors = verify_base_model(base, dir.string());
-    models::load_weights(model, models::read_checkpoint(base.dir), base.dir.string());
+    models::load_weights(model, models::map_checkpoint(base.dir), base.dir.string());
   }
   const bool tied = model.config().tie_word_embeddings;
   {

@@ -34,7 +34,7 @@ Zero3Partition::Zero3Partition(models::CausalLM model, Zero3Collectives collecti
   if (!collectives_.all_gather || !collectives_.reduce_scatter_sum || !collectives_.all_reduce_sum)
     throw Error("ZeRO stage 3: needs all_gather, reduce_scatter_sum and all_reduce_sum collectives");
   // Decoder layers by their Hugging Face names: model.layers.3., model.decoder.layers.3.,
-  // transformer.h.3. (as actors/src/frozen_partition.cpp).
+  // transformer.h.3.
   static const std::regex layer_name(R"((^|\.)(layers|h)\.(\d+)\.)");
   // Per layer, per (group, dtype): the parameters in model order.
   std::vector<std::map<std::pair<int, int>, std::vector<torch::Tensor>>> by_layer;

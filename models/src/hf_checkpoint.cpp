@@ -122,6 +122,11 @@ TensorMap read_checkpoint(const fs::path& dir) {
               " (pytorch_model.bin is not supported: convert it to safetensors)");
 }
 
+TensorMap map_checkpoint(const fs::path& dir) {
+  if (fs::is_directory(dir) && fs::exists(dir / kSingleFile)) return map_safetensors(dir / kSingleFile);
+  return read_checkpoint(dir);
+}
+
 void write_checkpoint(const fs::path& dir, const TensorMap& tensors, int64_t max_shard_bytes) {
   if (max_shard_bytes <= 0)
     throw Error(dir.string() + ": max_shard_bytes must be positive, got " + std::to_string(max_shard_bytes));

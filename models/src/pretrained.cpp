@@ -6,6 +6,7 @@
 #include <troupe/common/error.hpp>
 #include <troupe/common/files.hpp>
 #include <troupe/models/config.hpp>
+#include <troupe/models/safetensors.hpp>
 
 namespace troupe::models {
 namespace {
@@ -54,6 +55,7 @@ void load_weights(CausalLMImpl& model, const TensorMap& tensors, const std::stri
       throw Error(msg.str());
     }
     param.copy_(it->second);
+    release_mapped_pages(it->second);  // a mapped checkpoint's pages go once copied
     used.insert(name);
   }
   for (const auto& [name, tensor] : tensors) {
@@ -70,7 +72,9 @@ CausalLM load_pretrained(const std::filesystem::path& dir, const LoadOptions& op
   auto model = make_causal_lm(config);
   if (options.value_head) model->add_value_head();
   model->to(options.device, options.dtype.value_or(torch::kFloat32));
-  load_weights(*model, read_checkpoint(dir), dir.string());
+  // Views of the mapped file, each tensor's pages dropped once copied: loading needs
+  // the model's memory, not a second copy of every weight.
+  load_weights(*model, map_checkpoint(dir), dir.string());
   model->set_name_or_path(std::filesystem::absolute(dir).lexically_normal().string());
   model->eval();
   return model;

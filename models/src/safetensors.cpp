@@ -231,10 +231,29 @@ torch::Tensor copy_tensor(const Entry& e, const uint8_t* data, const std::filesy
   return tensor;
 }
 
-}  // namespace
+/// A tensor's memory inside a file mapping: the mapping lives while any view of it does.
+struct MappedView {
+  std::shared_ptr<MappedFile> file;
+};
+void delete_mapped_view(void* context) { delete static_cast<MappedView*>(context); }
 
-TensorMap read_safetensors(const std::filesystem::path& file) {
-  MappedFile mapped(file);
+/// A read-only tensor over `e`'s bytes in the mapping (no copy), or a copy where the
+/// bytes are not aligned for the dtype (or are BOOL, which copy_tensor checks).
+torch::Tensor view_tensor(const Entry& e, const std::shared_ptr<MappedFile>& mapping, const uint8_t* data,
+                          const std::filesystem::path& file) {
+  const uint8_t* src = data + e.begin;
+  const size_t element = static_cast<size_t>(c10::elementSize(e.dtype->type));
+  if (e.dtype->type == torch::kBool || e.end == e.begin || reinterpret_cast<uintptr_t>(src) % element != 0)
+    return copy_tensor(e, data, file);
+  auto* context = new MappedView{mapping};
+  c10::DataPtr pointer(const_cast<uint8_t*>(src), context, &delete_mapped_view, c10::Device(c10::kCPU));
+  c10::Storage storage(c10::Storage::use_byte_size_t(), e.end - e.begin, std::move(pointer), nullptr, false);
+  return torch::empty({0}, torch::TensorOptions().dtype(e.dtype->type)).set_(storage, 0, e.shape);
+}
+
+TensorMap read_safetensors(const std::filesystem::path& file, bool mapped_views) {
+  auto mapping = std::make_shared<MappedFile>(file);
+  const MappedFile& mapped = *mapping;
   const uint64_t size = mapped.size();
   if (size < 8)
     fail(file, "file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length: "
@@ -253,8 +272,27 @@ TensorMap read_safetensors(const std::filesystem::path& file) {
   auto entries = parse_header(text, file, size - 8 - header_size);
 
   TensorMap tensors;
-  for (const auto& e : entries) tensors.emplace(e.name, copy_tensor(e, data, file));
+  for (const auto& e : entries)
+    tensors.emplace(e.name, mapped_views ? view_tensor(e, mapping, data, file) : copy_tensor(e, data, file));
   return tensors;
+}
+
+}  // namespace
+
+TensorMap read_safetensors(const std::filesystem::path& file) { return read_safetensors(file, false); }
+
+TensorMap map_safetensors(const std::filesystem::path& file) { return read_safetensors(file, true); }
+
+void release_mapped_pages(const torch::Tensor& tensor) {
+  if (!tensor.defined() || !tensor.has_storage()) return;
+  const auto& pointer = tensor.storage().data_ptr();
+  if (pointer.get_deleter() != &delete_mapped_view) return;  // owned memory: nothing to drop
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(pointer.get());
+  const auto end = begin + tensor.storage().nbytes();
+  // Whole pages inside the tensor only: a page it shares with a neighbour stays.
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 void write_safetensors(const std::filesystem::path& file, const TensorMap& tensors,

@@ -202,7 +202,7 @@ TEST_CASE("data parallel: a frozen reward model partitioned over two ranks (ZeRO
     auto second = partitioned.score(actors::shard_rows(all, rank, 2));
     const auto* partition = partitioned.partition();
     REQUIRE(partition);
-    CHECK(partition->resident_bytes() < partition->whole_bytes());
+    CHECK(partition->param_resident_bytes() < partition->whole_param_bytes());
     return std::make_tuple(first, second, partitioned.describe());
   };
   auto other = std::async(std::launch::async, run_rank, 1);

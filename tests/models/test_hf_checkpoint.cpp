@@ -16,7 +16,9 @@
 
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
+using troupe::models::map_checkpoint;
 using troupe::models::read_checkpoint;
+using troupe::models::release_mapped_pages;
 using troupe::models::read_safetensors;
 using troupe::models::TensorMap;
 using troupe::models::write_checkpoint;
@@ -190,4 +192,25 @@ TEST_CASE("fixture checkpoints rewritten by write_checkpoint (checked by check_h
     CHECK(first_difference(read_checkpoint(out), weights) == "");
   }
   CHECK(fs::exists(fs::path(TROUPE_TEST_TMP_DIR) / "resaved_llama" / "model-00004-of-00004.safetensors"));
+}
+
+TEST_CASE("a mapped checkpoint holds the same tensors as a read one, also after its pages are dropped",
+          "[safetensors]") {
+  for (const char* name : {"opt", "gpt2", "llama"}) {
+    INFO(name);
+    const auto read = read_checkpoint(kFixtures / name);
+    auto mapped = map_checkpoint(kFixtures / name);
+    REQUIRE(mapped.size() == read.size());
+    for (const auto& [key, tensor] : read) {
+      INFO(key);
+      const auto& view = mapped.at(key);
+      REQUIRE(view.sizes() == tensor.sizes());
+      CHECK(view.dtype() == tensor.dtype());
+      CHECK(torch::equal(view, tensor));
+      release_mapped_pages(view);  // dropped from memory, read from the file again when used
+      CHECK(torch::equal(view, tensor));
+      release_mapped_pages(tensor);  // owned memory: left alone
+      CHECK(torch::equal(tensor, read.at(key)));
+    }
+  }
 }

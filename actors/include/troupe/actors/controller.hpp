@@ -44,10 +44,15 @@ class Controller {
  public:
   Controller(caf::actor_system& system, StepThreeRoles roles, std::shared_ptr<ExperienceStage> stage,
              std::chrono::milliseconds timeout = std::chrono::hours(24));
-  /// One step-3 cycle: generate, four concurrent scores, the experience stage, then
-  /// policy and critic training concurrently. Throws troupe::Error naming the stage and the
+  /// One step-3 cycle: generate, four scores, the experience stage, then policy and
+  /// critic training (concurrently, or in turn: set_roles_in_turn). Throws troupe::Error naming the stage and the
   /// role's error.
   CycleResult run_cycle(const TicketList& prompts, int64_t step);
+  /// Roles that share one process share its cores and memory: with `in_turn`, the four
+  /// scores and the two trainings run one role after another (DeepSpeed-Chat's order),
+  /// so only one role's activations and gradients exist at a time; otherwise (the
+  /// default, for roles in processes of their own) they run concurrently.
+  void set_roles_in_turn(bool in_turn) { in_turn_ = in_turn; }
   /// Called for every message the controller sends and every reply it gets.
   void on_trace(std::function<void(const TraceEvent&)> observer) { observer_ = std::move(observer); }
 
@@ -59,6 +64,7 @@ class Controller {
   std::shared_ptr<ExperienceStage> stage_;
   std::chrono::milliseconds timeout_;
   std::function<void(const TraceEvent&)> observer_;
+  bool in_turn_ = false;
 };
 
 }  // namespace troupe::actors

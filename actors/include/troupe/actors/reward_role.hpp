@@ -7,7 +7,8 @@
 #include <vector>
 
 #include <troupe/actors/data_parallel.hpp>
-#include <troupe/actors/frozen_partition.hpp>
+#include <troupe/actors/data_parallel.hpp>
+#include <troupe/engine/zero3.hpp>
 #include <troupe/actors/role_model.hpp>
 #include <troupe/models/causal_lm.hpp>
 #include <troupe/models/tokenizer.hpp>
@@ -20,20 +21,20 @@ namespace troupe::actors {
 class RewardRole : public RoleModel {
  public:
   /// A reward model (with a value head). With `partition_over`, its decoder layers are
-  /// partitioned over that group's ranks (ZeRO stage 3, frozen_partition.hpp): every
-  /// rank then scores together, one with no rows by a one-token pass.
+  /// partitioned over that group's ranks (ZeRO stage 3, engine/zero3.hpp, all weights
+  /// frozen): every rank then scores together, one with no rows by a one-token pass.
   explicit RewardRole(models::CausalLM reward_model, std::shared_ptr<DataParallel> partition_over = nullptr);
   /// A reward function; the tokenizer decodes prompts and answers for it.
   RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared_ptr<const models::Tokenizer> tokenizer,
              std::string name);
   TensorBatch score(const TensorBatch& sequences) override;
   bool scores_in_group() const override { return partition_ != nullptr; }
-  const FrozenPartition* partition() const { return partition_.get(); }
+  const engine::Zero3Partition* partition() const { return partition_.get(); }
   std::string describe() const override;
 
  private:
   models::CausalLM model_;
-  std::unique_ptr<FrozenPartition> partition_;
+  std::unique_ptr<engine::Zero3Partition> partition_;
   std::shared_ptr<rl::RewardFunction> function_;
   std::shared_ptr<const models::Tokenizer> tokenizer_;
   std::string name_;

@@ -18,6 +18,17 @@ using TensorMap = std::map<std::string, torch::Tensor>;
 /// file (header length, JSON, dtype, shape, offsets).
 TensorMap read_safetensors(const std::filesystem::path& file);
 
+/// As read_safetensors, but the tensors are read-only views of the file mapped into
+/// memory (copies only where a tensor's bytes are misaligned for its dtype): nothing is
+/// read until used, and the mapping lives while any view does. For loading a model,
+/// whose parameters then hold the only copy; never write into the views.
+TensorMap map_safetensors(const std::filesystem::path& file);
+
+/// Drops the pages of a map_safetensors view from this process's memory once they have
+/// been copied (they are read from the file again if the view is used). Nothing for a
+/// tensor that owns its memory.
+void release_mapped_pages(const torch::Tensor& tensor);
+
 /// Writes tensors (any device; F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL) to
 /// `file` through a temporary name renamed into place.
 void write_safetensors(const std::filesystem::path& file, const TensorMap& tensors,
@@ -26,6 +37,9 @@ void write_safetensors(const std::filesystem::path& file, const TensorMap& tenso
 /// Reads the weights of a Hugging Face model directory: `model.safetensors`, or the
 /// shards listed by `model.safetensors.index.json`.
 TensorMap read_checkpoint(const std::filesystem::path& dir);
+/// As read_checkpoint, with map_safetensors views for a single-file checkpoint (a sharded
+/// one is read a shard at a time, as read_checkpoint does).
+TensorMap map_checkpoint(const std::filesystem::path& dir);
 
 /// Writes weights as a Hugging Face model directory would hold them: one
 /// `model.safetensors`, or shards of at most `max_shard_bytes` plus the index.
