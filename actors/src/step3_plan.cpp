@@ -5,6 +5,7 @@
 
 #include <troupe/common/error.hpp>
 #include <troupe/data/collate.hpp>
+#include <troupe/data/unsupervised.hpp>
 #include <troupe/placement/resources.hpp>
 #include <troupe/placement/topology.hpp>
 #include <troupe/rl/algorithm_registry.hpp>
@@ -67,6 +68,9 @@ Step3Plan plan_step3(const Step3Config& config) {
   if (plan.prompts.train.size() == 0)
     throw Error("step 3: no training prompts (check --data_path, --data_split and --max_prompt_seq_len)");
   plan.mixture = !config.unsupervised_data.empty() && config.unsup_coef > 0;
+  // The actor reads the mixture corpus once it is built; reading it here too makes a bad
+  // path or line fail before any model loads.
+  if (plan.mixture) (void)data::read_text_corpus(config.unsupervised_data);
   if (!config.eval_function.empty()) plan.gold = rl::RewardFunctionRegistry::global().create(config.eval_function);
 
   // Per device, as DeepSpeed-Chat counts it: each actor rank generates this many prompts.

@@ -19,6 +19,7 @@
 
 #include <troupe/actors/experience_batch.hpp>
 #include <troupe/actors/step3_role_specs.hpp>
+#include <troupe/actors/step3_plan.hpp>
 #include <troupe/actors/step3_roles.hpp>
 #include <troupe/actors/step3_trainer.hpp>
 #include <troupe/actors/ticket_store.hpp>
@@ -204,6 +205,20 @@ TEST_CASE("step 3: critic and reward in a worker process train as they do coloca
     INFO(a[i].key());
     CHECK(torch::allclose(a[i].value(), b[i].value(), 1e-4, 1e-5));
   }
+}
+
+TEST_CASE("step 3: a mixture corpus that cannot be read is refused while planning, before any model loads",
+          "[actors][step3]") {
+  Step3World world("bad_corpus");
+  auto config = world.config("bad_corpus");
+  config.unsupervised_data = world.root / "no_such_corpus.jsonl";
+  config.unsup_coef = 0.5;
+  CHECK_THROWS_WITH(actors::plan_step3(config), Catch::Contains("no_such_corpus.jsonl"));
+  std::ofstream(world.root / "broken.jsonl") << "{\"text\": \"fine\"}\n{not json\n";
+  config.unsupervised_data = world.root / "broken.jsonl";
+  CHECK_THROWS_WITH(actors::plan_step3(config), Catch::Contains("broken.jsonl:2"));
+  config.unsup_coef = 0;  // no mixture: the corpus is not read
+  CHECK_NOTHROW(actors::plan_step3(config));
 }
 
 TEST_CASE("step 3: a topology it cannot run is refused before anything starts", "[actors][step3]") {
