@@ -6,7 +6,7 @@ against TRL's PPOTrainer with peft, same shapes, one PPO cycle each, peak RSS an
     nice -n 19 python3 bench/step3_memory_vs_trl.py [--actors opt-350m,opt-1.3b,opt-2.7b]
         [--dtypes fp32,bf16] [--sides troupe,trl] [--build build] [--cache /tmp/troupe_mem_bench]
         [--max_rss_gib 21] [--min_available_gib 1.5] [--threads 2] [--timeout 5400] [--json out.json]
-        [--troupe_flags "--release_inference_cache ..."]
+        [--gradient_checkpointing] [--troupe_flags=--release_inference_cache]
 
 The setting: a LoRA actor (rank 8 on every decoder linear layer, scale alpha/r = 1/8 as
 troupe's lora_scaling, only the adapters train; the reference is the actor's base with the
@@ -133,7 +133,7 @@ def make_data(cache, binary):
 
 # ---- the TRL child ----
 
-def run_trl(actor_dir, value_dir, prompts_path, dtype, threads):
+def run_trl(actor_dir, value_dir, prompts_path, dtype, threads, checkpointing=False):
     os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
     import torch
     from datasets import Dataset
@@ -158,7 +158,8 @@ def run_trl(actor_dir, value_dir, prompts_path, dtype, threads):
             response_length=ANSWER, temperature=1.0, stop_token=None, missing_eos_penalty=None,
             num_sample_generations=0, kl_coef=0.1, cliprange=0.2, cliprange_value=0.2, gamma=1.0, lam=0.95,
             learning_rate=5e-4, lr_scheduler_type="constant", logging_steps=1_000_000, save_strategy="no",
-            local_rollout_forward_batch_size=BATCH, dataloader_num_workers=0, seed=0)
+            local_rollout_forward_batch_size=BATCH, dataloader_num_workers=0, seed=0,
+            gradient_checkpointing=checkpointing)
         policy = OPTForCausalLM.from_pretrained(actor_dir, dtype=torch.float32)
         stamp("policy loaded")
         value = OPTForSequenceClassification.from_pretrained(value_dir, dtype=torch.float32)
@@ -313,13 +314,15 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=5400, help="seconds per run")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--gradient_checkpointing", action="store_true",
+                    help="both sides recompute the actor's and the critic's layers in the backward")
     ap.add_argument("--troupe_flags", default="", help="more `troupe train` flags, e.g. \"--release_inference_cache\"")
-    ap.add_argument("--trl-child", nargs=5, metavar=("ACTOR", "VALUE", "PROMPTS", "DTYPE", "THREADS"),
+    ap.add_argument("--trl-child", nargs=6, metavar=("ACTOR", "VALUE", "PROMPTS", "DTYPE", "THREADS", "CHECKPOINTING"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.trl_child:
-        a, v, p, d, t = args.trl_child
-        return run_trl(a, v, p, d, int(t))
+        a, v, p, d, t, c = args.trl_child
+        return run_trl(a, v, p, d, int(t), c == "1")
 
     binary = os.path.abspath(os.path.join(args.build, "bin", "troupe"))
     actors = args.actors.split(",")
@@ -367,9 +370,12 @@ def main():
                     if dtype == "bf16":
                         cmd += ["--inference_dtype", "bf16"]
                     cmd += args.troupe_flags.split()
+                    if args.gradient_checkpointing:
+                        cmd += ["--actor_gradient_checkpointing", "--critic_gradient_checkpointing"]
                 else:
                     cmd = [sys.executable, os.path.abspath(__file__), "--trl-child", actor_dir,
-                           os.path.join(critic_dir, "value_for_trl"), trl_prompts, dtype, str(args.threads)]
+                           os.path.join(critic_dir, "value_for_trl"), trl_prompts, dtype, str(args.threads),
+                           "1" if args.gradient_checkpointing else "0"]
                 print(f"{actor} {dtype} {side}: running (log {log}; MemAvailable {meminfo_available() / GIB:.1f} GiB)",
                       flush=True)
                 row["command"] = cmd

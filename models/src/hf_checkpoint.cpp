@@ -48,7 +48,9 @@ bool is_plain_file_name(const std::string& name) {
          name.find('\0') == std::string::npos;
 }
 
-TensorMap read_sharded(const fs::path& dir, const fs::path& index_file) {
+/// `mapped`: the shards as map_safetensors views (each tensor's pages dropped once a
+/// loader copies it), else read a shard at a time into owned memory.
+TensorMap read_sharded(const fs::path& dir, const fs::path& index_file, bool mapped) {
   const auto where = index_file.string() + ": ";
   auto index = nlohmann::json::parse(read_file(index_file), nullptr, /*allow_exceptions=*/false);
   if (index.is_discarded()) throw Error(where + "not valid JSON");
@@ -70,7 +72,7 @@ TensorMap read_sharded(const fs::path& dir, const fs::path& index_file) {
     if (!fs::is_regular_file(shard_path))
       throw Error(where + "shard '" + shard + "' (listed for tensor '" + names.front() +
                   "') is missing from " + dir.string());
-    auto shard_tensors = read_safetensors(shard_path);  // one shard in memory at a time
+    auto shard_tensors = mapped ? map_safetensors(shard_path) : read_safetensors(shard_path);
     for (const auto& name : names) {
       auto it = shard_tensors.find(name);
       if (it == shard_tensors.end())
@@ -117,17 +119,19 @@ void remove_stale_weights(const fs::path& dir, const std::set<std::string>& writ
 TensorMap read_checkpoint(const fs::path& dir) {
   if (!fs::is_directory(dir)) throw Error(dir.string() + ": not a directory (expected a Hugging Face model directory)");
   if (fs::exists(dir / kSingleFile)) return read_safetensors(dir / kSingleFile);
-  if (fs::exists(dir / kIndexFile)) return read_sharded(dir, dir / kIndexFile);
+  if (fs::exists(dir / kIndexFile)) return read_sharded(dir, dir / kIndexFile, false);
   throw Error(dir.string() + ": no model weights: looked for " + kSingleFile + " and " + kIndexFile +
               " (pytorch_model.bin is not supported: convert it to safetensors)");
 }
 
 TensorMap map_checkpoint(const fs::path& dir) {
   if (fs::is_directory(dir) && fs::exists(dir / kSingleFile)) return map_safetensors(dir / kSingleFile);
-  return read_checkpoint(dir);
+  if (fs::is_directory(dir) && fs::exists(dir / kIndexFile)) return read_sharded(dir, dir / kIndexFile, true);
+  return read_checkpoint(dir);  // its errors
 }
 
-void write_checkpoint(const fs::path& dir, const TensorMap& tensors, int64_t max_shard_bytes) {
+void write_checkpoint(const fs::path& dir, const TensorMap& tensors, int64_t max_shard_bytes,
+                      const TensorMaterializer& materialize) {
   if (max_shard_bytes <= 0)
     throw Error(dir.string() + ": max_shard_bytes must be positive, got " + std::to_string(max_shard_bytes));
   std::error_code ec;
@@ -145,14 +149,14 @@ void write_checkpoint(const fs::path& dir, const TensorMap& tensors, int64_t max
   const std::map<std::string, std::string> metadata{{"format", "pt"}};
   std::set<std::string> written;
   if (total_bytes <= static_cast<uint64_t>(max_shard_bytes)) {
-    write_safetensors(dir / kSingleFile, tensors, metadata);
+    write_safetensors(dir / kSingleFile, tensors, metadata, materialize);
     written.insert(kSingleFile);
   } else {
     auto shards = plan_shards(tensors, static_cast<uint64_t>(max_shard_bytes));
     nlohmann::json weight_map = nlohmann::json::object();
     for (size_t i = 0; i < shards.size(); ++i) {
       const std::string name = shard_file_name(i, shards.size());
-      write_safetensors(dir / name, shards[i], metadata);
+      write_safetensors(dir / name, shards[i], metadata, materialize);
       written.insert(name);
       for (const auto& entry : shards[i]) weight_map[entry.first] = name;
     }

@@ -80,13 +80,22 @@ CausalLM load_pretrained(const std::filesystem::path& dir, const LoadOptions& op
   return model;
 }
 
-TensorMap hf_state_dict(CausalLMImpl& model) {
+namespace {
+
+/// hf_state_dict, except that the weights named in `unmerged` stay the layer's own
+/// parameter (with its adapters not folded in).
+TensorMap hf_state_dict(CausalLMImpl& model, const std::map<std::string, Linear>& unmerged) {
   TensorMap out;
   const bool tied = model.config().tie_word_embeddings;
   std::set<std::string> linear_weights;
   for (auto& [name, linear] : model.linear_layers()) {
     auto key = name + ".weight";
     if (tied && key == "lm_head.weight") continue;
+    if (unmerged.count(key)) {
+      out[key] = linear->weight.detach();
+      linear_weights.insert(key);
+      continue;
+    }
     auto w = linear->effective_weight(/*with_lora=*/true);
     out[key] = linear->options().transposed() ? w.t().contiguous() : w.contiguous();
     linear_weights.insert(key);
@@ -98,6 +107,10 @@ TensorMap hf_state_dict(CausalLMImpl& model) {
   }
   return out;
 }
+
+}  // namespace
+
+TensorMap hf_state_dict(CausalLMImpl& model) { return hf_state_dict(model, {}); }
 
 void save_pretrained(CausalLMImpl& model, const std::filesystem::path& dir, int64_t max_shard_bytes) {
   std::filesystem::create_directories(dir);
@@ -113,7 +126,25 @@ void save_pretrained(CausalLMImpl& model, const std::filesystem::path& dir, int6
   if (config.eos_token_id) generation["eos_token_id"] = *config.eos_token_id;
   if (config.pad_token_id) generation["pad_token_id"] = *config.pad_token_id;
   write_file_atomically(dir / "generation_config.json", generation.dump(2) + "\n");
-  write_checkpoint(dir, hf_state_dict(model), max_shard_bytes);
+  // A LoRA layer's merged weight is computed as it is written, so a whole merged copy
+  // of the model never exists: in its place the map holds the base weight (same shape).
+  TensorMap tensors;
+  std::map<std::string, Linear> merged_later;
+  const bool tied = config.tie_word_embeddings;
+  for (auto& [name, linear] : model.linear_layers()) {
+    if (!linear->has_lora()) continue;
+    auto key = name + ".weight";
+    if (tied && key == "lm_head.weight") continue;
+    merged_later.emplace(key, linear);
+  }
+  for (auto& [key, tensor] : hf_state_dict(model, merged_later)) tensors.emplace(key, tensor);
+  write_checkpoint(dir, tensors, max_shard_bytes, [&](const std::string& name, const torch::Tensor& stored) {
+    auto it = merged_later.find(name);
+    if (it == merged_later.end()) return stored;
+    torch::NoGradGuard no_grad;
+    auto w = it->second->effective_weight(/*with_lora=*/true);
+    return it->second->options().transposed() ? w.t().contiguous() : w.contiguous();
+  });
 }
 
 }  // namespace troupe::models

@@ -296,7 +296,7 @@ void release_mapped_pages(const torch::Tensor& tensor) {
 }
 
 void write_safetensors(const std::filesystem::path& file, const TensorMap& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+                       const std::map<std::string, std::string>& metadata, const TensorMaterializer& materialize) {
   // ordered_json keeps "__metadata__" first and tensors in name order, as written below.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
@@ -328,7 +328,9 @@ void write_safetensors(const std::filesystem::path& file, const TensorMap& tenso
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
     for (const auto& [name, tensor] : tensors) {
       // One tensor at a time on the CPU: a GPU model is never copied whole.
-      auto cpu = tensor.to(torch::kCPU).contiguous();
+      auto cpu = (materialize ? materialize(name, tensor) : tensor).to(torch::kCPU).contiguous();
+      TORCH_CHECK(cpu.sizes() == tensor.sizes() && cpu.scalar_type() == tensor.scalar_type(), file.string(), ": tensor ",
+                  name, " changed shape or dtype when materialised");
       out.write(static_cast<const char*>(cpu.data_ptr()),
                 static_cast<std::streamsize>(cpu.numel() * cpu.element_size()));
     }
