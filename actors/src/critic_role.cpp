@@ -62,12 +62,7 @@ void CriticRole::save(const std::string& path) {
   save_whole(trainer_, data_parallel_.get(), [&] { engine::save_model_dir(*trainer_.model(), tokenizer_dir_, path); });
 }
 
-void CriticRole::load(const std::string& path) {
-  // Under ZeRO stage 3 every rank loads the whole model and keeps its chunks of it.
-  std::optional<engine::Zero3Partition::FullParameters> whole;
-  if (auto* zero3 = trainer_.zero3()) whole.emplace(zero3->gather_full_parameters(/*write_back=*/true));
-  models::load_weights(*trainer_.model(), models::read_checkpoint(path), path);
-}
+void CriticRole::load(const std::string& path) { load_whole(trainer_, path); }
 
 std::string CriticRole::describe() const {
   const auto& config = trainer_.model()->config();

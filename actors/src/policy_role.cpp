@@ -257,12 +257,7 @@ void PolicyRole::save(const std::string& path) {
 }
 
 void PolicyRole::load(const std::string& path) {
-  hybrid_->run_training([&](models::CausalLMImpl& model) {
-    // Under ZeRO stage 3 every rank loads the whole model and keeps its chunks of it.
-    std::optional<engine::Zero3Partition::FullParameters> whole;
-    if (auto* zero3 = trainer_.zero3()) whole.emplace(zero3->gather_full_parameters(/*write_back=*/true));
-    models::load_weights(model, models::read_checkpoint(path), path);
-  });
+  hybrid_->run_training([&](models::CausalLMImpl&) { load_whole(trainer_, path); });
 }
 
 std::string PolicyRole::describe() const {

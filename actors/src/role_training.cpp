@@ -7,6 +7,8 @@
 #include <troupe/actors/batch_keys.hpp>
 #include <troupe/actors/experience_batch.hpp>
 #include <troupe/common/error.hpp>
+#include <troupe/models/pretrained.hpp>
+#include <troupe/models/safetensors.hpp>
 
 namespace troupe::actors {
 
@@ -72,6 +74,12 @@ void add_layout_metrics(Metrics& metrics, const std::string& role, const DataPar
                         const engine::TrainEngine& trainer) {
   metrics.values[role + "_zero_stage"] = group ? group->zero_stage() : 0;
   metrics.values[role + "_param_resident_mib"] = static_cast<double>(param_resident_bytes(trainer)) / (1 << 20);
+}
+
+void load_whole(engine::TrainEngine& trainer, const std::string& path) {
+  std::optional<engine::Zero3Partition::FullParameters> whole;
+  if (auto* zero3 = trainer.zero3()) whole.emplace(zero3->gather_full_parameters(/*write_back=*/true));
+  models::load_weights(*trainer.model(), models::map_checkpoint(path), path);
 }
 
 void save_whole(engine::TrainEngine& trainer, const DataParallel* group, const std::function<void()>& write) {

@@ -53,6 +53,10 @@ int64_t param_resident_bytes(const engine::TrainEngine& trainer);
 void add_layout_metrics(Metrics& metrics, const std::string& role, const DataParallel* group,
                         const engine::TrainEngine& trainer);
 
+/// Loads the weights of the model directory `path` into the trainer's model: under ZeRO
+/// stage 3 every rank (a collective) loads the whole model and keeps its chunks of it.
+void load_whole(engine::TrainEngine& trainer, const std::string& path);
+
 /// Saving a trained model: under ZeRO stage 3 every rank gathers the whole model (a
 /// collective: each rank must call this) and rank 0 runs `write`; otherwise only rank 0
 /// (or the one process) runs it.
