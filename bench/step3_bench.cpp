@@ -8,18 +8,23 @@
 ///   troupe_bench_step3 [--actor DIR] [--critic DIR] [--reward DIR] [--prompts FILE]
 ///                      [--batch 4] [--prompt 64] [--new 64] [--sample] [--seed 0]
 ///                      [--warmup 1] [--iters 1] [--threads 2] [--json FILE]
+///                      [--op_profile ROWS] [--score_all_positions]
 ///
 /// --actor / --critic: Hugging Face directories (the critic's with v_head.weight); random
 /// OPT-shaped models when absent (actor OPT-125m, critic hidden 512 x 6 layers). --reward
 /// defaults to the critic's directory (DeepSpeed-Chat starts the critic from the reward
 /// model). --prompts: a safetensors file with input_ids (B, P) and attention_mask (B, P)
 /// (random full-length prompts of --batch x --prompt when absent). Every iteration makes
-/// exactly --new tokens (no EOS stop), so each does the same work.
+/// exactly --new tokens (no EOS stop), so each does the same work. --op_profile: the ROWS
+/// operators (with input shapes) that took the most self time in the timed iterations.
+/// --score_all_positions: the LM head runs for the prompt's positions too, as DeepSpeed-
+/// Chat's and TRL's scoring does (troupe scores the answer's alone), to measure the gain.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,13 +42,15 @@
 #include <troupe/rl/ppo.hpp>
 
 #include "bench_support.hpp"
+#include "op_profile.hpp"
 
 namespace {
 
 using namespace troupe;
 
 struct Args {
-  int64_t batch = 4, prompt = 64, new_tokens = 64, warmup = 1, iters = 1, threads = 2;
+  int64_t batch = 4, prompt = 64, new_tokens = 64, warmup = 1, iters = 1, threads = 2, op_profile = 0;
+  bool score_all_positions = false;
   uint64_t seed = 0;
   bool sample = false;
   std::string actor, critic, reward, prompts, json;
@@ -70,6 +77,8 @@ Args parse(int argc, char** argv) {
     else if (flag == "--iters") a.iters = std::stoll(value());
     else if (flag == "--threads") a.threads = std::stoll(value());
     else if (flag == "--json") a.json = value();
+    else if (flag == "--op_profile") a.op_profile = std::stoll(value());
+    else if (flag == "--score_all_positions") a.score_all_positions = true;
     else throw Error("unknown flag " + flag);
   }
   if (a.iters < 1 || a.warmup < 0) throw Error("--iters must be >= 1 and --warmup >= 0");
@@ -181,8 +190,10 @@ int main(int argc, char** argv) {
 
       start = std::chrono::steady_clock::now();
       auto exp = rl::Experience::from_generation(prompts, seq, mask);
-      exp.logprobs = hybrid.score_logprobs(seq, mask);      // (B, T-1)
-      exp.ref_logprobs = reference.logprobs(seq, mask);     // (B, T-1)
+      engine::ScoringOptions answer_only;  // as the step-3 roles score: the answer's columns
+      if (!args.score_all_positions) answer_only.first_position = exp.start();
+      exp.logprobs = hybrid.score_logprobs(seq, mask, answer_only);   // (B, T-1)
+      exp.ref_logprobs = reference.logprobs(seq, mask, answer_only);  // (B, T-1)
       critic_trainer.evaluate([&](models::CausalLMImpl& m) {
         exp.values = engine::sequence_values(m, seq, mask).to(torch::kFloat32);  // (B, T-1)
       });
@@ -197,7 +208,7 @@ int main(int argc, char** argv) {
       engine::MicroStep actor_step, critic_step;
       hybrid.run_training([&](models::CausalLMImpl&) {
         actor_step = actor_trainer.micro_step([&](models::CausalLMImpl& m) {
-          auto logprobs = engine::sequence_logprobs(m, seq, mask);  // (B, T-1) with autograd
+          auto logprobs = engine::sequence_logprobs(m, seq, mask, answer_only);  // (B, T-1) with autograd
           return ppo.policy_loss(logprobs, exp);
         });
       });
@@ -226,6 +237,8 @@ int main(int argc, char** argv) {
       if (i == 0) first_check = it.check;
     }
     std::vector<double> gen, experience, train, total;
+    std::optional<bench::OpProfile> profile;
+    if (args.op_profile > 0) profile.emplace();
     for (int64_t i = 0; i < args.iters; ++i) {
       auto it = iterate();
       if (first_check.is_null()) first_check = it.check;
@@ -251,6 +264,10 @@ int main(int argc, char** argv) {
     std::printf("%-24s %12.1f\n", "peak RSS MiB", static_cast<double>(rss) / (1 << 20));
     std::printf("%-24s %12.6f\n", "first actor loss", first_check["actor_loss"].get<double>());
     std::printf("%-24s %12.6f\n", "first critic loss", first_check["critic_loss"].get<double>());
+    if (profile) {
+      std::printf("\noperators by self time, per iteration:\n");
+      profile->print(static_cast<int>(args.op_profile), static_cast<double>(args.iters));
+    }
     if (!args.json.empty()) {
       std::ofstream out(args.json);
       out << nlohmann::json{{"batch", B},

@@ -5,16 +5,19 @@
 /// weights and batch in the same run.
 ///
 ///   troupe_bench_train_step [--model DIR] [--inputs FILE] [--batch 1] [--seq 512]
-///                           [--steps 3] [--threads 2] [--json FILE]
+///                           [--steps 3] [--threads 2] [--json FILE] [--op_profile ROWS]
 ///
 /// --model: a Hugging Face directory (random OPT-125m-shaped weights when absent);
 /// --inputs: a safetensors file with input_ids (B, T) (random ids of --batch x --seq
-/// when absent). Labels are the ids; the mask is all ones.
+/// when absent). Labels are the ids; the mask is all ones. --op_profile: after the
+/// table, the ROWS operators (with input shapes) that took the most self time in the
+/// timed steps (bench/op_profile.py prints the same table for transformers).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -30,13 +33,14 @@
 #include <troupe/models/safetensors.hpp>
 
 #include "bench_support.hpp"
+#include "op_profile.hpp"
 
 namespace {
 
 using namespace troupe;
 
 struct Args {
-  int64_t batch = 1, seq = 512, steps = 3, threads = 2;
+  int64_t batch = 1, seq = 512, steps = 3, threads = 2, op_profile = 0;
   std::string model, inputs, json;
 };
 
@@ -55,6 +59,7 @@ Args parse(int argc, char** argv) {
     else if (flag == "--steps") a.steps = std::stoll(value());
     else if (flag == "--threads") a.threads = std::stoll(value());
     else if (flag == "--json") a.json = value();
+    else if (flag == "--op_profile") a.op_profile = std::stoll(value());
     else throw Error("unknown flag " + flag);
   }
   if (a.steps < 1) throw Error("--steps must be >= 1");
@@ -141,6 +146,8 @@ int main(int argc, char** argv) {
 
     const auto [first, warmup_seconds] = step();  // warm-up: allocations, optimizer state
     std::vector<double> seconds, losses{first.loss};
+    std::optional<bench::OpProfile> profile;
+    if (args.op_profile > 0) profile.emplace();
     for (int64_t s = 0; s < args.steps; ++s) {
       auto [result, t] = step();
       seconds.push_back(t);
@@ -176,6 +183,10 @@ int main(int argc, char** argv) {
     std::printf("%-28s %12.6f\n", "first-step loss", first.loss);
     std::printf("%-28s %12.6f\n", "first-step grad norm", first.grad_norm);
     std::printf("%-28s %12.6f\n", "last-step loss", losses.back());
+    if (profile) {
+      std::printf("\noperators by self time, per step (median step %.3f s):\n", step_seconds);
+      profile->print(static_cast<int>(args.op_profile), static_cast<double>(args.steps));
+    }
     if (!args.json.empty()) {
       std::ofstream out(args.json);
       out << nlohmann::json{{"batch", B},

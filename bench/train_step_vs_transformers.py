@@ -5,14 +5,15 @@ AdamW lr 1e-5 betas (0.9, 0.95) eps 1e-8 no decay), fp32 on CPU: troupe's TrainE
 same weights, same batch, same thread count, in one run.
 
     python3 bench/train_step_vs_transformers.py [--build build] [--batch 1] [--seq 512]
-        [--steps 3] [--threads 2] [--json out.json]
+        [--steps 3] [--threads 2] [--json out.json] [--op_profile ROWS]
 
 The model is OPT-125m-shaped with random weights (no hub access here), dropout off, saved
 once with save_pretrained; each side runs in its own process (so each peak RSS is its
 own), warms up one step, then times --steps steps on the same batch. The first-step
 losses must agree (same weights, same batch); MFU uses the matmul peak the C++ bench
 measures (fp32 2048x2048 mm at the same thread count) and its FLOP count
-(6 * params * tokens + 12 * layers * hidden * seq * tokens)."""
+(6 * params * tokens + 12 * layers * hidden * seq * tokens). --op_profile ROWS prints, for
+each side, the ROWS operators (with input shapes) that took the most self time."""
 import argparse
 import json
 import os
@@ -25,6 +26,8 @@ import time
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import OPTConfig, OPTForCausalLM
+
+from op_profile import op_profile
 
 
 def opt_125m_config():
@@ -50,7 +53,7 @@ def run(cmd):
     return proc.stdout
 
 
-def run_peer(model_dir, inputs, steps, threads):
+def run_peer(model_dir, inputs, steps, threads, op_profile_rows=0):
     """The transformers side, in its own process: prints one JSON line."""
     torch.set_num_threads(threads)
     model = OPTForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -70,10 +73,11 @@ def run_peer(model_dir, inputs, steps, threads):
 
     first_loss, first_grad_norm, warmup_seconds = step()
     losses, seconds = [first_loss], []
-    for _ in range(steps):
-        loss, _, t = step()
-        losses.append(loss)
-        seconds.append(t)
+    with op_profile(op_profile_rows, steps):
+        for _ in range(steps):
+            loss, _, t = step()
+            losses.append(loss)
+            seconds.append(t)
     step_seconds = statistics.median(seconds)
     print(json.dumps({"step_seconds": step_seconds, "step_seconds_all": seconds, "warmup_seconds": warmup_seconds,
                       "tokens_per_s": ids.numel() / step_seconds, "peak_rss_bytes": peak_rss_bytes(),
@@ -90,10 +94,12 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--op_profile", type=int, default=0, metavar="ROWS",
+                    help="print each side's ROWS operators with the most self time")
     ap.add_argument("--peer", nargs=2, metavar=("MODEL_DIR", "INPUTS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.peer:
-        return run_peer(args.peer[0], args.peer[1], args.steps, args.threads)
+        return run_peer(args.peer[0], args.peer[1], args.steps, args.threads, args.op_profile)
     binary = os.path.join(args.build, "bin", "troupe_bench_train_step")
     if not os.path.exists(binary):
         sys.exit(f"{binary} not found: build first (cmake --build {args.build} --target troupe_bench_train_step)")
@@ -106,13 +112,18 @@ def main():
         save_file({"input_ids": torch.randint(3, 50000, (args.batch, args.seq), generator=g)}, inputs)
 
         out_json = os.path.join(tmp, "troupe.json")
-        run([binary, "--model", tmp, "--inputs", inputs, "--steps", str(args.steps),
-             "--threads", str(args.threads), "--json", out_json])
+        profile_flags = ["--op_profile", str(args.op_profile)] if args.op_profile > 0 else []
+        ours_out = run([binary, "--model", tmp, "--inputs", inputs, "--steps", str(args.steps),
+                        "--threads", str(args.threads), "--json", out_json] + profile_flags)
         with open(out_json) as f:
             ours = json.load(f)
         out = run([sys.executable, os.path.abspath(__file__), "--peer", tmp, inputs,
-                   "--steps", str(args.steps), "--threads", str(args.threads)])
+                   "--steps", str(args.steps), "--threads", str(args.threads)] + profile_flags)
         peer = json.loads(out.strip().splitlines()[-1])
+    if args.op_profile > 0:
+        print("troupe " + ours_out[ours_out.index("operators by self time"):])
+        print("transformers operators by self time, per step:")
+        print("\n".join(out.strip().splitlines()[:-1]) + "\n")
 
     # The same FLOP count and peak for both sides (the C++ bench's, see its comment).
     flops, peak = ours["model_flops_per_step"], ours["matmul_peak_gflops"]

@@ -148,7 +148,8 @@ TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
 TensorBatch PolicyRole::score(const TensorBatch& batch) {
   const auto device = device_of(*hybrid_->model());
   return {{keys::logprobs, hybrid_->score_logprobs(require_tensor(batch, keys::sequences, "policy score").to(device),
-                                               require_tensor(batch, keys::attention_mask, "policy score").to(device))}};
+                                               require_tensor(batch, keys::attention_mask, "policy score").to(device),
+                                               answer_scoring(batch))}};
 }
 
 double PolicyRole::mixture_step(int64_t step) {
@@ -171,7 +172,9 @@ double PolicyRole::mixture_step(int64_t step) {
 
 engine::MicroStep PolicyRole::policy_step(const rl::Experience* minibatch, int64_t step) {
   auto result = !minibatch ? zero_loss_step(trainer_, "actor") : trainer_.micro_step([&](models::CausalLMImpl& model) {
-    auto logprobs = engine::sequence_logprobs(model, minibatch->sequences, minibatch->attention_mask);
+    engine::ScoringOptions answer_only;  // PPO reads the answer's columns alone
+    answer_only.first_position = minibatch->start();
+    auto logprobs = engine::sequence_logprobs(model, minibatch->sequences, minibatch->attention_mask, answer_only);
     // How far the policy has moved from the one that sampled (TRL's approxkl); the
     // first minibatch's is 0 unless rollout and training score tokens differently.
     const double approx_kl = rl::approx_kl(logprobs.detach(), *minibatch);

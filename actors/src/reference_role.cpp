@@ -19,7 +19,8 @@ ReferenceRole::ReferenceRole(std::shared_ptr<engine::ReferencePolicy> reference)
 TensorBatch ReferenceRole::score(const TensorBatch& batch) {
   const auto device = device_of(*reference_->model());
   return {{keys::ref_logprobs, reference_->logprobs(require_tensor(batch, keys::sequences, "reference score").to(device),
-                                                require_tensor(batch, keys::attention_mask, "reference score").to(device))}};
+                                                require_tensor(batch, keys::attention_mask, "reference score").to(device),
+                                                answer_scoring(batch))}};
 }
 
 std::string ReferenceRole::describe() const { return "reference: " + reference_->memory_summary(); }

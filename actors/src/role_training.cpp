@@ -18,6 +18,13 @@ int64_t prompt_length_of(const TensorBatch& batch, const std::string& where) {
   return require_tensor(batch, keys::prompt_length, where)[0].item<int64_t>();
 }
 
+engine::ScoringOptions answer_scoring(const TensorBatch& batch) {
+  engine::ScoringOptions options;
+  const auto it = batch.find(keys::prompt_length);
+  if (it != batch.end() && it->second.numel() > 0) options.first_position = it->second[0].item<int64_t>() - 1;
+  return options;
+}
+
 /// The training experience of a train request: its batches concatenated.
 std::optional<rl::Experience> training_experience(const std::vector<TensorBatch>& batches) {
   std::vector<rl::Experience> parts;

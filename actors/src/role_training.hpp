@@ -11,6 +11,7 @@
 #include <troupe/actors/messages.hpp>
 #include <troupe/actors/ppo_training_options.hpp>
 #include <troupe/actors/ticket_store.hpp>
+#include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/models/causal_lm.hpp>
 #include <troupe/rl/experience.hpp>
@@ -29,6 +30,11 @@ torch::Device device_of(const models::CausalLMImpl& model);
 
 /// T0 of a sequences batch; throws naming `where` when the batch has none.
 int64_t prompt_length_of(const TensorBatch& batch, const std::string& where);
+
+/// How a score request's sequences are scored: only the answer's log-prob columns
+/// (from prompt_length - 1, what PPO reads) when the batch carries its prompt length,
+/// every column otherwise.
+engine::ScoringOptions answer_scoring(const TensorBatch& batch);
 
 /// The training experience of a train request: its batches concatenated.
 std::optional<rl::Experience> training_experience(const std::vector<TensorBatch>& batches);

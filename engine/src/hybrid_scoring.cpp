@@ -63,18 +63,23 @@ torch::Tensor sequence_logprobs(models::CausalLMImpl& model, const torch::Tensor
     join_partitioned_pass(model);
     return torch::zeros({0, t}, sequences.options().dtype(torch::kFloat32));
   }
+  TORCH_CHECK(options.first_position >= 0 && options.first_position < t, "sequence_logprobs: first_position ",
+              options.first_position, " must be in [0, T - 1 = ", t, ")");
+  const int64_t first = options.first_position, scored = t - first;
   auto hidden = model.hidden_states({sequences, mask, {}, nullptr});  // (B, T, E)
-  auto targets = sequences.narrow(1, 1, t).to(torch::kLong);          // (B, T - 1)
-  const int64_t chunk = rows_per_chunk(options, b, t, model.config().vocab_size);
+  auto targets = sequences.narrow(1, first + 1, scored).to(torch::kLong);  // (B, S) with S = T - 1 - first
+  const int64_t chunk = rows_per_chunk(options, b, scored, model.config().vocab_size);
   std::vector<torch::Tensor> parts;
   for (int64_t start = 0; start < b; start += chunk) {
     const int64_t n = std::min(chunk, b - start);
-    // The LM head runs per chunk: only one chunk's (n, T - 1, V) logits exist at a time
+    // The LM head runs per chunk: only one chunk's (n, S, V) logits exist at a time
     // (without autograd; with it, each chunk's logits are kept for the backward).
-    auto logits = model.lm_logits(hidden.narrow(0, start, n).narrow(1, 0, t));  // (n, T - 1, V)
+    auto logits = model.lm_logits(hidden.narrow(0, start, n).narrow(1, first, scored));  // (n, S, V)
     parts.push_back(chunk_logprobs(logits, targets.narrow(0, start, n)));
   }
-  return torch::cat(parts, 0);  // (B, T - 1)
+  auto scored_logprobs = torch::cat(parts, 0);  // (B, S)
+  if (first == 0) return scored_logprobs;       // (B, T - 1)
+  return torch::constant_pad_nd(scored_logprobs, {first, 0}, 0.0);  // (B, T - 1), 0 before first_position
 }
 
 torch::Tensor sequence_values(models::CausalLMImpl& critic, const torch::Tensor& sequences, const torch::Tensor& mask) {

@@ -100,6 +100,33 @@ TEST_CASE("scoring: log-probs are differentiable when grad mode is on", "[engine
   CHECK(torch::allclose(chunked_grad, model->input_embedding_weight().grad(), 1e-5, 1e-6));
 }
 
+TEST_CASE("scoring: first_position scores the answer's columns alone, with the same values and gradients",
+          "[engine][scoring]") {
+  torch::manual_seed(4);
+  auto model = models::make_causal_lm(test::tiny_config("opt"));
+  model->eval();  // no dropout: the two passes must see the same model
+  auto ids = torch::randint(3, 50, {3, 9}, torch::kLong);  // (B, T)
+  auto mask = torch::ones({3, 9}, torch::kLong);
+  mask[1][0] = 0;  // a left-padded prompt
+  const int64_t first = 4;  // prompt length 5
+  engine::ScoringOptions answer_only;
+  answer_only.first_position = first;
+  answer_only.rows_per_chunk = 2;
+  auto got = engine::sequence_logprobs(*model, ids, mask, answer_only);  // (B, T - 1)
+  REQUIRE(got.sizes() == torch::IntArrayRef({3, 8}));
+  CHECK(got.narrow(1, 0, first).abs().max().item<double>() == 0.0);
+  auto want = plain_logprobs(model->forward(ids, mask), ids);  // (B, T - 1)
+  CHECK(torch::allclose(got.narrow(1, first, 8 - first), want.narrow(1, first, 8 - first), 0, 1e-5));
+  // The gradient of the answer's log-probs is the plain formula's.
+  got.sum().backward();
+  auto grad = model->input_embedding_weight().grad().clone();
+  model->zero_grad();
+  want.narrow(1, first, 8 - first).sum().backward();
+  CHECK(torch::allclose(grad, model->input_embedding_weight().grad(), 1e-5, 1e-6));
+  answer_only.first_position = 8;
+  CHECK_THROWS(engine::sequence_logprobs(*model, ids, mask, answer_only));
+}
+
 TEST_CASE("scoring: critic values drop the last position; end scores read the last answer token",
           "[engine][scoring]") {
   torch::manual_seed(3);

@@ -23,6 +23,11 @@ struct ScoringOptions {
   /// Budget for one chunk's logits, counted as fp32 (rows * (T - 1) * V * 4 bytes), when
   /// `rows_per_chunk` is 0; at least one row is taken.
   int64_t chunk_bytes = int64_t{256} << 20;
+  /// The first column of sequence_logprobs' (B, T - 1) result that is scored. Step 3
+  /// sets it to prompt_length - 1: PPO reads only the answer's columns, so the LM head
+  /// (a third of an OPT-125m's FLOPs) runs for the answer positions alone; the columns
+  /// before it are 0.
+  int64_t first_position = 0;
 };
 
 /// What a rank with no rows runs instead of a pass when `model`'s layers are
