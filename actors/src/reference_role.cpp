@@ -12,8 +12,12 @@
 
 namespace troupe::actors {
 
-ReferenceRole::ReferenceRole(std::shared_ptr<engine::ReferencePolicy> reference) : reference_(std::move(reference)) {
+ReferenceRole::ReferenceRole(std::shared_ptr<engine::ReferencePolicy> reference,
+                             std::shared_ptr<DataParallel> partition_over)
+    : reference_(std::move(reference)) {
   if (!reference_) throw Error("ReferenceRole: no reference policy");
+  if (partition_over && partition_over->world() > 1 && reference_->kind() == engine::ReferenceKind::FrozenCopy)
+    partition_ = std::make_unique<engine::Zero3Partition>(reference_->model(), partition_over->zero3_collectives());
 }
 
 TensorBatch ReferenceRole::score(const TensorBatch& batch) {
@@ -23,6 +27,11 @@ TensorBatch ReferenceRole::score(const TensorBatch& batch) {
                                                 answer_scoring(batch))}};
 }
 
-std::string ReferenceRole::describe() const { return "reference: " + reference_->memory_summary(); }
+std::string ReferenceRole::describe() const {
+  if (!partition_) return "reference: " + reference_->memory_summary();
+  return "reference: a frozen copy, ZeRO-3: layers partitioned over " + std::to_string(partition_->world()) +
+         " ranks (holds " + engine::format_bytes(partition_->param_resident_bytes()) + " of " +
+         engine::format_bytes(partition_->whole_param_bytes()) + " of parameters)";
+}
 
 }  // namespace troupe::actors

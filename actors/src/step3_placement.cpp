@@ -45,6 +45,8 @@ Step3Placement place_step3_roles(const placement::Topology& topology, const Step
   result.plan_text = placement::format_plan(plan);
   if (const auto* critic = topology.find(placement::Role::Critic)) result.critic_zero_stage = critic->zero_stage;
   if (const auto* reward = topology.find(placement::Role::Reward)) result.reward_zero_stage = reward->zero_stage;
+  if (const auto* reference = topology.find(placement::Role::Reference))
+    result.reference_zero_stage = reference->zero_stage;
   if (const auto* actor = topology.find(placement::Role::Actor)) {
     result.actor_zero_stage = actor->zero_stage;
     result.actor_inference_tp = actor->inference_tp_size;

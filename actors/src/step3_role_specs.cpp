@@ -233,7 +233,7 @@ ActorHere& actor_here() {
 }
 
 std::shared_ptr<RoleModel> make_reference(const RoleSpec& spec) {
-  return std::make_shared<ReferenceRole>(make_reference_policy(spec));
+  return std::make_shared<ReferenceRole>(make_reference_policy(spec), reference_partition_group(spec));
 }
 
 std::shared_ptr<RoleModel> make_reward(const RoleSpec& spec) {
@@ -326,6 +326,11 @@ std::shared_ptr<engine::ReferencePolicy> make_reference_policy(const RoleSpec& s
   options.lora_dim = 0;  // the reference is the initial policy: adapters start at zero
   auto actor = load_role_model(reader.required("model"), options, "reference");
   return std::make_shared<engine::ReferencePolicy>(actor);
+}
+
+std::shared_ptr<DataParallel> reference_partition_group(const RoleSpec& spec) {
+  SpecReader reader(spec);
+  return reader.integer("zero_stage", 0) == 3 ? data_parallel_group(reader) : nullptr;
 }
 
 RoleSpec actor_role_spec(const Step3Config& config, const models::GenerationOptions& generation, int64_t total_steps) {

@@ -101,19 +101,30 @@ Step3Runtime::Step3Runtime(const Step3Config& config, const Step3Plan& plan) : c
 }
 
 void Step3Runtime::start_reference() {
+  auto spec = reference_role_spec(config_);
+  const int ranks = plan_.placement.ranks("reference");
+  if (plan_.placement.reference_zero_stage == 3) join_group(spec, ranks, 3);
   if (!plan_.placement.with_actor("reference")) {
     // One-rank groups around remote roles: a lost worker fails the request at once.
-    roles_.reference = workers_->spawn(reference_role_spec(config_), spawn_reference_group);
+    roles_.reference = workers_->spawn(spec, spawn_reference_group);
     reference_memory_ = "reference: a frozen copy of the actor's initial weights in its worker process";
+    if (ranks > 1 && plan_.placement.reference_zero_stage == 3) reference_memory_ += ", ZeRO-3 over its ranks";
     return;
   }
-  auto reference = make_reference_policy(reference_role_spec(config_));
+  auto reference = make_reference_policy(spec);
   if (config_.offload_reference_model && !reference->offload_to(torch::kCPU))
     std::clog << "step3: --offload_reference_model: the reference shares the actor's weights; nothing to offload\n";
-  reference_memory_ = reference->memory_summary();
-  if (plan_.placement.ranks("reference") > 1) reference_memory_ += " (the same on every rank)";
-  roles_.reference = with_other_ranks(spawn_reference(system_, local_context("reference", std::make_shared<ReferenceRole>(reference))),
-                                      reference_role_spec(config_), spawn_reference_group);
+  auto role = std::make_shared<ReferenceRole>(reference, reference_partition_group(spec));
+  if (role->partitioned()) {
+    reference_memory_ = role->describe();
+  } else {
+    reference_memory_ = reference->memory_summary();
+    if (ranks > 1) reference_memory_ += " (the same on every rank)";
+    if (ranks > 1 && plan_.placement.reference_zero_stage == 3)
+      reference_memory_ += "; roles.reference.zero_stage 3 leaves it so: it shares the actor's weights";
+  }
+  roles_.reference = with_other_ranks(spawn_reference(system_, local_context("reference", role)), spec,
+                                      spawn_reference_group);
   here_.push_back("reference");
 }
 

@@ -12,16 +12,18 @@ using namespace troupe::testing;
 
 namespace {
 
-/// Step 3 for two cycles with every role on two ranks, colocated; the actor and the
-/// critic at `zero_stage`. Greedy, so both layouts answer alike.
+/// Step 3 for two cycles with every role on two ranks, colocated, every role at
+/// `zero_stage` (the reference is a frozen copy: the actor has no LoRA). Greedy, so both
+/// layouts answer alike.
 actors::Step3Result run_two_ranks(const Step3World& world, const std::string& name, int zero_stage,
                                   const std::function<void(actors::Step3Config&)>& adjust) {
   const auto topology = world.root / (name + ".json");
   const auto stage = std::to_string(zero_stage);
   std::ofstream(topology) << R"({"precision": "fp32",
     "batch": {"generation_batch_size": 4, "training_batch_size": 2, "prompt_len": 32, "answer_len": 6},
-    "roles": {"actor": {"devices": 2, "zero_stage": )" << stage << R"(}, "reference": {"devices": 2},
-              "critic": {"devices": 2, "zero_stage": )" << stage << R"(}, "reward": {"devices": 2}},
+    "roles": {"actor": {"devices": 2, "zero_stage": )" << stage << R"(}, "reference": {"devices": 2, "zero_stage": )" << stage << R"(},
+              "critic": {"devices": 2, "zero_stage": )" << stage << R"(},
+              "reward": {"devices": 2, "zero_stage": )" << stage << R"(}},
     "colocate": [["actor", "reference", "critic", "reward"]]})";
   const auto cluster = world.root / "machine.json";
   std::ofstream(cluster) << R"({"nodes": [{"name": "local", "cpu_threads": 8, "memory": "8GiB"}]})";
@@ -51,7 +53,7 @@ void check_same_weights(const fs::path& a, const fs::path& b, bool value_head) {
 
 }  // namespace
 
-TEST_CASE("step 3: a ZeRO-3 actor and critic on two ranks train as plain data parallelism does",
+TEST_CASE("step 3: a ZeRO-3 actor, critic, reference and reward model on two ranks train as plain data parallelism does",
           "[actors][step3][multiprocess][zero3]") {
   Step3World world("zero3");
   auto both = [&](actors::Step3Config& config) {
@@ -86,6 +88,10 @@ TEST_CASE("step 3: a ZeRO-3 actor and critic on two ranks train as plain data pa
     CHECK(whole.last_metrics.at(r + "_zero_stage") == 0);
     CHECK(parted.last_metrics.at(r + "_param_resident_mib") < 0.8 * whole.last_metrics.at(r + "_param_resident_mib"));
   }
+  // The reference, a frozen copy, holds its half of the layers too (ref_logprobs above
+  // matched: the kl metric reads them).
+  CHECK(parted.reference_memory.find("ZeRO-3: layers partitioned over 2 ranks") != std::string::npos);
+  CHECK(whole.reference_memory.find("ZeRO-3") == std::string::npos);
   CHECK(parted.last_metrics.at("actor_reshard_mib") > 0);
   CHECK(whole.last_metrics.at("actor_reshard_mib") == 0);
 }

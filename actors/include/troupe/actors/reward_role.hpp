@@ -7,7 +7,6 @@
 #include <vector>
 
 #include <troupe/actors/data_parallel.hpp>
-#include <troupe/actors/data_parallel.hpp>
 #include <troupe/engine/zero3.hpp>
 #include <troupe/actors/role_model.hpp>
 #include <troupe/models/causal_lm.hpp>

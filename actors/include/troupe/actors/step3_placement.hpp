@@ -27,13 +27,16 @@ struct WorkerSet {
 struct Step3Placement {
   std::vector<WorkerSet> worker_sets;
   /// The critic's zero_stage in the topology: 1 partitions a data-parallel critic's
-  /// optimizer state, 2 its gradients too; 3 is run as 2.
+  /// optimizer state, 2 its gradients too, 3 its parameters too (engine/zero3.hpp).
   int critic_zero_stage = 0;
   /// The actor's data-parallel ranks (its devices): rank 0 here, the others in workers.
   int actor_ranks = 1;
   int actor_zero_stage = 0;
   /// The reward model's zero_stage: 3 partitions its layers over its ranks.
   int reward_zero_stage = 0;
+  /// The reference's zero_stage: 3 partitions the layers of a frozen-copy reference over
+  /// its ranks (a reference that is the actor's base lives in the actor's layout).
+  int reference_zero_stage = 0;
   /// The actor's generation layout: groups of this many ranks generate tensor-parallel.
   int actor_inference_tp = 1;
   /// The plan as `troupe plan` prints it.

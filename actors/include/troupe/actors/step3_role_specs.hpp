@@ -6,8 +6,9 @@
 #include <cstdint>
 #include <memory>
 
-#include <troupe/engine/hybrid_scoring.hpp>
+#include <troupe/actors/data_parallel.hpp>
 #include <troupe/actors/role_factories.hpp>
+#include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/actors/step3_trainer.hpp>
 
 namespace troupe::actors {
@@ -34,6 +35,10 @@ RoleSpec reference_role_spec(const Step3Config& config);
 /// of the actor, the copy is loaded from the actor's initial checkpoint instead).
 /// Elsewhere: loaded from the checkpoint.
 std::shared_ptr<engine::ReferencePolicy> make_reference_policy(const RoleSpec& spec);
+/// The group a reference of `spec` partitions a frozen copy over: its data-parallel
+/// ranks when the spec says zero_stage 3 (the topology's roles.reference.zero_stage),
+/// else none. ReferenceRole leaves a reference that shares the actor's weights whole.
+std::shared_ptr<DataParallel> reference_partition_group(const RoleSpec& spec);
 /// The reward model (reward_model, else critic_model) or the reward function.
 RoleSpec reward_role_spec(const Step3Config& config);
 
