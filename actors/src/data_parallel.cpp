@@ -161,26 +161,42 @@ engine::TrainEngine::OptimizerSharding DataParallel::optimizer_sharding(int stag
   return sharding;
 }
 
-engine::Zero3Collectives DataParallel::zero3_collectives() {
+engine::Zero3Collectives zero3_collectives_over(std::function<transport::Communicator&()> communicator, int rank,
+                                                int world) {
   engine::Zero3Collectives collectives;
-  collectives.rank = rank_;
-  collectives.world = world_;
-  collectives.all_gather = [self = shared_from_this()](const torch::Tensor& chunk, torch::Tensor& flat) {
-    if (self->world_ == 1) {
+  collectives.rank = rank;
+  collectives.world = world;
+  collectives.all_gather = [communicator, world](const torch::Tensor& chunk, torch::Tensor& flat) {
+    if (world == 1) {
       flat.copy_(chunk);
       return;
     }
-    flat.copy_(self->communicator().all_gather(chunk).reshape({-1}));  // (W, C) -> (W * C)
+    flat.copy_(communicator().all_gather(chunk).reshape({-1}));  // (W, C) -> (W * C)
   };
-  collectives.reduce_scatter_sum = [self = shared_from_this()](const torch::Tensor& flat, torch::Tensor& chunk) {
-    if (self->world_ == 1) {
+  collectives.reduce_scatter_sum = [communicator, world](const torch::Tensor& flat, torch::Tensor& chunk) {
+    if (world == 1) {
       chunk.copy_(flat);
       return;
     }
-    chunk.copy_(self->communicator().reduce_scatter(flat.view({self->world_, -1}), transport::ReduceOp::kSum));
+    chunk.copy_(communicator().reduce_scatter(flat.view({world, -1}), transport::ReduceOp::kSum));
   };
-  collectives.all_reduce_sum = [self = shared_from_this()](torch::Tensor& tensor) { self->all_reduce_sum(tensor); };
+  collectives.all_reduce_sum = [communicator, world](torch::Tensor& tensor) {
+    if (world > 1) communicator().all_reduce(tensor, transport::ReduceOp::kSum);
+  };
+  collectives.all_to_all = [communicator, world](const torch::Tensor& send, const std::vector<int64_t>& send_counts,
+                                                 torch::Tensor& receive, const std::vector<int64_t>& receive_counts) {
+    if (world == 1) {
+      receive.copy_(send);
+      return;
+    }
+    receive.copy_(communicator().all_to_all(send, send_counts, receive_counts));
+  };
   return collectives;
+}
+
+engine::Zero3Collectives DataParallel::zero3_collectives() {
+  return zero3_collectives_over([self = shared_from_this()]() -> transport::Communicator& { return self->communicator(); },
+                                rank_, world_);
 }
 
 int64_t DataParallel::max(int64_t value) {

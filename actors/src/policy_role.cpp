@@ -62,11 +62,12 @@ namespace {
 /// Under ZeRO stage 3, the actor's layers whole for one generate request: gathered once
 /// on every rank (a collective, so a rank without prompts joins too), under the model's
 /// lock, and released under it, so that scoring on another thread never sees them change.
+/// A tensor-parallel actor holds nothing here: each generate() reshards its slices.
 class WholeForGeneration {
  public:
   WholeForGeneration(engine::HybridEngine& hybrid, double& seconds, int64_t& bytes) : hybrid_(hybrid) {
     auto* zero3 = hybrid.zero3();
-    if (!zero3) return;
+    if (!zero3 || hybrid.tensor_parallel().world > 1) return;
     std::lock_guard<std::mutex> lock(*hybrid.model_mutex());
     const auto start = std::chrono::steady_clock::now();
     const int64_t received = zero3->received_bytes();
@@ -125,6 +126,8 @@ TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
     }
     if (data_parallel_) options.seed += static_cast<uint64_t>(data_parallel_->rank()) << 32;  // and on every rank
     outs.push_back(hybrid_->generate(ids.slice(0, start, end), mask.slice(0, start, end), options));
+    reshard_seconds_ += hybrid_->last_timings().reshard_seconds;
+    reshard_bytes_ += hybrid_->last_timings().reshard_bytes;
     longest = std::max(longest, outs.back().sequences.size(1));
   }
   if (rows == 0) return {};  // took part in the group's generation only

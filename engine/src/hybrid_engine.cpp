@@ -127,8 +127,10 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
   // the packed copies of what each layer computes with (adapters folded in).
   auto start = Clock::now();
   models::GenerationResult result;
-  // Under ZeRO stage 3 the layers are whole for the whole call; released last.
+  // Under ZeRO stage 3 the layers are whole (or, tensor-parallel, this rank's slices,
+  // resharded from the chunks) for the whole call; released last.
   std::optional<Zero3Partition::FullParameters> whole;
+  std::optional<Zero3Partition::TensorParallelSlices> slices;
   auto leave = [&] {
     layout_.leave(model);
     if (parallel) models::leave_tensor_parallel(model);
@@ -136,9 +138,22 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
     mode_ = EngineMode::Training;
   };
   try {
-    if (zero3_) whole.emplace(zero3_->gather_full_parameters());
+    if (zero3_) {
+      const int64_t received = zero3_->received_bytes();
+      if (parallel) {
+        slices.emplace(zero3_->gather_tensor_parallel_slices(group));
+      } else {
+        whole.emplace(zero3_->gather_full_parameters());
+      }
+      timings.reshard_seconds = seconds_since(start);
+      timings.reshard_bytes = zero3_->received_bytes() - received;
+    }
     model.eval();
-    if (parallel) models::enter_tensor_parallel(model, group);
+    if (parallel && zero3_) {
+      models::enter_tensor_parallel_slices(model, group);
+    } else if (parallel) {
+      models::enter_tensor_parallel(model, group);
+    }
     layout_.enter(model, options_.inference_dtype);
     mode_ = EngineMode::Inference;
     synchronize(device);

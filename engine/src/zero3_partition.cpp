@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <cstring>
 #include <regex>
+#include <tuple>
 #include <utility>
 
 #include <torch/torch.h>
@@ -37,8 +39,12 @@ Zero3Partition::Zero3Partition(models::CausalLM model, Zero3Collectives collecti
   // transformer.h.3.
   static const std::regex layer_name(R"((^|\.)(layers|h)\.(\d+)\.)");
   // Per layer, per (group, dtype): the parameters in model order.
-  std::vector<std::map<std::pair<int, int>, std::vector<torch::Tensor>>> by_layer;
-  std::vector<std::pair<int, torch::Tensor>> kept_trainable;  // (group, parameter)
+  struct Named {
+    std::vector<torch::Tensor> parameters;
+    std::vector<std::string> names;
+  };
+  std::vector<std::map<std::pair<int, int>, Named>> by_layer;
+  std::vector<std::tuple<int, torch::Tensor, std::string>> kept_trainable;  // (group, parameter, name)
   for (const auto& item : unique_named_parameters(*model_)) {
     const auto& parameter = item.value();
     whole_bytes_ += bytes_of(parameter);
@@ -47,7 +53,7 @@ Zero3Partition::Zero3Partition(models::CausalLM model, Zero3Collectives collecti
     if (!std::regex_search(item.key(), match, layer_name)) {
       kept_bytes_ += bytes_of(parameter);
       if (parameter.requires_grad()) {
-        kept_trainable.emplace_back(group, parameter);
+        kept_trainable.emplace_back(group, parameter, item.key());
       } else {
         resident_bytes_ += bytes_of(parameter);  // frozen and whole: left as it is
       }
@@ -55,7 +61,9 @@ Zero3Partition::Zero3Partition(models::CausalLM model, Zero3Collectives collecti
     }
     const auto layer = static_cast<size_t>(std::stoll(match[3].str()));
     if (by_layer.size() <= layer) by_layer.resize(layer + 1);
-    by_layer[layer][{group, static_cast<int>(parameter.scalar_type())}].push_back(parameter);
+    auto& named = by_layer[layer][{group, static_cast<int>(parameter.scalar_type())}];
+    named.parameters.push_back(parameter);
+    named.names.push_back(item.key());
   }
   if (by_layer.empty())
     throw Error("ZeRO stage 3: the model has no decoder layer parameters (names with layers.N. or h.N.)");
@@ -64,15 +72,15 @@ Zero3Partition::Zero3Partition(models::CausalLM model, Zero3Collectives collecti
   layers_.resize(by_layer.size());
   for (size_t l = 0; l < by_layer.size(); ++l) {
     if (by_layer[l].empty()) throw Error("ZeRO stage 3: decoder layer " + std::to_string(l) + " has no parameters");
-    for (auto& [key, parameters] : by_layer[l]) {
-      layers_[l].flats.push_back(make_flat(key.first, std::move(parameters)));
+    for (auto& [key, named] : by_layer[l]) {
+      layers_[l].flats.push_back(make_flat(key.first, std::move(named.parameters), std::move(named.names)));
       auto& flat = layers_[l].flats.back();
       for (auto& p : flat.parameters) p.set_data(placeholder(p));  // the whole weight is gone until gathered
       flat.gathered = torch::Tensor();
     }
   }
-  for (auto& [group, parameter] : kept_trainable) {
-    kept_.push_back(make_flat(group, {parameter}, /*keep_whole=*/true));
+  for (auto& [group, parameter, name] : kept_trainable) {
+    kept_.push_back(make_flat(group, {parameter}, {name}, /*keep_whole=*/true));
     auto& flat = kept_.back();
     // The whole value stays, as a view of the gathered buffer the step's all-gather fills.
     flat.parameters[0].set_data(flat.gathered.narrow(0, 0, flat.numel).view(flat.shapes[0]));
@@ -94,7 +102,8 @@ Zero3Partition::~Zero3Partition() {
   if (model_) model_->set_layer_hooks({});
 }
 
-Zero3Partition::Flat Zero3Partition::make_flat(int group, std::vector<torch::Tensor> parameters, bool keep_whole) {
+Zero3Partition::Flat Zero3Partition::make_flat(int group, std::vector<torch::Tensor> parameters,
+                                               std::vector<std::string> names, bool keep_whole) {
   const int64_t world = collectives_.world;
   Flat flat;
   flat.group = group;
@@ -115,6 +124,7 @@ Zero3Partition::Flat Zero3Partition::make_flat(int group, std::vector<torch::Ten
   if (!keep_whole) flat.master = flat.master.clone();
   if (group != kFrozen) flat.master.requires_grad_(true);
   flat.parameters = std::move(parameters);
+  flat.names = std::move(names);
   resident_bytes_ += keep_whole ? flat.gathered_bytes() : bytes_of(flat.master);
   // Padding sits in the last chunks; count what this rank's chunk holds of it.
   const int64_t begin = collectives_.rank * flat.chunk;
@@ -198,6 +208,7 @@ void Zero3Partition::reduce_scatter_flat(Flat& flat) {
 }
 
 void Zero3Partition::after_backward(int64_t index) {
+  if (sliced_) throw Error("ZeRO stage 3: a backward pass while the layers are tensor-parallel slices");
   auto& layer = layer_at(index, "after_backward");
   for (auto& flat : layer.flats)
     if (flat.group != kFrozen) reduce_scatter_flat(flat);
@@ -250,6 +261,7 @@ Zero3Partition::FullParameters Zero3Partition::gather_full_parameters(bool write
 
 Zero3Partition::FullParameters::FullParameters(Zero3Partition& owner, bool write_back)
     : owner_(&owner), write_back_(write_back) {
+  if (owner.sliced_) throw Error("ZeRO stage 3: the whole parameters were asked for while the layers are tensor-parallel slices");
   int64_t gathered = 0;
   try {
     for (; gathered < owner.layer_count(); ++gathered) owner.gather(gathered);
@@ -284,6 +296,159 @@ Zero3Partition::FullParameters::~FullParameters() {
       flat.parameters[0].set_data(flat.gathered.narrow(0, 0, flat.numel).view(flat.shapes[0]));
     }
   }
+  for (int64_t l = 0; l < owner_->layer_count(); ++l) owner_->release(l);
+}
+
+const placement::FlatReshardPlan& Zero3Partition::slice_plan(Flat& flat, int world) {
+  auto found = flat.slice_plans.find(world);
+  if (found != flat.slice_plans.end()) return found->second;
+  placement::FlatShards from{flat.shapes, flat.offsets, flat.chunk, collectives_.world};
+  std::vector<placement::ShardingLayout> to;
+  for (size_t i = 0; i < flat.parameters.size(); ++i) {
+    const auto slice = models::tensor_parallel_slice(*model_, flat.names[i]);
+    to.push_back(slice.whole() ? placement::ShardingLayout::replicated(world)
+                               : placement::ShardingLayout::tp_partition(world, slice.dim, slice.blocks));
+  }
+  return flat.slice_plans.emplace(world, placement::plan_flat_reshard(from, to, "ZeRO stage 3 layer flat")).first->second;
+}
+
+namespace {
+
+/// Copies the runs `transfers` name between two flat buffers of one element size:
+/// `to_destination` copies src_offset -> dst_offset, else the other way. Plain memcpy
+/// on the CPU (a dim-1 slice is one run per row); tensor copies elsewhere.
+void copy_runs(const torch::Tensor& from, torch::Tensor& to, const std::vector<placement::Transfer>& transfers,
+               bool to_destination, int64_t base = 0) {
+  int64_t packed = base;  // the other side: the runs laid end to end
+  if (from.is_cpu() && to.is_cpu()) {
+    const auto size = static_cast<int64_t>(from.element_size());
+    const auto* source = static_cast<const char*>(from.data_ptr());
+    auto* target = static_cast<char*>(to.data_ptr());
+    for (const auto& t : transfers) {
+      const int64_t read = to_destination ? packed : t.src_offset, write = to_destination ? t.dst_offset : packed;
+      std::memcpy(target + write * size, source + read * size, static_cast<size_t>(t.count * size));
+      packed += t.count;
+    }
+    return;
+  }
+  for (const auto& t : transfers) {
+    const int64_t read = to_destination ? packed : t.src_offset, write = to_destination ? t.dst_offset : packed;
+    to.narrow(0, write, t.count).copy_(from.narrow(0, read, t.count));
+    packed += t.count;
+  }
+}
+
+}  // namespace
+
+void Zero3Partition::gather_slices(Flat& flat, int world, int tp_rank) {
+  const int me = collectives_.rank, ranks = collectives_.world;
+  const auto& plan = slice_plan(flat, world);
+  // The plan's transfers by (source, destination tensor-parallel rank), in order.
+  std::vector<std::vector<std::vector<placement::Transfer>>> runs(
+      static_cast<size_t>(ranks), std::vector<std::vector<placement::Transfer>>(static_cast<size_t>(world)));
+  for (const auto& t : plan.transfers) runs[static_cast<size_t>(t.src_rank)][static_cast<size_t>(t.dst_rank)].push_back(t);
+  auto count = [](const std::vector<placement::Transfer>& transfers) {
+    int64_t n = 0;
+    for (const auto& t : transfers) n += t.count;
+    return n;
+  };
+  const auto options = flat.master.options().requires_grad(false);
+  flat.gathered = torch::empty({plan.local_sizes[static_cast<size_t>(tp_rank)]}, options);  // (this rank's slices)
+  const auto master = flat.master.detach();
+  if (collectives_.all_to_all) {
+    // Rank d of the ZeRO group is rank d % world of its generation group.
+    std::vector<int64_t> send_counts(static_cast<size_t>(ranks)), receive_counts(static_cast<size_t>(ranks));
+    for (int d = 0; d < ranks; ++d) send_counts[static_cast<size_t>(d)] = count(runs[static_cast<size_t>(me)][static_cast<size_t>(d % world)]);
+    for (int s = 0; s < ranks; ++s) receive_counts[static_cast<size_t>(s)] = count(runs[static_cast<size_t>(s)][static_cast<size_t>(tp_rank)]);
+    int64_t send_total = 0, receive_total = 0;
+    for (auto n : send_counts) send_total += n;
+    for (auto n : receive_counts) receive_total += n;
+    auto send = torch::empty({send_total}, options);        // (what every rank needs of this chunk)
+    auto receive = torch::empty({receive_total}, options);  // (this rank's slices, by source)
+    int64_t at = 0;
+    for (int d = 0; d < ranks; ++d) {
+      copy_runs(master, send, runs[static_cast<size_t>(me)][static_cast<size_t>(d % world)], /*to_destination=*/false, at);
+      at += send_counts[static_cast<size_t>(d)];
+    }
+    collectives_.all_to_all(send, send_counts, receive, receive_counts);
+    at = 0;
+    for (int s = 0; s < ranks; ++s) {
+      copy_runs(receive, flat.gathered, runs[static_cast<size_t>(s)][static_cast<size_t>(tp_rank)], /*to_destination=*/true, at);
+      at += receive_counts[static_cast<size_t>(s)];
+      if (s != me) received_bytes_ += receive_counts[static_cast<size_t>(s)] * flat.master.element_size();
+    }
+  } else {  // no all-to-all: the whole flat, then this rank's runs out of it
+    auto whole = torch::empty({flat.chunk * ranks}, options);  // (world * C)
+    collectives_.all_gather(master, whole);
+    received_bytes_ += flat.chunk * (ranks - 1) * flat.master.element_size();
+    for (int s = 0; s < ranks; ++s) {
+      auto from = whole.narrow(0, s * flat.chunk, flat.chunk);
+      for (const auto& t : runs[static_cast<size_t>(s)][static_cast<size_t>(tp_rank)])
+        flat.gathered.narrow(0, t.dst_offset, t.count).copy_(from.narrow(0, t.src_offset, t.count));
+    }
+  }
+  const auto& offsets = plan.local_offsets[static_cast<size_t>(tp_rank)];
+  for (size_t i = 0; i < flat.parameters.size(); ++i) {
+    auto shape = flat.shapes[i];
+    const auto slice = models::tensor_parallel_slice(*model_, flat.names[i]);
+    if (!slice.whole()) shape[static_cast<size_t>(slice.dim)] /= world;
+    flat.parameters[i].set_data(flat.gathered.narrow(0, offsets[i], c10::multiply_integers(shape)).view(shape));
+  }
+  add_resident(flat.gathered_bytes());
+}
+
+int64_t Zero3Partition::tensor_parallel_minimum_bytes(int world) {
+  const int me = collectives_.rank;
+  int64_t bytes = 0;
+  for (auto& layer : layers_)
+    for (auto& flat : layer.flats) {
+      const auto& plan = slice_plan(flat, world);
+      for (const auto& t : plan.transfers)
+        if (t.dst_rank == me % world && t.src_rank != me) bytes += t.count * flat.master.element_size();
+    }
+  return bytes;
+}
+
+Zero3Partition::TensorParallelSlices Zero3Partition::gather_tensor_parallel_slices(const models::TensorParallelRank& group) {
+  return TensorParallelSlices(*this, group);
+}
+
+Zero3Partition::TensorParallelSlices::TensorParallelSlices(Zero3Partition& owner, const models::TensorParallelRank& group)
+    : owner_(&owner) {
+  const int rank = owner.collectives_.rank;
+  if (group.world < 1 || owner.collectives_.world % group.world != 0 || group.rank != rank % group.world)
+    throw Error("ZeRO stage 3: tensor-parallel rank " + std::to_string(group.rank) + " of " + std::to_string(group.world) +
+                " for ZeRO rank " + std::to_string(rank) + " of " + std::to_string(owner.collectives_.world) +
+                " (generation groups are consecutive ranks)");
+  for (const auto& layer : owner.layers_)
+    if (layer.holds > 0) throw Error("ZeRO stage 3: tensor-parallel slices asked for while a layer is gathered whole");
+  torch::NoGradGuard no_grad;
+  int64_t done = 0;
+  try {
+    for (; done < owner.layer_count(); ++done) {
+      auto& layer = owner.layers_[static_cast<size_t>(done)];
+      for (auto& flat : layer.flats) owner.gather_slices(flat, group.world, group.rank);
+      layer.holds = 1;  // the layer hooks find it resident
+    }
+  } catch (...) {
+    for (int64_t l = 0; l <= done && l < owner.layer_count(); ++l) {
+      auto& layer = owner.layers_[static_cast<size_t>(l)];
+      layer.holds = std::max(layer.holds, 1);
+      for (auto& flat : layer.flats)
+        if (!flat.gathered.defined()) flat.gathered = torch::empty({0}, flat.master.options());
+      owner.release(l);
+    }
+    throw;
+  }
+  owner.sliced_ = true;
+}
+
+Zero3Partition::TensorParallelSlices::TensorParallelSlices(TensorParallelSlices&& other) noexcept
+    : owner_(std::exchange(other.owner_, nullptr)) {}
+
+Zero3Partition::TensorParallelSlices::~TensorParallelSlices() {
+  if (!owner_) return;
+  owner_->sliced_ = false;
   for (int64_t l = 0; l < owner_->layer_count(); ++l) owner_->release(l);
 }
 

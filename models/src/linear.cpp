@@ -44,6 +44,7 @@ std::pair<torch::Tensor, torch::Tensor> LinearImpl::weight_to_pack() const {
   auto b = bias.defined() ? bias.detach() : torch::Tensor();
   if (!shard_) return {w, b};
   const auto& s = *shard_;
+  if (s.local) return {w, s.split == LinearShard::Split::Row ? torch::Tensor() : b};  // already the slice
   if (s.split == LinearShard::Split::Row) {
     const int64_t k = options_.in_features() / s.world;
     return {w.narrow(1, s.rank * k, k), torch::Tensor()};  // (out, in / W); bias after the sum
@@ -91,6 +92,10 @@ void LinearImpl::set_shard(std::optional<LinearShard> shard) {
                   " fused block(s)) do not divide into " + std::to_string(shard->world) + " slices");
     if (row && shard->world > 1 && !shard->all_reduce_sum)
       throw Error("tensor parallelism: a row-split layer needs an all-reduce");
+    const int dim = row != options_.transposed() ? 1 : 0;  // the split dim of the stored weight
+    if (shard->local && weight.size(dim) != features / shard->world)
+      throw Error("tensor parallelism: a local slice's weight has " + std::to_string(weight.size(dim)) + " " + what +
+                  " features, expected " + std::to_string(features / shard->world));
   }
   shard_ = std::move(shard);
 }
@@ -105,6 +110,13 @@ torch::Tensor LinearImpl::sharded_forward(const torch::Tensor& x) {
   };
   const int out_dim = transposed ? 1 : 0, in_dim = transposed ? 0 : 1;
   const bool lora = has_lora() && lora_enabled_ && !lora_fused_;
+  if (s.local) {  // the tensors are this rank's slices: the layer as it is, then the sum
+    auto y = matmul(x, weight, s.split == LinearShard::Split::Column ? bias : torch::Tensor());
+    if (lora) y = y + F::linear(F::linear(x, lora_A), lora_B) * lora_scale_;
+    if (s.split == LinearShard::Split::Column) return y;  // (..., out / W)
+    if (s.world > 1) s.all_reduce_sum(y);
+    return bias.defined() ? y + bias : y;  // (..., out)
+  }
   if (s.split == LinearShard::Split::Column) {  // x: (..., in) -> (..., out / W)
     const int64_t block = options_.out_features() / s.fused_blocks, k = block / s.world;
     std::vector<torch::Tensor> parts;

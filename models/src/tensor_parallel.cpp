@@ -34,6 +34,25 @@ void check_tensor_parallel(const Config& config, int world, const std::string& w
   if (config.intermediate_size % world != 0) fail("the MLP width (ffn_dim / intermediate_size)", config.intermediate_size);
 }
 
+ParameterSlice tensor_parallel_slice(CausalLMImpl& model, const std::string& parameter_name) {
+  const auto dot = parameter_name.rfind('.');
+  if (dot == std::string::npos) return {};
+  const auto layer = parameter_name.substr(0, dot), tensor = parameter_name.substr(dot + 1);
+  const auto split = tensor_parallel_split(layer);
+  if (!split) return {};
+  for (auto& [name, linear] : model.linear_layers()) {
+    if (name != layer) continue;
+    const bool column = split->split == LinearShard::Split::Column;
+    const int out_dim = linear->options().transposed() ? 1 : 0;
+    if (tensor == "weight") return {column ? out_dim : 1 - out_dim, column ? split->fused_blocks : 1};
+    if (tensor == "bias" && column) return {0, split->fused_blocks};
+    if (tensor == "lora_B" && column) return {0, split->fused_blocks};
+    if (tensor == "lora_A" && !column) return {1, 1};
+    return {};
+  }
+  return {};
+}
+
 void enter_tensor_parallel(CausalLMImpl& model, const TensorParallelRank& rank) {
   check_tensor_parallel(model.config(), rank.world, "tensor parallelism");
   if (rank.world == 1) return;
@@ -46,6 +65,16 @@ void enter_tensor_parallel(CausalLMImpl& model, const TensorParallelRank& rank) 
     linear->set_shard(shard);
   }
   model.tensor_parallel_world_ = rank.world;
+}
+
+void enter_tensor_parallel_slices(CausalLMImpl& model, const TensorParallelRank& rank) {
+  enter_tensor_parallel(model, rank);
+  for (auto& [name, linear] : model.linear_layers()) {
+    auto shard = linear->shard();
+    if (!shard) continue;
+    shard->local = true;
+    linear->set_shard(shard);  // checks the slice's shape
+  }
 }
 
 void leave_tensor_parallel(CausalLMImpl& model) {

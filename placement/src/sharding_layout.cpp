@@ -20,15 +20,19 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-ShardingLayout ShardingLayout::replicated(int world) { return {LayoutKind::Replicated, world, 0}; }
-ShardingLayout ShardingLayout::zero_shard(int world) { return {LayoutKind::ZeroShard, world, 0}; }
-ShardingLayout ShardingLayout::tp_partition(int world, int dim) { return {LayoutKind::TpPartition, world, dim}; }
+ShardingLayout ShardingLayout::replicated(int world) { return {LayoutKind::Replicated, world, 0, 1}; }
+ShardingLayout ShardingLayout::zero_shard(int world) { return {LayoutKind::ZeroShard, world, 0, 1}; }
+ShardingLayout ShardingLayout::tp_partition(int world, int dim, int blocks) {
+  return {LayoutKind::TpPartition, world, dim, blocks};
+}
 
 std::string describe(const ShardingLayout& layout) {
   switch (layout.kind) {
     case LayoutKind::Replicated: return "replicated x" + std::to_string(layout.world);
     case LayoutKind::ZeroShard: return "zero-shard x" + std::to_string(layout.world);
-    case LayoutKind::TpPartition: return "tp x" + std::to_string(layout.world) + " (dim " + std::to_string(layout.dim) + ")";
+    case LayoutKind::TpPartition:
+      return "tp x" + std::to_string(layout.world) + " (dim " + std::to_string(layout.dim) +
+             (layout.blocks > 1 ? ", " + std::to_string(layout.blocks) + " blocks" : "") + ")";
   }
   return "?";
 }
@@ -46,9 +50,11 @@ void check_layout(const ShardingLayout& layout, const std::vector<int64_t>& shap
   if (layout.kind != LayoutKind::TpPartition) return;
   if (layout.dim < 0 || layout.dim >= static_cast<int>(shape.size()))
     throw Error(what + ": " + describe(layout) + ": shape " + shape_string(shape) + " has no dim " + std::to_string(layout.dim));
-  if (shape[static_cast<size_t>(layout.dim)] % layout.world != 0)
+  if (layout.blocks < 1) throw Error(what + ": " + describe(layout) + ": blocks must be at least 1");
+  if (shape[static_cast<size_t>(layout.dim)] % (static_cast<int64_t>(layout.blocks) * layout.world) != 0)
     throw Error(what + ": " + describe(layout) + ": dim " + std::to_string(layout.dim) + " of shape " + shape_string(shape) +
-                " does not split evenly over " + std::to_string(layout.world) + " ranks");
+                " does not split evenly over " + std::to_string(layout.world) + " ranks" +
+                (layout.blocks > 1 ? " in " + std::to_string(layout.blocks) + " blocks" : ""));
 }
 
 int64_t local_size(const ShardingLayout& layout, const std::vector<int64_t>& shape, int rank) {
@@ -80,16 +86,18 @@ std::vector<Segment> local_segments(const ShardingLayout& layout, const std::vec
       int64_t outer = 1, inner = 1;
       for (size_t i = 0; i < d; ++i) outer *= shape[i];
       for (size_t i = d + 1; i < shape.size(); ++i) inner *= shape[i];
-      const int64_t k = shape[d] / layout.world;
+      const int64_t block = shape[d] / layout.blocks, k = block / layout.world;
       const int64_t run = k * inner;
-      for (int64_t o = 0; o < outer; ++o) {
-        const Segment s{o * shape[d] * inner + rank * run, o * run, run};
-        if (!out.empty() && out.back().global_offset + out.back().count == s.global_offset &&
-            out.back().local_offset + out.back().count == s.local_offset)
-          out.back().count += s.count;  // world 1: one run
-        else if (run > 0)
-          out.push_back(s);
-      }
+      int64_t local = 0;
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t b = 0; b < layout.blocks; ++b, local += run) {
+          const Segment s{(o * shape[d] + b * block) * inner + rank * run, local, run};
+          if (!out.empty() && out.back().global_offset + out.back().count == s.global_offset &&
+              out.back().local_offset + out.back().count == s.local_offset)
+            out.back().count += s.count;  // world 1: one run
+          else if (run > 0)
+            out.push_back(s);
+        }
       break;
     }
   }

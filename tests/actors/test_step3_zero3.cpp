@@ -95,3 +95,26 @@ TEST_CASE("step 3: a ZeRO-3 actor, critic, reference and reward model on two ran
   CHECK(parted.last_metrics.at("actor_reshard_mib") > 0);
   CHECK(whole.last_metrics.at("actor_reshard_mib") == 0);
 }
+
+TEST_CASE("step 3: a ZeRO-3 actor generating tensor-parallel reshards its slices and trains as plain data parallelism",
+          "[actors][step3][multiprocess][zero3][tensor_parallel]") {
+  Step3World world("zero3_tp");
+  auto tensor_parallel = [](actors::Step3Config& config) { config.inference_tp_size = 2; };
+  auto whole = run_two_ranks(world, "zero0_tp2", 0, tensor_parallel);
+  auto parted = run_two_ranks(world, "zero3_tp2", 3, tensor_parallel);
+  REQUIRE(parted.cycles == 2);
+  REQUIRE(whole.cycles == 2);
+  for (const char* name : {"reward_score", "kl", "value", "advantage", "answer_length", "actor_loss", "critic_loss",
+                           "actor_grad_norm", "critic_grad_norm"}) {
+    INFO(name);
+    CHECK(parted.last_metrics.at(name) == Approx(whole.last_metrics.at(name)).epsilon(1e-5).margin(1e-6));
+  }
+  CHECK(parted.after.reward_score == Approx(whole.after.reward_score).epsilon(1e-5));
+  check_same_weights(world.root / "zero3_tp2" / "actor", world.root / "zero0_tp2" / "actor", false);
+  // Each rank received only what the other rank holds of its slice, less than the
+  // whole-model gather of generating alone moves (the engine's tests check the exact
+  // minimum).
+  auto alone = run_two_ranks(world, "zero3_tp1", 3, [](actors::Step3Config&) {});
+  CHECK(parted.last_metrics.at("actor_reshard_mib") > 0);
+  CHECK(parted.last_metrics.at("actor_reshard_mib") < 0.9 * alone.last_metrics.at("actor_reshard_mib"));
+}

@@ -45,6 +45,25 @@ class ThreadCollectives {
       finish(rank);
       tensor.copy_(sum);
     };
+    c.all_to_all = [this, rank](const torch::Tensor& send, const std::vector<int64_t>& send_counts, torch::Tensor& receive,
+                                const std::vector<int64_t>& receive_counts) {
+      publish(rank, send);
+      // Rank s's part for this rank starts after what s sends to the ranks before it;
+      // every rank's counts travel beside its buffer.
+      counts_[static_cast<size_t>(rank)] = send_counts;
+      barrier();
+      int64_t at = 0;
+      for (int s = 0; s < world_; ++s) {
+        const auto& theirs = counts_[static_cast<size_t>(s)];
+        int64_t offset = 0;
+        for (int d = 0; d < rank; ++d) offset += theirs[static_cast<size_t>(d)];
+        const int64_t n = theirs[static_cast<size_t>(rank)];
+        if (n != receive_counts[static_cast<size_t>(s)]) throw Error("ThreadCollectives: all_to_all counts disagree");
+        receive.narrow(0, at, n).copy_(slots_[static_cast<size_t>(s)].narrow(0, offset, n));
+        at += n;
+      }
+      finish(rank);
+    };
     return c;
   }
 
@@ -76,6 +95,7 @@ class ThreadCollectives {
 
   int world_;
   std::vector<torch::Tensor> slots_;
+  std::vector<std::vector<int64_t>> counts_ = std::vector<std::vector<int64_t>>(static_cast<size_t>(world_));
   std::mutex mutex_;
   std::condition_variable all_arrived_;
   int arrived_ = 0;

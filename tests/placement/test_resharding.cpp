@@ -171,3 +171,62 @@ TEST_CASE("replicated sources, ZeRO world changes, and errors", "[placement][sha
                     "fc1.weight (destination): tp x2 (dim 2): shape (6, 4) has no dim 2");
   CHECK_THROWS_WITH(apply_reshard(plan, std::vector<std::vector<float>>(2)), Catch::Contains("2 source buffers for zero-shard x3"));
 }
+
+TEST_CASE("flat ZeRO-3 layer -> TP slices: each rank gets its slices of every tensor, each element once",
+          "[placement][sharding]") {
+  // A layer flat as the engine builds it: (6, 4) column-split, (4, 6) row-split, (6)
+  // replicated, (4, 6) with 3 fused blocks of 2 columns split on dim 1; 24+24+6+24 = 78
+  // elements over 4 ranks in chunks of 20 (2 of padding).
+  const std::vector<std::vector<int64_t>> shapes{{6, 4}, {4, 6}, {6}, {4, 6}};
+  const std::vector<int64_t> offsets{0, 24, 48, 54};
+  const int zero_world = 4, tp = 2;
+  const FlatShards from{shapes, offsets, 20, zero_world};
+  const std::vector<ShardingLayout> to{ShardingLayout::tp_partition(tp, 0), ShardingLayout::tp_partition(tp, 1),
+                                       ShardingLayout::replicated(tp), ShardingLayout::tp_partition(tp, 1, 3)};
+  const auto plan = plan_flat_reshard(from, to, "layer 0");
+  const auto flat = iota(78);
+  std::vector<std::vector<float>> chunks(zero_world, std::vector<float>(20, 0.0f));
+  for (int64_t i = 0; i < 78; ++i) chunks[static_cast<size_t>(i / 20)][static_cast<size_t>(i % 20)] = flat[static_cast<size_t>(i)];
+
+  for (int t = 0; t < tp; ++t) {
+    INFO("tp rank " << t);
+    // Expected, with plain loops: each tensor's slice, end to end.
+    std::vector<float> expected;
+    auto tensor = [&](int i) {
+      return std::vector<float>(flat.begin() + offsets[static_cast<size_t>(i)],
+                                flat.begin() + offsets[static_cast<size_t>(i)] + numel(shapes[static_cast<size_t>(i)]));
+    };
+    for (float v : tp_slice_2d(tensor(0), 6, 4, 0, tp, t)) expected.push_back(v);
+    for (float v : tp_slice_2d(tensor(1), 4, 6, 1, tp, t)) expected.push_back(v);
+    for (float v : tensor(2)) expected.push_back(v);
+    const auto fused = tensor(3);
+    for (int64_t row = 0; row < 4; ++row)
+      for (int64_t block = 0; block < 3; ++block)  // column 2 * block + t of each row
+        expected.push_back(fused[static_cast<size_t>(row * 6 + block * 2 + t)]);
+    REQUIRE(plan.local_sizes[static_cast<size_t>(t)] == static_cast<int64_t>(expected.size()));
+    CHECK(plan.local_offsets[static_cast<size_t>(t)] == std::vector<int64_t>{0, 12, 24, 30});
+
+    std::vector<float> got(expected.size(), 0.0f);
+    std::vector<int> written(expected.size(), 0);
+    for (const auto& x : plan.transfers) {
+      if (x.dst_rank != t) continue;
+      REQUIRE(x.src_offset + x.count <= 20);
+      for (int64_t i = 0; i < x.count; ++i) {
+        got[static_cast<size_t>(x.dst_offset + i)] = chunks[static_cast<size_t>(x.src_rank)][static_cast<size_t>(x.src_offset + i)];
+        ++written[static_cast<size_t>(x.dst_offset + i)];
+      }
+    }
+    CHECK(got == expected);
+    CHECK(written == std::vector<int>(expected.size(), 1));
+  }
+  // A source sends each rank only what it holds of that rank's slices.
+  int64_t sent = 0;
+  for (int s = 0; s < zero_world; ++s)
+    for (int t = 0; t < tp; ++t) sent += plan.elements(s, t);
+  CHECK(sent == plan.local_sizes[0] + plan.local_sizes[1]);
+
+  CHECK_THROWS_WITH(plan_flat_reshard({shapes, offsets, 19, zero_world}, to, "layer 0"),
+                    Catch::Contains("do not fit 4 chunks of 19"));
+  CHECK_THROWS_WITH(plan_flat_reshard(from, {to[0], to[1], to[2], ShardingLayout::tp_partition(tp, 1, 4)}, "layer 0"),
+                    Catch::Contains("layer 0 tensor 3"));
+}

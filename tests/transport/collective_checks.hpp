@@ -91,6 +91,24 @@ inline std::string run_collective_checks(transport::Communicator& comm) {
   std::vector<at::Tensor> bases;
   for (int i = 0; i < W; ++i) bases.push_back(collective_input(i, 12, at::kFloat).view({3, 4}).t());
   expect(bit_equal(transposed.contiguous(), transport::reference_reduce(bases, ReduceOp::kSum)), "non-contiguous all_reduce");
+  // all_to_all with uneven parts (some empty): rank s sends (s + d) % 3 elements to
+  // rank d, each valued 1000 s + 10 d + i.
+  auto part = [](int s, int d) { return static_cast<std::int64_t>((s + d) % 3); };
+  std::vector<std::int64_t> send_counts, receive_counts;
+  std::vector<float> send_values, expected_values;
+  for (int d = 0; d < W; ++d) {
+    send_counts.push_back(part(r, d));
+    for (std::int64_t i = 0; i < part(r, d); ++i) send_values.push_back(static_cast<float>(1000 * r + 10 * d + i));
+  }
+  for (int s = 0; s < W; ++s) {
+    receive_counts.push_back(part(s, r));
+    for (std::int64_t i = 0; i < part(s, r); ++i) expected_values.push_back(static_cast<float>(1000 * s + 10 * r + i));
+  }
+  auto to_tensor = [](const std::vector<float>& v) {
+    return at::tensor(at::ArrayRef<float>(v.data(), v.size()), at::kFloat).clone();
+  };
+  auto exchanged = comm.all_to_all(to_tensor(send_values), send_counts, receive_counts);
+  expect(bit_equal(exchanged, to_tensor(expected_values)), "all_to_all");
   comm.barrier();
   return failures;
 }

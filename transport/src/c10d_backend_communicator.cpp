@@ -81,6 +81,19 @@ at::Tensor BackendCommunicator::reduce_scatter(const at::Tensor& input, ReduceOp
   return outputs[0].to(input.device());
 }
 
+at::Tensor BackendCommunicator::all_to_all(const at::Tensor& input, const std::vector<int64_t>& send_counts,
+                                           const std::vector<int64_t>& receive_counts) {
+  check_all_to_all(input, send_counts, receive_counts, size_, where("all-to-all"));
+  auto dense = on_backend(input);
+  int64_t total = 0;
+  for (auto n : receive_counts) total += n;
+  auto output = at::empty({total}, dense.options());
+  std::vector<int64_t> out_splits(receive_counts), in_splits(send_counts);
+  c10d::AllToAllOptions options;
+  wait(backend_->alltoall_base(output, dense, out_splits, in_splits, options), "all-to-all");
+  return output.to(input.device());
+}
+
 void BackendCommunicator::broadcast(at::Tensor& tensor, int root) {
   if (root < 0 || root >= size_) throw Error(where("broadcast") + ": root " + std::to_string(root) + " out of range");
   auto dense = on_backend(tensor);

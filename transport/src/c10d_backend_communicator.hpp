@@ -22,6 +22,8 @@ class BackendCommunicator final : public Communicator {
   void reduce(at::Tensor& tensor, ReduceOp op, int root) override;
   at::Tensor all_gather(const at::Tensor& input) override;
   at::Tensor reduce_scatter(const at::Tensor& input, ReduceOp op) override;
+  at::Tensor all_to_all(const at::Tensor& input, const std::vector<int64_t>& send_counts,
+                        const std::vector<int64_t>& receive_counts) override;
   void broadcast(at::Tensor& tensor, int root) override;
   void barrier() override;
 

@@ -1,5 +1,7 @@
 #include <troupe/transport/communicator.hpp>
 
+#include <algorithm>
+
 #include <troupe/common/error.hpp>
 
 namespace troupe::transport {
@@ -11,6 +13,57 @@ std::string reduce_op_name(ReduceOp op) {
     case ReduceOp::kMax: return "max";
   }
   return "unknown";
+}
+
+namespace {
+
+int64_t sum_of(const std::vector<int64_t>& counts) {
+  int64_t total = 0;
+  for (auto n : counts) total += n;
+  return total;
+}
+
+}  // namespace
+
+void check_all_to_all(const at::Tensor& input, const std::vector<int64_t>& send_counts,
+                      const std::vector<int64_t>& receive_counts, int size, const std::string& where) {
+  if (static_cast<int>(send_counts.size()) != size || static_cast<int>(receive_counts.size()) != size)
+    throw Error(where + ": all-to-all needs " + std::to_string(size) + " send and receive counts, got " +
+                std::to_string(send_counts.size()) + " and " + std::to_string(receive_counts.size()));
+  if (input.dim() != 1 || input.numel() != sum_of(send_counts))
+    throw Error(where + ": all-to-all input of " + std::to_string(input.numel()) + " elements (" +
+                std::to_string(input.dim()) + "-D) for send counts summing to " + std::to_string(sum_of(send_counts)));
+}
+
+at::Tensor Communicator::all_to_all(const at::Tensor& input, const std::vector<int64_t>& send_counts,
+                                    const std::vector<int64_t>& receive_counts) {
+  const int world = size(), me = rank();
+  check_all_to_all(input, send_counts, receive_counts, world, "transport");
+  // Everyone's counts, then everyone's input padded to the longest.
+  auto counts = all_gather(at::tensor(send_counts, at::kLong));  // (W, W): [s][d] = s sends to d
+  auto counts_cpu = counts.cpu().contiguous();
+  const auto* c = counts_cpu.data_ptr<int64_t>();
+  int64_t longest = 0;
+  for (int s = 0; s < world; ++s) {
+    int64_t total = 0;
+    for (int d = 0; d < world; ++d) total += c[s * world + d];
+    longest = std::max(longest, total);
+  }
+  if (longest == 0) return at::empty({0}, input.options());  // nobody sends anything
+  auto padded = at::zeros({longest}, input.options());
+  padded.narrow(0, 0, input.numel()).copy_(input);
+  auto everyone = all_gather(padded);  // (W, longest)
+  std::vector<at::Tensor> parts;
+  for (int s = 0; s < world; ++s) {
+    int64_t offset = 0;
+    for (int d = 0; d < me; ++d) offset += c[s * world + d];
+    const int64_t n = c[s * world + me];
+    if (n != receive_counts[static_cast<size_t>(s)])
+      throw Error("transport: all-to-all: rank " + std::to_string(s) + " sends " + std::to_string(n) + " elements to rank " +
+                  std::to_string(me) + ", which expects " + std::to_string(receive_counts[static_cast<size_t>(s)]));
+    parts.push_back(everyone[s].narrow(0, offset, n));
+  }
+  return at::cat(parts);
 }
 
 at::Tensor reference_reduce(const std::vector<at::Tensor>& inputs, ReduceOp op) {

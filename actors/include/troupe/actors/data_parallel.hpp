@@ -7,6 +7,7 @@
 /// does not wait for rank 1.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,11 @@ Collectives parse_collectives(const std::string& name, const std::string& where)
 std::string collectives_name(Collectives collectives);
 /// Gloo when this build has c10d Gloo, else UCX.
 Collectives default_collectives();
+
+/// ZeRO stage 3's collectives (engine/zero3.hpp) over the group `communicator()` returns
+/// (asked on each call, so it may join lazily): rank `rank` of `world`.
+engine::Zero3Collectives zero3_collectives_over(std::function<transport::Communicator&()> communicator, int rank,
+                                                int world);
 
 class DataParallel : public std::enable_shared_from_this<DataParallel> {
  public:

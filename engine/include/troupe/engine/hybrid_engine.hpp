@@ -58,6 +58,10 @@ struct SwitchTimings {
   bool cache_released = false;
   int tensor_parallel = 1;   ///< ranks that generated together
   int64_t group_batch = 0;   ///< rows the group generated (batch when alone)
+  /// Under ZeRO stage 3, building the inference weights from the chunks this call (0 when
+  /// the caller held them whole already): seconds, and bytes this rank received.
+  double reshard_seconds = 0;
+  int64_t reshard_bytes = 0;
   double total_seconds() const { return enter_seconds + generate_seconds + leave_seconds; }
   /// Into the inference layout and back.
   double switch_seconds() const { return enter_seconds + leave_seconds; }
@@ -92,15 +96,19 @@ class HybridEngine {
   /// (models/tensor_parallel.hpp) and a shared seed (rank 0's), and each returns its
   /// own rows. Every rank of the group must call generate() equally often, with its
   /// prompts or with none (0 rows). The training layout is untouched: the slices are
-  /// views of the weights every rank holds whole (ZeRO stages 0-2). A group of one:
+  /// views of the weights every rank holds whole (ZeRO stages 0-2), or, under ZeRO stage
+  /// 3, the slices each rank receives from the chunks for the call. A group of one:
   /// alone again. Throws troupe::Error when the model cannot be split that way.
   void set_tensor_parallel(models::TensorParallelRank group);
   const models::TensorParallelRank& tensor_parallel() const { return tensor_parallel_; }
 
   /// The actor trains under ZeRO stage 3 (`partition`, owned by its TrainEngine; null:
-  /// no longer): each generate() gathers the whole model for its duration (counted in
-  /// enter_seconds), so every rank of the data-parallel group must call generate()
-  /// equally often. Scoring passes need nothing: they gather layer by layer.
+  /// no longer): each generate() gathers the whole model for its duration, or with a
+  /// tensor-parallel group exactly this rank's slices of every layer (counted in
+  /// enter_seconds and in reshard_seconds / reshard_bytes), so every rank of the
+  /// data-parallel group must call generate() equally often. A caller may hold the
+  /// whole model across several calls (gather_full_parameters()) when not
+  /// tensor-parallel. Scoring passes need nothing: they gather layer by layer.
   void set_zero3(Zero3Partition* partition) { zero3_ = partition; }
   Zero3Partition* zero3() const { return zero3_; }
 

@@ -36,11 +36,15 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <string>
 #include <vector>
 
 #include <torch/types.h>
 
 #include <troupe/models/causal_lm.hpp>
+#include <troupe/models/tensor_parallel.hpp>
+#include <troupe/placement/resharding.hpp>
 
 namespace troupe::engine {
 
@@ -57,6 +61,12 @@ struct Zero3Collectives {
   std::function<void(const torch::Tensor& flat, torch::Tensor& chunk)> reduce_scatter_sum;
   /// In place, the sum over the ranks, the same on every rank.
   std::function<void(torch::Tensor& tensor)> all_reduce_sum;
+  /// Optional (the tensor-parallel reshard uses it). `send` holds this rank's elements
+  /// for rank 0, then rank 1, ... (`send_counts[r]` each); `receive` gets what every rank
+  /// s sent to this one, in rank order (`receive_counts[s]` each).
+  std::function<void(const torch::Tensor& send, const std::vector<int64_t>& send_counts, torch::Tensor& receive,
+                     const std::vector<int64_t>& receive_counts)>
+      all_to_all;
 };
 
 class Zero3Partition {
@@ -106,6 +116,32 @@ class Zero3Partition {
   };
   [[nodiscard]] FullParameters gather_full_parameters(bool write_back = false);
 
+  /// Every decoder layer as this rank's tensor-parallel slice while it lives (the Hybrid
+  /// Engine's generation with inference_tp_size W): each rank receives from the others'
+  /// chunks exactly the elements of its Megatron slice of every layer (one all-to-all
+  /// per flat, planned by placement::plan_flat_reshard), never a whole layer. The layers'
+  /// parameters are those slices, shaped as models::tensor_parallel_slice() says, for
+  /// models::enter_tensor_parallel_slices(); parameters outside the
+  /// layers stay whole. A collective: every rank of the ZeRO group constructs it. The
+  /// generation groups are consecutive ranks: `group.rank` must be rank % group.world.
+  /// Without an all_to_all collective each layer is all-gathered whole and cut.
+  class TensorParallelSlices {
+   public:
+    TensorParallelSlices(TensorParallelSlices&& other) noexcept;
+    TensorParallelSlices& operator=(TensorParallelSlices&&) = delete;
+    ~TensorParallelSlices();
+
+   private:
+    friend class Zero3Partition;
+    explicit TensorParallelSlices(Zero3Partition& owner, const models::TensorParallelRank& group);
+    Zero3Partition* owner_;
+  };
+  [[nodiscard]] TensorParallelSlices gather_tensor_parallel_slices(const models::TensorParallelRank& group);
+  /// The elements this rank needs to receive for its slices under a tensor-parallel
+  /// group of `world`: its slice of every layer minus what its own chunks hold (the
+  /// least any reshard can move), in bytes.
+  int64_t tensor_parallel_minimum_bytes(int world);
+
   /// This rank's parameter bytes now: master chunks, kept-whole parameters and any
   /// gathered layer (none outside a pass or a FullParameters scope).
   int64_t param_resident_bytes() const { return resident_bytes_; }
@@ -128,13 +164,15 @@ class Zero3Partition {
   struct Flat {
     int group = 0;  ///< ParamGroup, or kFrozen
     std::vector<torch::Tensor> parameters;
+    std::vector<std::string> names;
     std::vector<std::vector<int64_t>> shapes;
     std::vector<int64_t> offsets;
     int64_t numel = 0;       ///< unpadded
     int64_t chunk = 0;       ///< C = padded numel / world
     torch::Tensor master;    // (C) this rank's chunk
-    torch::Tensor gathered;  // (world * C) while gathered, else undefined
+    torch::Tensor gathered;  // (world * C) while gathered, (this rank's slices) while sliced, else undefined
     int64_t gathered_bytes() const;
+    std::map<int, placement::FlatReshardPlan> slice_plans;  ///< by tensor-parallel world
   };
   struct Layer {
     std::vector<Flat> flats;
@@ -142,7 +180,13 @@ class Zero3Partition {
   };
   static constexpr int kFrozen = 3;
 
-  Flat make_flat(int group, std::vector<torch::Tensor> parameters, bool keep_whole = false);
+  Flat make_flat(int group, std::vector<torch::Tensor> parameters, std::vector<std::string> names,
+                 bool keep_whole = false);
+  /// The flat's tensor-parallel plan for a group of `world` (cached per flat and world).
+  const placement::FlatReshardPlan& slice_plan(Flat& flat, int world);
+  /// Fills flat.gathered with this rank's slices (tp rank `tp_rank` of `world`) and
+  /// points the parameters at them.
+  void gather_slices(Flat& flat, int world, int tp_rank);
   void gather_flat(Flat& flat);
   /// Sums the flat's parameter gradients into its chunk gradient (averaged) and frees them.
   void reduce_scatter_flat(Flat& flat);
@@ -163,6 +207,7 @@ class Zero3Partition {
   int64_t resident_bytes_ = 0;
   int64_t peak_bytes_ = 0;
   int64_t received_bytes_ = 0;
+  bool sliced_ = false;  ///< a TensorParallelSlices scope is open
 };
 
 }  // namespace troupe::engine

@@ -38,6 +38,10 @@ struct LinearShard {
   int world = 1;
   int rank = 0;
   int fused_blocks = 1;
+  /// The layer's tensors already hold only this rank's slice (what the Hybrid Engine's
+  /// ZeRO-3 reshard builds): a column split's weight, bias and lora_B, a row split's
+  /// weight and lora_A; nothing is cut from them.
+  bool local = false;
   /// Row split: sums the ranks' partial outputs in place, the same on every rank.
   std::function<void(torch::Tensor&)> all_reduce_sum;
 };

@@ -40,6 +40,23 @@ void check_tensor_parallel(const Config& config, int world, const std::string& w
 /// Every attention and MLP layer of `model` computes with `rank`'s slice until
 /// leave_tensor_parallel(). Checks the config first. A no-op for a group of one.
 void enter_tensor_parallel(CausalLMImpl& model, const TensorParallelRank& rank);
+/// The same for layers whose tensors already hold only `rank`'s slice (shaped as
+/// tensor_parallel_slice() says: what a ZeRO-3 reshard builds), so nothing is cut.
+void enter_tensor_parallel_slices(CausalLMImpl& model, const TensorParallelRank& rank);
+
+/// Where one parameter is cut for tensor parallelism: along `dim`, each of `blocks`
+/// equal blocks split into W slices, rank r keeping the r-th slice of each, in block
+/// order. dim < 0: whole on every rank.
+struct ParameterSlice {
+  int dim = -1;
+  int blocks = 1;
+  bool whole() const { return dim < 0; }
+};
+/// The slice of `parameter_name` (as named_parameters() names it): in a column-split
+/// layer the weight along its output features, the bias and lora_B along dim 0, lora_A
+/// whole; in a row-split layer the weight along its input features, lora_A along dim 1,
+/// the bias and lora_B whole; every other parameter whole.
+ParameterSlice tensor_parallel_slice(CausalLMImpl& model, const std::string& parameter_name);
 /// Every layer whole again.
 void leave_tensor_parallel(CausalLMImpl& model);
 

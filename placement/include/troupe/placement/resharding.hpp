@@ -39,6 +39,37 @@ struct ReshardPlan {
 ReshardPlan plan_reshard(const std::vector<int64_t>& shape, const ShardingLayout& from, const ShardingLayout& to,
                          const std::string& what = "parameter");
 
+/// DeepSpeed's ZeRO-3 flat buffer: several tensors laid end to end (tensor i at
+/// `offsets[i]`, increasing), padded with zeros to world * chunk elements; source rank s
+/// holds the chunk [s * chunk, (s + 1) * chunk).
+struct FlatShards {
+  std::vector<std::vector<int64_t>> shapes;
+  std::vector<int64_t> offsets;
+  int64_t chunk = 0;
+  int world = 1;
+};
+
+/// What a flat's source ranks send so that each destination rank t gets its local
+/// buffer (in `to[i]`, all over the same world) of every tensor i, laid end to end in
+/// tensor order: the Hybrid Engine's ZeRO-3 -> tensor-parallel reshard.
+struct FlatReshardPlan {
+  int from_world = 1;
+  int to_world = 1;
+  /// src_offset is into the source rank's chunk, dst_offset into the destination's
+  /// concatenation. Sorted by (dst_rank, src_rank, dst_offset); adjacent runs merged.
+  std::vector<Transfer> transfers;
+  std::vector<int64_t> local_sizes;                 ///< [dst] elements of the concatenation
+  std::vector<std::vector<int64_t>> local_offsets;  ///< [dst][tensor] where tensor i starts in it
+  /// Elements source rank `src` sends to destination rank `dst`.
+  int64_t elements(int src, int dst) const;
+};
+
+/// Every element of every destination buffer is written exactly once, from the one
+/// source chunk that holds it; padding is never sent. Throws troupe::Error naming
+/// `what` when a layout cannot hold its tensor or the flat is inconsistent.
+FlatReshardPlan plan_flat_reshard(const FlatShards& from, const std::vector<ShardingLayout>& to,
+                                  const std::string& what = "flat");
+
 /// The local buffer of `rank` in `layout`, cut from the full row-major tensor (ZeRO
 /// padding filled with T{}).
 template <class T>

@@ -8,6 +8,8 @@
 ///   [r*c, (r+1)*c) with c = ceil(numel / world); padding is never real data.
 /// - TP partition along `dim` (Megatron): rank r holds the slice with indices
 ///   [r*k, (r+1)*k) along dim, k = shape[dim] / world, stored contiguously row-major.
+///   With `blocks` b > 1 (GPT-2's fused q|k|v) dim holds b equal blocks and rank r
+///   holds that slice of each block, in block order (k = shape[dim] / (b * world)).
 ///   For nn.Linear weights (out, in), column-parallel layers (q/k/v, fc1, gate/up)
 ///   split dim 0 (and their bias); row-parallel layers (o/out_proj, fc2, down) split
 ///   dim 1 and keep their bias replicated.
@@ -22,11 +24,12 @@ enum class LayoutKind { Replicated, ZeroShard, TpPartition };
 struct ShardingLayout {
   LayoutKind kind = LayoutKind::Replicated;
   int world = 1;
-  int dim = 0;  ///< TpPartition only
+  int dim = 0;     ///< TpPartition only
+  int blocks = 1;  ///< TpPartition only: equal blocks along dim, each split over the ranks
 
   static ShardingLayout replicated(int world);
   static ShardingLayout zero_shard(int world);
-  static ShardingLayout tp_partition(int world, int dim);
+  static ShardingLayout tp_partition(int world, int dim, int blocks = 1);
 };
 
 /// "replicated x4", "zero-shard x8", "tp x2 (dim 1)".

@@ -1,6 +1,8 @@
 #pragma once
 /// Collectives over a fixed group of ranks.
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -27,11 +29,24 @@ class Communicator {
   virtual at::Tensor all_gather(const at::Tensor& input) = 0;
   /// input (W, *S) on every rank -> (*S): the reduction over ranks of input[rank()].
   virtual at::Tensor reduce_scatter(const at::Tensor& input, ReduceOp op) = 0;
+  /// input (sum of send_counts), 1-D: its first send_counts[0] elements go to rank 0,
+  /// the next send_counts[1] to rank 1, ... Returns (sum of receive_counts): what rank 0
+  /// sent to this rank, then rank 1's, ... receive_counts[s] must be what rank s sends
+  /// here. This default moves every rank's whole input to every rank (an all-gather of
+  /// the inputs padded to the longest) and keeps this rank's parts; c10d backends send
+  /// each part only to its rank.
+  virtual at::Tensor all_to_all(const at::Tensor& input, const std::vector<int64_t>& send_counts,
+                                const std::vector<int64_t>& receive_counts);
   /// In place: every rank ends with `root`'s tensor.
   virtual void broadcast(at::Tensor& tensor, int root) = 0;
   /// Returns once every rank has called barrier().
   virtual void barrier() = 0;
 };
+
+/// Throws troupe::Error naming `where` unless there are `size` counts of each kind and
+/// `input` is 1-D with as many elements as the send counts sum to.
+void check_all_to_all(const at::Tensor& input, const std::vector<int64_t>& send_counts,
+                      const std::vector<int64_t>& receive_counts, int size, const std::string& where);
 
 /// Single-process reference of the collectives, for tests: inputs[i] is rank i's input.
 at::Tensor reference_reduce(const std::vector<at::Tensor>& inputs, ReduceOp op);

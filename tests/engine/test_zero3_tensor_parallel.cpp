@@ -1,0 +1,175 @@
+/// The Hybrid Engine's ZeRO-3 -> tensor-parallel reshard: four ZeRO stage 3 ranks as
+/// threads, each building its tensor-parallel slice (of two) from the chunks. Checked
+/// against cutting the whole weights of one unpartitioned model by hand (Megatron's
+/// split, written out here per parameter name), and generation against one whole engine.
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <troupe/engine/hybrid_engine.hpp>
+#include <troupe/engine/train_engine.hpp>
+#include <troupe/engine/zero3.hpp>
+#include <troupe/models/lora.hpp>
+
+#include "../models/model_fixtures.hpp"
+#include "../models/thread_sum_group.hpp"
+#include "thread_collectives.hpp"
+#include "zero3_fixtures.hpp"
+
+using namespace troupe;
+
+namespace {
+
+constexpr int kRanks = 4;
+constexpr int kTensorParallel = 2;
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// The model of `family` with trained-looking LoRA adapters on every linear, the same on
+/// every call: the OPT fixture, a tiny Llama (grouped-query attention) or a tiny GPT-2
+/// (fused q|k|v stored as (in, out)).
+models::CausalLM load_adapted(const std::string& family) {
+  torch::manual_seed(33);
+  auto model = family == "opt" ? test::load_opt() : models::make_causal_lm(test::tiny_config(family));
+  models::set_dropout(*model, 0.0);
+  models::apply_lora(*model, {4, 8.0, 0.0, ""});
+  torch::NoGradGuard no_grad;
+  for (auto& [name, linear] : model->linear_layers())
+    if (linear->has_lora()) linear->lora_B.normal_(0, 0.5);
+  return model;
+}
+
+/// Rank t's slice of `whole`, the parameter `name`, cut as Megatron does (independently
+/// of the engine's tables): column-parallel layers by output feature, row-parallel ones
+/// by input feature, GPT-2's c_attn in three blocks; adapters follow their weight.
+torch::Tensor megatron_slice(const std::string& name, const torch::Tensor& whole, int world, int t) {
+  auto cut = [&](int dim, int blocks) {
+    const int64_t block = whole.size(dim) / blocks, k = block / world;
+    std::vector<torch::Tensor> parts;
+    for (int b = 0; b < blocks; ++b) parts.push_back(whole.narrow(dim, b * block + t * k, k));
+    return torch::cat(parts, dim);
+  };
+  const bool column = name.find("q_proj.") != std::string::npos || name.find("k_proj.") != std::string::npos ||
+                      name.find("v_proj.") != std::string::npos || name.find("fc1.") != std::string::npos ||
+                      name.find("gate_proj.") != std::string::npos || name.find("up_proj.") != std::string::npos;
+  const bool row = name.find("out_proj.") != std::string::npos || name.find("o_proj.") != std::string::npos ||
+                   name.find("fc2.") != std::string::npos || name.find("down_proj.") != std::string::npos;
+  const bool gpt2_qkv = name.find("c_attn.") != std::string::npos, gpt2_fc = name.find("c_fc.") != std::string::npos;
+  const bool gpt2_proj = name.find("mlp.c_proj.") != std::string::npos || name.find("attn.c_proj.") != std::string::npos;
+  if (column) {
+    if (ends_with(name, ".weight") || ends_with(name, ".bias") || ends_with(name, ".lora_B")) return cut(0, 1);
+  } else if (row) {
+    if (ends_with(name, ".weight") || ends_with(name, ".lora_A")) return cut(1, 1);
+  } else if (gpt2_qkv || gpt2_fc) {  // Conv1D: weight (in, out)
+    const int blocks = gpt2_qkv ? 3 : 1;
+    if (ends_with(name, ".weight")) return cut(1, blocks);
+    if (ends_with(name, ".bias") || ends_with(name, ".lora_B")) return cut(0, blocks);
+  } else if (gpt2_proj) {
+    if (ends_with(name, ".weight")) return cut(0, 1);
+    if (ends_with(name, ".lora_A")) return cut(1, 1);
+  }
+  return whole;
+}
+
+engine::TrainOptions train_options() {
+  engine::TrainOptions options;
+  options.optimizer.learning_rate = 1e-3;
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("engine: ZeRO-3 over 4 ranks reshards into tensor-parallel slices equal to cutting the whole weights",
+          "[engine][zero3][tensor_parallel]") {
+  for (const std::string family : {"opt", "llama", "gpt2"}) {
+    DYNAMIC_SECTION(family) {
+      std::map<std::string, torch::Tensor> whole;
+      for (const auto& item : load_adapted(family)->named_parameters()) whole[item.key()] = item.value().detach().clone();
+      test::ThreadCollectives group(kRanks);
+      std::vector<int64_t> moved(kRanks), minimum(kRanks), whole_gather(kRanks);
+      test::run_ranks(
+          [&](int rank) {
+            auto model = load_adapted(family);
+            engine::TrainEngine trainer(model, train_options());
+            trainer.set_zero3(group.zero3(rank));
+            auto& zero3 = *trainer.zero3();
+            const int64_t resident = zero3.param_resident_bytes();
+            const int t = rank % kTensorParallel;
+            int64_t before = zero3.received_bytes();
+            {
+              auto slices = zero3.gather_tensor_parallel_slices({kTensorParallel, t, nullptr});
+              moved[static_cast<size_t>(rank)] = zero3.received_bytes() - before;
+              for (const auto& item : model->named_parameters()) {
+                INFO(family << " rank " << rank << ": " << item.key());
+                const auto expected = megatron_slice(item.key(), whole.at(item.key()), kTensorParallel, t);
+                REQUIRE(item.value().sizes() == expected.sizes());
+                CHECK(item.value().detach().equal(expected));  // bit for bit
+              }
+            }
+            CHECK(zero3.param_resident_bytes() == resident);  // the chunks alone again
+            for (const auto& item : model->named_parameters())  // the layers hold placeholders
+              if (item.key().find("layers.0.") != std::string::npos || item.key().find("h.0.") != std::string::npos)
+                CHECK(item.value().numel() == 0);
+            minimum[static_cast<size_t>(rank)] = zero3.tensor_parallel_minimum_bytes(kTensorParallel);
+            before = zero3.received_bytes();
+            { auto all = zero3.gather_full_parameters(); }
+            whole_gather[static_cast<size_t>(rank)] = zero3.received_bytes() - before;
+          },
+          kRanks);
+      for (int rank = 0; rank < kRanks; ++rank) {
+        INFO(family << " rank " << rank);
+        // Exactly the slice's bytes that other ranks hold: 3/8 of the layers here,
+        // against 3/4 for the whole-model gather.
+        CHECK(moved[static_cast<size_t>(rank)] == minimum[static_cast<size_t>(rank)]);
+        CHECK(moved[static_cast<size_t>(rank)] > 0);
+        CHECK(static_cast<double>(moved[static_cast<size_t>(rank)]) <
+              0.6 * static_cast<double>(whole_gather[static_cast<size_t>(rank)]));
+      }
+    }
+  }
+}
+
+TEST_CASE("engine: a ZeRO-3 actor generates tensor-parallel from its resharded slices as one whole engine does",
+          "[engine][zero3][tensor_parallel]") {
+  const auto ids = torch::tensor({{0, 0, 5, 17, 42}, {9, 8, 7, 6, 5}}, torch::kLong);  // (2, 5), left padded
+  const auto mask = torch::tensor({{0, 0, 1, 1, 1}, {1, 1, 1, 1, 1}}, torch::kLong);
+  models::GenerationOptions options;
+  options.max_new_tokens = 6;
+  for (const std::string family : {"opt", "llama"}) {
+    DYNAMIC_SECTION(family) {
+      test::OneIntraOpThread one_thread;
+      engine::HybridEngineOptions quiet;
+      quiet.log_switches = false;
+      const auto expected = engine::HybridEngine(load_adapted(family), quiet).generate(ids, mask, options);
+      test::ThreadCollectives group(kRanks);
+      std::vector<std::unique_ptr<test::ThreadSumGroup>> generation_groups;  // ranks {0, 1} and {2, 3}
+      for (int g = 0; g < kRanks / kTensorParallel; ++g)
+        generation_groups.push_back(std::make_unique<test::ThreadSumGroup>(kTensorParallel));
+      test::run_ranks(
+          [&](int rank) {
+            auto model = load_adapted(family);
+            engine::TrainEngine trainer(model, train_options());
+            trainer.set_zero3(group.zero3(rank));
+            const int64_t resident = trainer.zero3()->param_resident_bytes();
+            engine::HybridEngine hybrid(model, quiet);
+            hybrid.set_zero3(trainer.zero3());
+            hybrid.set_tensor_parallel(
+                generation_groups[static_cast<size_t>(rank / kTensorParallel)]->rank(rank % kTensorParallel));
+            const auto got = hybrid.generate(ids, mask, options);  // each rank its two rows
+            INFO(family << " rank " << rank);
+            CHECK(got.sequences.equal(expected.sequences));
+            CHECK(got.attention_mask.equal(expected.attention_mask));
+            CHECK(hybrid.last_timings().reshard_bytes == trainer.zero3()->tensor_parallel_minimum_bytes(kTensorParallel));
+            CHECK(trainer.zero3()->param_resident_bytes() == resident);
+            CHECK(model->tensor_parallel_world() == 1);  // whole layers again for training
+          },
+          kRanks);
+    }
+  }
+}
