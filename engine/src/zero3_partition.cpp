@@ -354,6 +354,7 @@ void Zero3Partition::gather_slices(Flat& flat, int world, int tp_rank) {
   };
   const auto options = flat.master.options().requires_grad(false);
   flat.gathered = torch::empty({plan.local_sizes[static_cast<size_t>(tp_rank)]}, options);  // (this rank's slices)
+  add_resident(flat.gathered_bytes());
   const auto master = flat.master.detach();
   if (collectives_.all_to_all) {
     // Rank d of the ZeRO group is rank d % world of its generation group.
@@ -394,7 +395,6 @@ void Zero3Partition::gather_slices(Flat& flat, int world, int tp_rank) {
     if (!slice.whole()) shape[static_cast<size_t>(slice.dim)] /= world;
     flat.parameters[i].set_data(flat.gathered.narrow(0, offsets[i], c10::multiply_integers(shape)).view(shape));
   }
-  add_resident(flat.gathered_bytes());
 }
 
 int64_t Zero3Partition::tensor_parallel_minimum_bytes(int world) {
