@@ -91,11 +91,17 @@ TEST_CASE("engine: ZeRO-3 over 4 ranks reshards into tensor-parallel slices equa
     DYNAMIC_SECTION(family) {
       std::map<std::string, torch::Tensor> whole;
       for (const auto& item : load_adapted(family)->named_parameters()) whole[item.key()] = item.value().detach().clone();
+      // Built here, one after the other: the ranks' threads would race for the generator.
+      std::vector<models::CausalLM> models;
+      for (int rank = 0; rank < kRanks; ++rank) models.push_back(load_adapted(family));
       test::ThreadCollectives group(kRanks);
-      std::vector<int64_t> moved(kRanks), minimum(kRanks), whole_gather(kRanks);
+      // Catch's checks are not thread-safe: the ranks record, the main thread checks.
+      std::vector<std::vector<std::string>> mismatches(kRanks);
+      std::vector<int64_t> moved(kRanks), minimum(kRanks), whole_gather(kRanks), resident_change(kRanks);
+      std::vector<int64_t> layer_elements_after(kRanks);
       test::run_ranks(
           [&](int rank) {
-            auto model = load_adapted(family);
+            auto model = models[static_cast<size_t>(rank)];
             engine::TrainEngine trainer(model, train_options());
             trainer.set_zero3(group.zero3(rank));
             auto& zero3 = *trainer.zero3();
@@ -106,16 +112,15 @@ TEST_CASE("engine: ZeRO-3 over 4 ranks reshards into tensor-parallel slices equa
               auto slices = zero3.gather_tensor_parallel_slices({kTensorParallel, t, nullptr});
               moved[static_cast<size_t>(rank)] = zero3.received_bytes() - before;
               for (const auto& item : model->named_parameters()) {
-                INFO(family << " rank " << rank << ": " << item.key());
                 const auto expected = megatron_slice(item.key(), whole.at(item.key()), kTensorParallel, t);
-                REQUIRE(item.value().sizes() == expected.sizes());
-                CHECK(item.value().detach().equal(expected));  // bit for bit
+                if (item.value().sizes() != expected.sizes() || !item.value().detach().equal(expected))  // bit for bit
+                  mismatches[static_cast<size_t>(rank)].push_back(item.key());
               }
             }
-            CHECK(zero3.param_resident_bytes() == resident);  // the chunks alone again
-            for (const auto& item : model->named_parameters())  // the layers hold placeholders
+            resident_change[static_cast<size_t>(rank)] = zero3.param_resident_bytes() - resident;
+            for (const auto& item : model->named_parameters())  // the layers hold placeholders again
               if (item.key().find("layers.0.") != std::string::npos || item.key().find("h.0.") != std::string::npos)
-                CHECK(item.value().numel() == 0);
+                layer_elements_after[static_cast<size_t>(rank)] += item.value().numel();
             minimum[static_cast<size_t>(rank)] = zero3.tensor_parallel_minimum_bytes(kTensorParallel);
             before = zero3.received_bytes();
             { auto all = zero3.gather_full_parameters(); }
@@ -124,6 +129,9 @@ TEST_CASE("engine: ZeRO-3 over 4 ranks reshards into tensor-parallel slices equa
           kRanks);
       for (int rank = 0; rank < kRanks; ++rank) {
         INFO(family << " rank " << rank);
+        CHECK(mismatches[static_cast<size_t>(rank)] == std::vector<std::string>{});
+        CHECK(resident_change[static_cast<size_t>(rank)] == 0);  // the chunks alone again
+        CHECK(layer_elements_after[static_cast<size_t>(rank)] == 0);
         // Exactly the slice's bytes that other ranks hold: 3/8 of the layers here,
         // against 3/4 for the whole-model gather.
         CHECK(moved[static_cast<size_t>(rank)] == minimum[static_cast<size_t>(rank)]);
@@ -147,13 +155,17 @@ TEST_CASE("engine: a ZeRO-3 actor generates tensor-parallel from its resharded s
       engine::HybridEngineOptions quiet;
       quiet.log_switches = false;
       const auto expected = engine::HybridEngine(load_adapted(family), quiet).generate(ids, mask, options);
+      std::vector<models::CausalLM> models;
+      for (int rank = 0; rank < kRanks; ++rank) models.push_back(load_adapted(family));
       test::ThreadCollectives group(kRanks);
       std::vector<std::unique_ptr<test::ThreadSumGroup>> generation_groups;  // ranks {0, 1} and {2, 3}
       for (int g = 0; g < kRanks / kTensorParallel; ++g)
         generation_groups.push_back(std::make_unique<test::ThreadSumGroup>(kTensorParallel));
+      std::vector<models::GenerationResult> got(kRanks);
+      std::vector<int64_t> reshard_bytes(kRanks), minimum(kRanks), resident_change(kRanks), world_after(kRanks);
       test::run_ranks(
           [&](int rank) {
-            auto model = load_adapted(family);
+            auto model = models[static_cast<size_t>(rank)];
             engine::TrainEngine trainer(model, train_options());
             trainer.set_zero3(group.zero3(rank));
             const int64_t resident = trainer.zero3()->param_resident_bytes();
@@ -161,15 +173,21 @@ TEST_CASE("engine: a ZeRO-3 actor generates tensor-parallel from its resharded s
             hybrid.set_zero3(trainer.zero3());
             hybrid.set_tensor_parallel(
                 generation_groups[static_cast<size_t>(rank / kTensorParallel)]->rank(rank % kTensorParallel));
-            const auto got = hybrid.generate(ids, mask, options);  // each rank its two rows
-            INFO(family << " rank " << rank);
-            CHECK(got.sequences.equal(expected.sequences));
-            CHECK(got.attention_mask.equal(expected.attention_mask));
-            CHECK(hybrid.last_timings().reshard_bytes == trainer.zero3()->tensor_parallel_minimum_bytes(kTensorParallel));
-            CHECK(trainer.zero3()->param_resident_bytes() == resident);
-            CHECK(model->tensor_parallel_world() == 1);  // whole layers again for training
+            got[static_cast<size_t>(rank)] = hybrid.generate(ids, mask, options);  // each rank its two rows
+            reshard_bytes[static_cast<size_t>(rank)] = hybrid.last_timings().reshard_bytes;
+            minimum[static_cast<size_t>(rank)] = trainer.zero3()->tensor_parallel_minimum_bytes(kTensorParallel);
+            resident_change[static_cast<size_t>(rank)] = trainer.zero3()->param_resident_bytes() - resident;
+            world_after[static_cast<size_t>(rank)] = model->tensor_parallel_world();
           },
           kRanks);
+      for (int rank = 0; rank < kRanks; ++rank) {
+        INFO(family << " rank " << rank);
+        CHECK(got[static_cast<size_t>(rank)].sequences.equal(expected.sequences));
+        CHECK(got[static_cast<size_t>(rank)].attention_mask.equal(expected.attention_mask));
+        CHECK(reshard_bytes[static_cast<size_t>(rank)] == minimum[static_cast<size_t>(rank)]);
+        CHECK(resident_change[static_cast<size_t>(rank)] == 0);
+        CHECK(world_after[static_cast<size_t>(rank)] == 1);  // whole layers again for training
+      }
     }
   }
 }
