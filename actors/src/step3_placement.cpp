@@ -51,6 +51,11 @@ Step3Placement place_step3_roles(const placement::Topology& topology, const Step
     result.actor_zero_stage = actor->zero_stage;
     result.actor_inference_tp = actor->inference_tp_size;
   }
+  for (const auto& role : topology.roles) {
+    const std::string name = placement::role_name(role.role);
+    if (role.offload_optimizer) result.offloads.push_back(name + ": offload_optimizer");
+    if (role.offload_params) result.offloads.push_back(name + ": offload_params");
+  }
   for (const auto& process : plan.processes) {
     const bool has_actor = std::find(process.roles.begin(), process.roles.end(), placement::Role::Actor) != process.roles.end();
     if (has_actor) {

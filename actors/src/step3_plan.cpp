@@ -6,6 +6,7 @@
 #include <troupe/common/error.hpp>
 #include <troupe/data/collate.hpp>
 #include <troupe/data/unsupervised.hpp>
+#include <troupe/engine/offload.hpp>
 #include <troupe/placement/resources.hpp>
 #include <troupe/placement/topology.hpp>
 #include <troupe/rl/algorithm_registry.hpp>
@@ -55,6 +56,9 @@ Step3Plan plan_step3(const Step3Config& config) {
   Step3Plan plan;
   plan.algorithm = rl::AlgorithmRegistry::global().create(config.algorithm, config.algorithm_options);
   plan.placement = plan_placement(config);
+  auto offloads = plan.placement.offloads;
+  if (config.offload) offloads.insert(offloads.begin(), "--offload (actor, critic)");
+  for (const auto& what : offloads) std::clog << "step 3: " << engine::offload_note(what, config.device) << "\n";
 
   const auto tokenizer_dir = config.data.tokenizer_dir.empty() ? config.actor_model : config.data.tokenizer_dir;
   plan.tokenizer = models::load_tokenizer(tokenizer_dir);

@@ -48,6 +48,7 @@ struct TrainArgs {
   std::vector<std::string> algo_options;  ///< KEY=VALUE
   std::optional<double> kl_ctl, clip_reward_value, cliprange, cliprange_value, gamma, lam;
   bool enable_ema = false, release_inference_cache = false, offload_reference_model = false;
+  bool offload = false;  ///< --offload (ZeRO-Offload), every step
   std::string inference_dtype = "fp32";
   double unsup_coef = 27.8;
   std::string reward_function, eval_function;

@@ -140,6 +140,8 @@ Command add_train_command(CLI::App& app) {
   opt("unsupervised_dataset_name", a.unsupervised_dataset_name, "Step 3: text corpus (.txt/.jsonl) for mixture training");
   opt("unsup_coef", a.unsup_coef, "Step 3: weight of the mixture LM loss")->check(non_negative_real);
   flag("offload_reference_model", a.offload_reference_model, "Step 3: keep a frozen-copy reference on the CPU");
+  flag("offload", a.offload,
+       "ZeRO-Offload of the trained models' optimizer state to host memory (a no-op on the CPU; not built for GPUs yet)");
   flag("release_inference_cache", a.release_inference_cache,
        "Step 3: free the packed generation weights and the KV cache after every generation");
   opt("inference_dtype", a.inference_dtype, "Step 3: dtype of the actor's packed generation weights: fp32 or bf16")

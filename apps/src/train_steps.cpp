@@ -10,6 +10,7 @@
 #include <troupe/data/split.hpp>
 #include <troupe/engine/metrics_log.hpp>
 #include <troupe/engine/model_presets.hpp>
+#include <troupe/engine/offload.hpp>
 #include <troupe/engine/supervised_tasks.hpp>
 #include <troupe/engine/tensorboard_writer.hpp>
 #include <troupe/models/lora.hpp>
@@ -98,6 +99,7 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   torch::manual_seed(args.seed);
   const torch::Device device(args.device);
   if (args.only_optimize_lora && args.lora_dim <= 0) throw Error("--only_optimize_lora needs --lora_dim > 0");
+  if (args.offload) std::clog << "step" << args.step << ": " << engine::offload_note("--offload", device) << "\n";
   // Flags, tokenizer and data first: a wrong schema or path is refused before a large
   // model is built.
   const auto tokenizer_dir = tokenizer_dir_of(args);
@@ -232,6 +234,7 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.eval_prompts = args.eval_prompts;
   c.eval_interval = args.eval_interval;
   c.offload_reference_model = args.offload_reference_model;
+  c.offload = args.offload;
   c.topology = args.topology;
   c.inference_tp_size = static_cast<int>(args.inference_tp_size);
   c.cluster = args.cluster;

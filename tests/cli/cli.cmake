@@ -25,6 +25,10 @@ troupe_cli_test("train --help lists DeepSpeed-Chat's flags"
 troupe_cli_test("an unknown train flag is named" "learning_rat" train --step 1 --learning_rat 1e-3)
 troupe_cli_test("a step-3 flag with --step 1 is refused by name" "--ppo_epochs does not apply to --step 1"
   train --step 1 --ppo_epochs 2 --model_name_or_path x --data_path Dahoas/rm-static=x --output_dir x)
+troupe_cli_test("--offload on the CPU says it is a no-op" "--offload: a no-op on the CPU"
+  train --step 1 --offload --model_name_or_path x --data_path Dahoas/rm-static=x --output_dir ${cli_dir}/offload)
+troupe_cli_test("--offload on a GPU is refused, not ignored" "--offload: offloading to host memory from cuda is not implemented yet"
+  train --step 1 --offload --device cuda --model_name_or_path x --data_path Dahoas/rm-static=x --output_dir ${cli_dir}/offload)
 troupe_cli_test("a malformed number is named" "--learning_rate" train --step 1 --learning_rate fast)
 troupe_cli_test("a config file's unknown key names the file and line" "bad.cfg:2: --learning_rat"
   train --config ${cli_dir}/bad.cfg)

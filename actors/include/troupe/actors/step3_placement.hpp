@@ -39,6 +39,8 @@ struct Step3Placement {
   int reference_zero_stage = 0;
   /// The actor's generation layout: groups of this many ranks generate tensor-parallel.
   int actor_inference_tp = 1;
+  /// "actor: offload_optimizer" for each setting of offload_optimizer / offload_params.
+  std::vector<std::string> offloads;
   /// The plan as `troupe plan` prints it.
   std::string plan_text;
   /// True when `role` (its rank 0) shares the controller's (the actor's) process.

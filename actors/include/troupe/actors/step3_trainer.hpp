@@ -59,6 +59,9 @@ struct Step3Config {
   std::string inference_dtype = "fp32";
   /// Keep a frozen-copy reference on the CPU (a shared-base reference is the actor).
   bool offload_reference_model = false;
+  /// --offload: ZeRO-Offload of the actor's and the critic's optimizer state (a no-op on
+  /// the CPU; refused on GPUs, where it is not built yet).
+  bool offload = false;
   bool actor_gradient_checkpointing = false, critic_gradient_checkpointing = false;
   /// Dropout of the actor and critic while training (--dropout); unset = the configs'.
   std::optional<double> dropout;
