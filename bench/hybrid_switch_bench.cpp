@@ -22,6 +22,8 @@
 #include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/models/lora.hpp>
 
+#include "bench_support.hpp"
+
 namespace {
 
 using namespace troupe;
@@ -34,12 +36,7 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw Error(flag + " needs a value");
-      return argv[++i];
-    };
+  bench::for_each_flag(argc, argv, [&](const std::string& flag, const bench::FlagValue& value) {
     if (flag == "--batch") a.batch = std::stoll(value());
     else if (flag == "--prompt") a.prompt = std::stoll(value());
     else if (flag == "--new") a.new_tokens = std::stoll(value());
@@ -49,7 +46,8 @@ Args parse(int argc, char** argv) {
     else if (flag == "--json") a.json = value();
     else if (flag == "--bf16") a.bf16 = true;
     else throw Error("unknown flag " + flag);
-  }
+  });
+
   return a;
 }
 

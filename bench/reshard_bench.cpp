@@ -43,12 +43,7 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw Error(flag + " needs a value");
-      return argv[++i];
-    };
+  bench::for_each_flag(argc, argv, [&](const std::string& flag, const bench::FlagValue& value) {
     if (flag == "--ranks") a.ranks = std::stoi(value());
     else if (flag == "--layers") a.layers = std::stoll(value());
     else if (flag == "--reps") a.reps = std::stoll(value());
@@ -60,7 +55,8 @@ Args parse(int argc, char** argv) {
     } else {
       throw Error("unknown flag " + flag + " (flags: --ranks --layers --tp --reps --json)");
     }
-  }
+  });
+
   for (int k : a.tp)
     if (k < 1 || a.ranks % k != 0)
       throw Error("--tp " + std::to_string(k) + " must divide --ranks " + std::to_string(a.ranks));

@@ -58,12 +58,7 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw Error(flag + " needs a value");
-      return argv[++i];
-    };
+  bench::for_each_flag(argc, argv, [&](const std::string& flag, const bench::FlagValue& value) {
     if (flag == "--actor") a.actor = value();
     else if (flag == "--critic") a.critic = value();
     else if (flag == "--reward") a.reward = value();
@@ -80,7 +75,8 @@ Args parse(int argc, char** argv) {
     else if (flag == "--op_profile") a.op_profile = std::stoll(value());
     else if (flag == "--score_all_positions") a.score_all_positions = true;
     else throw Error("unknown flag " + flag);
-  }
+  });
+
   if (a.iters < 1 || a.warmup < 0) throw Error("--iters must be >= 1 and --warmup >= 0");
   if (a.reward.empty()) a.reward = a.critic;
   return a;

@@ -46,12 +46,7 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw Error(flag + " needs a value");
-      return argv[++i];
-    };
+  bench::for_each_flag(argc, argv, [&](const std::string& flag, const bench::FlagValue& value) {
     if (flag == "--model") a.model = value();
     else if (flag == "--inputs") a.inputs = value();
     else if (flag == "--batch") a.batch = std::stoll(value());
@@ -61,7 +56,8 @@ Args parse(int argc, char** argv) {
     else if (flag == "--json") a.json = value();
     else if (flag == "--op_profile") a.op_profile = std::stoll(value());
     else throw Error("unknown flag " + flag);
-  }
+  });
+
   if (a.steps < 1) throw Error("--steps must be >= 1");
   return a;
 }

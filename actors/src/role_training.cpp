@@ -43,8 +43,9 @@ std::optional<rl::Experience> training_experience(const std::vector<TensorBatch>
 engine::MicroStep zero_loss_step(engine::TrainEngine& trainer, const std::string& role) {
   if (trainer.zero3())
     return trainer.micro_step([&](models::CausalLMImpl& model) {
-      const auto token = torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device_of(model)));
-      return model.hidden_states({token}).sum() * 0.0;  // (1, 1, E) -> 0
+      models::DecoderInputs token;
+      token.input_ids = torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device_of(model)));
+      return model.hidden_states(token).sum() * 0.0;  // (1, 1, E) -> 0
     });
   return trainer.micro_step([&](models::CausalLMImpl& model) {
     for (const auto& p : model.parameters())

@@ -35,7 +35,9 @@ void join_partitioned_pass(models::CausalLMImpl& model) {
   if (!model.has_layer_hooks()) return;
   torch::NoGradGuard no_grad;
   const auto device = model.parameters().front().device();
-  model.hidden_states({torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device))});
+  models::DecoderInputs inputs;
+  inputs.input_ids = torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device));  // (1, 1)
+  model.hidden_states(inputs);
 }
 
 torch::Tensor logprobs_from_logits(const torch::Tensor& logits, const torch::Tensor& sequences,
