@@ -11,6 +11,7 @@
 
 #include <troupe/common/error.hpp>
 #include <troupe/common/files.hpp>
+#include <troupe/engine/write_progress.hpp>
 #include <troupe/engine/base_model.hpp>
 #include <troupe/models/peft_adapter.hpp>
 #include <troupe/models/pretrained.hpp>
@@ -85,6 +86,7 @@ void copy_tokenizer_files(const fs::path& from, const fs::path& to) {
 
 void save_model_dir(models::CausalLMImpl& model, const fs::path& tokenizer_dir, const fs::path& dir) {
   write_directory_atomically(dir, [&](const fs::path& tmp) {
+    WriteProgress progress("saving " + dir.string(), tmp);
     models::save_pretrained(model, tmp);
     copy_tokenizer_files(tokenizer_dir, tmp);
     if (models::peft_exportable(model)) models::save_peft_adapter(model, tmp / models::kPeftAdapterDir);
@@ -97,6 +99,7 @@ void save_training_checkpoint(TrainEngine& engine, const fs::path& tokenizer_dir
   const auto base = frozen_base_of(model);
   const bool tied = model.config().tie_word_embeddings;
   write_directory_atomically(dir, [&](const fs::path& tmp) {
+    WriteProgress progress("saving checkpoint " + dir.string(), tmp);
     if (!base) {  // an adapter checkpoint has no model of its own: the base is on disk already
       models::save_pretrained(model, tmp);
       copy_tokenizer_files(tokenizer_dir, tmp);
