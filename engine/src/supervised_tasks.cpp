@@ -8,6 +8,7 @@
 #include <troupe/data/collate.hpp>
 #include <troupe/data/sampler.hpp>
 #include <troupe/engine/losses.hpp>
+#include <troupe/engine/progress.hpp>
 
 namespace troupe::engine {
 
@@ -82,12 +83,15 @@ PhaseTask make_sft_task(const data::PhaseData& data, const SupervisedTaskOptions
   task.evaluate = [eval, options](models::CausalLMImpl& model) {
     double total = 0;
     int64_t count = 0;
-    for (const auto& indices : eval_batches(eval, options)) {
+    const auto batches = eval_batches(eval, options);
+    ProgressReporter progress("step1 eval", static_cast<int64_t>(batches.size()));  // a large model takes minutes
+    for (const auto& indices : batches) {
       auto b = data::make_step1_batch(eval, indices, options.max_seq_len, options.pad_token_id);
       const auto device = device_of(model);
       auto logits = model.forward(b.input_ids.to(device), b.attention_mask.to(device));
       total += language_model_loss(logits, b.labels.to(device)).item<double>();
       ++count;
+      progress.update(count, total / static_cast<double>(count), b.attention_mask.sum().item<int64_t>());
     }
     if (count == 0) return MetricValues{};
     const double loss = total / static_cast<double>(count);
@@ -111,7 +115,10 @@ PhaseTask make_reward_model_task(const data::PhaseData& data, const SupervisedTa
   task.evaluate = [eval, options](models::CausalLMImpl& model) {
     double correct = 0, chosen = 0, rejected = 0, loss = 0;
     int64_t pairs = 0, batches = 0;
-    for (const auto& indices : eval_batches(eval, options)) {
+    const auto index_batches = eval_batches(eval, options);
+    ProgressReporter progress("step2 eval", static_cast<int64_t>(index_batches.size()));
+    progress.set_value_name("accuracy");
+    for (const auto& indices : index_batches) {
       auto b = data::make_step2_batch(eval, indices, options.max_seq_len, options.pad_token_id);
       const auto device = device_of(model);
       auto ids = b.input_ids.to(device), mask = b.attention_mask.to(device);
@@ -122,6 +129,7 @@ PhaseTask make_reward_model_task(const data::PhaseData& data, const SupervisedTa
       loss += out.loss.item<double>();
       pairs += b.pairs;
       ++batches;
+      progress.update(batches, correct / static_cast<double>(pairs), b.attention_mask.sum().item<int64_t>());
     }
     if (pairs == 0) return MetricValues{};
     const double n = static_cast<double>(pairs);
