@@ -41,7 +41,7 @@ using namespace troupe;
 
 struct Args {
   int64_t batch = 1, seq = 512, steps = 3, threads = 2, op_profile = 0;
-  std::string model, inputs, json;
+  std::string model, inputs, json, dtype = "fp32";
 };
 
 Args parse(int argc, char** argv) {
@@ -54,6 +54,7 @@ Args parse(int argc, char** argv) {
     else if (flag == "--steps") a.steps = std::stoll(value());
     else if (flag == "--threads") a.threads = std::stoll(value());
     else if (flag == "--json") a.json = value();
+    else if (flag == "--dtype") a.dtype = value();
     else if (flag == "--op_profile") a.op_profile = std::stoll(value());
     else throw Error("unknown flag " + flag);
   });
@@ -83,12 +84,12 @@ using bench::median;
 using bench::peak_rss_bytes;
 using bench::seconds_since;
 
-/// Best-of-5 fp32 GFLOP/s of a 2048 x 2048 torch::mm at the current thread count: the
-/// machine's practical matmul peak, the denominator of MFU.
-double matmul_peak_gflops() {
+/// Best-of-5 GFLOP/s of a 2048 x 2048 torch::mm in `dtype` at the current thread count:
+/// the machine's practical matmul peak, the denominator of MFU.
+double matmul_peak_gflops(torch::ScalarType dtype) {
   const int64_t n = 2048;
-  auto a = torch::randn({n, n});  // (n, n)
-  auto b = torch::randn({n, n});  // (n, n)
+  auto a = torch::randn({n, n}).to(dtype);  // (n, n)
+  auto b = torch::randn({n, n}).to(dtype);  // (n, n)
   auto c = torch::mm(a, b);       // warm-up
   double best = 1e30;
   for (int rep = 0; rep < 5; ++rep) {
@@ -114,7 +115,8 @@ int main(int argc, char** argv) {
   try {
     const auto args = parse(argc, argv);
     at::set_num_threads(static_cast<int>(args.threads));
-    const double peak_gflops = matmul_peak_gflops();
+    const auto dtype = engine::parse_compute_dtype(args.dtype, "--dtype");
+    const double peak_gflops = matmul_peak_gflops(dtype);
 
     torch::manual_seed(0);
     auto model = args.model.empty() ? models::make_causal_lm(opt_125m()) : models::load_pretrained(args.model);
@@ -130,6 +132,7 @@ int main(int argc, char** argv) {
     o.optimizer.weight_decay = 0.0;
     o.schedule = {engine::ScheduleType::Constant, 0, 1};
     o.max_grad_norm = 1.0;
+    o.compute_dtype = dtype;  // bf16: autocast over fp32 masters, as DeepSpeed's bf16 mode
     engine::TrainEngine trainer(model, o);
     auto step = [&]() {
       auto start = std::chrono::steady_clock::now();
@@ -164,9 +167,9 @@ int main(int argc, char** argv) {
     const double achieved_gflops = flops / step_seconds / 1e9;
     const int64_t rss = peak_rss_bytes();
 
-    std::printf("SFT step (forward, LM loss, backward, clip 1.0, AdamW), %s, fp32 CPU, B=%lld T=%lld, %lld threads, "
+    std::printf("SFT step (forward, LM loss, backward, clip 1.0, AdamW), %s, %s CPU, B=%lld T=%lld, %lld threads, "
                 "median of %lld after 1 warm-up\n",
-                args.model.empty() ? "OPT-125m shape (random)" : args.model.c_str(), static_cast<long long>(B),
+                args.model.empty() ? "OPT-125m shape (random)" : args.model.c_str(), args.dtype.c_str(), static_cast<long long>(B),
                 static_cast<long long>(T), static_cast<long long>(args.threads), static_cast<long long>(args.steps));
     std::printf("%-28s %12s\n", "metric", "troupe");
     std::printf("%-28s %12.3f\n", "s/step", step_seconds);
