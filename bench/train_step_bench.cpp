@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include <troupe/common/error.hpp>
+#include <troupe/engine/host_memory.hpp>
 #include <troupe/engine/losses.hpp>
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/models/pretrained.hpp>
@@ -42,6 +43,7 @@ using namespace troupe;
 struct Args {
   int64_t batch = 1, seq = 512, steps = 3, threads = 2, op_profile = 0;
   std::string model, inputs, json, dtype = "fp32";
+  bool system_allocator = false;  ///< glibc's defaults, to measure what keep_freed_host_memory() gains
 };
 
 Args parse(int argc, char** argv) {
@@ -55,6 +57,7 @@ Args parse(int argc, char** argv) {
     else if (flag == "--threads") a.threads = std::stoll(value());
     else if (flag == "--json") a.json = value();
     else if (flag == "--dtype") a.dtype = value();
+    else if (flag == "--system_allocator") a.system_allocator = true;
     else if (flag == "--op_profile") a.op_profile = std::stoll(value());
     else throw Error("unknown flag " + flag);
   });
@@ -115,6 +118,7 @@ int main(int argc, char** argv) {
   try {
     const auto args = parse(argc, argv);
     at::set_num_threads(static_cast<int>(args.threads));
+    if (!args.system_allocator) engine::keep_freed_host_memory();  // as troupe train's steps 1 and 2
     const auto dtype = engine::parse_compute_dtype(args.dtype, "--dtype");
     const double peak_gflops = matmul_peak_gflops(dtype);
 

@@ -10,6 +10,7 @@
 #include <troupe/data/split.hpp>
 #include <troupe/engine/metrics_log.hpp>
 #include <troupe/engine/model_presets.hpp>
+#include <troupe/engine/host_memory.hpp>
 #include <troupe/engine/offload.hpp>
 #include <troupe/engine/supervised_tasks.hpp>
 #include <troupe/engine/tensorboard_writer.hpp>
@@ -100,6 +101,7 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   const torch::Device device(args.device);
   if (args.only_optimize_lora && args.lora_dim <= 0) throw Error("--only_optimize_lora needs --lora_dim > 0");
   if (args.offload) std::clog << "step" << args.step << ": " << engine::offload_note("--offload", device) << "\n";
+  engine::keep_freed_host_memory();  // the same large tensors every step: no page faults for them
   // Flags, tokenizer and data first: a wrong schema or path is refused before a large
   // model is built.
   const auto tokenizer_dir = tokenizer_dir_of(args);

@@ -1,0 +1,18 @@
+#include <troupe/engine/host_memory.hpp>
+
+#include <climits>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+namespace troupe::engine {
+
+void keep_freed_host_memory() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_MAX, 0);             // large blocks from the heap, reusable once freed
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);  // keep the heap's free top instead of unmapping it
+#endif
+}
+
+}  // namespace troupe::engine
