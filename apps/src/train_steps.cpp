@@ -256,6 +256,7 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   engine::TensorBoardWriter tensorboard(fs::path(args.output_dir) / "tensorboard");
   c.metrics = &metrics;
   c.tensorboard = &tensorboard;
+  engine::keep_freed_host_memory();  // each cycle allocates the same large tensors again
   auto result = actors::run_step3(c);
   auto line = [](const char* when, const actors::PolicyEvaluation& e) {
     std::clog << "step3: " << when << ": reward " << e.reward_score << ", gold " << e.gold_score << ", KL "

@@ -10,7 +10,7 @@ namespace troupe::engine {
 /// blocks and no trimming of the heap's top below 2 GiB free (glibc's M_MMAP_MAX,
 /// M_TRIM_THRESHOLD; a no-op elsewhere). Memory the process frees is then reused by
 /// later allocations instead of returned to the system, so peak RSS stays about the
-/// same while a steady loop runs (measured +1-3%). Steps 1 and 2 call it.
+/// same while a steady loop runs (measured +1-3%). `troupe train` and `troupe worker` call it.
 void keep_freed_host_memory();
 
 }  // namespace troupe::engine
