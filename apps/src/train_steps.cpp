@@ -14,6 +14,7 @@
 #include <troupe/engine/offload.hpp>
 #include <troupe/engine/supervised_tasks.hpp>
 #include <troupe/engine/tensorboard_writer.hpp>
+#include <troupe/kernels/cpu_features.hpp>
 #include <troupe/models/lora.hpp>
 #include <troupe/models/pretrained.hpp>
 #include <troupe/models/tokenizer.hpp>
@@ -93,6 +94,16 @@ void apply_lora_flags(models::CausalLMImpl& model, int64_t dim, const TrainArgs&
   if (args.only_optimize_lora) models::only_optimize_lora(model);
 }
 
+/// With --dtype bf16 on the CPU: whether this CPU computes bf16 in hardware, since
+/// without bf16 units the bf16 step is emulated and slower than fp32.
+void say_cpu_bf16(const std::string& dtype, const torch::Device& device, const std::string& step) {
+  if (!device.is_cpu() || engine::parse_compute_dtype(dtype) != torch::kBFloat16) return;
+  std::clog << step << ": --dtype bf16: "
+            << (kernels::cpu_features().avx512_bf16
+                    ? "this CPU has bf16 dot-product units (AVX512_BF16), so bf16 matmuls run in hardware\n"
+                    : "this CPU has no bf16 units (no AVX512_BF16): bf16 is emulated and slower than --dtype fp32 here\n");
+}
+
 }  // namespace
 
 engine::PhaseResult run_supervised_step(const TrainArgs& args) {
@@ -102,6 +113,7 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   if (args.only_optimize_lora && args.lora_dim <= 0) throw Error("--only_optimize_lora needs --lora_dim > 0");
   if (args.offload) std::clog << "step" << args.step << ": " << engine::offload_note("--offload", device) << "\n";
   engine::keep_freed_host_memory();  // the same large tensors every step: no page faults for them
+  say_cpu_bf16(args.dtype, device, "step" + std::to_string(args.step));
   // Flags, tokenizer and data first: a wrong schema or path is refused before a large
   // model is built.
   const auto tokenizer_dir = tokenizer_dir_of(args);
@@ -257,6 +269,7 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.metrics = &metrics;
   c.tensorboard = &tensorboard;
   engine::keep_freed_host_memory();  // each cycle allocates the same large tensors again
+  say_cpu_bf16(args.dtype, c.device, "step3");
   auto result = actors::run_step3(c);
   auto line = [](const char* when, const actors::PolicyEvaluation& e) {
     std::clog << "step3: " << when << ": reward " << e.reward_score << ", gold " << e.gold_score << ", KL "
