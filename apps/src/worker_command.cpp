@@ -1,7 +1,6 @@
 /// `troupe worker --join HOST:PORT --secret S`: a node agent that offers this machine to
 /// a controller and runs the role actors it asks for.
 #include <troupe/actors/step3_worker.hpp>
-#include <troupe/engine/host_memory.hpp>
 
 #include "builtin_rewards.hpp"
 #include "commands.hpp"
@@ -22,7 +21,6 @@ Command add_worker_command(CLI::App& app) {
     register_builtin_reward_functions();  // a step-3 reward role may name one
     auto options = actors::step3_worker_options(*join, *secret, "--join");
     options.stage_dir = *stage_dir;
-    engine::keep_freed_host_memory();  // the roles' cycles allocate the same large tensors again
     actors::run_node_agent(options);
   }};
 }

@@ -1,6 +1,8 @@
 #include <troupe/engine/host_memory.hpp>
 
 #include <climits>
+#include <cstdlib>
+#include <string>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -9,6 +11,7 @@
 namespace troupe::engine {
 
 void keep_freed_host_memory() {
+  if (const char* off = std::getenv("TROUPE_SYSTEM_ALLOCATOR"); off && *off && std::string(off) != "0") return;
 #if defined(__GLIBC__)
   mallopt(M_MMAP_MAX, 0);             // large blocks from the heap, reusable once freed
   mallopt(M_TRIM_THRESHOLD, INT_MAX);  // keep the heap's free top instead of unmapping it
