@@ -2,7 +2,7 @@
 """One step-3 (PPO) iteration: troupe (build/bin/troupe_bench_step3) vs TRL's PPOTrainer
 on the same model shapes, batch and thread count, in one run.
 
-    pip install trl==0.24.0 accelerate datasets      # TRL 0.24 works with the pinned transformers 4.57.6
+    pip install trl==0.24.0 accelerate datasets==3.6.0 transformers==4.57.6 tokenizers==0.22.1   # trl alone pulls transformers 5
     python3 bench/step3_vs_trl.py [--build build] [--batch 4] [--prompt 64] [--new 64]
         [--warmup 1] [--iters 2] [--threads 2] [--json out.json]
 
@@ -129,7 +129,7 @@ def main():
     try:
         import trl  # noqa: F401
     except ImportError:
-        sys.exit("TRL is not installed: pip install trl==0.24.0 accelerate datasets")
+        sys.exit("TRL is not installed: pip install trl==0.24.0 accelerate datasets==3.6.0 transformers==4.57.6 tokenizers==0.22.1")
 
     common = ["--new", str(args.new), "--seed", str(args.seed), "--warmup", str(args.warmup),
               "--iters", str(args.iters), "--threads", str(args.threads)]
