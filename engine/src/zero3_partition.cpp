@@ -299,17 +299,28 @@ Zero3Partition::FullParameters::~FullParameters() {
   for (int64_t l = 0; l < owner_->layer_count(); ++l) owner_->release(l);
 }
 
-const placement::FlatReshardPlan& Zero3Partition::slice_plan(Flat& flat, int world) {
+const Zero3Partition::SlicePlan& Zero3Partition::slice_plan(Flat& flat, int world) {
   auto found = flat.slice_plans.find(world);
   if (found != flat.slice_plans.end()) return found->second;
-  placement::FlatShards from{flat.shapes, flat.offsets, flat.chunk, collectives_.world};
+  SlicePlan result;
   std::vector<placement::ShardingLayout> to;
   for (size_t i = 0; i < flat.parameters.size(); ++i) {
     const auto slice = models::tensor_parallel_slice(*model_, flat.names[i]);
     to.push_back(slice.whole() ? placement::ShardingLayout::replicated(world)
                                : placement::ShardingLayout::tp_partition(world, slice.dim, slice.blocks));
+    auto shape = flat.shapes[i];
+    if (!slice.whole()) shape[static_cast<size_t>(slice.dim)] /= world;
+    result.shapes.push_back(std::move(shape));
   }
-  return flat.slice_plans.emplace(world, placement::plan_flat_reshard(from, to, "ZeRO stage 3 layer flat")).first->second;
+  const int ranks = collectives_.world;
+  result.plan = placement::plan_flat_reshard({flat.shapes, flat.offsets, flat.chunk, ranks}, to, "ZeRO stage 3 layer flat");
+  result.runs.assign(static_cast<size_t>(ranks), std::vector<std::vector<placement::Transfer>>(static_cast<size_t>(world)));
+  result.counts.assign(static_cast<size_t>(ranks), std::vector<int64_t>(static_cast<size_t>(world), 0));
+  for (const auto& t : result.plan.transfers) {
+    result.runs[static_cast<size_t>(t.src_rank)][static_cast<size_t>(t.dst_rank)].push_back(t);
+    result.counts[static_cast<size_t>(t.src_rank)][static_cast<size_t>(t.dst_rank)] += t.count;
+  }
+  return flat.slice_plans.emplace(world, std::move(result)).first->second;
 }
 
 namespace {
@@ -342,57 +353,52 @@ void copy_runs(const torch::Tensor& from, torch::Tensor& to, const std::vector<p
 
 void Zero3Partition::gather_slices(Flat& flat, int world, int tp_rank) {
   const int me = collectives_.rank, ranks = collectives_.world;
-  const auto& plan = slice_plan(flat, world);
-  // The plan's transfers by (source, destination tensor-parallel rank), in order.
-  std::vector<std::vector<std::vector<placement::Transfer>>> runs(
-      static_cast<size_t>(ranks), std::vector<std::vector<placement::Transfer>>(static_cast<size_t>(world)));
-  for (const auto& t : plan.transfers) runs[static_cast<size_t>(t.src_rank)][static_cast<size_t>(t.dst_rank)].push_back(t);
-  auto count = [](const std::vector<placement::Transfer>& transfers) {
-    int64_t n = 0;
-    for (const auto& t : transfers) n += t.count;
-    return n;
-  };
+  const auto& sliced = slice_plan(flat, world);
+  const auto& runs = sliced.runs;
   const auto options = flat.master.options().requires_grad(false);
-  flat.gathered = torch::empty({plan.local_sizes[static_cast<size_t>(tp_rank)]}, options);  // (this rank's slices)
+  flat.gathered = torch::empty({sliced.plan.local_sizes[static_cast<size_t>(tp_rank)]}, options);  // (this rank's slices)
   add_resident(flat.gathered_bytes());
   const auto master = flat.master.detach();
+  // What every rank s sends this one (its runs for this rank's slices, end to end), in
+  // rank order. Rank d of the ZeRO group is rank d % world of its generation group.
+  std::vector<int64_t> receive_counts(static_cast<size_t>(ranks));
+  int64_t receive_total = 0;
+  for (int s = 0; s < ranks; ++s)
+    receive_total += receive_counts[static_cast<size_t>(s)] = sliced.counts[static_cast<size_t>(s)][static_cast<size_t>(tp_rank)];
+  auto receive = torch::empty({receive_total}, options);  // (this rank's slices, by source)
   if (collectives_.all_to_all) {
-    // Rank d of the ZeRO group is rank d % world of its generation group.
-    std::vector<int64_t> send_counts(static_cast<size_t>(ranks)), receive_counts(static_cast<size_t>(ranks));
-    for (int d = 0; d < ranks; ++d) send_counts[static_cast<size_t>(d)] = count(runs[static_cast<size_t>(me)][static_cast<size_t>(d % world)]);
-    for (int s = 0; s < ranks; ++s) receive_counts[static_cast<size_t>(s)] = count(runs[static_cast<size_t>(s)][static_cast<size_t>(tp_rank)]);
-    int64_t send_total = 0, receive_total = 0;
-    for (auto n : send_counts) send_total += n;
-    for (auto n : receive_counts) receive_total += n;
-    auto send = torch::empty({send_total}, options);        // (what every rank needs of this chunk)
-    auto receive = torch::empty({receive_total}, options);  // (this rank's slices, by source)
+    std::vector<int64_t> send_counts(static_cast<size_t>(ranks));
+    int64_t send_total = 0;
+    for (int d = 0; d < ranks; ++d)
+      send_total += send_counts[static_cast<size_t>(d)] = sliced.counts[static_cast<size_t>(me)][static_cast<size_t>(d % world)];
+    auto send = torch::empty({send_total}, options);  // (what every rank needs of this chunk)
     int64_t at = 0;
     for (int d = 0; d < ranks; ++d) {
       copy_runs(master, send, runs[static_cast<size_t>(me)][static_cast<size_t>(d % world)], /*to_destination=*/false, at);
       at += send_counts[static_cast<size_t>(d)];
     }
     collectives_.all_to_all(send, send_counts, receive, receive_counts);
-    at = 0;
-    for (int s = 0; s < ranks; ++s) {
-      copy_runs(receive, flat.gathered, runs[static_cast<size_t>(s)][static_cast<size_t>(tp_rank)], /*to_destination=*/true, at);
-      at += receive_counts[static_cast<size_t>(s)];
+    for (int s = 0; s < ranks; ++s)
       if (s != me) received_bytes_ += receive_counts[static_cast<size_t>(s)] * flat.master.element_size();
-    }
-  } else {  // no all-to-all: the whole flat, then this rank's runs out of it
+  } else {  // no all-to-all: the whole flat arrives, and each rank's part is cut from it
     auto whole = torch::empty({flat.chunk * ranks}, options);  // (world * C)
     collectives_.all_gather(master, whole);
     received_bytes_ += flat.chunk * (ranks - 1) * flat.master.element_size();
+    int64_t at = 0;
     for (int s = 0; s < ranks; ++s) {
-      auto from = whole.narrow(0, s * flat.chunk, flat.chunk);
-      for (const auto& t : runs[static_cast<size_t>(s)][static_cast<size_t>(tp_rank)])
-        flat.gathered.narrow(0, t.dst_offset, t.count).copy_(from.narrow(0, t.src_offset, t.count));
+      copy_runs(whole.narrow(0, s * flat.chunk, flat.chunk), receive, runs[static_cast<size_t>(s)][static_cast<size_t>(tp_rank)],
+                /*to_destination=*/false, at);
+      at += receive_counts[static_cast<size_t>(s)];
     }
   }
-  const auto& offsets = plan.local_offsets[static_cast<size_t>(tp_rank)];
+  int64_t at = 0;
+  for (int s = 0; s < ranks; ++s) {
+    copy_runs(receive, flat.gathered, runs[static_cast<size_t>(s)][static_cast<size_t>(tp_rank)], /*to_destination=*/true, at);
+    at += receive_counts[static_cast<size_t>(s)];
+  }
+  const auto& offsets = sliced.plan.local_offsets[static_cast<size_t>(tp_rank)];
   for (size_t i = 0; i < flat.parameters.size(); ++i) {
-    auto shape = flat.shapes[i];
-    const auto slice = models::tensor_parallel_slice(*model_, flat.names[i]);
-    if (!slice.whole()) shape[static_cast<size_t>(slice.dim)] /= world;
+    const auto& shape = sliced.shapes[i];
     flat.parameters[i].set_data(flat.gathered.narrow(0, offsets[i], c10::multiply_integers(shape)).view(shape));
   }
 }
@@ -402,8 +408,7 @@ int64_t Zero3Partition::tensor_parallel_minimum_bytes(int world) {
   int64_t bytes = 0;
   for (auto& layer : layers_)
     for (auto& flat : layer.flats) {
-      const auto& plan = slice_plan(flat, world);
-      for (const auto& t : plan.transfers)
+      for (const auto& t : slice_plan(flat, world).plan.transfers)
         if (t.dst_rank == me % world && t.src_rank != me) bytes += t.count * flat.master.element_size();
     }
   return bytes;

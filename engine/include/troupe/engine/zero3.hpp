@@ -160,6 +160,15 @@ class Zero3Partition {
   int world() const { return collectives_.world; }
 
  private:
+  /// A flat's reshard into tensor-parallel slices of one world size, planned once.
+  struct SlicePlan {
+    placement::FlatReshardPlan plan;
+    /// [source rank][destination tensor-parallel rank]: the plan's transfers, in order,
+    /// and their element count (what the source sends there).
+    std::vector<std::vector<std::vector<placement::Transfer>>> runs;
+    std::vector<std::vector<int64_t>> counts;
+    std::vector<std::vector<int64_t>> shapes;  ///< each parameter's slice shape
+  };
   /// One flat buffer: parameters of one layer (or one kept parameter) and one group.
   struct Flat {
     int group = 0;  ///< ParamGroup, or kFrozen
@@ -172,7 +181,7 @@ class Zero3Partition {
     torch::Tensor master;    // (C) this rank's chunk
     torch::Tensor gathered;  // (world * C) while gathered, (this rank's slices) while sliced, else undefined
     int64_t gathered_bytes() const;
-    std::map<int, placement::FlatReshardPlan> slice_plans;  ///< by tensor-parallel world
+    std::map<int, SlicePlan> slice_plans;  ///< by tensor-parallel world
   };
   struct Layer {
     std::vector<Flat> flats;
@@ -183,7 +192,7 @@ class Zero3Partition {
   Flat make_flat(int group, std::vector<torch::Tensor> parameters, std::vector<std::string> names,
                  bool keep_whole = false);
   /// The flat's tensor-parallel plan for a group of `world` (cached per flat and world).
-  const placement::FlatReshardPlan& slice_plan(Flat& flat, int world);
+  const SlicePlan& slice_plan(Flat& flat, int world);
   /// Fills flat.gathered with this rank's slices (tp rank `tp_rank` of `world`) and
   /// points the parameters at them.
   void gather_slices(Flat& flat, int world, int tp_rank);
