@@ -16,7 +16,8 @@ using troupe::test::write_text;
 
 namespace {
 RawDataset read_text(const std::string& schema, const std::string& file, const std::string& text, bool skip = false) {
-  auto path = write_text(data_scratch("bad_input") / file, text);
+  // One folder per file: ctest runs the test cases as parallel processes, and data_scratch empties its folder.
+  auto path = write_text(data_scratch("bad_input_" + file) / file, text);
   ReadOptions options;
   options.skip_bad_samples = skip;
   return read_dataset(parse_dataset_spec(schema + "=" + path.string()), options);
