@@ -1,8 +1,12 @@
 #include <troupe/rl/algorithm_registry.hpp>
 
 #include <troupe/common/error.hpp>
+#include <troupe/rl/dr_grpo.hpp>
 #include <troupe/rl/grpo.hpp>
 #include <troupe/rl/ppo.hpp>
+#include <troupe/rl/reinforce_plus_plus.hpp>
+#include <troupe/rl/reinforce_plus_plus_baseline.hpp>
+#include <troupe/rl/rloo.hpp>
 
 namespace troupe::rl {
 namespace {
@@ -72,6 +76,18 @@ void register_builtin_algorithms(AlgorithmRegistry& registry) {
   });
   registry.register_algorithm("grpo", [](const AlgorithmOptions& options) {
     return std::make_unique<Grpo>(GrpoConfig::from_options(options));
+  });
+  registry.register_algorithm("dr_grpo", [](const AlgorithmOptions& options) {
+    return std::make_unique<DrGrpo>(DrGrpoConfig::from_options(options));
+  });
+  registry.register_algorithm("rloo", [](const AlgorithmOptions& options) {
+    return std::make_unique<Rloo>(RlooConfig::from_options(options));
+  });
+  registry.register_algorithm("reinforce++", [](const AlgorithmOptions& options) {
+    return std::make_unique<ReinforcePlusPlus>(ReinforcePlusPlusConfig::from_options(options));
+  });
+  registry.register_algorithm("reinforce++_baseline", [](const AlgorithmOptions& options) {
+    return std::make_unique<ReinforcePlusPlusBaseline>(ReinforcePlusPlusBaseline::config_from_options(options));
   });
 }
 

@@ -3,6 +3,62 @@
 #include <torch/torch.h>
 
 namespace troupe::rl {
+namespace {
+
+struct GroupStats {
+  torch::Tensor mean;   // (B,) the mean score of each row's group
+  torch::Tensor count;  // (B,) the rows of each row's group
+};
+
+GroupStats group_stats(const torch::Tensor& scores, const torch::Tensor& groups, const char* where) {
+  TORCH_CHECK(scores.dim() == 1 && groups.dim() == 1 && scores.size(0) == groups.size(0), where,
+              ": scores and groups must both be (B,), got ", scores.sizes(), " and ", groups.sizes());
+  const auto s = scores.detach().to(torch::kFloat);  // (B,)
+  const auto g = groups.to(s.device(), torch::kLong);  // (B,)
+  const int64_t G = s.numel() == 0 ? 0 : g.max().item<int64_t>() + 1;
+  const auto sums = torch::zeros({G}, s.options()).index_add_(0, g, s);                      // (G,)
+  const auto counts = torch::zeros({G}, s.options()).index_add_(0, g, torch::ones_like(s));  // (G,)
+  return {(sums / counts.clamp_min(1)).index_select(0, g), counts.index_select(0, g)};
+}
+
+}  // namespace
+
+torch::Tensor prompt_groups(const torch::Tensor& prompts, int64_t group_size) {
+  TORCH_CHECK(prompts.dim() == 2, "prompt_groups: prompts must be (B, P), got ", prompts.sizes());
+  TORCH_CHECK(group_size >= 1, "prompt_groups: group_size must be >= 1, got ", group_size);
+  const int64_t B = prompts.size(0);
+  auto groups = torch::zeros({B}, torch::kLong);  // (B,)
+  if (B == 0) return groups.to(prompts.device());
+  const auto p = prompts.to(torch::kCPU);
+  const auto same_as_previous = (p.narrow(0, 1, B - 1) == p.narrow(0, 0, B - 1)).all(1);  // (B-1,)
+  auto same = same_as_previous.accessor<bool, 1>();
+  auto out = groups.accessor<int64_t, 1>();
+  int64_t group = 0, rows_in_group = 1;
+  for (int64_t b = 1; b < B; ++b) {
+    if (!same[b - 1] || rows_in_group == group_size) {
+      ++group;
+      rows_in_group = 0;
+    }
+    out[b] = group;
+    ++rows_in_group;
+  }
+  return groups.to(prompts.device());
+}
+
+torch::Tensor group_centered(const torch::Tensor& scores, const torch::Tensor& groups) {
+  torch::NoGradGuard no_grad;
+  const auto stats = group_stats(scores, groups, "group_centered");
+  return scores.detach().to(torch::kFloat) - stats.mean;  // (B,)
+}
+
+torch::Tensor leave_one_out_advantages(const torch::Tensor& scores, const torch::Tensor& groups) {
+  torch::NoGradGuard no_grad;
+  const auto stats = group_stats(scores, groups, "leave_one_out_advantages");
+  const auto s = scores.detach().to(torch::kFloat);  // (B,)
+  // mean of the others = (n * mean - s) / (n - 1), so s minus it = n / (n - 1) * (s - mean).
+  const auto n = stats.count;
+  return torch::where(n.gt(1), (s - stats.mean) * n / (n - 1).clamp_min(1), torch::zeros_like(s));  // (B,)
+}
 
 torch::Tensor group_normalized_advantages(const torch::Tensor& scores, int64_t group_size, double eps,
                                           bool scale) {

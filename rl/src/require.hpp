@@ -30,4 +30,16 @@ inline void require_range(const std::string& algorithm, const std::string& key, 
                 std::to_string(lo) + ", " + std::to_string(hi) + "]");
 }
 
+/// Throws troupe::Error unless value is one of `choices`; `meaning` says what they mean.
+inline void require_choice(const std::string& algorithm, const std::string& key, double value,
+                           std::initializer_list<int> choices, const std::string& meaning) {
+  std::string listed;
+  for (int choice : choices) {
+    if (value == choice) return;
+    listed += (listed.empty() ? "" : ", ") + std::to_string(choice);
+  }
+  throw Error(algorithm + ": option " + key + " = " + std::to_string(value) + " is not one of " + listed + " (" +
+              meaning + ")");
+}
+
 }  // namespace troupe::rl

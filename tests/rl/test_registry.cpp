@@ -43,13 +43,29 @@ TEST_CASE("the global registry holds PPO and GRPO", "[registry]") {
                   troupe::Error);
 }
 
+TEST_CASE("every built-in algorithm is registered by name and refuses unknown options", "[registry]") {
+  auto& registry = rl::AlgorithmRegistry::global();
+  for (const std::string name : {"ppo", "grpo", "dr_grpo", "rloo", "reinforce++", "reinforce++_baseline"}) {
+    INFO(name);
+    REQUIRE(registry.contains(name));
+    auto algo = registry.create(name);
+    CHECK(algo->name() == name);
+    CHECK(algo->roles().critic == (name == "ppo"));
+    CHECK(algo->samples_per_prompt() >= 1);
+    CHECK_THROWS_WITH(registry.create(name, {{"no_such_option", 1}}),
+                      Catch::Contains(name) && Catch::Contains("no_such_option"));
+  }
+  CHECK_THROWS_WITH(registry.create("remax"), Catch::Contains("reinforce++_baseline") && Catch::Contains("rloo"));
+}
+
 TEST_CASE("an app registers its own algorithm and trains with it", "[registry]") {
   rl::AlgorithmRegistry registry;
   rl::register_builtin_algorithms(registry);
   registry.register_algorithm("reinforce", [](const rl::AlgorithmOptions&) {
     return std::make_unique<MeanBaselineReinforce>();
   });
-  CHECK(registry.names() == std::vector<std::string>{"grpo", "ppo", "reinforce"});
+  CHECK(registry.names() ==
+        std::vector<std::string>{"dr_grpo", "grpo", "ppo", "reinforce", "reinforce++", "reinforce++_baseline", "rloo"});
   auto algo = registry.create("reinforce");
   CHECK(algo->roles().reward == rl::RewardSource::Function);
   CHECK_THROWS_AS(algo->value_loss(torch::zeros({1, 1}), rl::Experience()), troupe::Error);

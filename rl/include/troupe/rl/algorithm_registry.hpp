@@ -19,7 +19,7 @@ class AlgorithmRegistry {
   /// An empty registry (tests, or an app that wants only its own algorithms).
   AlgorithmRegistry() = default;
 
-  /// The process-wide registry, holding "ppo" and "grpo" from the start.
+  /// The process-wide registry, holding the built-in algorithms from the start.
   static AlgorithmRegistry& global();
 
   /// Adds `name`; throws troupe::Error if the name is empty or already registered.
@@ -38,7 +38,8 @@ class AlgorithmRegistry {
   std::map<std::string, AlgorithmFactory> factories_;
 };
 
-/// Registers "ppo" (Ppo with PpoConfig::from_options) and "grpo" into `registry`.
+/// Registers the built-in algorithms into `registry`, each made with its config's
+/// from_options: "ppo", "grpo", "dr_grpo", "rloo", "reinforce++", "reinforce++_baseline".
 void register_builtin_algorithms(AlgorithmRegistry& registry);
 
 }  // namespace troupe::rl
