@@ -51,6 +51,20 @@ torch::Tensor group_centered(const torch::Tensor& scores, const torch::Tensor& g
   return scores.detach().to(torch::kFloat) - stats.mean;  // (B,)
 }
 
+torch::Tensor group_normalized_advantages(const torch::Tensor& scores, const torch::Tensor& groups, double eps,
+                                          bool scale) {
+  torch::NoGradGuard no_grad;
+  const auto stats = group_stats(scores, groups, "group_normalized_advantages");
+  const auto centred = scores.detach().to(torch::kFloat) - stats.mean;  // (B,)
+  if (!scale) return centred;
+  const auto g = groups.to(centred.device(), torch::kLong);             // (B,)
+  const int64_t G = centred.numel() == 0 ? 0 : g.max().item<int64_t>() + 1;
+  const auto squares = torch::zeros({G}, centred.options()).index_add_(0, g, centred.pow(2)).index_select(0, g);  // (B,)
+  const auto n = stats.count;
+  const auto spread = (squares / (n - 1).clamp_min(1)).sqrt();  // (B,) Bessel std
+  return torch::where(n.gt(1), centred / (spread + eps), torch::zeros_like(centred));
+}
+
 torch::Tensor leave_one_out_advantages(const torch::Tensor& scores, const torch::Tensor& groups) {
   torch::NoGradGuard no_grad;
   const auto stats = group_stats(scores, groups, "leave_one_out_advantages");

@@ -33,14 +33,11 @@ void Grpo::compute_advantages(Experience& exp) {
   exp.validate();
   require_tensors("grpo", exp, {"action_mask", "reward_score"});
   if (config_.kl_in_reward && config_.kl_coef > 0) require_tensors("grpo", exp, {"logprobs", "ref_logprobs"});
-  const int64_t B = exp.batch_size();
-  if (B % config_.samples_per_prompt != 0)
-    throw Error("grpo: a batch of " + std::to_string(B) + " rows is not a whole number of groups of " +
-                std::to_string(config_.samples_per_prompt) + " samples per prompt");
   auto scores = exp.reward_score;  // (B,)
   if (config_.reward_clip > 0) scores = scores.clamp(-config_.reward_clip, config_.reward_clip);
-  const auto per_answer = group_normalized_advantages(scores, config_.samples_per_prompt, config_.eps,
-                                                      config_.scale_rewards);  // (B,)
+  // Groups by prompt, not by row count: the trainer drops short answers before this.
+  const auto groups = prompt_groups(exp.prompts, config_.samples_per_prompt);  // (B,)
+  const auto per_answer = group_normalized_advantages(scores, groups, config_.eps, config_.scale_rewards);  // (B,)
   const auto mask = answer_mask(exp);                                          // (B, A)
   exp.advantages = broadcast_over_actions(per_answer, mask);                   // (B, A)
   if (config_.kl_in_reward && config_.kl_coef > 0) {

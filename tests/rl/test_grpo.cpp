@@ -76,12 +76,19 @@ TEST_CASE("GRPO policy loss (clipped surrogate + k3 KL) equals PyTorch", "[grpo]
   }
 }
 
-TEST_CASE("GRPO rejects batches that are not whole groups", "[grpo]") {
-  rl::Grpo grpo(rl::GrpoConfig::from_options({{"samples_per_prompt", 4}}));
-  auto exp = rl::Experience::from_generation(torch::ones({6, 2}, torch::kLong), torch::ones({6, 5}, torch::kLong),
+TEST_CASE("GRPO groups rows by prompt, so a group that lost answers still counts", "[grpo]") {
+  // Rows of prompts a a a | b b | c (groups of 3 that lost one and two answers to the
+  // short-answer filter). Group a [0, 0, 3]: mean 1, std sqrt(3); b [1, 5]: mean 3, std
+  // sqrt(8); c alone: 0. Cutting by row count would have mixed b into a's group.
+  auto prompts = torch::tensor(std::vector<int64_t>{1, 1, 1, 2, 2, 3}).unsqueeze(1).repeat({1, 2});  // (6, 2)
+  auto exp = rl::Experience::from_generation(prompts, torch::cat({prompts, torch::ones({6, 3}, torch::kLong)}, 1),
                                              torch::ones({6, 5}, torch::kLong));
-  exp.reward_score = torch::zeros({6});
-  CHECK_THROWS_WITH(grpo.compute_advantages(exp), Catch::Contains("groups of 4"));
+  exp.reward_score = torch::tensor({0.0f, 0.0f, 3.0f, 1.0f, 5.0f, 9.0f});
+  rl::Grpo grpo(rl::GrpoConfig::from_options({{"samples_per_prompt", 3}}));
+  grpo.compute_advantages(exp);
+  const double s3 = std::sqrt(3.0) + 1e-4, s8 = std::sqrt(8.0) + 1e-4;
+  const auto expected = torch::tensor({-1 / s3, -1 / s3, 2 / s3, -2 / s8, 2 / s8, 0.0}).to(torch::kFloat);  // (B,)
+  CHECK_CLOSE(exp.advantages.select(1, 0), expected, 1e-6);
   CHECK_THROWS_AS(rl::GrpoConfig::from_options({{"samples_per_prompt", 1}}), troupe::Error);
   CHECK_THROWS_AS(rl::GrpoConfig::from_options({{"samples_per_prompt", 2.5}}), troupe::Error);
 }

@@ -24,6 +24,11 @@ torch::Tensor prompt_groups(const torch::Tensor& prompts, int64_t group_size);
 /// A lone row gets 0.
 torch::Tensor group_centered(const torch::Tensor& scores, const torch::Tensor& groups);
 
+/// group_normalized_advantages over groups of any size (groups from prompt_groups):
+/// (score - group mean) / (group std + eps), Bessel std; a lone row gets 0.
+torch::Tensor group_normalized_advantages(const torch::Tensor& scores, const torch::Tensor& groups, double eps,
+                                          bool scale);
+
 /// RLOO's advantages (B,) float32: score minus the mean of the other scores of its group,
 /// = n / (n - 1) * (score - group mean) for a group of n; a lone row has no baseline and
 /// gets 0.

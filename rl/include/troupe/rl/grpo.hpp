@@ -37,7 +37,9 @@ class Grpo : public Algorithm {
   int64_t samples_per_prompt() const override { return config_.samples_per_prompt; }
 
   /// exp.advantages (B, A) = group_normalized_advantages(reward_score) on every action
-  /// token (with kl_in_reward, minus kl_coef * the KL from each token to the end);
+  /// token, groups from prompt_groups (a group that lost answers to the short-answer
+  /// filter is smaller; a lone row gets 0), with kl_in_reward minus kl_coef * the KL
+  /// from each token to the end;
   /// exp.returns and exp.rewards stay unset.
   void compute_advantages(Experience& exp) override;
   /// Per action token clipped_surrogate(...) + kl_coef * KL(logprobs, ref_logprobs) (no
