@@ -9,6 +9,7 @@
 ///                      [--batch 4] [--prompt 64] [--new 64] [--sample] [--seed 0]
 ///                      [--warmup 1] [--iters 1] [--threads 2] [--json FILE]
 ///                      [--op_profile ROWS] [--score_all_positions]
+///                      [--dtype fp32|bf16] [--inference_dtype fp32|bf16]
 ///
 /// --actor / --critic: Hugging Face directories (the critic's with v_head.weight); random
 /// OPT-shaped models when absent (actor OPT-125m, critic hidden 512 x 6 layers). --reward
@@ -19,6 +20,9 @@
 /// operators (with input shapes) that took the most self time in the timed iterations.
 /// --score_all_positions: the LM head runs for the prompt's positions too, as DeepSpeed-
 /// Chat's and TRL's scoring does (troupe scores the answer's alone), to measure the gain.
+/// --dtype bf16: as `troupe train --step 3 --dtype bf16`: every forward and backward under
+/// bf16 autocast, fp32 masters and AdamW, the reference and reward keeping their linear
+/// weights in bf16. --inference_dtype: the packed weights generation reads.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -36,6 +40,8 @@
 #include <troupe/engine/hybrid_engine.hpp>
 #include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/engine/train_engine.hpp>
+#include <troupe/models/frozen_weights.hpp>
+#include <troupe/models/inference_layout.hpp>
 #include <troupe/models/pretrained.hpp>
 #include <troupe/models/safetensors.hpp>
 #include <troupe/rl/experience.hpp>
@@ -51,6 +57,7 @@ using namespace troupe;
 struct Args {
   int64_t batch = 4, prompt = 64, new_tokens = 64, warmup = 1, iters = 1, threads = 2, op_profile = 0;
   bool score_all_positions = false;
+  torch::ScalarType dtype = torch::kFloat32, inference_dtype = torch::kFloat32;
   uint64_t seed = 0;
   bool sample = false;
   std::string actor, critic, reward, prompts, json;
@@ -74,6 +81,8 @@ Args parse(int argc, char** argv) {
     else if (flag == "--json") a.json = value();
     else if (flag == "--op_profile") a.op_profile = std::stoll(value());
     else if (flag == "--score_all_positions") a.score_all_positions = true;
+    else if (flag == "--dtype") a.dtype = engine::parse_compute_dtype(value(), "--dtype");
+    else if (flag == "--inference_dtype") a.inference_dtype = models::inference_dtype_from_name(value(), "--inference_dtype");
     else throw Error("unknown flag " + flag);
   });
 
@@ -115,8 +124,9 @@ using bench::median;
 using bench::peak_rss_bytes;
 using bench::seconds_since;
 
-engine::TrainOptions train_options(double learning_rate) {
+engine::TrainOptions train_options(double learning_rate, torch::ScalarType dtype) {
   engine::TrainOptions o;
+  o.compute_dtype = dtype;
   o.optimizer.learning_rate = learning_rate;
   o.optimizer.weight_decay = 0.0;
   o.schedule = {engine::ScheduleType::Constant, 0, 1};
@@ -149,6 +159,7 @@ int main(int argc, char** argv) {
     auto reward = load_or_make(args.reward, true, 512, 6, 8);
     reward->eval();
     for (auto& p : reward->parameters()) p.set_requires_grad(false);
+    models::store_frozen_linears_in(*reward, args.dtype);  // as the reward role does
 
     torch::Tensor prompts, prompt_mask;  // (B, P)
     if (args.prompts.empty()) {
@@ -163,11 +174,13 @@ int main(int argc, char** argv) {
 
     engine::HybridEngineOptions hybrid_options;
     hybrid_options.log_switches = false;
+    hybrid_options.inference_dtype = args.inference_dtype;
+    hybrid_options.compute_dtype = args.dtype;
     engine::HybridEngine hybrid(actor, hybrid_options);
     // Built before any update: the actor as step 3 starts (a frozen copy, no LoRA here).
-    engine::ReferencePolicy reference(actor, hybrid.model_mutex());
-    engine::TrainEngine actor_trainer(actor, train_options(9.65e-6));   // DeepSpeed-Chat's actor rate
-    engine::TrainEngine critic_trainer(critic, train_options(5e-6));    // and critic rate
+    engine::ReferencePolicy reference(actor, hybrid.model_mutex(), args.dtype);
+    engine::TrainEngine actor_trainer(actor, train_options(9.65e-6, args.dtype));  // DeepSpeed-Chat's actor rate
+    engine::TrainEngine critic_trainer(critic, train_options(5e-6, args.dtype));   // and critic rate
     rl::Ppo ppo;  // kl_ctl 0.1, clip_reward_value 5, cliprange 0.2, gamma 1, lam 0.95
 
     models::GenerationOptions generation;
@@ -195,6 +208,7 @@ int main(int argc, char** argv) {
       });
       {
         torch::NoGradGuard no_grad;
+        engine::AutocastScope autocast(torch::kCPU, args.dtype);
         exp.reward_score = engine::end_scores(*reward, seq, mask, out.prompt_length).to(torch::kFloat32);  // (B)
       }
       it.experience_seconds = seconds_since(start);
@@ -246,8 +260,9 @@ int main(int argc, char** argv) {
     const double tokens_per_s = static_cast<double>(B * (P + args.new_tokens)) / median(total);
     const int64_t rss = peak_rss_bytes();
 
-    std::printf("step-3 iteration (generate, experience, PPO actor + critic epoch), fp32 CPU, B=%lld P=%lld N=%lld, %s, "
+    std::printf("step-3 iteration (generate, experience, PPO actor + critic epoch), %s CPU (generation %s), B=%lld P=%lld N=%lld, %s, "
                 "%lld threads, median of %lld after %lld warm-up\n",
+                c10::toString(args.dtype), c10::toString(args.inference_dtype),
                 static_cast<long long>(B), static_cast<long long>(P), static_cast<long long>(args.new_tokens),
                 args.sample ? "sampling" : "greedy", static_cast<long long>(args.threads),
                 static_cast<long long>(args.iters), static_cast<long long>(args.warmup));
@@ -270,6 +285,8 @@ int main(int argc, char** argv) {
                             {"prompt", P},
                             {"new_tokens", args.new_tokens},
                             {"sample", args.sample},
+                            {"dtype", c10::toString(args.dtype)},
+                            {"inference_dtype", c10::toString(args.inference_dtype)},
                             {"threads", args.threads},
                             {"iters", args.iters},
                             {"generate_seconds", median(gen)},

@@ -4,7 +4,7 @@ on the same model shapes, batch and thread count, in one run.
 
     pip install trl==0.24.0 accelerate datasets==3.6.0 transformers==4.57.6 tokenizers==0.22.1   # trl alone pulls transformers 5
     python3 bench/step3_vs_trl.py [--build build] [--batch 4] [--prompt 64] [--new 64]
-        [--warmup 1] [--iters 2] [--threads 2] [--json out.json]
+        [--warmup 1] [--iters 2] [--threads 2] [--dtype fp32|bf16] [--json out.json]
 
 Both sides sample (TRL always does; temperature 1 here, top-k/top-p off) exactly --new
 answer tokens for B prompts of P random tokens, then score with the actor, a frozen
@@ -12,9 +12,13 @@ reference copy, the critic and the reward model, and take one PPO epoch of one
 minibatch (the whole batch) for the actor and the critic. Models: an OPT-125m-shaped
 actor and an OPT 512x6 critic/reward with a bias-free value head (DeepSpeed-Chat's
 v_head; OPTForSequenceClassification's `score` on TRL's side, the same weights), random
-weights, fp32 CPU (TRL's config defaults to bf16 autocast, turned off here: this CPU has
-no bf16 matmul units and troupe's side is fp32), dropout off. Each side runs in its own
-process (peak RSS is its own).
+weights, dropout off. --dtype fp32 (the default): both sides in fp32 (TRL's config
+defaults to bf16 autocast, turned off). --dtype bf16, for CPUs with bf16 dot products
+(AVX512_BF16, AMX): each side in its bf16 mode, TRL's `bf16=True` (autocast of every
+forward and backward, fp32 masters and AdamW) against troupe's `--dtype bf16
+--inference_dtype bf16` (the same, plus generation from bf16 packed weights and bf16
+storage of the frozen reference and reward linears). Each side runs in its own process
+(peak RSS is its own).
 
 What differs, and is left so: TRL trains the actor and the critic with one optimizer
 over a wrapper of both (loss = policy loss + vf_coef 0.1 * value loss), whitens
@@ -79,7 +83,7 @@ def run_trl(args, actor_dir, value_dir, prompts_path):
     iterations = args.warmup + args.iters
     with tempfile.TemporaryDirectory() as out:
         config = PPOConfig(
-            output_dir=out, use_cpu=True, bf16=False, report_to=[], per_device_train_batch_size=args.batch,
+            output_dir=out, use_cpu=True, bf16=args.dtype == "bf16", report_to=[], per_device_train_batch_size=args.batch,
             gradient_accumulation_steps=1, num_mini_batches=1, num_ppo_epochs=1, total_episodes=args.batch * iterations,
             response_length=args.new, temperature=1.0, stop_token=None, missing_eos_penalty=None,
             num_sample_generations=0, kl_coef=0.1, cliprange=0.2, cliprange_value=0.2, gamma=1.0, lam=0.95,
@@ -118,6 +122,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--iters", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--trl", nargs=3, metavar=("ACTOR", "VALUE", "PROMPTS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -133,6 +138,7 @@ def main():
 
     common = ["--new", str(args.new), "--seed", str(args.seed), "--warmup", str(args.warmup),
               "--iters", str(args.iters), "--threads", str(args.threads)]
+    troupe_dtype = ["--dtype", args.dtype, "--inference_dtype", args.dtype]
     with tempfile.TemporaryDirectory() as tmp:
         actor_dir, critic_dir, prompts = write_bench_inputs(tmp, args.batch, args.prompt)
         value_dir = os.path.join(tmp, "value_for_trl")
@@ -140,15 +146,15 @@ def main():
 
         out_json = os.path.join(tmp, "troupe.json")
         run([binary, "--actor", actor_dir, "--critic", critic_dir, "--reward", critic_dir, "--prompts", prompts,
-             "--json", out_json, "--sample"] + common)
+             "--json", out_json, "--sample"] + common + troupe_dtype)
         with open(out_json) as f:
             ours = json.load(f)
         out = run([sys.executable, os.path.abspath(__file__), "--trl", actor_dir, value_dir, prompts,
-                   "--batch", str(args.batch), "--prompt", str(args.prompt)] + common)
+                   "--batch", str(args.batch), "--prompt", str(args.prompt), "--dtype", args.dtype] + common)
         peer = json.loads(out.strip().splitlines()[-1])
 
     import trl
-    print(f"step-3 iteration, actor OPT-125m shape, critic/reward OPT 512x6 + value head (random weights), fp32 CPU, "
+    print(f"step-3 iteration, actor OPT-125m shape, critic/reward OPT 512x6 + value head (random weights), {args.dtype} CPU, "
           f"B={args.batch} P={args.prompt} N={args.new}, sampling, {args.threads} threads, median of {args.iters} "
           f"after {args.warmup} warm-up; torch {torch.__version__}, TRL {trl.__version__}")
     print(f"{'':<16} {'troupe':>10} {'TRL PPO':>10} {'troupe/TRL':>11}")
@@ -160,7 +166,7 @@ def main():
     print("(seconds and RSS: < 1 is troupe better; tokens/s: > 1 is troupe better)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"batch": args.batch, "prompt": args.prompt, "new_tokens": args.new, "troupe": ours,
+            json.dump({"batch": args.batch, "prompt": args.prompt, "new_tokens": args.new, "dtype": args.dtype, "troupe": ours,
                        "trl": peer}, f, indent=2)
 
 

@@ -7,6 +7,8 @@
 #include <troupe/common/error.hpp>
 #include <troupe/engine/hybrid_memory.hpp>
 #include <troupe/engine/hybrid_scoring.hpp>
+#include <troupe/engine/train_engine.hpp>
+#include <troupe/models/frozen_weights.hpp>
 
 #include "role_training.hpp"
 
@@ -32,11 +34,13 @@ std::pair<std::vector<std::string>, std::vector<std::string>> decode_rollouts(co
   return {prompts, answers};
 }
 
-RewardRole::RewardRole(models::CausalLM reward_model, std::shared_ptr<DataParallel> partition_over)
-    : model_(std::move(reward_model)), name_("reward model") {
+RewardRole::RewardRole(models::CausalLM reward_model, std::shared_ptr<DataParallel> partition_over,
+                       torch::ScalarType compute_dtype)
+    : model_(std::move(reward_model)), compute_dtype_(compute_dtype), name_("reward model") {
   if (!model_ || !model_->has_value_head()) throw Error("the reward model has no value head (v_head)");
   model_->eval();
   for (auto& p : model_->parameters()) p.set_requires_grad(false);
+  if (compute_dtype_ != torch::kFloat32) models::store_frozen_linears_in(*model_, compute_dtype_);
   if (partition_over && partition_over->world() > 1)
     partition_ = std::make_unique<engine::Zero3Partition>(model_, partition_over->zero3_collectives());
 }
@@ -61,6 +65,7 @@ TensorBatch RewardRole::score(const TensorBatch& batch) {
   }
   torch::NoGradGuard no_grad;
   const auto device = device_of(*model_);
+  engine::AutocastScope autocast(device.type(), compute_dtype_);
   return {{keys::reward_score,
            engine::end_scores(*model_, sequences.to(device), mask.to(device), prompt_length).to(torch::kFloat32)}};
 }

@@ -2,6 +2,7 @@
 #include <troupe/actors/step3_models.hpp>
 
 #include <troupe/common/error.hpp>
+#include <troupe/models/frozen_weights.hpp>
 #include <troupe/models/lora.hpp>
 #include <troupe/models/pretrained.hpp>
 
@@ -20,6 +21,7 @@ models::CausalLM load_role_model(const std::filesystem::path& dir, const RoleMod
     models::apply_lora(*model, lora);
     if (options.only_optimize_lora) models::only_optimize_lora(*model);
   }
+  if (options.compute_dtype != torch::kFloat32) models::store_frozen_linears_in(*model, options.compute_dtype);
   model->set_gradient_checkpointing(options.gradient_checkpointing);
   if (options.dropout) models::set_dropout(*model, *options.dropout);
   return model;

@@ -100,8 +100,11 @@ RoleModelOptions model_options(const SpecReader& reader, bool value_head) {
   options.gradient_checkpointing = reader.flag("gradient_checkpointing");
   if (!reader.text("dropout").empty()) options.dropout = reader.real("dropout", 0);
   options.device = device_of_rank(reader);
+  options.compute_dtype = engine::parse_compute_dtype(reader.text("dtype", "fp32"), "option dtype");
   return options;
 }
+
+std::string dtype_option(torch::ScalarType dtype) { return dtype == torch::kBFloat16 ? "bf16" : "fp32"; }
 
 void write_train_options(RoleSpec& spec, const engine::TrainOptions& train) {
   auto& o = spec.options;
@@ -116,7 +119,7 @@ void write_train_options(RoleSpec& spec, const engine::TrainOptions& train) {
   o["total_steps"] = std::to_string(train.schedule.total_steps);
   o["gradient_accumulation_steps"] = std::to_string(train.gradient_accumulation_steps);
   o["max_grad_norm"] = number(train.max_grad_norm);
-  o["dtype"] = train.compute_dtype == torch::kBFloat16 ? "bf16" : "fp32";
+  o["dtype"] = dtype_option(train.compute_dtype);
 }
 
 engine::TrainOptions read_train_options(const SpecReader& reader) {
@@ -248,7 +251,8 @@ std::shared_ptr<RoleModel> make_reward(const RoleSpec& spec) {
   options.dropout.reset();
   // zero_stage 3: the ranks partition the model's layers (joined at dp_rendezvous).
   auto group = reader.integer("zero_stage", 0) == 3 ? data_parallel_group(reader) : nullptr;
-  return std::make_shared<RewardRole>(load_role_model(reader.required("model"), options, "reward"), group);
+  return std::make_shared<RewardRole>(load_role_model(reader.required("model"), options, "reward"), group,
+                                      options.compute_dtype);
 }
 
 std::shared_ptr<RoleModel> make_actor(const RoleSpec& spec) { return make_policy_role(spec); }
@@ -269,6 +273,7 @@ std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec) {
   hybrid_options.release_inference_cache = reader.flag("release_inference_cache");
   hybrid_options.inference_dtype = models::inference_dtype_from_name(reader.text("inference_dtype", "fp32"), "--inference_dtype");
   hybrid_options.log_switches = false;
+  hybrid_options.compute_dtype = read_train_options(reader).compute_dtype;
   auto hybrid = std::make_shared<engine::HybridEngine>(actor, hybrid_options);
 
   models::GenerationOptions generation;
@@ -319,13 +324,14 @@ std::shared_ptr<engine::ReferencePolicy> make_reference_policy(const RoleSpec& s
     if (auto actor = here.role.lock(); actor && here.model == reader.required("model")) {
       auto& hybrid = actor->hybrid();
       if (!hybrid.zero3() || engine::reference_can_share(*hybrid.model()))
-        return std::make_shared<engine::ReferencePolicy>(hybrid.model(), hybrid.model_mutex());
+        return std::make_shared<engine::ReferencePolicy>(hybrid.model(), hybrid.model_mutex(),
+                                                         actor->trainer().options().compute_dtype);
     }
   }
   auto options = model_options(reader, false);
   options.lora_dim = 0;  // the reference is the initial policy: adapters start at zero
   auto actor = load_role_model(reader.required("model"), options, "reference");
-  return std::make_shared<engine::ReferencePolicy>(actor);
+  return std::make_shared<engine::ReferencePolicy>(actor, nullptr, options.compute_dtype);
 }
 
 std::shared_ptr<DataParallel> reference_partition_group(const RoleSpec& spec) {
@@ -368,6 +374,7 @@ RoleSpec critic_role_spec(const Step3Config& config, int64_t total_steps) {
 RoleSpec reference_role_spec(const Step3Config& config) {
   auto spec = base_spec("step3_reference", "reference", config);
   spec.options["model"] = config.actor_model.string();
+  spec.options["dtype"] = dtype_option(config.actor_train.compute_dtype);  // computes as the actor does
   return spec;
 }
 
@@ -375,6 +382,7 @@ RoleSpec reward_role_spec(const Step3Config& config) {
   auto spec = base_spec("step3_reward", "reward", config);
   if (!config.reward_function.empty()) spec.options["reward_function"] = config.reward_function;
   else spec.options["model"] = (config.reward_model.empty() ? config.critic_model : config.reward_model).string();
+  spec.options["dtype"] = dtype_option(config.critic_train.compute_dtype);
   return spec;
 }
 

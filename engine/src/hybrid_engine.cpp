@@ -9,6 +9,7 @@
 
 #include <troupe/common/error.hpp>
 #include <troupe/engine/hybrid_memory.hpp>
+#include <troupe/engine/train_engine.hpp>
 
 #include "tensor_parallel_group.hpp"
 
@@ -250,6 +251,7 @@ torch::Tensor HybridEngine::score_logprobs(const torch::Tensor& sequences, const
   std::lock_guard<std::mutex> lock(*model_mutex_);
   torch::NoGradGuard no_grad;
   EvalScope eval(*model_);
+  AutocastScope autocast(sequences.device().type(), options_.compute_dtype);
   return sequence_logprobs(*model_, sequences, mask, options);  // (B, T - 1)
 }
 

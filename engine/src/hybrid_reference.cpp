@@ -7,6 +7,8 @@
 
 #include <troupe/common/error.hpp>
 #include <troupe/engine/hybrid_memory.hpp>
+#include <troupe/engine/train_engine.hpp>
+#include <troupe/models/frozen_weights.hpp>
 
 namespace troupe::engine {
 namespace {
@@ -124,8 +126,9 @@ models::CausalLM frozen_copy(models::CausalLMImpl& source) {
   return copy;
 }
 
-ReferencePolicy::ReferencePolicy(models::CausalLM actor, std::shared_ptr<std::mutex> model_mutex)
-    : model_mutex_(std::move(model_mutex)) {
+ReferencePolicy::ReferencePolicy(models::CausalLM actor, std::shared_ptr<std::mutex> model_mutex,
+                                 torch::ScalarType compute_dtype)
+    : model_mutex_(std::move(model_mutex)), compute_dtype_(compute_dtype) {
   if (!actor) throw Error("ReferencePolicy: no actor model given");
   auto decision = decide_sharing(*actor);
   reason_ = decision.reason;
@@ -136,6 +139,7 @@ ReferencePolicy::ReferencePolicy(models::CausalLM actor, std::shared_ptr<std::mu
   } else {
     kind_ = ReferenceKind::FrozenCopy;
     model_ = frozen_copy(*actor);
+    if (compute_dtype_ != torch::kFloat32) models::store_frozen_linears_in(*model_, compute_dtype_);
     own_bytes_ = parameter_bytes(*model_);
   }
 }
@@ -145,6 +149,7 @@ torch::Tensor ReferencePolicy::logprobs(const torch::Tensor& sequences, const to
   std::unique_lock<std::mutex> lock;
   if (model_mutex_) lock = std::unique_lock<std::mutex>(*model_mutex_);
   torch::NoGradGuard no_grad;
+  AutocastScope autocast(model_->parameters().front().device().type(), compute_dtype_);
   if (kind_ == ReferenceKind::FrozenCopy) {
     const auto device = model_->parameters().front().device();  // may be offloaded
     return sequence_logprobs(*model_, sequences.to(device), mask.to(device), options).to(sequences.device());

@@ -2,11 +2,32 @@
 
 #include <cmath>
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <troupe/common/error.hpp>
 
 namespace troupe::models {
+namespace {
+
+/// A frozen weight stored narrower than the input (frozen_weights.hpp) computes in its
+/// own dtype when autocast is not already casting: the input goes in narrowed and the
+/// output comes back in the input's dtype.
+bool computes_narrower(const torch::Tensor& x, const torch::Tensor& weight) {
+  return weight.scalar_type() != x.scalar_type() && !at::autocast::is_autocast_enabled(x.device().type());
+}
+
+/// x (..., in) times a weight stored (out, in), or (in, out) when `transposed`, plus the bias.
+torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, bool transposed) {
+  if (!transposed) return torch::nn::functional::linear(x, weight, bias);
+  auto rows = x.reshape({-1, x.size(-1)});                                     // (N, in)
+  auto y = bias.defined() ? torch::addmm(bias, rows, weight) : torch::mm(rows, weight);  // (N, out)
+  auto shape = x.sizes().vec();
+  shape.back() = weight.size(1);
+  return y.view(shape);
+}
+
+}  // namespace
 
 LinearImpl::LinearImpl(LinearOptions options) : options_(std::move(options)) {
   const auto in = options_.in_features(), out = options_.out_features();
@@ -62,15 +83,11 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (uses_packed()) return packed_forward(x, kernels::Activation::None);
   if (shard_) return sharded_forward(x);
   // x: (..., in) -> (..., out)
-  auto y = options_.transposed()
-               ? (bias.defined() ? torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight)
-                                 : torch::mm(x.reshape({-1, x.size(-1)}), weight))
-                     .view([&] {
-                       auto s = x.sizes().vec();
-                       s.back() = options_.out_features();
-                       return s;
-                     }())
-               : torch::nn::functional::linear(x, weight, bias);
+  auto y = computes_narrower(x, weight)
+               ? dense(x.to(weight.scalar_type()), weight, bias.defined() ? bias.to(weight.scalar_type()) : bias,
+                       options_.transposed())
+                     .to(x.scalar_type())
+               : dense(x, weight, bias, options_.transposed());
   if (has_lora() && lora_enabled_ && !lora_fused_) {
     auto h = x;
     if (lora_dropout_ > 0 && is_training()) h = torch::dropout(h, lora_dropout_, true);
@@ -106,6 +123,13 @@ torch::Tensor LinearImpl::sharded_forward(const torch::Tensor& x) {
   const bool transposed = options_.transposed();
   // x (..., in) by a weight slice given as (out_k, in_k), whatever the storage.
   auto matmul = [&](const torch::Tensor& input, const torch::Tensor& w, const torch::Tensor& b) {
+    if (computes_narrower(input, w)) {
+      auto narrow = input.to(w.scalar_type());
+      auto narrow_bias = b.defined() ? b.to(w.scalar_type()) : b;
+      return (transposed ? (b.defined() ? torch::matmul(narrow, w) + narrow_bias : torch::matmul(narrow, w))
+                         : F::linear(narrow, w, narrow_bias))
+          .to(input.scalar_type());
+    }
     return transposed ? (b.defined() ? torch::matmul(input, w) + b : torch::matmul(input, w)) : F::linear(input, w, b);
   };
   const int out_dim = transposed ? 1 : 0, in_dim = transposed ? 0 : 1;
@@ -175,6 +199,9 @@ torch::Tensor LinearImpl::effective_weight(bool with_lora) const {
   torch::NoGradGuard no_grad;
   auto w = weight.detach();
   if (has_lora()) {
+    // A base kept narrower than its adapter (frozen_weights.hpp) folds the adapter in at
+    // the adapter's precision: added in bf16, a small delta would round away.
+    if (w.scalar_type() != lora_A.scalar_type()) w = w.to(lora_A.scalar_type());
     if (with_lora && !lora_fused_) w = w + lora_delta().to(w.dtype());
     if (!with_lora && lora_fused_) w = w - lora_delta().to(w.dtype());
   }

@@ -82,8 +82,8 @@ CausalLM load_pretrained(const std::filesystem::path& dir, const LoadOptions& op
 
 namespace {
 
-/// hf_state_dict, except that the weights named in `unmerged` stay the layer's own
-/// parameter (with its adapters not folded in).
+/// hf_state_dict, except that the weights named in `unmerged` are placeholders of their
+/// merged shape and dtype, computed as they are written.
 TensorMap hf_state_dict(CausalLMImpl& model, const std::map<std::string, Linear>& unmerged) {
   TensorMap out;
   const bool tied = model.config().tie_word_embeddings;
@@ -92,7 +92,10 @@ TensorMap hf_state_dict(CausalLMImpl& model, const std::map<std::string, Linear>
     auto key = name + ".weight";
     if (tied && key == "lm_head.weight") continue;
     if (unmerged.count(key)) {
-      out[key] = linear->weight.detach();
+      // Computed as it is written; until then its shape and the merged dtype (a base kept
+      // in bf16 merges at the adapter's precision, frozen_weights.hpp), without memory.
+      const auto merged = torch::promote_types(linear->weight.scalar_type(), linear->lora_A.scalar_type());
+      out[key] = torch::zeros({}, linear->weight.options().dtype(merged)).expand(linear->weight.sizes());
       linear_weights.insert(key);
       continue;
     }

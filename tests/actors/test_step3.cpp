@@ -32,6 +32,7 @@
 #include <troupe/models/bpe_trainer.hpp>
 #include <troupe/models/bpe_tokenizer.hpp>
 #include <troupe/models/pretrained.hpp>
+#include <troupe/models/safetensors.hpp>
 #include <troupe/rl/algorithm_registry.hpp>
 #include <troupe/rl/reward_function.hpp>
 
@@ -104,6 +105,41 @@ TEST_CASE("step 3: GRPO with a C++ reward function needs no critic", "[actors][s
   CHECK(result.last_metrics.count("critic_loss") == 0);
   CHECK(fs::exists(config.output_dir / "actor" / "model.safetensors"));
   CHECK_FALSE(fs::exists(config.output_dir / "critic"));
+}
+
+TEST_CASE("step 3: --dtype bf16 with a LoRA actor keeps the frozen base, reference and reward in bf16",
+          "[actors][step3][bf16]") {
+  Step3World world("bf16");
+  auto config = world.config("bf16");
+  config.actor_train.compute_dtype = torch::kBFloat16;
+  config.critic_train.compute_dtype = torch::kBFloat16;
+  config.actor_lora_dim = 4;
+  config.only_optimize_lora = true;
+  auto result = actors::run_step3(config);
+  CHECK(result.cycles == 2);
+  // The shared bf16 base scores exactly as the actor before any update: the adapters add 0.
+  CHECK(result.before.kl_per_answer == 0.0);
+  for (const char* name : {"reward_score", "kl", "actor_loss", "critic_loss"}) {
+    INFO(name);
+    REQUIRE(result.last_metrics.count(name) == 1);
+    CHECK(std::isfinite(result.last_metrics.at(name)));
+  }
+  // The saved actor is an fp32 model: the bf16 base with the fp32 adapters merged in.
+  auto saved = models::read_checkpoint(config.output_dir / "actor");
+  int64_t fp32_linears = 0;
+  for (const auto& [name, tensor] : saved) {
+    INFO(name);
+    CHECK(tensor.scalar_type() == torch::kFloat32);
+    if (name.find("q_proj.weight") != std::string::npos) ++fp32_linears;
+  }
+  CHECK(fp32_linears > 0);
+  // The adapters' delta survives the merge: it is added to the bf16 base in fp32 (in
+  // bf16 a delta this small would mostly round away).
+  const std::string key = "model.layers.0.self_attn.q_proj.weight";
+  auto initial = models::read_checkpoint(world.actor);
+  REQUIRE(initial.count(key) == 1);
+  const auto base = initial.at(key).to(torch::kBFloat16).to(torch::kFloat32);  // as the run held it
+  CHECK((saved.at(key) - base).abs().max().item<double>() > 0);
 }
 
 TEST_CASE("step 3: bad settings are refused with the flag named", "[actors][step3]") {

@@ -9,6 +9,7 @@
 #include <troupe/engine/hybrid_engine.hpp>
 #include <troupe/engine/hybrid_memory.hpp>
 #include <troupe/engine/hybrid_scoring.hpp>
+#include <troupe/engine/train_engine.hpp>
 #include <troupe/models/lora.hpp>
 #include <troupe/models/pretrained.hpp>
 #include <troupe/models/safetensors.hpp>
@@ -198,4 +199,26 @@ TEST_CASE("reference: a frozen copy can be offloaded; a shared base stays with t
   REQUIRE(shared.kind() == engine::ReferenceKind::SharedBase);
   CHECK_FALSE(shared.offload_to(torch::kCPU));
   CHECK(actor->parameters().front().device() == device);
+}
+
+TEST_CASE("reference: in a bf16 run the copy keeps bf16 linears and scores as the actor under autocast",
+          "[engine][reference][bf16]") {
+  auto actor = models::load_pretrained(test::fixture_dir("opt"));  // no LoRA: a copy
+  engine::ReferencePolicy fp32_reference(actor);
+  engine::ReferencePolicy reference(actor, nullptr, torch::kBFloat16);
+  REQUIRE(reference.kind() == engine::ReferenceKind::FrozenCopy);
+  CHECK(reference.own_parameter_bytes() < fp32_reference.own_parameter_bytes());
+
+  const auto ids = torch::randint(3, 50, {2, 9}, torch::kLong);
+  const auto mask = torch::ones_like(ids);
+  torch::Tensor actor_logprobs;
+  {
+    torch::NoGradGuard no_grad;
+    engine::AutocastScope autocast(torch::kCPU, torch::kBFloat16);  // as the policy role scores
+    actor->eval();
+    actor_logprobs = engine::sequence_logprobs(*actor, ids, mask);  // (B, T-1)
+  }
+  // At the start of step 3 the KL is exactly zero, as with fp32 weights and autocast.
+  CHECK(torch::equal(reference.logprobs(ids, mask), actor_logprobs));
+  CHECK_FALSE(torch::equal(fp32_reference.logprobs(ids, mask), actor_logprobs));  // fp32 differs from bf16
 }

@@ -22,7 +22,10 @@ class RewardRole : public RoleModel {
   /// A reward model (with a value head). With `partition_over`, its decoder layers are
   /// partitioned over that group's ranks (ZeRO stage 3, engine/zero3.hpp, all weights
   /// frozen): every rank then scores together, one with no rows by a one-token pass.
-  explicit RewardRole(models::CausalLM reward_model, std::shared_ptr<DataParallel> partition_over = nullptr);
+  /// `compute_dtype` bf16 (the run's --dtype): scores under bf16 autocast with the linear
+  /// weights kept in bf16 (frozen_weights.hpp).
+  explicit RewardRole(models::CausalLM reward_model, std::shared_ptr<DataParallel> partition_over = nullptr,
+                      torch::ScalarType compute_dtype = torch::kFloat32);
   /// A reward function; the tokenizer decodes prompts and answers for it.
   RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared_ptr<const models::Tokenizer> tokenizer,
              std::string name);
@@ -33,6 +36,7 @@ class RewardRole : public RoleModel {
 
  private:
   models::CausalLM model_;
+  torch::ScalarType compute_dtype_ = torch::kFloat32;
   std::unique_ptr<engine::Zero3Partition> partition_;
   std::shared_ptr<rl::RewardFunction> function_;
   std::shared_ptr<const models::Tokenizer> tokenizer_;

@@ -20,6 +20,9 @@ struct RoleModelOptions {
   bool gradient_checkpointing = false;
   std::optional<double> dropout;  ///< unset = the config's
   torch::Device device = torch::kCPU;
+  /// The run's compute dtype (--dtype). bf16: the linear weights that do not train (a
+  /// LoRA model's base under only_optimize_lora) are kept in bf16 (frozen_weights.hpp).
+  torch::ScalarType compute_dtype = torch::kFloat32;
 };
 
 /// The model of `role` ("actor", "critic", ...) from `dir`; throws troupe::Error naming

@@ -34,6 +34,9 @@ struct HybridEngineOptions {
   /// bf16 (fp32 sums; DeepSpeed-HE generates in fp16 from fp32 masters, bf16 is the
   /// analogue on CPUs with bf16 dot products). Training keeps the masters' dtype.
   torch::ScalarType inference_dtype = torch::kFloat32;
+  /// The training compute dtype (--dtype): score_logprobs() runs under its autocast, so
+  /// rollout log-probs are computed as the training forward computes them.
+  torch::ScalarType compute_dtype = torch::kFloat32;
   /// Writes one line per generate() to std::clog.
   bool log_switches = true;
 };

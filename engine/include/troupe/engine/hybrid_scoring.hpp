@@ -81,7 +81,11 @@ enum class ReferenceKind {
 /// that runs the actor outside the engine must not overlap reference scoring.
 class ReferencePolicy {
  public:
-  explicit ReferencePolicy(models::CausalLM actor, std::shared_ptr<std::mutex> model_mutex = nullptr);
+  /// `compute_dtype` bf16 (the run's --dtype): forwards run under bf16 autocast, as the
+  /// actor's do, and a copy keeps its linear weights in bf16 (frozen_weights.hpp), which
+  /// computes the same bits at half the memory.
+  explicit ReferencePolicy(models::CausalLM actor, std::shared_ptr<std::mutex> model_mutex = nullptr,
+                           torch::ScalarType compute_dtype = torch::kFloat32);
 
   /// Log-probs (B, T - 1) of `sequences` (B, T) under the reference, in eval mode and
   /// without autograd. Throws troupe::Error when the shared actor's adapters are fused
@@ -110,6 +114,7 @@ class ReferencePolicy {
   models::CausalLM model_;
   std::shared_ptr<std::mutex> model_mutex_;
   ReferenceKind kind_ = ReferenceKind::FrozenCopy;
+  torch::ScalarType compute_dtype_ = torch::kFloat32;
   std::string reason_;
   int64_t saved_bytes_ = 0;
   int64_t own_bytes_ = 0;
