@@ -87,14 +87,14 @@ else
   echo "two hosts: skipped (no network namespaces here: needs root and ip netns)"
 fi
 
-# An app with its own RL algorithm (RLOO) and reward function, on the step-1 model.
+# An app with its own RL algorithm (leave-one-out REINFORCE) and reward function, on the step-1 model.
 "$example" --actor step1_part --data data --out example --cycles 1
 test -f example/actor/config.json
 # The same app with its reward function in a worker process: the app is its own worker.
 "$example" --actor step1_part --data data --out example_apart --cycles 1 \
   --topology "$topologies/step3_reward_apart.json" > example_apart.log 2>&1 || { cat example_apart.log; exit 1; }
 grep -q "reward in worker process" example_apart.log
-grep -q "rloo: 1 cycles" example_apart.log
+grep -q "leave_one_out: 1 cycles" example_apart.log
 
 printf 'What is 2 plus 3?\nquit\n' | "$troupe" chat --model step3/actor --max_new_tokens 8 > chat.txt
 test -s chat.txt

@@ -1,7 +1,8 @@
 /// An app that swaps PPO for its own RL algorithm and reward function, then runs step 3
 /// on the actor runtime with them.
 ///
-/// The algorithm is RLOO (REINFORCE with a leave-one-out baseline): four answers per
+/// The algorithm is REINFORCE with a leave-one-out baseline, the idea of the built-in
+/// `rloo`, written here as an app writes its own and registered as `leave_one_out`: four answers per
 /// prompt, each answer's advantage is its reward minus the mean reward of the other
 /// three, spread over its tokens; the policy loss is the clipped surrogate; no critic.
 /// The reward function adds a brevity bonus to the demo task's gold score.
@@ -37,7 +38,7 @@ class Rloo : public rl::Algorithm {
  public:
   Rloo(int64_t samples, double cliprange) : samples_(samples), cliprange_(cliprange) {}
 
-  std::string name() const override { return "rloo"; }
+  std::string name() const override { return "leave_one_out"; }
   // No critic; the reference is still scored so the KL is reported.
   rl::AlgorithmRoles roles() const override { return {false, true, rl::RewardSource::Any}; }
   int64_t samples_per_prompt() const override { return samples_; }
@@ -73,7 +74,7 @@ class Rloo : public rl::Algorithm {
 /// 1. Register the algorithm (its settings come through AlgorithmOptions, so a CLI can
 ///    pass them) and the reward function under names.
 void register_extensions() {
-  rl::AlgorithmRegistry::global().register_algorithm("rloo", [](const rl::AlgorithmOptions& options) {
+  rl::AlgorithmRegistry::global().register_algorithm("leave_one_out", [](const rl::AlgorithmOptions& options) {
     return std::make_unique<Rloo>(options.get_int("samples", 4), options.get("cliprange", 0.2));
   });
   rl::RewardFunctionRegistry::global().register_reward_function(
@@ -110,7 +111,7 @@ int main(int argc, char** argv) {
     //    the actor runtime and the controller drives the cycles.
     actors::Step3Config config;
     config.actor_model = actor;
-    config.algorithm = "rloo";
+    config.algorithm = "leave_one_out";
     config.algorithm_options.set("samples", 4);
     config.reward_function = "gold_and_brief";
     config.data.data_path = {data::parse_dataset_spec("Dahoas/rm-static=" + data_dir)};
@@ -128,7 +129,7 @@ int main(int argc, char** argv) {
     config.output_dir = out;
     config.topology = topology;  // empty: every role in this process
     auto result = actors::run_step3(config);
-    std::cout << "rloo: " << result.cycles << " cycles; held-out reward " << result.before.reward_score << " -> "
+    std::cout << "leave_one_out: " << result.cycles << " cycles; held-out reward " << result.before.reward_score << " -> "
               << result.after.reward_score << "; actor saved to " << out << "/actor\n";
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
