@@ -53,7 +53,10 @@ MicroStep TrainEngine::micro_step(const std::function<torch::Tensor(models::Caus
   torch::Tensor loss;
   {
     AutocastScope autocast(model_->parameters().front().device().type(), options_.compute_dtype);
-    loss = loss_fn(*model_).to(torch::kFloat32);
+    loss = loss_fn(*model_);
+    // Half-precision losses are reported and back-propagated from fp32; a float64 model
+    // (the tests' exact comparisons) keeps its precision.
+    if (loss.scalar_type() != torch::kDouble) loss = loss.to(torch::kFloat32);
   }
   result.loss = loss.item<double>();
   if (!std::isfinite(result.loss))

@@ -89,9 +89,9 @@ torch::Tensor comparable(const std::string& name, const torch::Tensor& value) {
 }
 
 /// Trains `load()`'s model on `batches` in one process (whole batches) and as `world`
-/// ZeRO stage 3 ranks (each its rows), and checks that the two agree within 1e-5
-/// relative: each micro-batch's loss (the ranks' mean), each step's gradient norm,
-/// and (within 3e-5) every parameter at the end.
+/// ZeRO stage 3 ranks (each its rows), both in float64, and checks that the two agree:
+/// each micro-batch's loss (the ranks' mean) within 1e-6 relative, each step's gradient
+/// norm within 1e-10 and every parameter at the end within 1e-9.
 RunRecord check_zero3_matches_one_process(const std::function<models::CausalLM()>& load_fp32,
                                           const engine::TrainOptions& options, const std::vector<Batch>& batches,
                                           int world = kWorld) {
@@ -140,7 +140,9 @@ RunRecord check_zero3_matches_one_process(const std::function<models::CausalLM()
     // Equal token counts per part: the mean of the parts' losses is the whole batch's.
     double mean = 0;
     for (const auto& rank : ranks) mean += rank.losses[i] / world;
-    CHECK(mean == Approx(single.losses[i]).epsilon(1e-10));
+    // 1e-6, not 1e-10: the families compute parts of the forward in fp32 as transformers
+    // does (Llama's RMSNorm), which a float64 model cannot lift; a wrong chunk is far off.
+    CHECK(mean == Approx(single.losses[i]).epsilon(1e-6));
   }
   for (size_t i = 0; i < steps; ++i) {
     INFO("optimizer step " << i);
