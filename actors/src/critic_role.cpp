@@ -58,6 +58,14 @@ Metrics CriticRole::train(const std::vector<TensorBatch>& batches, int64_t) {
   return metrics;
 }
 
+void CriticRole::save_state(const std::string& dir) {
+  save_trainer_state(trainer_, tokenizer_dir_, rank_state_dir(dir, "critic", data_parallel_.get()), nlohmann::json::object());
+}
+
+void CriticRole::load_state(const std::string& dir) {
+  load_trainer_state(trainer_, rank_state_dir(dir, "critic", data_parallel_.get()));
+}
+
 void CriticRole::save(const std::string& path) {
   save_whole(trainer_, data_parallel_.get(), [&] { engine::save_model_dir(*trainer_.model(), tokenizer_dir_, path); });
 }

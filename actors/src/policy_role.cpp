@@ -266,6 +266,40 @@ void PolicyRole::load(const std::string& path) {
   hybrid_->run_training([&](models::CausalLMImpl&) { load_whole(trainer_, path); });
 }
 
+void PolicyRole::save_state(const std::string& dir) {
+  const auto rank_dir = rank_state_dir(dir, "actor", data_parallel_.get());
+  hybrid_->run_training([&](models::CausalLMImpl&) {
+    save_trainer_state(trainer_, tokenizer_dir_, rank_dir, {{"generations", generations_}});
+    if (!ema_) return;
+    torch::serialize::OutputArchive archive;
+    for (const auto& item : ema_->averages()) archive.write(item.key(), item.value());
+    archive.write("ema_updates", torch::tensor(ema_->updates(), torch::kLong));
+    archive.save_to((rank_dir / "ema.pt").string());
+  });
+}
+
+void PolicyRole::load_state(const std::string& dir) {
+  const auto rank_dir = rank_state_dir(dir, "actor", data_parallel_.get());
+  hybrid_->run_training([&](models::CausalLMImpl&) {
+    const auto extra = load_trainer_state(trainer_, rank_dir);
+    generations_ = extra.at("generations").get<int64_t>();
+    if (!ema_) return;
+    const auto path = rank_dir / "ema.pt";
+    if (!std::filesystem::exists(path)) throw Error(path.string() + ": missing (was the run saved without --enable_ema?)");
+    torch::serialize::InputArchive archive;
+    archive.load_from(path.string());
+    rl::NamedTensors saved;
+    for (const auto& item : ema_->averages()) {
+      torch::Tensor value;
+      if (!archive.try_read(item.key(), value)) throw Error(path.string() + ": no average for " + item.key());
+      saved.insert(item.key(), value);
+    }
+    torch::Tensor updates;
+    archive.read("ema_updates", updates);
+    ema_->restore(saved, updates.item<int64_t>());
+  });
+}
+
 std::string PolicyRole::describe() const {
   const auto& config = hybrid_->model()->config();
   return std::string(models::family_name(config.family)) + " " + std::to_string(config.num_layers) + " layers, " +

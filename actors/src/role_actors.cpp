@@ -68,6 +68,20 @@ class RoleCore {
     });
   }
 
+  caf::result<caf::ok_atom> save_state(const std::string& dir) {
+    return guarded<caf::ok_atom>([&] {
+      capability(context_.model->trainable(), "write training checkpoints").save_state(dir);
+      return caf::ok_atom::value;
+    });
+  }
+
+  caf::result<caf::ok_atom> load_state(const std::string& dir) {
+    return guarded<caf::ok_atom>([&] {
+      capability(context_.model->trainable(), "resume from training checkpoints").load_state(dir);
+      return caf::ok_atom::value;
+    });
+  }
+
   RoleStates state() const {
     RoleState state;
     state.id = context_.id;
@@ -116,6 +130,8 @@ PolicyActor::behavior_type policy_behavior(PolicyActor::pointer, Core core) {
           [=](train_atom, const TrainRequest& request) { return core->train(request); },
           [=](save_atom, const std::string& path) { return core->save(path); },
           [=](load_atom, const std::string& path) { return core->load(path); },
+          [=](checkpoint_atom, const std::string& dir) { return core->save_state(dir); },
+          [=](restore_atom, const std::string& dir) { return core->load_state(dir); },
           [=](state_atom) { return core->state(); }};
 }
 
@@ -124,6 +140,8 @@ CriticActor::behavior_type critic_behavior(CriticActor::pointer, Core core) {
           [=](train_atom, const TrainRequest& request) { return core->train(request); },
           [=](save_atom, const std::string& path) { return core->save(path); },
           [=](load_atom, const std::string& path) { return core->load(path); },
+          [=](checkpoint_atom, const std::string& dir) { return core->save_state(dir); },
+          [=](restore_atom, const std::string& dir) { return core->load_state(dir); },
           [=](state_atom) { return core->state(); }};
 }
 

@@ -7,6 +7,7 @@
 #include <troupe/actors/batch_keys.hpp>
 #include <troupe/actors/experience_batch.hpp>
 #include <troupe/common/error.hpp>
+#include <troupe/engine/checkpoint.hpp>
 #include <troupe/models/pretrained.hpp>
 #include <troupe/models/safetensors.hpp>
 
@@ -143,5 +144,24 @@ std::string data_parallel_text(const DataParallel* group) {
 }
 
 Metrics skipped() { return Metrics{{{"skipped", 1.0}}}; }
+
+std::filesystem::path rank_state_dir(const std::string& dir, const std::string& role, const DataParallel* group) {
+  return std::filesystem::path(dir) / role / ("rank" + std::to_string(group ? group->rank() : 0));
+}
+
+void save_trainer_state(engine::TrainEngine& trainer, const std::filesystem::path& tokenizer_dir,
+                        const std::filesystem::path& rank_dir, const nlohmann::json& extra) {
+  if (trainer.zero3())
+    throw Error("step-3 checkpoints of a ZeRO stage 3 role are not supported yet (zero_stage 0-2 are); "
+                "run without --save_interval or with a lower zero_stage");
+  engine::save_training_checkpoint(trainer, tokenizer_dir, rank_dir, {}, extra);
+}
+
+nlohmann::json load_trainer_state(engine::TrainEngine& trainer, const std::filesystem::path& rank_dir) {
+  if (trainer.zero3()) throw Error("resuming a ZeRO stage 3 role from a step-3 checkpoint is not supported yet");
+  nlohmann::json extra;
+  engine::load_training_checkpoint(trainer, rank_dir, &extra);
+  return extra;
+}
 
 }  // namespace troupe::actors

@@ -1,6 +1,7 @@
 #pragma once
 /// What the trainable roles (policy, critic) share: the experience of a train request,
 /// the PPO minibatch loop, and their data-parallel wiring and metrics.
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -15,6 +16,8 @@
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/models/causal_lm.hpp>
 #include <troupe/rl/experience.hpp>
+
+#include <nlohmann/json.hpp>
 
 namespace troupe::actors {
 
@@ -85,5 +88,16 @@ std::string data_parallel_text(const DataParallel* group);
 
 /// The metrics of a train() call that had no rows to train on.
 Metrics skipped();
+
+/// This rank's part of a step-3 checkpoint `dir`: dir/ROLE/rankR (R = 0 without a group).
+std::filesystem::path rank_state_dir(const std::string& dir, const std::string& role, const DataParallel* group);
+
+/// Writes the trainer's state to `rank_dir` (engine::save_training_checkpoint: the weights
+/// as they train, optimizer, schedule, counters, this process's RNG) with the role's
+/// `extra` counters. Refused under ZeRO stage 3, whose chunks the format does not hold.
+void save_trainer_state(engine::TrainEngine& trainer, const std::filesystem::path& tokenizer_dir,
+                        const std::filesystem::path& rank_dir, const nlohmann::json& extra);
+/// Restores what save_trainer_state() wrote; returns the role's `extra`.
+nlohmann::json load_trainer_state(engine::TrainEngine& trainer, const std::filesystem::path& rank_dir);
 
 }  // namespace troupe::actors

@@ -18,6 +18,7 @@
 #include <troupe/engine/progress.hpp>
 #include <troupe/engine/tensorboard_writer.hpp>
 
+#include "step3_checkpoint.hpp"
 #include "step3_evaluation.hpp"
 #include <troupe/actors/step3_plan.hpp>
 #include <troupe/actors/step3_runtime.hpp>
@@ -92,7 +93,20 @@ Step3Result run_step3(const Step3Config& config) {
     log_metrics(config, "eval", step, evaluation_metrics(g, s));
     if (greedy) *greedy = g, *sampled = s;
   };
-  if (config.eval_prompts > 0) evaluate(0, &result.before, &result.before_sampled);
+  // A resumed run continues after the checkpoint's cycle, with the metrics rows written
+  // after it cut off (they are written again) and the evaluation before training kept.
+  const auto resumed = config.resume ? restore_step3_checkpoint(config, plan, runtime) : std::nullopt;
+  if (config.resume && config.metrics) config.metrics->cut_to(resumed ? resumed->metrics_bytes : 0);
+  if (resumed) {
+    result.before = resumed->before;
+    result.before_sampled = resumed->before_sampled;
+  } else if (config.eval_prompts > 0) {
+    evaluate(0, &result.before, &result.before_sampled);
+  }
+  auto checkpoint = [&](int64_t cycle) {
+    const int64_t metrics_bytes = config.metrics ? static_cast<int64_t>(std::filesystem::file_size(config.metrics->path())) : 0;
+    write_step3_checkpoint(config, plan, runtime, {cycle, metrics_bytes, result.before, result.before_sampled});
+  };
 
   Controller controller(runtime.system(), runtime.roles(), std::make_shared<AlgorithmStage>(plan.algorithm, runtime.store()));
   // All four roles in this process: one at a time, so one role's activations exist at once.
@@ -104,6 +118,10 @@ Step3Result run_step3(const Step3Config& config) {
       if (cycle >= plan.total_cycles) break;
       // A last batch too short to give every actor rank a prompt is left out.
       if (static_cast<int64_t>(indices.size()) < plan.placement.actor_ranks) continue;
+      if (resumed && cycle < resumed->cycle) {  // done before the checkpoint
+        ++cycle;
+        continue;
+      }
       const auto cycle_started = Clock::now();
       const size_t generations_before = runtime.hybrid().timing_history().size();
       auto prompts = data::make_step3_batch(plan.prompts.train, indices, config.data.lengths.max_prompt_seq_len, plan.pad_id);
@@ -125,6 +143,7 @@ Step3Result run_step3(const Step3Config& config) {
       result.last_metrics = std::move(values);
       if (config.eval_interval > 0 && cycle % config.eval_interval == 0 && cycle < plan.total_cycles)
         evaluate(cycle, nullptr, nullptr);
+      if (config.save_interval > 0 && (cycle % config.save_interval == 0 || cycle == plan.total_cycles)) checkpoint(cycle);
     }
   }
   progress.finish();

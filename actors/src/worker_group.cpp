@@ -122,6 +122,8 @@ PolicyActor::behavior_type policy_group(PolicyActor::pointer self, GroupPtr rank
           [=](train_atom a, const TrainRequest& r) { return fan_out<Metrics>(self, ranks, mean_metrics, a, r); },
           [=](save_atom a, const std::string& p) { return fan_out<caf::ok_atom>(self, ranks, join_ok, a, p); },
           [=](load_atom a, const std::string& p) { return fan_out<caf::ok_atom>(self, ranks, join_ok, a, p); },
+          [=](checkpoint_atom a, const std::string& p) { return fan_out<caf::ok_atom>(self, ranks, join_ok, a, p); },
+          [=](restore_atom a, const std::string& p) { return fan_out<caf::ok_atom>(self, ranks, join_ok, a, p); },
           [=](state_atom a) { return fan_out<RoleStates>(self, ranks, join_states, a); }};
 }
 
@@ -131,6 +133,8 @@ CriticActor::behavior_type critic_group(CriticActor::pointer self, GroupPtr rank
           [=](train_atom a, const TrainRequest& r) { return fan_out<Metrics>(self, ranks, mean_metrics, a, r); },
           [=](save_atom a, const std::string& p) { return fan_out<caf::ok_atom>(self, ranks, join_ok, a, p); },
           [=](load_atom a, const std::string& p) { return fan_out<caf::ok_atom>(self, ranks, join_ok, a, p); },
+          [=](checkpoint_atom a, const std::string& p) { return fan_out<caf::ok_atom>(self, ranks, join_ok, a, p); },
+          [=](restore_atom a, const std::string& p) { return fan_out<caf::ok_atom>(self, ranks, join_ok, a, p); },
           [=](state_atom a) { return fan_out<RoleStates>(self, ranks, join_states, a); }};
 }
 

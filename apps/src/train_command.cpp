@@ -35,7 +35,7 @@ const std::vector<std::string> kStep3Only = {
     "inference_tp_size"};
 const std::vector<std::string> kStep12Only = {"model_name_or_path", "per_device_train_batch_size", "learning_rate",
                                               "weight_decay", "lora_dim", "gradient_checkpointing", "max_seq_len",
-                                              "per_device_eval_batch_size", "eval_samples", "resume"};
+                                              "per_device_eval_batch_size", "eval_samples"};
 
 /// A flag of the other steps is an error that names it, rather than silently ignored.
 void check_flags_for_step(const CLI::App& cmd, int step) {
@@ -84,10 +84,10 @@ Command add_train_command(CLI::App& app) {
   opt("seed", a.seed, "Random seed (data order, initialisation, sampling)");
   opt("device", a.device, "cpu, cuda or cuda:N");
   opt("dtype", a.dtype, "fp32, or bf16 (fp32 master weights, bf16 compute)");
-  flag("resume", a.resume, "Steps 1-2: continue from <output_dir>/checkpoint exactly where it stopped");
+  flag("resume", a.resume, "Continue from <output_dir>/checkpoint exactly where it stopped (same flags)");
   opt("max_steps", a.max_steps, "Stop after this many optimizer steps (step 3: cycles); 0 = all")->check(non_negative);
   opt("eval_interval", a.eval_interval, "Evaluate every this many steps (0 = before and after only)")->check(non_negative);
-  opt("save_interval", a.save_interval, "Steps 1-2: checkpoint every this many steps (0 = at the end)")->check(non_negative);
+  opt("save_interval", a.save_interval, "Checkpoint every this many steps (step 3: cycles, and after the last; 0 = steps 1-2 at the end, step 3 never)")->check(non_negative);
 
   // Steps 1 and 2.
   opt("model_name_or_path", a.model_name_or_path, "Steps 1-2: a Hugging Face model directory, or preset:NAME (random weights)");

@@ -247,6 +247,8 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.output_dir = args.output_dir;
   c.eval_prompts = args.eval_prompts;
   c.eval_interval = args.eval_interval;
+  c.save_interval = args.save_interval;
+  c.resume = args.resume;
   c.offload_reference_model = args.offload_reference_model;
   c.offload = args.offload;
   c.topology = args.topology;
@@ -264,7 +266,8 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   }
 
   fs::create_directories(args.output_dir);
-  engine::MetricsLog metrics(fs::path(args.output_dir) / "metrics.jsonl", false);
+  // A resumed run keeps the rows up to its checkpoint (run_step3 cuts the rest).
+  engine::MetricsLog metrics(fs::path(args.output_dir) / "metrics.jsonl", args.resume);
   engine::TensorBoardWriter tensorboard(fs::path(args.output_dir) / "tensorboard");
   c.metrics = &metrics;
   c.tensorboard = &tensorboard;

@@ -55,6 +55,14 @@ MetricsLog::MetricsLog(std::filesystem::path path, bool append) : path_(std::mov
   if (!out_) throw Error(path_.string() + ": cannot open metrics log for writing");
 }
 
+void MetricsLog::cut_to(int64_t bytes) {
+  out_.flush();
+  std::error_code ec;
+  if (static_cast<int64_t>(std::filesystem::file_size(path_, ec)) > bytes)
+    std::filesystem::resize_file(path_, static_cast<uintmax_t>(bytes), ec);
+  if (ec) throw Error(path_.string() + ": cannot cut the metrics log back to " + std::to_string(bytes) + " bytes: " + ec.message());
+}
+
 void MetricsLog::log(const std::string& phase, int64_t step, const std::map<std::string, double>& values) {
   nlohmann::ordered_json row;  // ordered: phase, step and time lead every line
   row["phase"] = phase;

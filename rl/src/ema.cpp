@@ -74,4 +74,15 @@ void Ema::copy_to(const NamedTensors& parameters) const {
   }
 }
 
+void Ema::restore(const NamedTensors& averages, int64_t updates) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : averages_) {
+    const auto* saved = averages.find(item.key());
+    if (!saved) throw Error("EMA checkpoint: no average for " + item.key());
+    if (saved->sizes() != item.value().sizes()) throw Error("EMA checkpoint: " + item.key() + " has another shape");
+    item.value().copy_(*saved);
+  }
+  updates_ = updates;
+}
+
 }  // namespace troupe::rl

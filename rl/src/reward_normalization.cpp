@@ -38,6 +38,21 @@ void RunningMoments::update(const torch::Tensor& x) {
 
 double RunningMoments::stddev() const { return count_ < 2 ? 0.0 : std::sqrt(m2_ / static_cast<double>(count_ - 1)); }
 
+std::map<std::string, double> RunningMoments::state() const {
+  return {{"reward_count", static_cast<double>(count_)}, {"reward_mean", mean_}, {"reward_m2", m2_}};
+}
+
+void RunningMoments::restore_state(const std::map<std::string, double>& state) {
+  auto value = [&](const char* key) {
+    const auto it = state.find(key);
+    if (it == state.end()) throw Error(std::string("reward statistics: the checkpoint has no ") + key);
+    return it->second;
+  };
+  count_ = static_cast<int64_t>(value("reward_count"));
+  mean_ = value("reward_mean");
+  m2_ = value("reward_m2");
+}
+
 torch::Tensor RewardNormalizer::operator()(const torch::Tensor& scores) {
   TORCH_CHECK(scores.dim() == 1, "reward normalisation: scores must be (B,), got ", scores.sizes());
   torch::NoGradGuard no_grad;

@@ -27,6 +27,9 @@ class CriticRole : public RoleModel, public Trainable {
   Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
   void save(const std::string& path) override;
   void load(const std::string& path) override;
+  /// dir/critic/rankR: the trainer's state.
+  void save_state(const std::string& dir) override;
+  void load_state(const std::string& dir) override;
   std::string describe() const override;
   /// Under ZeRO stage 3 every rank scores every request (each layer is gathered).
   bool scores_in_group() const override { return trainer_.zero3() != nullptr; }
@@ -51,6 +54,8 @@ class NoCriticRole : public RoleModel, public Trainable {
   Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
   void save(const std::string&) override {}
   void load(const std::string&) override {}
+  void save_state(const std::string&) override {}
+  void load_state(const std::string&) override {}
   std::string describe() const override { return "no critic (the algorithm needs none)"; }
   Trainable* trainable() override { return this; }
 };

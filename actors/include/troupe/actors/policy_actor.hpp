@@ -15,6 +15,8 @@ using PolicyActor = caf::typed_actor<
     caf::replies_to<train_atom, TrainRequest>::with<Metrics>,
     caf::replies_to<save_atom, std::string>::with<caf::ok_atom>,
     caf::replies_to<load_atom, std::string>::with<caf::ok_atom>,
+    caf::replies_to<checkpoint_atom, std::string>::with<caf::ok_atom>,
+    caf::replies_to<restore_atom, std::string>::with<caf::ok_atom>,
     caf::replies_to<state_atom>::with<RoleStates>>;
 
 }  // namespace troupe::actors

@@ -43,6 +43,10 @@ class PolicyRole : public RoleModel, public Generator, public Trainable {
   /// The actor as a Hugging Face directory at `path`, and its EMA at `path`_ema when on.
   void save(const std::string& path) override;
   void load(const std::string& path) override;
+  /// dir/actor/rankR: the trainer's state, the generation counter (rollout seeds) and
+  /// the EMA's averages.
+  void save_state(const std::string& dir) override;
+  void load_state(const std::string& dir) override;
   std::string describe() const override;
   Generator* generator() override { return this; }
   Trainable* trainable() override { return this; }

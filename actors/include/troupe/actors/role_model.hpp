@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <troupe/actors/messages.hpp>
+#include <troupe/common/error.hpp>
 #include <troupe/actors/ticket_store.hpp>
 
 namespace troupe::actors {
@@ -34,6 +35,12 @@ class Trainable {
   virtual Metrics train(const std::vector<TensorBatch>& experience, int64_t step) = 0;
   virtual void save(const std::string& path) = 0;
   virtual void load(const std::string& path) = 0;
+  /// Writes what resuming needs (the weights as they train, optimizer, schedule, RNG,
+  /// counters) under the directory `dir`, each data-parallel rank its own part;
+  /// load_state() restores it into a role built with the same settings. The default
+  /// refuses: a role that cannot be checkpointed says so instead of resuming wrongly.
+  virtual void save_state(const std::string& dir) { throw Error("this role cannot write a training checkpoint"); }
+  virtual void load_state(const std::string& dir) { throw Error("this role cannot resume from a training checkpoint"); }
 };
 
 class RoleModel {

@@ -88,6 +88,11 @@ struct Step3Config {
   std::filesystem::path output_dir;  ///< actor/, critic/, actor_ema/ go here
   int64_t eval_prompts = 64;         ///< held-out prompts evaluated before and after (0 = none)
   int64_t eval_interval = 0;         ///< also evaluate every this many cycles (0 = never)
+  /// Write output_dir/checkpoint/ every this many cycles and after the last (0 = never).
+  int64_t save_interval = 0;
+  /// Continue from output_dir/checkpoint/ (the same flags and topology); without a
+  /// complete checkpoint, start from the beginning and say so.
+  bool resume = false;
   engine::MetricsLog* metrics = nullptr;
   engine::TensorBoardWriter* tensorboard = nullptr;
 };

@@ -27,6 +27,9 @@ class MetricsLog {
   void log(const std::string& phase, int64_t step, const std::map<std::string, double>& values);
 
   const std::filesystem::path& path() const { return path_; }
+  /// Cuts the file back to its first `bytes` bytes (where a checkpoint left it), so that
+  /// a resumed run writes the rows after it again instead of twice.
+  void cut_to(int64_t bytes);
 
  private:
   std::filesystem::path path_;

@@ -79,6 +79,12 @@ class Algorithm {
   /// The critic loss for `values` (B, T-1), the current critic's values[:, :-1]; a
   /// scalar. The default throws troupe::Error: only algorithms with a critic have one.
   virtual torch::Tensor value_loss(const torch::Tensor& values, const Experience& exp) const;
+
+  /// What the algorithm carries from cycle to cycle (running reward statistics, an
+  /// adaptive KL coefficient), for step-3 checkpoints; empty for a stateless one.
+  /// restore_state() takes what state() gave, so a resumed run continues exactly.
+  virtual std::map<std::string, double> state() const { return {}; }
+  virtual void restore_state(const std::map<std::string, double>& state) {}
 };
 
 }  // namespace troupe::rl

@@ -43,6 +43,10 @@ class Ema {
   const NamedTensors& averages() const { return averages_; }
   double beta() const { return options_.beta; }
   int64_t updates() const { return updates_; }
+  /// Puts saved averages (every averaged name, same shapes) and their update count
+  /// back, to resume from a checkpoint. Throws troupe::Error naming a missing or
+  /// reshaped tensor.
+  void restore(const NamedTensors& averages, int64_t updates);
   /// The memory the averages hold.
   int64_t bytes() const;
 

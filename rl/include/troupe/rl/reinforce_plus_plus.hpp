@@ -51,6 +51,10 @@ class ReinforcePlusPlus : public Algorithm {
 
   const ReinforcePlusPlusConfig& config() const { return config_; }
 
+  /// The running reward statistics (with normalize_reward running).
+  std::map<std::string, double> state() const override { return normalizer_.running().state(); }
+  void restore_state(const std::map<std::string, double>& state) override { normalizer_.running().restore_state(state); }
+
  private:
   ReinforcePlusPlusConfig config_;
   RewardNormalizer normalizer_;

@@ -1,4 +1,5 @@
 #pragma once
+#include <map>
 /// What the critic-free algorithms do to a reward score before anything else:
 /// normalise it (over the batch, or with running statistics) and clip it.
 #include <string>
@@ -36,6 +37,9 @@ class RunningMoments {
   double mean() const { return mean_; }
   /// The sample std of everything seen so far; 0 with fewer than two values.
   double stddev() const;
+  /// The statistics as plain numbers (count, mean, m2), and back, for checkpoints.
+  std::map<std::string, double> state() const;
+  void restore_state(const std::map<std::string, double>& state);
 
  private:
   int64_t count_ = 0;
@@ -55,6 +59,7 @@ class RewardNormalizer {
 
   const RewardOptions& options() const { return options_; }
   const RunningMoments& running() const { return running_; }
+  RunningMoments& running() { return running_; }
 
  private:
   RewardOptions options_;
