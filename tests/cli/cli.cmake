@@ -50,6 +50,9 @@ add_test(NAME "cli: steps 1, 2 and 3 from the command line on a small demo corpu
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_steps.sh ${troupe_cli} ${cli_dir}/steps
           $<TARGET_FILE:troupe_example_custom_algorithm>)
 set_tests_properties("cli: steps 1, 2 and 3 from the command line on a small demo corpus" PROPERTIES TIMEOUT 900)
+add_test(NAME "cli: step 3 killed after a checkpoint and resumed equals the uninterrupted run"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/step3_resume.sh ${troupe_cli} ${cli_dir}/step3_resume)
+set_tests_properties("cli: step 3 killed after a checkpoint and resumed equals the uninterrupted run" PROPERTIES TIMEOUT 600)
 troupe_cli_test("a misspelt dataset schema is refused before the model is built"
   "--data_path 'Dahoas/rm-statik=x'"
   train --step 1 --model_name_or_path ${broken_model} --data_path Dahoas/rm-statik=x --output_dir ${cli_dir}/schema)

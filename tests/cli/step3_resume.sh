@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Step-3 checkpoints: a run killed with SIGKILL after a checkpoint and continued with
+# --resume ends with the same actor, EMA and critic files, byte for byte, and the same
+# metrics rows (none twice) as the uninterrupted run; in one process, and with a
+# data-parallel actor and critic whose second ranks run in a worker process.
+# Usage: step3_resume.sh TROUPE_BINARY WORK_DIR
+set -euo pipefail
+troupe=$1
+work=$2
+topologies=$(cd "$(dirname "$0")/../../placement/examples" && pwd)
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+"$troupe" data demo --out data --train_pairs 200 --eval_pairs 20 --prompts 16 --unsupervised_docs 40 > /dev/null
+"$troupe" tokenizer train --input data/train.jsonl --vocab_size 320 --out tok > /dev/null
+common=(--data_path Dahoas/rm-static=data --data_split 2,4,4 --max_seq_len 64 --tokenizer tok --seed 7)
+"$troupe" train --step 1 --model_name_or_path preset:llama-tiny "${common[@]}" \
+  --per_device_train_batch_size 8 --learning_rate 1e-3 --output_dir step1 2> step1.log
+"$troupe" train --step 2 --model_name_or_path step1 "${common[@]}" \
+  --per_device_train_batch_size 8 --learning_rate 5e-4 --output_dir step2 2> step2.log
+
+# Rows equal but for timings.
+same_metrics() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+def rows(path):
+    return [{k: v for k, v in json.loads(line).items() if "second" not in k and k != "time"} for line in open(path)]
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+if a != b:
+    sys.exit(f"metrics differ: {len(a)} rows against {len(b)}; first difference at row "
+             f"{next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))}")
+PY
+}
+
+check() {  # NAME [more flags]
+  local name=$1
+  shift
+  local s3=(--actor_model_name_or_path step1 --critic_model_name_or_path step2 --data_path Dahoas/rm-static=data
+            --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 8 --per_device_generation_batch_size 2
+            --per_device_training_batch_size 2 --max_steps 6 --enable_ema --actor_learning_rate 1e-4
+            --critic_learning_rate 1e-4 --eval_prompts 2 --eval_function demo_gold --do_sample true
+            --unsupervised_dataset_name data/unsupervised.jsonl --save_interval 2 "$@")
+  "$troupe" train --step 3 "${s3[@]}" --output_dir "$name.whole" 2> "$name.whole.log" || { cat "$name.whole.log"; exit 1; }
+  test -f "$name.whole/checkpoint/state.json"
+  # Killed as soon as the first checkpoint is in place (cycle 2 of 6).
+  "$troupe" train --step 3 "${s3[@]}" --output_dir "$name.killed" 2> "$name.killed.log" &
+  local pid=$!
+  for _ in $(seq 12000); do [ -f "$name.killed/checkpoint/state.json" ] && break; sleep 0.005; done
+  kill -9 "$pid" 2> /dev/null || true
+  wait "$pid" 2> /dev/null || true
+  "$troupe" train --step 3 "${s3[@]}" --output_dir "$name.killed" --resume 2> "$name.resumed.log" \
+    || { cat "$name.resumed.log"; exit 1; }
+  grep -q "resuming after cycle" "$name.resumed.log"
+  for file in actor/model.safetensors actor_ema/model.safetensors critic/model.safetensors; do
+    cmp "$name.whole/$file" "$name.killed/$file"
+  done
+  same_metrics "$name.whole/metrics.jsonl" "$name.killed/metrics.jsonl"
+  # A finished run resumes from its last checkpoint and changes nothing.
+  "$troupe" train --step 3 "${s3[@]}" --output_dir "$name.killed" --resume 2> /dev/null
+  cmp "$name.whole/actor/model.safetensors" "$name.killed/actor/model.safetensors"
+}
+
+check one_process
+check data_parallel --topology "$topologies/step3_actor_dp2.json"
+
+# No checkpoint yet: --resume starts from the beginning and says so.
+"$troupe" train --step 3 --actor_model_name_or_path step1 --critic_model_name_or_path step2 \
+  --data_path Dahoas/rm-static=data --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 8 \
+  --per_device_generation_batch_size 2 --per_device_training_batch_size 2 --max_steps 1 --eval_prompts 0 \
+  --output_dir fresh --resume 2> fresh.log
+grep -q "no complete checkpoint" fresh.log
+# Another length than the checkpoint's run is refused with the reason.
+if "$troupe" train --step 3 --actor_model_name_or_path step1 --critic_model_name_or_path step2 \
+  --data_path Dahoas/rm-static=data --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 8 \
+  --per_device_generation_batch_size 2 --per_device_training_batch_size 2 --max_steps 4 --enable_ema --eval_prompts 2 \
+  --do_sample true --unsupervised_dataset_name data/unsupervised.jsonl --output_dir one_process.whole --resume 2> refused.log; then
+  echo "a resume with another --max_steps was accepted"; exit 1
+fi
+grep -q "total_cycles" refused.log
+echo "step 3 resume: ok"
