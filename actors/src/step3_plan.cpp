@@ -57,10 +57,6 @@ Step3Plan plan_step3(const Step3Config& config) {
   plan.algorithm = rl::AlgorithmRegistry::global().create(config.algorithm, config.algorithm_options);
   plan.placement = plan_placement(config);
   auto offloads = plan.placement.offloads;
-  // Checked before any model loads: a checkpoint holds whole tensors per rank, which a
-  // ZeRO stage 3 role does not have.
-  if ((config.save_interval > 0 || config.resume) && (plan.placement.actor_zero_stage == 3 || plan.placement.critic_zero_stage == 3))
-    throw Error("step 3: --save_interval and --resume do not support zero_stage 3 for the actor or critic yet (stages 0-2 do)");
   if (config.offload) offloads.insert(offloads.begin(), "--offload (actor, critic)");
   for (const auto& what : offloads) std::clog << "step 3: " << engine::offload_note(what, config.device) << "\n";
 

@@ -2,7 +2,8 @@
 # Step-3 checkpoints: a run killed with SIGKILL after a checkpoint and continued with
 # --resume ends with the same actor, EMA and critic files, byte for byte, and the same
 # metrics rows (none twice) as the uninterrupted run; in one process, and with a
-# data-parallel actor and critic whose second ranks run in a worker process.
+# data-parallel actor and critic (ZeRO stage 2, then 3) whose second ranks run in a
+# worker process.
 # Usage: step3_resume.sh TROUPE_BINARY WORK_DIR
 set -euo pipefail
 troupe=$1
@@ -62,6 +63,9 @@ check() {  # NAME [more flags]
 
 check one_process
 check data_parallel --topology "$topologies/step3_actor_dp2.json"
+# ZeRO stage 3: each rank checkpoints its chunks.
+sed 's/"zero_stage": 2/"zero_stage": 3/' "$topologies/step3_actor_dp2.json" > zero3.json
+check zero3 --topology zero3.json
 
 # No checkpoint yet: --resume starts from the beginning and says so.
 "$troupe" train --step 3 --actor_model_name_or_path step1 --critic_model_name_or_path step2 \
