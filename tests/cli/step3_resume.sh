@@ -62,6 +62,8 @@ check() {  # NAME [more flags]
 }
 
 check one_process
+# A LoRA actor over a frozen base: its checkpoint holds the adapters, against the base on disk.
+check lora --actor_lora_dim 4 --only_optimize_lora
 check data_parallel --topology "$topologies/step3_actor_dp2.json"
 # ZeRO stage 3: each rank checkpoints its chunks.
 sed 's/"zero_stage": 2/"zero_stage": 3/' "$topologies/step3_actor_dp2.json" > zero3.json
