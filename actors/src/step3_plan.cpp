@@ -57,6 +57,9 @@ Step3Plan plan_step3(const Step3Config& config) {
   plan.algorithm = rl::AlgorithmRegistry::global().create(config.algorithm, config.algorithm_options);
   plan.placement = plan_placement(config);
   auto offloads = plan.placement.offloads;
+  if (config.max_restarts > 0 && !config.listen.empty())
+    throw Error("step 3: --max_restarts restarts the worker processes this run starts; with --listen the workers are "
+                "started by hand, so it is not supported");
   if (config.offload) offloads.insert(offloads.begin(), "--offload (actor, critic)");
   for (const auto& what : offloads) std::clog << "step 3: " << engine::offload_note(what, config.device) << "\n";
 

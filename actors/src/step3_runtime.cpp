@@ -85,7 +85,11 @@ Step3Runtime::Step3Runtime(const Step3Config& config, const Step3Plan& plan) : c
   // A lost worker ends pulls from it at once instead of at the transfer timeout.
   if (separated)
     workers_ = std::make_unique<WorkerProcesses>(system_, config, placement,
-                                                 [ucx = ucx_store_](const std::string& node) { ucx->mark_node_lost(node); });
+                                                 [ucx = ucx_store_, lost = lost_](const std::string& node) {
+                                                   ucx->mark_node_lost(node);
+                                                   std::lock_guard<std::mutex> lock(lost->mutex);
+                                                   lost->nodes.push_back(node);
+                                                 });
 
   roles_.policy = with_other_ranks(spawn_policy(system_, local_context("actor", policy_role_)), actor_spec, spawn_policy_group);
   start_reference();
@@ -157,6 +161,11 @@ void Step3Runtime::save(const std::filesystem::path& dir) {
   if (has_critic_)
     ask<caf::ok_atom>(system_, roles_.critic, "saving the critic", save_atom::value,
                       std::filesystem::absolute(dir / "critic").string());
+}
+
+std::vector<std::string> Step3Runtime::lost_nodes() const {
+  std::lock_guard<std::mutex> lock(lost_->mutex);
+  return lost_->nodes;
 }
 
 int64_t Step3Runtime::remote_fetches() const { return ucx_store_ ? static_cast<int64_t>(ucx_store_->pulled()) : 0; }

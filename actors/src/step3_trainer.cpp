@@ -4,6 +4,7 @@
 #include <troupe/actors/step3_trainer.hpp>
 
 #include <chrono>
+#include <thread>
 #include <cmath>
 
 #include <torch/torch.h>
@@ -77,13 +78,17 @@ int64_t cycle_tokens(TicketStore& store, const CycleResult& cycle) {
 
 }  // namespace
 
-Step3Result run_step3(const Step3Config& config) {
-  const auto started = Clock::now();
+namespace {
+
+/// One run of the roles, from the start or from the last checkpoint (`resume`). Returns
+/// false, with `lost` naming what went down, when a worker process was lost; rethrows
+/// any other error. `restart` is a metrics row to log once the metrics are cut back.
+bool run_attempt(const Step3Config& config, bool resume, const std::map<std::string, double>& restart,
+                 Step3Result& result, std::string& lost) {
   torch::manual_seed(config.seed);
   const auto plan = plan_step3(config);
   Step3Runtime runtime(config, plan);
   auto& store = *runtime.store();
-  Step3Result result;
   result.placement = runtime.placement();
   result.reference_memory = runtime.reference_memory();
 
@@ -95,8 +100,9 @@ Step3Result run_step3(const Step3Config& config) {
   };
   // A resumed run continues after the checkpoint's cycle, with the metrics rows written
   // after it cut off (they are written again) and the evaluation before training kept.
-  const auto resumed = config.resume ? restore_step3_checkpoint(config, plan, runtime) : std::nullopt;
-  if (config.resume && config.metrics) config.metrics->cut_to(resumed ? resumed->metrics_bytes : 0);
+  const auto resumed = resume ? restore_step3_checkpoint(config, plan, runtime) : std::nullopt;
+  if (resume && config.metrics) config.metrics->cut_to(resumed ? resumed->metrics_bytes : 0);
+  if (!restart.empty()) log_metrics(config, "restart", resumed ? resumed->cycle : 0, restart);
   if (resumed) {
     result.before = resumed->before;
     result.before_sampled = resumed->before_sampled;
@@ -108,11 +114,12 @@ Step3Result run_step3(const Step3Config& config) {
     write_step3_checkpoint(config, plan, runtime, {cycle, metrics_bytes, result.before, result.before_sampled});
   };
 
+  int64_t cycle = 0;
+  try {
   Controller controller(runtime.system(), runtime.roles(), std::make_shared<AlgorithmStage>(plan.algorithm, runtime.store()));
   // All four roles in this process: one at a time, so one role's activations exist at once.
   controller.set_roles_in_turn(plan.placement.worker_processes() == 0);
   engine::ProgressReporter progress("step3", plan.total_cycles);
-  int64_t cycle = 0;
   for (int64_t epoch = 0; epoch < config.epochs && cycle < plan.total_cycles; ++epoch) {
     for (const auto& indices : plan.cycle_batches(epoch)) {
       if (cycle >= plan.total_cycles) break;
@@ -150,7 +157,36 @@ Step3Result run_step3(const Step3Config& config) {
   result.cycles = cycle;
   if (config.eval_prompts > 0) evaluate(cycle, &result.after, &result.after_sampled);
   if (!config.output_dir.empty()) runtime.save(config.output_dir);
-  result.remote_fetches = runtime.remote_fetches();
+  } catch (const std::exception& e) {
+    // A worker's death reaches the loop as a failed request; the cluster's report of the
+    // lost node may come a moment later.
+    for (int i = 0; i < 40 && runtime.lost_nodes().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (runtime.lost_nodes().empty()) throw;
+    lost = runtime.lost_nodes().front() + " at cycle " + std::to_string(cycle + 1) + " (" + e.what() + ")";
+    result.cycles = cycle;
+    return false;
+  }
+  result.remote_fetches += runtime.remote_fetches();
+  return true;
+}
+
+}  // namespace
+
+Step3Result run_step3(const Step3Config& config) {
+  const auto started = Clock::now();
+  Step3Result result;
+  bool resume = config.resume;
+  std::map<std::string, double> restart;  // the row that marks a restart in the metrics
+  for (int64_t restarts = 0;; ++restarts) {
+    std::string lost;
+    if (run_attempt(config, resume, restart, result, lost)) break;
+    if (restarts >= config.max_restarts)
+      throw Error("step 3: lost worker " + lost + (config.max_restarts > 0 ? "; --max_restarts " + std::to_string(config.max_restarts) + " used up" : ""));
+    std::clog << "step3: restart " << restarts + 1 << " of " << config.max_restarts << ": lost worker " << lost
+              << "; every role reloads from the last checkpoint\n";
+    restart = {{"restart", static_cast<double>(restarts + 1)}, {"cycles_done_when_lost", static_cast<double>(result.cycles)}};
+    resume = true;
+  }
   result.seconds = seconds_since(started);
   return result;
 }

@@ -60,6 +60,8 @@ void MetricsLog::cut_to(int64_t bytes) {
   std::error_code ec;
   if (static_cast<int64_t>(std::filesystem::file_size(path_, ec)) > bytes)
     std::filesystem::resize_file(path_, static_cast<uintmax_t>(bytes), ec);
+  // A log opened to truncate writes at its own position, not at the end: move it back.
+  if (!ec) out_.seekp(bytes);
   if (ec) throw Error(path_.string() + ": cannot cut the metrics log back to " + std::to_string(bytes) + " bytes: " + ec.message());
 }
 

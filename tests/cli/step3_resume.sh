@@ -69,6 +69,30 @@ check data_parallel --topology "$topologies/step3_actor_dp2.json"
 sed 's/"zero_stage": 2/"zero_stage": 3/' "$topologies/step3_actor_dp2.json" > zero3.json
 check zero3 --topology zero3.json
 
+# A worker process killed mid-run: with --max_restarts the run respawns it, every role
+# reloads from the last checkpoint, and the run ends as the uninterrupted one did.
+s3=(--actor_model_name_or_path step1 --critic_model_name_or_path step2 --data_path Dahoas/rm-static=data
+    --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 8 --per_device_generation_batch_size 2
+    --per_device_training_batch_size 2 --max_steps 6 --enable_ema --eval_prompts 2 --do_sample true
+    --unsupervised_dataset_name data/unsupervised.jsonl --save_interval 2
+    --topology "$topologies/step3_two_processes.json")
+"$troupe" train --step 3 "${s3[@]}" --output_dir apart.whole 2> apart.whole.log || { cat apart.whole.log; exit 1; }
+"$troupe" train --step 3 "${s3[@]}" --max_restarts 2 --output_dir apart.lost 2> apart.lost.log &
+pid=$!
+for _ in $(seq 12000); do [ -f apart.lost/checkpoint/state.json ] && break; sleep 0.005; done
+pkill -9 -P "$pid" -f "worker --join" || true  # this run's workers only (tests run in parallel)
+wait "$pid" || { cat apart.lost.log; exit 1; }
+for file in actor/model.safetensors actor_ema/model.safetensors critic/model.safetensors; do
+  cmp "apart.whole/$file" "apart.lost/$file"
+done
+if grep -q "step3: restart 1 of 2: lost worker" apart.lost.log; then
+  grep -q '"phase":"step3/restart"' apart.lost/metrics.jsonl
+  grep -v '"phase":"step3/restart"' apart.lost/metrics.jsonl > apart.lost.rows
+  same_metrics apart.whole/metrics.jsonl apart.lost.rows
+else
+  echo "the worker was killed after the run had finished: no restart to check"
+fi
+
 # No checkpoint yet: --resume starts from the beginning and says so.
 "$troupe" train --step 3 --actor_model_name_or_path step1 --critic_model_name_or_path step2 \
   --data_path Dahoas/rm-static=data --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 8 \

@@ -9,6 +9,7 @@
 /// run_step3's PPO loop does (apps/examples/own_loop/main.cpp).
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,8 @@ class Step3Runtime {
   void save(const std::filesystem::path& dir);
   /// Batches this process pulled from workers over UCX.
   int64_t remote_fetches() const;
+  /// The worker nodes this runtime lost (a process that died or became unreachable).
+  std::vector<std::string> lost_nodes() const;
 
  private:
   /// A data-parallel role's ranks meet at a rendezvous this process hosts.
@@ -78,6 +81,11 @@ class Step3Runtime {
   SystemConfig system_config_;
   caf::actor_system system_{system_config_};
   std::shared_ptr<UcxTicketStore> ucx_store_;
+  struct LostNodes {
+    mutable std::mutex mutex;
+    std::vector<std::string> nodes;
+  };
+  std::shared_ptr<LostNodes> lost_ = std::make_shared<LostNodes>();  // written by the cluster's actor
   std::shared_ptr<TicketStore> store_;
   std::unique_ptr<WorkerProcesses> workers_;
   StepThreeRoles roles_;

@@ -93,6 +93,10 @@ struct Step3Config {
   /// Continue from output_dir/checkpoint/ (the same flags and topology); without a
   /// complete checkpoint, start from the beginning and say so.
   bool resume = false;
+  /// When a worker process this run started dies: respawn the workers, reload every role
+  /// from the last checkpoint (or start again without one) and go on, at most this many
+  /// times (0 = stop with the error naming the lost role).
+  int64_t max_restarts = 0;
   engine::MetricsLog* metrics = nullptr;
   engine::TensorBoardWriter* tensorboard = nullptr;
 };
