@@ -188,8 +188,9 @@ std::shared_ptr<DataParallel> data_parallel_group(const SpecReader& reader) {
   const auto collectives = parse_collectives(reader.text("dp_collectives", collectives_name(default_collectives())),
                                              describe(id) + ": option dp_collectives");
   const auto device = device_of_rank(reader);
-  auto group = std::make_shared<DataParallel>(where.host, where.port, id.rank, id.world, id.role,
-                                              std::chrono::minutes(5), collectives, device.is_cuda() ? device.index() : -1);
+  const auto timeout = std::chrono::seconds(reader.integer("collective_timeout_s", 300));
+  auto group = std::make_shared<DataParallel>(where.host, where.port, id.rank, id.world, id.role, timeout, collectives,
+                                              device.is_cuda() ? device.index() : -1);
   group->set_zero_stage(static_cast<int>(reader.integer("zero_stage", 0)));
   return group;
 }

@@ -35,6 +35,7 @@ void Step3Runtime::join_group(RoleSpec& spec, int ranks, int zero_stage) {
   spec.options["dp_rendezvous"] = point->address();
   spec.options["dp_collectives"] = collectives_name(config_.dp_collectives);
   spec.options["zero_stage"] = std::to_string(zero_stage);
+  spec.options["collective_timeout_s"] = std::to_string(config_.collective_timeout_seconds);
   spec.id.world = ranks;  // rank 0 here; WorkerProcesses numbers the others
 }
 

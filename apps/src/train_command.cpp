@@ -32,7 +32,7 @@ const std::vector<std::string> kStep3Only = {
     "release_inference_cache", "inference_dtype", "actor_gradient_checkpointing", "critic_gradient_checkpointing", "algo", "algo_option",
     "kl_ctl", "clip_reward_value", "cliprange", "cliprange_value", "gamma", "lam", "reward_function", "eval_function",
     "do_sample", "temperature", "top_k", "top_p", "eval_prompts", "topology", "cluster", "listen", "dp_collectives",
-    "inference_tp_size", "max_restarts"};
+    "inference_tp_size", "max_restarts", "collective_timeout"};
 const std::vector<std::string> kStep12Only = {"model_name_or_path", "per_device_train_batch_size", "learning_rate",
                                               "weight_decay", "lora_dim", "gradient_checkpointing", "max_seq_len",
                                               "per_device_eval_batch_size", "eval_samples"};
@@ -164,6 +164,9 @@ Command add_train_command(CLI::App& app) {
   opt("max_restarts", a.max_restarts,
       "Step 3: when a worker process this run started dies, restart the roles from the last checkpoint at most this many times")
       ->check(non_negative);
+  opt("collective_timeout", a.collective_timeout,
+      "Step 3: seconds a data-parallel rank waits at a rendezvous or collective before failing, naming the ranks that did not arrive")
+      ->check(CLI::PositiveNumber);
   opt("topology", a.topology,
       "Step 3: topology JSON saying which roles share a process (placement/examples); roles apart from the actor "
       "run in `troupe worker` processes started here. Default: all four in this process")

@@ -63,6 +63,37 @@ TEST_CASE("gloo communicator arguments are checked", "[transport][collectives][g
   REQUIRE_THROWS_WITH(single->all_reduce(x, ReduceOp::kAvg), Catch::Contains("avg needs a floating dtype"));
 }
 
+TEST_CASE("a gloo collective that a rank never reaches fails naming that rank", "[transport][collectives][gloo]") {
+  if (!gloo_available()) {
+    WARN("this build has no c10d Gloo");
+    return;
+  }
+  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::HashStore>();
+  std::promise<void> done;
+  // Rank 1 joins the group, takes part in one all-reduce, then never calls the next.
+  auto absent = std::async(std::launch::async, [&] {
+    auto comm = make_gloo_communicator(store, 1, 2, "hang", std::chrono::milliseconds(1500));
+    auto x = at::ones({4});
+    comm->all_reduce(x, ReduceOp::kSum);
+    done.get_future().wait();
+  });
+  auto comm = make_gloo_communicator(store, 0, 2, "hang", std::chrono::milliseconds(1500));
+  auto x = at::ones({4});
+  comm->all_reduce(x, ReduceOp::kSum);
+  CHECK(x.equal(at::full({4}, 2.0)));
+  std::string error;
+  try {
+    comm->all_reduce(x, ReduceOp::kSum);
+  } catch (const troupe::Error& e) {
+    error = e.what();
+  }
+  done.set_value();
+  absent.get();
+  INFO(error);
+  CHECK_THAT(error, Catch::Contains("all-reduce in group 'hang' (rank 0 of 2) (collective 2)"));
+  CHECK_THAT(error, Catch::Contains("ranks that did not arrive: 1 (no word from it)"));
+}
+
 TEST_CASE("communicator arguments are checked", "[transport][collectives]") {
   c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::HashStore>();
   auto worker = std::make_shared<UcxWorker>();

@@ -1,5 +1,9 @@
 #include "c10d_backend_communicator.hpp"
 
+#include <chrono>
+#include <map>
+#include <thread>
+
 #include <troupe/common/error.hpp>
 
 namespace troupe::transport {
@@ -28,9 +32,15 @@ void check_rank(const std::string& name, const std::string& group, int rank, int
 }
 
 BackendCommunicator::BackendCommunicator(c10::intrusive_ptr<c10d::Backend> backend, int rank, int size,
-                                         std::string group, std::string name, at::Device device)
-    : backend_(std::move(backend)), rank_(rank), size_(size), group_(std::move(group)), name_(std::move(name)),
-      device_(device) {}
+                                         std::string group, std::string name, at::Device device,
+                                         c10::intrusive_ptr<c10d::Store> store)
+    : backend_(std::move(backend)),
+      rank_(rank),
+      size_(size),
+      group_(std::move(group)),
+      name_(std::move(name)),
+      device_(device),
+      store_(std::move(store)) {}
 
 void BackendCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
   check_average(tensor, op, "all-reduce");
@@ -117,10 +127,43 @@ void BackendCommunicator::check_average(const at::Tensor& tensor, ReduceOp op, c
 }
 
 void BackendCommunicator::wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what) const {
+  const int64_t op = ++collectives_;
   try {
     work->wait();
   } catch (const std::exception& error) {
-    throw Error(where(what) + ": " + error.what());
+    throw Error(where(what) + " (collective " + std::to_string(op) + "): " + error.what() + absent_ranks(op));
+  }
+}
+
+std::string BackendCommunicator::absent_ranks(int64_t op) const {
+  if (!store_ || size_ < 2) return "";
+  const auto key = [&](int rank) { return "troupe/arrived/" + group_ + "/" + std::to_string(rank); };
+  try {
+    store_->set(key(rank_), std::to_string(op));
+    // The ranks that reached this collective fail at about the same time: give them a
+    // moment to record it.
+    std::map<int, int64_t> reached;  // rank -> the collective it last failed at
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (true) {
+      for (int r = 0; r < size_; ++r)
+        if (r != rank_ && !reached.count(r) && store_->check({key(r)})) {
+          const auto bytes = store_->get(key(r));
+          reached[r] = std::stoll(std::string(bytes.begin(), bytes.end()));
+        }
+      if (static_cast<int>(reached.size()) == size_ - 1 || std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::string absent;
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_) continue;
+      const auto it = reached.find(r);
+      if (it != reached.end() && it->second >= op) continue;
+      absent += (absent.empty() ? "" : ", ") + std::to_string(r) +
+                (it == reached.end() ? " (no word from it)" : " (last at collective " + std::to_string(it->second) + ")");
+    }
+    return absent.empty() ? "; every rank reached it (the transport failed)" : "; ranks that did not arrive: " + absent;
+  } catch (const std::exception& e) {
+    return std::string("; which ranks did not arrive is unknown (the rendezvous store failed: ") + e.what() + ")";
   }
 }
 

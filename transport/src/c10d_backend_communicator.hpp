@@ -1,9 +1,11 @@
 #pragma once
 /// A Communicator over any c10d::Backend (ProcessGroupGloo, ProcessGroupNCCL): the
 /// collectives in troupe's terms, the tensors moved to the backend's device and back.
+#include <cstdint>
 #include <string>
 
 #include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include <troupe/transport/communicator.hpp>
 
@@ -12,9 +14,11 @@ namespace troupe::transport {
 class BackendCommunicator final : public Communicator {
  public:
   /// `name` ("gloo", "nccl") and `group` appear in errors; `device` is where the
-  /// backend takes its tensors (the CPU for gloo, one CUDA device for NCCL).
+  /// backend takes its tensors (the CPU for gloo, one CUDA device for NCCL). With the
+  /// group's rendezvous `store`, a collective that fails (a timeout) names the ranks that
+  /// never reached it: each failing rank records how far it got there.
   BackendCommunicator(c10::intrusive_ptr<c10d::Backend> backend, int rank, int size, std::string group,
-                      std::string name, at::Device device);
+                      std::string name, at::Device device, c10::intrusive_ptr<c10d::Store> store = {});
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -33,11 +37,16 @@ class BackendCommunicator final : public Communicator {
   void check_average(const at::Tensor& tensor, ReduceOp op, const std::string& what) const;
   void wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what) const;
   std::string where(const std::string& op) const;
+  /// After collective number `op` failed: "ranks that did not arrive: ..." from what the
+  /// other failing ranks recorded in the store within a short wait.
+  std::string absent_ranks(int64_t op) const;
 
   c10::intrusive_ptr<c10d::Backend> backend_;
   int rank_, size_;
   std::string group_, name_;
   at::Device device_;
+  c10::intrusive_ptr<c10d::Store> store_;
+  mutable int64_t collectives_ = 0;  // started so far: every rank counts the same sequence
 };
 
 /// "transport: NAME group 'GROUP' (rank R of S)": how errors name a group.

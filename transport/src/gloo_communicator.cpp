@@ -36,7 +36,7 @@ std::unique_ptr<Communicator> make_gloo_communicator(c10::intrusive_ptr<c10d::St
     options->devices = {c10d::ProcessGroupGloo::createDeviceForHostname(hostname)};
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>("troupe/gloo/" + group, std::move(store));
     auto backend = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, size, options);
-    return std::make_unique<BackendCommunicator>(std::move(backend), rank, size, group, "gloo", at::kCPU);
+    return std::make_unique<BackendCommunicator>(std::move(backend), rank, size, group, "gloo", at::kCPU, prefixed);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& error) {

@@ -33,7 +33,7 @@ std::unique_ptr<Communicator> make_nccl_communicator(c10::intrusive_ptr<c10d::St
     const at::Device device(at::kCUDA, static_cast<c10::DeviceIndex>(device_index));
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>("troupe/nccl/" + group, std::move(store));
     auto backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, size, options);  // communicators made on first use
-    return std::make_unique<BackendCommunicator>(std::move(backend), rank, size, group, "nccl", device);
+    return std::make_unique<BackendCommunicator>(std::move(backend), rank, size, group, "nccl", device, prefixed);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& error) {

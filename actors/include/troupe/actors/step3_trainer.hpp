@@ -97,6 +97,10 @@ struct Step3Config {
   /// from the last checkpoint (or start again without one) and go on, at most this many
   /// times (0 = stop with the error naming the lost role).
   int64_t max_restarts = 0;
+  /// How long a data-parallel role's rendezvous and each of its collectives may wait for
+  /// the other ranks before failing with an error that names the ranks that did not
+  /// arrive (--collective_timeout, seconds).
+  int64_t collective_timeout_seconds = 300;
   engine::MetricsLog* metrics = nullptr;
   engine::TensorBoardWriter* tensorboard = nullptr;
 };
