@@ -55,7 +55,8 @@ void run_chat(ChatArgs args) {
     }
     auto answer = chat.reply(line);
     if (args.json) {
-      nlohmann::ordered_json turn = {{"turn", chat.turns()}, {"human", line}, {"assistant", answer}};
+      nlohmann::ordered_json turn = {
+          {"turn", chat.turns()}, {"human", line}, {"assistant", answer}, {"prompt", chat.last_prompt()}};
       std::cout << turn.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << std::endl;
     } else {
       std::cout << "Assistant: " << answer << std::endl;
@@ -73,7 +74,8 @@ Command add_chat_command(CLI::App& app) {
       ->required()
       ->check(CLI::ExistingDirectory);
   add_generation_flags(*cmd, args->generation);
-  cmd->add_flag("--json", args->json, "Print one JSON object per turn: turn, human, assistant");
+  cmd->add_flag("--json", args->json,
+                "Print one JSON object per turn: turn, human, assistant, and the prompt the model continued");
   cmd->add_option_function<std::string>(
       "--chat_format", [args](const std::string& v) { args->chat_format = v; },
       "Prompt format: troupe or deepspeed_chat (default: the model's chat_template, else troupe)")

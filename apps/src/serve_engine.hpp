@@ -67,6 +67,7 @@ class ServeEngine {
   int64_t cache_bytes() const { return scheduler_->cache_bytes(); }
   int64_t running() const { return scheduler_->running(); }
   int64_t waiting() const { return scheduler_->waiting(); }
+  int64_t cancelled() const { return scheduler_->cancelled(); }
   /// Set when the scheduler's thread stopped on an error.
   std::string failure() const;
   models::ChatFormat format() const { return format_; }

@@ -83,7 +83,8 @@ class Routes {
       const auto failure = engine_.failure();
       json body{{"status", failure.empty() ? (draining ? "draining" : "ok") : "failed"},
                 {"running", engine_.running()},
-                {"waiting", engine_.waiting()}};
+                {"waiting", engine_.waiting()},
+                {"cancelled", engine_.cancelled()}};
       if (!failure.empty()) {
         res.status = 500;
         body["error"] = failure;

@@ -204,10 +204,15 @@ bool BatchScheduler::step() {
       }
     }
   }
-  for (auto& w : dropped)
+  for (auto& w : dropped) {
+    ++cancelled_count_;
     if (w.request.on_finish) w.request.on_finish(FinishReason::Cancelled);
-  for (size_t i = rows_.size(); i-- > 0;)
-    if (cancelled.count(rows_[i].id)) remove_row(i, FinishReason::Cancelled);
+  }
+  for (size_t i = rows_.size(); i-- > 0;) {
+    if (!cancelled.count(rows_[i].id)) continue;
+    ++cancelled_count_;
+    remove_row(i, FinishReason::Cancelled);
+  }
 
   // FIFO: the oldest waiting requests take the free rows.
   while (static_cast<int64_t>(rows_.size()) < slots_) {

@@ -16,6 +16,7 @@ ChatSession::ChatSession(TextGenerator generator, ChatFormat format) : generator
 
 void ChatSession::clear() {
   messages_.clear();
+  last_prompt_.clear();
   turns_ = 0;
 }
 
@@ -32,6 +33,7 @@ std::string ChatSession::reply(const std::string& user_input) {
   // as its tokenizer_config.json's chat_template renders it.
   messages_.push_back({"user", user_input});
   const auto prompt = render_chat(format_, messages_);
+  last_prompt_ = prompt;
   auto ids = fit_context(generator_.tokenizer().encode(prompt, /*add_special_tokens=*/true));
   auto completion = generator_.complete_ids({ids}).front();
   auto answer = cut_reply(completion.text);

@@ -14,6 +14,7 @@
 ///
 /// One thread owns the model and calls step() (or run()); submit(), cancel() and
 /// close() may be called from any thread.
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -90,6 +91,8 @@ class BatchScheduler {
   /// Decode steps run so far and the rows they held in total (rows / steps = mean batch).
   int64_t decode_steps() const { return decode_steps_; }
   int64_t decode_rows() const { return decode_rows_; }
+  /// Requests ended by cancel() so far (thread-safe).
+  int64_t cancelled() const { return cancelled_count_; }
 
  private:
   struct Row {
@@ -129,6 +132,7 @@ class BatchScheduler {
   bool closed_ = false;
   int64_t running_snapshot_ = 0;
   int64_t decode_steps_ = 0, decode_rows_ = 0;
+  std::atomic<int64_t> cancelled_count_{0};
 };
 
 }  // namespace troupe::models

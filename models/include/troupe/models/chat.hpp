@@ -25,6 +25,8 @@ class ChatSession {
   const std::vector<ChatMessage>& messages() const { return messages_; }
   int turns() const { return turns_; }
   ChatFormat format() const { return format_; }
+  /// The prompt the last reply continued (before any cut to fit the context).
+  const std::string& last_prompt() const { return last_prompt_; }
 
  private:
   /// Keeps the newest history tokens that leave room for the reply in the model's context.
@@ -33,6 +35,7 @@ class ChatSession {
   TextGenerator generator_;
   ChatFormat format_;
   std::vector<ChatMessage> messages_;
+  std::string last_prompt_;
   int turns_ = 0;
 };
 
