@@ -183,6 +183,10 @@ ApiRequest parse_request(Endpoint endpoint, const std::string& body, int64_t max
       r.include_usage = it->get<bool>();
     }
   }
+  if (auto v = field("ignore_eos")) {
+    if (!v->is_boolean()) throw bad("ignore_eos", "ignore_eos must be a boolean, got " + type_name(*v));
+    r.ignore_eos = v->get<bool>();
+  }
   if (auto v = field("n")) {
     if (integer_field(*v, "n") != 1) throw bad("n", "n must be 1: one choice per request");
   }

@@ -44,6 +44,7 @@ struct ApiRequest {
   std::optional<uint64_t> seed;
   bool stream = false;
   bool include_usage = false;                 ///< stream_options.include_usage
+  bool ignore_eos = false;                    ///< vLLM's extension: generate max_tokens whatever comes
 };
 
 /// Parses a request body; throws ApiError (400) naming the field for malformed JSON,

@@ -104,7 +104,8 @@ ServeEngine::Started ServeEngine::start(const ApiRequest& request) {
   o.top_k = request.top_k;
   o.top_p = request.top_p;
   o.seed = request.seed ? *request.seed : std::random_device{}();
-  o.eos_token_ids = eos_;
+  // No token id is -1: ignore_eos leaves only max_tokens and stop strings to end it.
+  o.eos_token_ids = request.ignore_eos ? std::vector<int64_t>{-1} : eos_;
 
   auto stop = request.stop;
   if (chat) stop.push_back(models::chat_turn_marker(format_));
