@@ -37,7 +37,7 @@ struct ServeArgs {
 
 std::atomic<bool> stop_requested{false};
 
-extern "C" void on_stop_signal(int) { stop_requested = true; }
+void on_stop_signal(int) { stop_requested = true; }
 
 int64_t half_of_memory() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);

@@ -117,7 +117,8 @@ ServeEngine::Started ServeEngine::start(const ApiRequest& request) {
   };
   batch.on_finish = [stream, channel](models::FinishReason reason) {
     channel->add_text(stream->finish());
-    channel->finish(finish_reason_name(reason == models::FinishReason::Length),
+    channel->finish(reason == models::FinishReason::Error ? "error"
+                                                           : finish_reason_name(reason == models::FinishReason::Length),
                     static_cast<int64_t>(stream->ids().size()));
   };
   Started started;

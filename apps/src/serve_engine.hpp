@@ -24,7 +24,7 @@ class RequestChannel {
   struct Update {
     std::string text;           ///< new text since the last wait()
     bool finished = false;
-    std::string finish_reason;  ///< "stop" or "length", once finished
+    std::string finish_reason;  ///< "stop" or "length" once finished; "error" when the model failed
     int64_t completion_tokens = 0;
   };
   void add_text(const std::string& piece);
@@ -68,6 +68,8 @@ class ServeEngine {
   int64_t running() const { return scheduler_->running(); }
   int64_t waiting() const { return scheduler_->waiting(); }
   int64_t cancelled() const { return scheduler_->cancelled(); }
+  /// What the model last failed with (a request finished with "error").
+  std::string last_error() const { return scheduler_->last_error(); }
   /// Set when the scheduler's thread stopped on an error.
   std::string failure() const;
   models::ChatFormat format() const { return format_; }

@@ -108,12 +108,12 @@ class Routes {
       complete(req, res, Endpoint::Completions);
     });
     // Routes and errors httplib answers itself (404, 413, ...) get OpenAI's error object too.
-    server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
       send_error(res, ApiError(res.status, status_message(res.status),
                                res.status >= 500 ? "server_error" : "invalid_request_error"));
       return httplib::Server::HandlerResponse::Handled;
-    });
+    }));
     server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
       send_error(res, ApiError(500, "internal error", "server_error"));
     });
@@ -163,6 +163,8 @@ class Routes {
           update = started.channel->wait();
           text += update.text;
         } while (!update.finished);
+        if (update.finish_reason == "error")
+          throw ApiError(500, "generation failed: " + engine_.last_error(), "server_error");
         const auto body = chat ? chat_completion(info, text, update.finish_reason, started.prompt_tokens,
                                                  update.completion_tokens)
                                : text_completion(info, text, update.finish_reason, started.prompt_tokens,
@@ -179,7 +181,7 @@ class Routes {
       res.set_header("Cache-Control", "no-cache");
       res.set_chunked_content_provider(
           "text/event-stream",
-          [state](size_t, httplib::DataSink& sink) { return stream_step(*state, sink); },
+          [state, this](size_t, httplib::DataSink& sink) { return stream_step(*state, sink, engine_); },
           [state, this](bool) {
             // A client gone mid-stream: free its row now rather than generating on.
             if (!state->done) engine_.cancel(state->started.id);
@@ -189,7 +191,7 @@ class Routes {
   }
 
   /// One call of the content provider: the first chunk, new text, or the end.
-  static bool stream_step(StreamState& s, httplib::DataSink& sink) {
+  static bool stream_step(StreamState& s, httplib::DataSink& sink, ServeEngine& engine) {
     if (s.done) {
       sink.done();
       return true;
@@ -203,6 +205,14 @@ class Routes {
     if (!update.text.empty())
       ok = write_event(sink, s.chat ? chat_chunk(s.info, update.text, false, std::nullopt)
                                     : text_chunk(s.info, update.text, std::nullopt));
+    if (ok && update.finished && update.finish_reason == "error") {
+      s.done = true;
+      ok = write_event(sink, ApiError(500, "generation failed: " + engine.last_error(), "server_error").body());
+      static const std::string kDone = "data: [DONE]\n\n";
+      if (ok) ok = sink.write(kDone.data(), kDone.size());
+      if (ok) sink.done();
+      return ok;
+    }
     if (ok && update.finished) {
       s.done = true;
       ok = write_event(sink, s.chat ? chat_chunk(s.info, std::nullopt, false, update.finish_reason)

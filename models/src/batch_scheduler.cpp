@@ -99,6 +99,11 @@ int64_t BatchScheduler::running() const {
   return running_snapshot_;
 }
 
+std::string BatchScheduler::last_error() const {
+  std::lock_guard lock(mutex_);
+  return last_error_;
+}
+
 int64_t BatchScheduler::waiting() const {
   std::lock_guard lock(mutex_);
   return static_cast<int64_t>(waiting_.size());
@@ -223,9 +228,29 @@ bool BatchScheduler::step() {
       next = std::move(waiting_.front());
       waiting_.pop_front();
     }
-    admit(std::move(next));
+    // A request the model fails on ends alone; the batch goes on.
+    auto on_finish = next.request.on_finish;
+    try {
+      admit(std::move(next));
+    } catch (const std::exception& e) {
+      {
+        std::lock_guard lock(mutex_);
+        last_error_ = e.what();
+      }
+      if (on_finish) on_finish(FinishReason::Error);
+    }
   }
-  if (!rows_.empty()) decode();
+  if (!rows_.empty()) {
+    try {
+      decode();
+    } catch (const std::exception& e) {
+      {
+        std::lock_guard lock(mutex_);
+        last_error_ = e.what();
+      }
+      for (size_t i = rows_.size(); i-- > 0;) remove_row(i, FinishReason::Error);
+    }
+  }
   std::lock_guard lock(mutex_);
   running_snapshot_ = static_cast<int64_t>(rows_.size());
   return !rows_.empty() || !waiting_.empty();

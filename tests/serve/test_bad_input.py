@@ -143,7 +143,10 @@ def main(troupe, fixture, work):
         expected_long = greedy(url, "hello there", max_tokens=40)
         thread = threading.Thread(target=long_request)
         thread.start()
-        time.sleep(0.005)
+        for _ in range(2000):  # until the server holds it (or it is done already)
+            health = server.get("/health")
+            if health["running"] + health["waiting"] > 0 or "answer" in result:
+                break
         server.process.send_signal(15)
         thread.join(60)
         assert result.get("answer") == expected_long, result

@@ -23,6 +23,7 @@
 #include <condition_variable>
 #include <optional>
 #include <set>
+#include <string>
 #include <vector>
 
 #include <troupe/models/causal_lm.hpp>
@@ -36,6 +37,7 @@ enum class FinishReason {
   Stop,       ///< an EOS token, or on_token asked to stop (a stop string)
   Length,     ///< max_new_tokens reached, or the row's cache is full
   Cancelled,  ///< cancel() (a client gone), or the scheduler was destroyed first
+  Error,      ///< the model threw: last_error() says what; the other requests go on
 };
 
 struct BatchRequest {
@@ -93,6 +95,8 @@ class BatchScheduler {
   int64_t decode_rows() const { return decode_rows_; }
   /// Requests ended by cancel() so far (thread-safe).
   int64_t cancelled() const { return cancelled_count_; }
+  /// What the model last threw (FinishReason::Error), or empty (thread-safe).
+  std::string last_error() const;
 
  private:
   struct Row {
@@ -133,6 +137,7 @@ class BatchScheduler {
   int64_t running_snapshot_ = 0;
   int64_t decode_steps_ = 0, decode_rows_ = 0;
   std::atomic<int64_t> cancelled_count_{0};
+  std::string last_error_;  // under mutex_
 };
 
 }  // namespace troupe::models
