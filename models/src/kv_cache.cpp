@@ -25,23 +25,13 @@ KVCache::KVCache(const Config& config, int64_t batch, int64_t capacity, torch::T
 void KVCache::set_row_lengths(std::vector<int64_t> lengths) {
   if (static_cast<int64_t>(lengths.size()) > batch_)
     throw Error("KV cache: " + std::to_string(lengths.size()) + " rows exceed its " + std::to_string(batch_) + " slots");
-  int64_t longest = 0;
-  for (auto n : lengths) {
+  for (auto n : lengths)
     if (n < 0 || n + 1 > capacity_)
       throw Error("KV cache: a row of " + std::to_string(n) + " positions leaves no room in capacity " +
                   std::to_string(capacity_));
-    longest = std::max(longest, n);
-  }
   per_row_ = true;
   row_lengths_ = std::move(lengths);
-  length_ = longest;
-  std::fill(written_.begin(), written_.end(), 0);
-  const auto rows = static_cast<int64_t>(row_lengths_.size());
-  auto device = keys_.empty() ? torch::Device(torch::kCPU) : keys_.front().device();
-  auto positions = torch::tensor(row_lengths_, torch::kLong);  // (B)
-  pass_positions_ = positions.to(device);
-  pass_lengths_ = positions + 1;  // the kernel reads it on the CPU
-  pass_rows_ = torch::arange(rows, torch::TensorOptions().dtype(torch::kLong).device(device));
+  advance(0);
 }
 
 KVCache KVCache::row_view(int64_t row) const {
@@ -106,9 +96,16 @@ void KVCache::advance(int64_t tokens) {
     length_ += tokens;
     return;
   }
-  auto lengths = row_lengths_;
-  for (auto& n : lengths) n += tokens;
-  set_row_lengths(std::move(lengths));
+  // Every row grew by `tokens` (a full row is fine until the next pass needs room).
+  for (auto& n : row_lengths_) n += tokens;
+  length_ = row_lengths_.empty() ? 0 : *std::max_element(row_lengths_.begin(), row_lengths_.end());
+  std::fill(written_.begin(), written_.end(), 0);
+  const auto rows = static_cast<int64_t>(row_lengths_.size());
+  auto device = keys_.empty() ? torch::Device(torch::kCPU) : keys_.front().device();
+  auto positions = torch::tensor(row_lengths_, torch::kLong);  // (B)
+  pass_positions_ = positions.to(device);
+  pass_lengths_ = positions + 1;  // the kernel reads it on the CPU
+  pass_rows_ = torch::arange(rows, torch::TensorOptions().dtype(torch::kLong).device(device));
 }
 
 void KVCache::select_rows(const torch::Tensor& rows) {

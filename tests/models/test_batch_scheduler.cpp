@@ -118,8 +118,8 @@ TEST_CASE("rows joining and leaving mid-decode get generate()'s greedy tokens", 
     models::BatchSchedulerOptions options;
     options.max_batch = 3;
     options.context = 48;
+    Collected got;  // before the scheduler: it outlives the callbacks that write it
     models::BatchScheduler scheduler(model, options);
-    Collected got;
     struct Plan {
       int64_t prompt_length, max_new_tokens, submit_at_step;
     };
@@ -156,8 +156,8 @@ TEST_CASE("seeded sampling in a batch draws what generate() draws alone", "[mode
   models::BatchSchedulerOptions options;
   options.max_batch = 4;
   options.context = 40;
+  Collected got;  // before the scheduler: it outlives the callbacks that write it
   models::BatchScheduler scheduler(model, options);
-  Collected got;
   std::vector<models::GenerationOptions> option_of;
   for (int i = 0; i < 4; ++i) {
     models::GenerationOptions o;
@@ -185,12 +185,12 @@ TEST_CASE("the scheduler admits in order, stops on request, frees cancelled rows
   models::BatchSchedulerOptions options;
   options.max_batch = 2;
   options.context = 16;
+  Collected got;  // before the scheduler: it outlives the callbacks that write it
+  std::vector<int> order;
   models::BatchScheduler scheduler(model, options);
-  Collected got;
   models::GenerationOptions o;
   o.max_new_tokens = 50;
   o.eos_token_ids = {999};  // never: only the row's room or a stop ends it
-  std::vector<int> order;
   auto tracked = [&](int key, int64_t length) {
     auto r = request_for(key, prompt_of(length, key), o, got);
     auto inner = r.on_token;

@@ -65,6 +65,8 @@ class BatchScheduler {
   /// Packs the model's inference layout (unless one is attached) and allocates the KV
   /// cache: max_batch rows of `context` positions, fewer if max_cache_bytes says so.
   BatchScheduler(CausalLM model, BatchSchedulerOptions options);
+  /// Ends the requests left (running or waiting) with FinishReason::Cancelled: their
+  /// on_finish runs, so what it writes to must outlive the scheduler.
   ~BatchScheduler();
   BatchScheduler(const BatchScheduler&) = delete;
   BatchScheduler& operator=(const BatchScheduler&) = delete;
