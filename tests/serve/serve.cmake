@@ -1,6 +1,7 @@
 # `troupe serve`: the openai client, bad input, the chat page in Chromium, and the
 # start-up refusal of a chat_template troupe does not know. Each Python test starts its
-# own server on a free port over a copy of the tiny OPT fixture.
+# own server on a free port over a copy of the tiny OPT fixture whose tokens are all
+# ASCII (tests/reference/make_serve_fixture.py).
 set(serve_work ${CMAKE_CURRENT_BINARY_DIR}/tmp/serve)
 foreach(test_name openai_client bad_input chat_page)
   set(label "serve: ${test_name}")
@@ -13,7 +14,7 @@ foreach(test_name openai_client bad_input chat_page)
   endif()
   add_test(NAME "${label}"
     COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/test_${test_name}.py $<TARGET_FILE:troupe_cli>
-            ${TROUPE_FIXTURES_DIR}/models/opt ${serve_work}/${test_name})
+            ${TROUPE_FIXTURES_DIR}/models/opt_ascii ${serve_work}/${test_name})
   set_tests_properties("${label}" PROPERTIES TIMEOUT 180)
 endforeach()
 

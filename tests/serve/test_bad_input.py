@@ -79,12 +79,12 @@ def main(troupe, fixture, work):
             (401, "/v1/models", None, {"headers": {}, "method": "GET"}),
             (413, chat, {"messages": [{"role": "user", "content": "x" * 5000}]}, {}),
             (400, chat, {"messages": user, "max_tokens": 0}, {"param": "max_tokens", "message": "max_tokens"}),
-            (400, chat, {"messages": user, "max_tokens": 100000}, {"param": "max_tokens", "message": r"\[1, 63\]"}),
+            (400, chat, {"messages": user, "max_tokens": 100000}, {"param": "max_tokens", "message": r"\[1, 255\]"}),
             (400, "/v1/completions", {"prompt": "hi", "max_tokens": -3}, {"param": "max_tokens"}),
-            (400, chat, {"messages": [{"role": "user", "content": "word " * 200}]},
-             {"param": "messages", "message": r"is \d{3} tokens.*context is 64 tokens"}),
-            (400, "/v1/completions", {"prompt": "word " * 10, "max_tokens": 60},
-             {"param": "max_tokens", "message": r"\d+ tokens and max_tokens is 60.*context of 64"}),
+            (400, chat, {"messages": [{"role": "user", "content": "word " * 400}]},
+             {"param": "messages", "message": r"is \d{3} tokens.*context is 256 tokens"}),
+            (400, "/v1/completions", {"prompt": "word " * 10, "max_tokens": 250},
+             {"param": "max_tokens", "message": r"\d+ tokens and max_tokens is 250.*context of 256"}),
             (400, chat, '{"messages": [', {"param": None, "message": "not valid JSON"}),
             (400, chat, b'{"messages": "\xff"}', {"message": "not valid JSON"}),
             (400, chat, "[1, 2]", {"message": "JSON object"}),
@@ -118,7 +118,7 @@ def main(troupe, fixture, work):
         # A client gone mid-stream frees its row (the server counts the cancellation).
         cancelled = server.get("/health")["cancelled"]
         for _ in range(5):
-            stream_and_hang_up(url, max_tokens=60)
+            stream_and_hang_up(url, max_tokens=250)
             time.sleep(0.3)
             if server.get("/health")["cancelled"] > cancelled:
                 break

@@ -2,47 +2,84 @@
 """The chat page at "/" in headless Chromium: it asks two questions through URL
 parameters, streams the answers into the page and keeps the conversation (the second
 answer is the one the API gives with the first exchange in the history); "/clear"
-empties it. The DOM is read with --dump-dom once the page's fetches are done
-(--virtual-time-budget waits for pending network requests).
+empties it. The test drives Chromium over the DevTools protocol on a pipe and reads
+the page once it marks itself done.
 
   test_chat_page.py TROUPE FIXTURE_MODEL_DIR WORK_DIR
 """
-import html.parser
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 
 from serve_helpers import copy_model, serve
 
 
-class Turns(html.parser.HTMLParser):
-    """The page's turns: (role, text, attributes), and <body>'s attributes."""
+class Browser:
+    """Headless Chromium driven over the DevTools protocol on a pipe
+    (--remote-debugging-pipe: JSON messages ending in NUL, the browser reading fd 3 and
+    writing fd 4), so no WebSocket client is needed."""
 
-    def __init__(self):
-        super().__init__()
-        self.turns, self.body, self._open = [], {}, None
+    def __init__(self, work):
+        to_browser_r, to_browser_w = os.pipe()
+        from_browser_r, from_browser_w = os.pipe()
+        # Out of the way of fds 3 and 4, which the child gets by dup2.
+        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_browser_r, from_browser_w)]
+        for fd in (to_browser_r, from_browser_w):
+            os.close(fd)
 
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "body":
-            self.body = attrs
-        classes = (attrs.get("class") or "").split()
-        if tag == "div" and "turn" in classes:
-            self._open = [("user" if "user" in classes else "assistant"), "", attrs]
-            self.turns.append(self._open)
+        def child_fds():
+            os.dup2(moved[0], 3)
+            os.dup2(moved[1], 4)
 
-    def handle_endtag(self, tag):
-        if tag == "div":
-            self._open = None
+        self.process = subprocess.Popen(
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--disable-extensions", f"--user-data-dir={work}/chromium-profile", "--remote-debugging-pipe",
+             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False,
+            preexec_fn=child_fds)
+        for fd in moved:
+            os.close(fd)
+        self.write, self.read = to_browser_w, from_browser_r
+        self.buffer, self.next_id = b"", 0
 
-    def handle_data(self, data):
-        if self._open is not None:
-            self._open[1] += data
+    def call(self, method, session=None, **params):
+        self.next_id += 1
+        message = {"id": self.next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self.write, json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self.buffer:
+                chunk = os.read(self.read, 1 << 16)
+                if not chunk:
+                    raise RuntimeError("chromium closed the DevTools pipe")
+                self.buffer += chunk
+            raw, self.buffer = self.buffer.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+
+    def evaluate(self, session, expression):
+        result = self.call("Runtime.evaluate", session, expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+    def close(self):
+        try:
+            self.call("Browser.close")
+        except (RuntimeError, OSError):
+            pass
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 def chromium():
@@ -53,16 +90,29 @@ def chromium():
 
 
 def page(url, questions, work):
+    """Opens the page with the questions in its URL, waits until it says done, and
+    returns its turns: [{"role", "text", "chunks", "done"}]."""
     query = urllib.parse.urlencode([("q", q) for q in questions] + [("temperature", "0"), ("max_tokens", "8")])
-    out = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                          "--no-first-run", "--disable-extensions", f"--user-data-dir={work}/chromium-profile",
-                          "--virtual-time-budget=60000", "--dump-dom", f"{url}/?{query}"],
-                         capture_output=True, text=True, timeout=120)
-    parser = Turns()
-    parser.feed(out.stdout)
-    if parser.body.get("data-state") != "done":
-        raise AssertionError(f"the page did not finish: {parser.body}\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    return parser
+    browser = Browser(work)
+    try:
+        target = browser.call("Target.createTarget", url=f"{url}/?{query}")["targetId"]
+        session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        deadline = time.time() + 60
+        state = None
+        while time.time() < deadline:
+            state = browser.evaluate(session, "document.body ? document.body.dataset.state : null")
+            if state == "done":
+                break
+            time.sleep(0.05)
+        if state != "done":
+            raise AssertionError(f"the page did not finish: state {state}")
+        turns = browser.evaluate(session, """JSON.stringify(Array.from(document.querySelectorAll('.turn')).map(d => ({
+            role: d.classList.contains('user') ? 'user' : 'assistant', text: d.textContent,
+            chunks: Number(d.dataset.chunks || 0), done: d.dataset.done === 'true',
+            error: d.classList.contains('error')})))""")
+        return json.loads(turns)
+    finally:
+        browser.close()
 
 
 def api_chat(url, messages):
@@ -87,16 +137,15 @@ def main(troupe, fixture, work):
                                        {"role": "assistant", "content": first},
                                        {"role": "user", "content": questions[1]}])
         shown = page(server.url, questions, work)
-        roles = [t[0] for t in shown.turns]
-        assert roles == ["user", "assistant", "user", "assistant"], shown.turns
-        assert [t[1] for t in shown.turns] == [questions[0], first, questions[1], second], shown.turns
-        for turn in shown.turns[1::2]:
-            assert turn[2].get("data-done") == "true", turn
-            assert int(turn[2].get("data-chunks", "0")) >= (2 if len(turn[1]) > 3 else 1), turn  # it streamed
+        assert [t["role"] for t in shown] == ["user", "assistant", "user", "assistant"], shown
+        assert [t["text"] for t in shown] == [questions[0], first, questions[1], second], shown
+        for turn in shown[1::2]:
+            assert turn["done"] and not turn["error"], turn
+            assert turn["chunks"] >= 2, turn  # the answer arrived in pieces: it streamed
         # Clear forgets the conversation: the next question is answered as a first turn.
         cleared = page(server.url, [questions[0], "/clear", questions[1]], work)
         alone = api_chat(server.url, [{"role": "user", "content": questions[1]}])
-        assert [t[1] for t in cleared.turns] == [questions[1], alone], cleared.turns
+        assert [t["text"] for t in cleared] == [questions[1], alone], cleared
     print("chat page: 2 conversations checked")
     return 0
 
