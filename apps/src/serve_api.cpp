@@ -4,6 +4,7 @@ namespace troupe::apps::serve {
 namespace {
 
 using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;
 
 ApiError bad(const std::string& param, const std::string& message) {
   return ApiError(400, message, "invalid_request_error", param);
@@ -26,7 +27,7 @@ double number_field(const json& v, const std::string& name, double low, double h
   if (!v.is_number()) throw bad(name, name + " must be a number, got " + type_name(v));
   const double x = v.get<double>();
   if (!(x >= low && x <= high))
-    throw bad(name, name + " must be in [" + dump(low) + ", " + dump(high) + "], got " + dump(v));
+    throw bad(name, name + " must be in [" + dump(json(low)) + ", " + dump(json(high)) + "], got " + dump(v));
   return x;
 }
 
@@ -93,29 +94,30 @@ void prompt_of(const json& v, ApiRequest& r) {
   throw bad("prompt", "prompt must be a string, an array of one string, or an array of token ids; got " + type_name(v));
 }
 
-json usage(int64_t prompt_tokens, int64_t completion_tokens) {
+ojson usage(int64_t prompt_tokens, int64_t completion_tokens) {
   return {{"prompt_tokens", prompt_tokens},
           {"completion_tokens", completion_tokens},
           {"total_tokens", prompt_tokens + completion_tokens}};
 }
 
-json base(const CompletionInfo& info, const char* object) {
+ojson base(const CompletionInfo& info, const char* object) {
   return {{"id", info.id}, {"object", object}, {"created", info.created}, {"model", info.model}};
 }
 
-json reason_or_null(const std::optional<std::string>& reason) { return reason ? json(*reason) : json(nullptr); }
+ojson reason_or_null(const std::optional<std::string>& reason) { return reason ? ojson(*reason) : ojson(nullptr); }
 
 }  // namespace
 
-json ApiError::body() const {
+ojson ApiError::body() const {
   return {{"error",
            {{"message", what()},
             {"type", type},
-            {"param", param ? json(*param) : json(nullptr)},
-            {"code", code ? json(*code) : json(nullptr)}}}};
+            {"param", param ? ojson(*param) : ojson(nullptr)},
+            {"code", code ? ojson(*code) : ojson(nullptr)}}}};
 }
 
 std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const ojson& value) { return value.dump(-1, ' ', false, ojson::error_handler_t::replace); }
 
 ApiRequest parse_request(Endpoint endpoint, const std::string& body, int64_t max_tokens_limit) {
   json doc;
@@ -195,10 +197,10 @@ ApiRequest parse_request(Endpoint endpoint, const std::string& body, int64_t max
 
 std::string finish_reason_name(bool length) { return length ? "length" : "stop"; }
 
-json chat_completion(const CompletionInfo& info, const std::string& text, const std::string& finish_reason,
+ojson chat_completion(const CompletionInfo& info, const std::string& text, const std::string& finish_reason,
                      int64_t prompt_tokens, int64_t completion_tokens) {
   auto out = base(info, "chat.completion");
-  out["choices"] = json::array({{{"index", 0},
+  out["choices"] = ojson::array({{{"index", 0},
                                  {"message", {{"role", "assistant"}, {"content", text}}},
                                  {"logprobs", nullptr},
                                  {"finish_reason", finish_reason}}});
@@ -206,36 +208,36 @@ json chat_completion(const CompletionInfo& info, const std::string& text, const 
   return out;
 }
 
-json text_completion(const CompletionInfo& info, const std::string& text, const std::string& finish_reason,
+ojson text_completion(const CompletionInfo& info, const std::string& text, const std::string& finish_reason,
                      int64_t prompt_tokens, int64_t completion_tokens) {
   auto out = base(info, "text_completion");
   out["choices"] =
-      json::array({{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish_reason}}});
+      ojson::array({{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish_reason}}});
   out["usage"] = usage(prompt_tokens, completion_tokens);
   return out;
 }
 
-json chat_chunk(const CompletionInfo& info, const std::optional<std::string>& text, bool first,
+ojson chat_chunk(const CompletionInfo& info, const std::optional<std::string>& text, bool first,
                 const std::optional<std::string>& finish_reason) {
   auto out = base(info, "chat.completion.chunk");
-  json delta = json::object();
+  ojson delta = ojson::object();
   if (first) delta["role"] = "assistant";
   if (text) delta["content"] = *text;
-  out["choices"] = json::array(
+  out["choices"] = ojson::array(
       {{{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", reason_or_null(finish_reason)}}});
   return out;
 }
 
-json text_chunk(const CompletionInfo& info, const std::string& text, const std::optional<std::string>& finish_reason) {
+ojson text_chunk(const CompletionInfo& info, const std::string& text, const std::optional<std::string>& finish_reason) {
   auto out = base(info, "text_completion");
-  out["choices"] = json::array(
+  out["choices"] = ojson::array(
       {{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", reason_or_null(finish_reason)}}});
   return out;
 }
 
-json usage_chunk(const CompletionInfo& info, bool chat, int64_t prompt_tokens, int64_t completion_tokens) {
+ojson usage_chunk(const CompletionInfo& info, bool chat, int64_t prompt_tokens, int64_t completion_tokens) {
   auto out = base(info, chat ? "chat.completion.chunk" : "text_completion");
-  out["choices"] = json::array();
+  out["choices"] = ojson::array();
   out["usage"] = usage(prompt_tokens, completion_tokens);
   return out;
 }

@@ -1,7 +1,8 @@
 #pragma once
 /// The OpenAI-compatible API's requests and responses as plain data: parsing and
 /// checking request bodies (errors as OpenAI's error object), and the JSON of
-/// completions, chat completions and their stream chunks. No HTTP and no model here.
+/// completions, chat completions and their stream chunks (fields in OpenAI's order).
+/// No HTTP and no model here.
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -24,7 +25,7 @@ struct ApiError : std::runtime_error {
   std::string type;
   std::optional<std::string> param;
   std::optional<std::string> code;
-  nlohmann::json body() const;
+  nlohmann::ordered_json body() const;
 };
 
 enum class Endpoint { ChatCompletions, Completions };
@@ -60,20 +61,22 @@ struct CompletionInfo {
 
 std::string finish_reason_name(bool length);
 
-nlohmann::json chat_completion(const CompletionInfo& info, const std::string& text, const std::string& finish_reason,
+nlohmann::ordered_json chat_completion(const CompletionInfo& info, const std::string& text, const std::string& finish_reason,
                                int64_t prompt_tokens, int64_t completion_tokens);
-nlohmann::json text_completion(const CompletionInfo& info, const std::string& text, const std::string& finish_reason,
+nlohmann::ordered_json text_completion(const CompletionInfo& info, const std::string& text, const std::string& finish_reason,
                                int64_t prompt_tokens, int64_t completion_tokens);
 /// A stream chunk: `delta` text (chat: the role on the first chunk), the finish reason
 /// on the last one.
-nlohmann::json chat_chunk(const CompletionInfo& info, const std::optional<std::string>& text, bool first,
+nlohmann::ordered_json chat_chunk(const CompletionInfo& info, const std::optional<std::string>& text, bool first,
                           const std::optional<std::string>& finish_reason);
-nlohmann::json text_chunk(const CompletionInfo& info, const std::string& text,
+nlohmann::ordered_json text_chunk(const CompletionInfo& info, const std::string& text,
                           const std::optional<std::string>& finish_reason);
 /// The usage-only chunk OpenAI sends last with stream_options.include_usage.
-nlohmann::json usage_chunk(const CompletionInfo& info, bool chat, int64_t prompt_tokens, int64_t completion_tokens);
+nlohmann::ordered_json usage_chunk(const CompletionInfo& info, bool chat, int64_t prompt_tokens, int64_t completion_tokens);
 
 /// JSON text that never throws on invalid UTF-8 (replaced by U+FFFD).
 std::string dump(const nlohmann::json& value);
+/// The same for the responses, whose fields keep OpenAI's order.
+std::string dump(const nlohmann::ordered_json& value);
 
 }  // namespace troupe::apps::serve

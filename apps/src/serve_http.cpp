@@ -63,7 +63,7 @@ struct StreamState {
   std::unique_ptr<InFlight> in_flight;
 };
 
-bool write_event(httplib::DataSink& sink, const json& value) {
+bool write_event(httplib::DataSink& sink, const nlohmann::ordered_json& value) {
   const auto event = "data: " + dump(value) + "\n\n";
   return sink.write(event.data(), event.size());
 }
@@ -81,7 +81,7 @@ class Routes {
     });
     server.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
       const auto failure = engine_.failure();
-      json body{{"status", failure.empty() ? (draining ? "draining" : "ok") : "failed"},
+      nlohmann::ordered_json body{{"status", failure.empty() ? (draining ? "draining" : "ok") : "failed"},
                 {"running", engine_.running()},
                 {"waiting", engine_.waiting()},
                 {"cancelled", engine_.cancelled()}};
@@ -93,12 +93,13 @@ class Routes {
     });
     server.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
       guarded(req, res, [&] {
-        json model{{"id", options_.served_model_name},
+        nlohmann::ordered_json model{{"id", options_.served_model_name},
                    {"object", "model"},
                    {"created", started_},
                    {"owned_by", "troupe"},
                    {"max_model_len", engine_.context()}};
-        res.set_content(dump(json{{"object", "list"}, {"data", json::array({model})}}), "application/json");
+        res.set_content(dump(nlohmann::ordered_json{{"object", "list"}, {"data", nlohmann::ordered_json::array({model})}}),
+                        "application/json");
       });
     });
     server.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {

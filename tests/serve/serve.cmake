@@ -46,3 +46,8 @@ add_test(NAME "models: transformers' apply_chat_template renders troupe's templa
           ${CMAKE_CURRENT_BINARY_DIR}/tmp/chat_templates/troupe ${CMAKE_CURRENT_BINARY_DIR}/tmp/chat_templates/deepspeed_chat)
 set_tests_properties("models: transformers' apply_chat_template renders troupe's templates as troupe does" PROPERTIES
   FIXTURES_REQUIRED troupe_chat_templates TIMEOUT 300)
+
+add_test(NAME "serve: --help lists the server's flags" COMMAND $<TARGET_FILE:troupe_cli> serve --help)
+set_tests_properties("serve: --help lists the server's flags" PROPERTIES
+  PASS_REGULAR_EXPRESSION "--host.*--port.*--api_key.*--max_batch.*--served_model_name.*--chat_format.*--inference_dtype.*--device.*--dtype"
+  TIMEOUT 60)
