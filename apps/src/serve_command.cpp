@@ -30,6 +30,7 @@ struct ServeArgs {
   serve::HttpOptions http;
   int64_t max_batch = 8;
   double kv_cache_gib = 0;  // 0: half the machine's memory
+  int64_t max_prefill_tokens = 0;
   std::optional<std::string> chat_format;
   std::optional<torch::ScalarType> inference_dtype;
   DeviceFlags device;
@@ -61,6 +62,7 @@ void run_serve(ServeArgs args) {
   models::BatchSchedulerOptions options;
   options.max_batch = args.max_batch;
   options.inference_dtype = args.inference_dtype;
+  options.max_prefill_tokens = args.max_prefill_tokens;
   options.max_cache_bytes =
       args.kv_cache_gib > 0 ? static_cast<int64_t>(args.kv_cache_gib * (int64_t{1} << 30)) : half_of_memory();
   serve::ServeEngine engine(model, tokenizer, format, options);
@@ -115,6 +117,11 @@ Command add_serve_command(CLI::App& app) {
   cmd->add_option("--kv_cache_gib", args->kv_cache_gib,
                   "Memory for the KV cache; fewer rows than --max_batch when it would exceed it (default: half the "
                   "machine's memory)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max_prefill_tokens", args->max_prefill_tokens,
+                  "Prompt tokens prefilled between two decode steps at most (whole prompts, one at least; 0: no "
+                  "limit): fewer stalls of the running requests when many arrive at once")
+      ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--max_body_bytes", args->http.max_body_bytes, "Larger request bodies get 413")
       ->capture_default_str();

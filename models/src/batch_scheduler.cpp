@@ -41,6 +41,7 @@ BatchScheduler::BatchScheduler(CausalLM model, BatchSchedulerOptions options)
       layout_(std::make_unique<ScopedInferenceLayout>(*model_, cache_dtype(*model_, options))),
       slots_(slots_for(*model_, options)),
       context_(context_of(*model_, options)),
+      max_prefill_tokens_(options.max_prefill_tokens),
       cache_(tensor_parallel_cache_config(model_->config(), model_->tensor_parallel_world()), slots_, context_,
              torch::TensorOptions().dtype(cache_dtype(*model_, options)).device(model_->input_embedding_weight().device())) {
   model_->eval();
@@ -219,12 +220,17 @@ bool BatchScheduler::step() {
     remove_row(i, FinishReason::Cancelled);
   }
 
-  // FIFO: the oldest waiting requests take the free rows.
+  // FIFO: the oldest waiting requests take the free rows, as many prompt tokens as the
+  // prefill budget allows (the first one whatever its length).
+  int64_t prefilled = 0;
   while (static_cast<int64_t>(rows_.size()) < slots_) {
     Waiting next;
     {
       std::lock_guard lock(mutex_);
       if (waiting_.empty()) break;
+      const auto prompt = static_cast<int64_t>(waiting_.front().request.prompt_ids.size());
+      if (max_prefill_tokens_ > 0 && prefilled > 0 && prefilled + prompt > max_prefill_tokens_) break;
+      prefilled += prompt;
       next = std::move(waiting_.front());
       waiting_.pop_front();
     }

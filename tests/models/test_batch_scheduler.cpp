@@ -246,3 +246,29 @@ TEST_CASE("the KV cache memory limit lowers the batch", "[models][batch_schedule
   options.max_cache_bytes = row / 2;
   CHECK_THROWS_AS(models::BatchScheduler(model, options), Error);
 }
+
+TEST_CASE("the prefill budget admits whole prompts, at least one per step", "[models][batch_scheduler]") {
+  auto model = tiny_model("gpt2");
+  models::BatchSchedulerOptions options;
+  options.max_batch = 4;
+  options.context = 40;
+  options.max_prefill_tokens = 10;
+  Collected got;
+  models::BatchScheduler scheduler(model, options);
+  models::GenerationOptions o;
+  o.max_new_tokens = 6;
+  o.eos_token_ids = {999};
+  const std::vector<int64_t> lengths = {12, 5, 4, 6};
+  for (int i = 0; i < 4; ++i) scheduler.submit(request_for(i, prompt_of(lengths[i], i), o, got));
+  scheduler.step();  // 12 tokens: over the budget, but the first prompt of a step always goes
+  CHECK(scheduler.running() == 1);
+  scheduler.step();  // 5 + 4 fit in 10, 6 more would not
+  CHECK(scheduler.running() == 3);
+  CHECK(scheduler.waiting() == 1);
+  while (scheduler.step()) {
+  }
+  for (int i = 0; i < 4; ++i) {
+    INFO("request " << i);
+    CHECK(got.tokens[i] == alone(*model, prompt_of(lengths[i], i), o));
+  }
+}

@@ -57,6 +57,10 @@ struct BatchSchedulerOptions {
   int64_t max_batch = 8;            ///< rows decoded together at most
   int64_t context = 0;              ///< positions per row; 0 = the model's max_position_embeddings
   int64_t max_cache_bytes = 0;      ///< fewer rows when the cache would exceed it; 0 = no limit
+  /// Prompt tokens prefilled between two decode steps at most, so a burst of newcomers
+  /// stalls the running rows for less: whole prompts (a prompt is never split, which
+  /// would change its bits), at least one per step. 0 = no limit.
+  int64_t max_prefill_tokens = 0;
   std::optional<torch::ScalarType> inference_dtype;  ///< unset: bf16 for a bf16 model, else fp32
 };
 
@@ -127,6 +131,7 @@ class BatchScheduler {
   std::unique_ptr<ScopedInferenceLayout> layout_;
   int64_t slots_ = 0;
   int64_t context_ = 0;
+  int64_t max_prefill_tokens_ = 0;
   KVCache cache_;
   std::vector<Row> rows_;  // rows_[i] lives in cache row i
 
