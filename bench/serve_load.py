@@ -7,7 +7,8 @@ no server of its own to run offline: `transformers serve` needs extra packages a
 hub, so its batched generate() stands in as the peer).
 
     python3 bench/serve_load.py [--build build] [--clients 1 4 16] [--requests 32]
-        [--prompt_len 64] [--new_tokens 64] [--threads 2] [--inference_dtype fp32] [--json out.json]
+        [--prompt_len 64] [--new_tokens 64] [--threads 2] [--inference_dtype fp32] [--max_prefill_tokens 0]
+        [--skip_transformers] [--json out.json]
 
 The model is OPT-125m-shaped with random weights (no hub access here); its tokenizer is
 a byte-level BPE of the same vocabulary size trained on generated words. Greedy, EOS
@@ -162,6 +163,7 @@ def main():
     ap.add_argument("--new_tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--inference_dtype", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--max_prefill_tokens", type=int, default=0, help="troupe serve's flag (0: no limit)")
     ap.add_argument("--skip_transformers", action="store_true")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
@@ -176,7 +178,8 @@ def main():
         prompts = prompts_for(words, tokenizer, args.requests, args.prompt_len)
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         server = subprocess.Popen([binary, "serve", "--model", model_dir, "--port", "0", "--max_batch",
-                                   str(max(args.clients)), "--inference_dtype", args.inference_dtype],
+                                   str(max(args.clients)), "--inference_dtype", args.inference_dtype,
+                                   "--max_prefill_tokens", str(args.max_prefill_tokens)],
                                   stderr=subprocess.PIPE, text=True, env=env)
         line = ""
         while "listening on" not in line:
@@ -199,7 +202,7 @@ def main():
     base = rows[0]["tokens_per_s"]
     print(f"troupe serve, OPT-125m shape (random weights), {args.requests} requests of {args.prompt_len} prompt + "
           f"{args.new_tokens} new tokens, greedy, streamed, {args.threads} threads, inference dtype "
-          f"{args.inference_dtype}, --max_batch {max(args.clients)}")
+          f"{args.inference_dtype}, --max_batch {max(args.clients)}, --max_prefill_tokens {args.max_prefill_tokens}")
     print(f"{'clients':>7} {'tok/s':>8} {'vs 1':>6} {'TTFT p50':>9} {'TTFT p99':>9} {'ITL p50':>8} {'ITL p99':>8} {'s':>7}")
     for r in rows:
         print(f"{r['clients']:>7} {r['tokens_per_s']:>8.1f} {r['tokens_per_s'] / base:>5.2f}x "
