@@ -197,7 +197,7 @@ void BatchScheduler::remove_row(size_t i, FinishReason reason) {
 bool BatchScheduler::step() {
   c10::InferenceMode inference;
   std::set<uint64_t> cancelled;
-  std::deque<Waiting> admitted, dropped;
+  std::deque<Waiting> dropped;
   {
     std::lock_guard lock(mutex_);
     cancelled.swap(cancelled_);
