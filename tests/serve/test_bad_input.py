@@ -134,22 +134,35 @@ def main(troupe, fixture, work):
         assert greedy(url, "hello there") == before
         checks += 1
 
-        # SIGTERM: a request in flight finishes; new ones are refused; exit 0 (serve() checks).
+        # SIGTERM: requests in flight finish (a whole answer and a stream); new ones are
+        # refused; the server exits 0 (serve() checks).
         result = {}
 
         def long_request():
             result["answer"] = greedy(url, "hello there", max_tokens=40)
 
+        def long_stream():
+            parts = urllib.parse.urlsplit(url)
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            conn.request("POST", "/v1/completions", json.dumps({"prompt": "once", "max_tokens": 40, "temperature": 0,
+                                                                 "stream": True}), AUTH)
+            result["stream"] = conn.getresponse().read().decode()
+            conn.close()
+
         expected_long = greedy(url, "hello there", max_tokens=40)
-        thread = threading.Thread(target=long_request)
-        thread.start()
-        for _ in range(2000):  # until the server holds it (or it is done already)
+        threads = [threading.Thread(target=long_request), threading.Thread(target=long_stream)]
+        for thread in threads:
+            thread.start()
+        for _ in range(2000):  # until the server holds them (or they are done already)
             health = server.get("/health")
-            if health["running"] + health["waiting"] > 0 or "answer" in result:
+            if health["running"] + health["waiting"] >= 2 or len(result) == 2:
                 break
         server.process.send_signal(15)
-        thread.join(60)
+        for thread in threads:
+            thread.join(60)
         assert result.get("answer") == expected_long, result
+        stream = result.get("stream", "")
+        assert stream.endswith("data: [DONE]\n\n") and '"finish_reason":"length"' in stream, stream[-300:]
         assert server.process.wait(30) == 0
         try:
             status, _ = request(url, "POST", chat, {"messages": user})
