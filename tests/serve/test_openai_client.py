@@ -56,6 +56,7 @@ def main(troupe, fixture, work):
     count = lambda text: len(tokenizer.encode(text, add_special_tokens=True).ids)
     checks = 0
     with serve(troupe, model, "--api_key", KEY, "--max_batch", "8", "--served_model_name", "tiny-opt") as server:
+        assert server.url.startswith("http://127.0.0.1:"), server.url  # loopback unless --host says otherwise
         client = OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0, timeout=60)
         assert [m.id for m in client.models.list().data] == ["tiny-opt"]
 
