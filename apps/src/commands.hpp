@@ -27,6 +27,7 @@ inline CLI::App& parent_command(CLI::App& app, const std::string& name, const st
 
 Command add_generate_command(CLI::App& app);
 Command add_chat_command(CLI::App& app);
+Command add_serve_command(CLI::App& app);
 Command add_tokenizer_command(CLI::App& app);
 Command add_data_demo_command(CLI::App& app);
 Command add_plan_command(CLI::App& app);

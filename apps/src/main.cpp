@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<troupe::apps::Command> commands;
   using namespace troupe::apps;
-  for (auto add : {add_train_command, add_generate_command, add_chat_command, add_tokenizer_command,
+  for (auto add : {add_train_command, add_generate_command, add_chat_command, add_serve_command, add_tokenizer_command,
                    add_data_inspect_command, add_data_demo_command, add_plan_command, add_worker_command})
     commands.push_back(add(app));
   try {

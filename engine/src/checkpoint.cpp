@@ -13,6 +13,7 @@
 #include <troupe/common/files.hpp>
 #include <troupe/engine/write_progress.hpp>
 #include <troupe/engine/base_model.hpp>
+#include <troupe/models/chat_format.hpp>
 #include <troupe/models/peft_adapter.hpp>
 #include <troupe/models/pretrained.hpp>
 
@@ -89,6 +90,9 @@ void save_model_dir(models::CausalLMImpl& model, const fs::path& tokenizer_dir, 
     WriteProgress progress("saving " + dir.string(), tmp);
     models::save_pretrained(model, tmp);
     copy_tokenizer_files(tokenizer_dir, tmp);
+    // The prompt format troupe trains in, for transformers' apply_chat_template and for
+    // `troupe chat` / `troupe serve`.
+    if (!tokenizer_dir.empty()) models::write_chat_template(tmp, models::ChatFormat::Troupe);
     if (models::peft_exportable(model)) models::save_peft_adapter(model, tmp / models::kPeftAdapterDir);
   });
 }
@@ -103,6 +107,7 @@ void save_training_checkpoint(TrainEngine& engine, const fs::path& tokenizer_dir
     if (!base) {  // an adapter checkpoint has no model of its own: the base is on disk already
       models::save_pretrained(model, tmp);
       copy_tokenizer_files(tokenizer_dir, tmp);
+      if (!tokenizer_dir.empty()) models::write_chat_template(tmp, models::ChatFormat::Troupe);
     }
     const auto state_dir = tmp / "training_state";
     fs::create_directories(state_dir);

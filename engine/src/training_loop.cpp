@@ -11,6 +11,7 @@
 #include <troupe/engine/metrics_log.hpp>
 #include <troupe/engine/progress.hpp>
 #include <troupe/engine/tensorboard_writer.hpp>
+#include <troupe/models/chat_format.hpp>
 #include <troupe/models/peft_adapter.hpp>
 #include <troupe/models/pretrained.hpp>
 
@@ -117,6 +118,8 @@ PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOpt
     // next step's --model_name_or_path is the output_dir; each file is written atomically.
     models::save_pretrained(*engine.model(), options.output_dir);
     copy_tokenizer_files(options.tokenizer_dir, options.output_dir);
+    // The prompt format it trained in, as the chat_template of tokenizer_config.json.
+    if (!options.tokenizer_dir.empty()) models::write_chat_template(options.output_dir, models::ChatFormat::Troupe);
     // A LoRA run over a frozen base: the adapters on their own too, as peft loads them.
     if (models::peft_exportable(*engine.model()))
       models::save_peft_adapter(*engine.model(), options.output_dir / models::kPeftAdapterDir);

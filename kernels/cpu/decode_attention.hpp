@@ -6,6 +6,7 @@
 //   q    (B, H, D)         fp32 or bf16 (uint16 bits), strides in elements, last one 1
 //   k, v (B, H_kv, C, D)   fp32 or bf16, positions [0, length) read, last stride 1
 //   mask (B, L')           integers of `mask_bytes` bytes (0 = padding), or null
+//   row_lengths (B)        each row's own length (<= length), or null (all `length`)
 //   out  (B, H, D)         contiguous, in q's element type
 // Query heads of one key/value head that fall in the same call are computed together,
 // so each cached row is read once for all of them (grouped-query attention).
@@ -30,6 +31,7 @@ struct DecodeAttentionArgs {
   const void* mask = nullptr;
   int mask_bytes = 1;  // 1, 2, 4 or 8
   int64_t mask_stride_b = 0, mask_stride_s = 1;
+  const int64_t* row_lengths = nullptr;
   void* out = nullptr;
 };
 
@@ -65,8 +67,8 @@ inline uint16_t f32_to_bf16(float f) {
 }
 
 /// Whether position s of row b may be attended: a real token, or the newest one.
-inline bool key_allowed(const DecodeAttentionArgs& a, int64_t b, int64_t s) {
-  if (!a.mask || s == a.length - 1) return true;
+inline bool key_allowed(const DecodeAttentionArgs& a, int64_t b, int64_t s, int64_t newest) {
+  if (!a.mask || s == newest) return true;
   const auto* p = static_cast<const unsigned char*>(a.mask) + (b * a.mask_stride_b + s * a.mask_stride_s) * a.mask_bytes;
   switch (a.mask_bytes) {
     case 1: return *p != 0;
@@ -77,10 +79,12 @@ inline bool key_allowed(const DecodeAttentionArgs& a, int64_t b, int64_t s) {
 }
 
 /// Fills `positions` with the positions row b may attend, in order; returns how many.
+/// Only these are read, so a row's result is the same whatever the other rows hold.
 inline int64_t allowed_positions(const DecodeAttentionArgs& a, int64_t b, int32_t* positions) {
+  const int64_t length = a.row_lengths ? a.row_lengths[b] : a.length;
   int64_t n = 0;
-  for (int64_t s = 0; s < a.length; ++s) {
-    if (key_allowed(a, b, s)) positions[n++] = static_cast<int32_t>(s);
+  for (int64_t s = 0; s < length; ++s) {
+    if (key_allowed(a, b, s, length - 1)) positions[n++] = static_cast<int32_t>(s);
   }
   return n;
 }

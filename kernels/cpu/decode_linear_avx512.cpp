@@ -16,11 +16,14 @@ constexpr int kMaxRows = 8;
 // How far ahead (in 64-byte lines) to ask for the weight stream.
 constexpr int64_t kPrefetchLines = 16;
 
-/// acc[r] = x[r] . panel for R rows; panel (K, 16) fp32. With one or two rows the sums
-/// run on two accumulator sets (even and odd k) so the adds do not wait on each other.
+/// Accumulator sets of every row: even and odd k sum apart, so a few rows' adds do not
+/// wait on each other. The same for every R, so a row's sums are added in the same
+/// order whatever rows share its chunk: a row's result never depends on M.
+constexpr int kSets = 2;
+
+/// acc[r] = x[r] . panel for R rows; panel (K, 16) fp32.
 template <int R>
 inline void panel_f32(const float* x, int64_t ldx, const float* w, int64_t k, __m512* acc) {
-  constexpr int kSets = R <= 2 ? 2 : 1;
   __m512 sum[kSets][R];
   for (int s = 0; s < kSets; ++s)
     for (int r = 0; r < R; ++r) sum[s][r] = _mm512_setzero_ps();
@@ -45,7 +48,6 @@ inline void panel_f32(const float* x, int64_t ldx, const float* w, int64_t k, __
 /// The same over the bf16 layout (K2, 16, 2); x as bf16 pairs.
 template <int R>
 inline void panel_bf16(const uint32_t* xb, int64_t ldx, const uint32_t* w, int64_t k2, __m512* acc) {
-  constexpr int kSets = R <= 2 ? 2 : 1;
   __m512 sum[kSets][R];
   for (int s = 0; s < kSets; ++s)
     for (int r = 0; r < R; ++r) sum[s][r] = _mm512_setzero_ps();

@@ -50,7 +50,8 @@ torch::Tensor last_dim_contiguous(const torch::Tensor& t) { return t.stride(-1) 
 }  // namespace
 
 torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k_cache, const torch::Tensor& v_cache,
-                               int64_t length, const torch::Tensor& key_mask, double scale) {
+                               int64_t length, const torch::Tensor& key_mask, double scale,
+                               const torch::Tensor& row_lengths) {
   TORCH_CHECK(q.dim() == 3, "decode_attention: q must be (B, H, D), got ", q.sizes());
   TORCH_CHECK(k_cache.dim() == 4, "decode_attention: k_cache must be (B, H_kv, C, D), got ", k_cache.sizes());
   TORCH_CHECK(v_cache.sizes() == k_cache.sizes(), "decode_attention: v_cache ", v_cache.sizes(),
@@ -69,6 +70,18 @@ torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k_ca
                 key_mask.sizes());
   }
   check_inputs(q, k_cache, v_cache, key_mask);
+  torch::Tensor lengths;  // (B) int64, contiguous, on the CPU
+  if (row_lengths.defined()) {
+    TORCH_CHECK(row_lengths.dim() == 1 && row_lengths.size(0) == b, "decode_attention: row_lengths must be (B) = (", b,
+                "), got ", row_lengths.sizes());
+    if (!q.is_cpu()) throw Error("decode_attention: per-row lengths run on the CPU only, q is on " + q.device().str());
+    lengths = row_lengths.to(torch::kLong).contiguous();
+    if (b > 0) {
+      const auto low = lengths.min().item<int64_t>(), high = lengths.max().item<int64_t>();
+      TORCH_CHECK(low >= 1 && high <= length, "decode_attention: row_lengths must be in [1, ", length, "], got [",
+                  low, ", ", high, "]");
+    }
+  }
 
   if (q.is_cuda()) {
 #ifdef TROUPE_DECODE_ATTENTION_CUDA
@@ -112,6 +125,7 @@ torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k_ca
     a.mask_stride_b = key_mask.stride(0);
     a.mask_stride_s = key_mask.stride(1);
   }
+  if (lengths.defined()) a.row_lengths = lengths.data_ptr<int64_t>();
   a.out = out.data_ptr();
 
   const bool avx512 = cpu_features().avx512;

@@ -102,8 +102,10 @@ torch::Tensor CausalLMImpl::default_position_ids(const torch::Tensor& attention_
 namespace {
 
 /// The additive mask (B, 1, T, S) of a pass with T new tokens over the mask (B, S):
-/// causal within the new tokens, padding masked, every position allowed to see itself.
-torch::Tensor build_additive_mask(const torch::Tensor& full_mask, int64_t t, torch::ScalarType dtype) {
+/// causal within the new tokens, padding masked, every position allowed to see itself
+/// (`see_self`; a cache with per-row lengths puts each row's new token at its own
+/// position, which the mask itself marks).
+torch::Tensor build_additive_mask(const torch::Tensor& full_mask, int64_t t, torch::ScalarType dtype, bool see_self) {
   const int64_t s = full_mask.size(1);
   const int64_t past = s - t;
   auto device = full_mask.device();
@@ -112,7 +114,8 @@ torch::Tensor build_additive_mask(const torch::Tensor& full_mask, int64_t t, tor
   auto causal = key_pos <= query_pos;                     // (T, S)
   auto padding = (full_mask != 0).view({-1, 1, 1, s});    // (B, 1, 1, S)
   auto self = (key_pos == query_pos);                     // (T, S)
-  auto allowed = torch::logical_or(torch::logical_and(causal, padding), self);  // (B, 1, T, S)
+  auto allowed = torch::logical_and(causal, padding);  // (B, 1, T, S)
+  if (see_self) allowed = torch::logical_or(allowed, self);
   return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(device))
       .masked_fill_(allowed.logical_not(), -std::numeric_limits<float>::infinity());
 }
@@ -130,7 +133,8 @@ bool use_decode_kernel(const torch::Tensor& q, const AttentionContext& context, 
 }  // namespace
 
 const torch::Tensor& AttentionContext::additive_mask() const {
-  if (!additive->defined()) *additive = build_additive_mask(key_mask, new_tokens, dtype);
+  if (!additive->defined())
+    *additive = build_additive_mask(key_mask, new_tokens, dtype, /*see_self=*/!(cache && cache->per_row()));
   return *additive;
 }
 
@@ -162,7 +166,7 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
                 " positions but k has ", k.size(2));
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
     auto out = kernels::decode_attention(q.select(2, 0), storage.keys, storage.values, storage.length,
-                                         context.key_mask, scale);  // (B, H, D)
+                                         context.key_mask, scale, storage.row_lengths);  // (B, H, D)
     return out.view({q.size(0), 1, q.size(1) * q.size(3)});          // (B, 1, H * D)
   }
   // A cache may hold another dtype than the model computes in (bf16 for an fp32 model).

@@ -12,10 +12,11 @@ std::string cut_reply(const std::string& continuation) {
   return reply.substr(first, last - first + 1);
 }
 
-ChatSession::ChatSession(TextGenerator generator) : generator_(std::move(generator)) {}
+ChatSession::ChatSession(TextGenerator generator, ChatFormat format) : generator_(std::move(generator)), format_(format) {}
 
 void ChatSession::clear() {
-  history_.clear();
+  messages_.clear();
+  last_prompt_.clear();
   turns_ = 0;
 }
 
@@ -28,13 +29,15 @@ std::vector<int64_t> ChatSession::fit_context(std::vector<int64_t> ids) const {
 }
 
 std::string ChatSession::reply(const std::string& user_input) {
-  // The format the prompts of steps 1-3 have (DeepSpeed-Chat's datasets), so the model
-  // sees the turns as it was trained on them.
-  const auto prompt = history_ + "\n\nHuman: " + user_input + "\n\nAssistant:";
+  // The format the model was trained in (troupe's: the prompts of steps 1-3), rendered
+  // as its tokenizer_config.json's chat_template renders it.
+  messages_.push_back({"user", user_input});
+  const auto prompt = render_chat(format_, messages_);
+  last_prompt_ = prompt;
   auto ids = fit_context(generator_.tokenizer().encode(prompt, /*add_special_tokens=*/true));
   auto completion = generator_.complete_ids({ids}).front();
   auto answer = cut_reply(completion.text);
-  history_ = prompt + " " + answer;
+  messages_.push_back({"assistant", answer});
   ++turns_;
   return answer;
 }

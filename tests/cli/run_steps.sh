@@ -98,4 +98,17 @@ grep -q "leave_one_out: 1 cycles" example_apart.log
 
 printf 'What is 2 plus 3?\nquit\n' | "$troupe" chat --model step3/actor --max_new_tokens 8 > chat.txt
 test -s chat.txt
+# The trained models record their prompt format as a chat_template that transformers
+# renders as troupe does; troupe chat reads it and prompts in the training format.
+python3 "$(dirname "$0")/../reference/check_chat_template.py" step1_part step2 step3/actor
+printf 'What is 2 plus 3?\nAnd 4?\nquit\n' | "$troupe" chat --model step3/actor --max_new_tokens 8 --json > chat.jsonl
+python3 - chat.jsonl <<'PYEOF'
+import json, sys
+turns = [json.loads(line) for line in open(sys.argv[1])]
+assert len(turns) == 2, turns
+assert turns[0]["prompt"] == "\n\nHuman: What is 2 plus 3?\n\nAssistant:", turns[0]
+first = turns[0]["prompt"] + " " + turns[0]["assistant"]
+assert turns[1]["prompt"] == first + "\n\nHuman: And 4?\n\nAssistant:", turns[1]
+assert all("Human:" not in t["assistant"] for t in turns), turns
+PYEOF
 echo "cli steps: ok"
