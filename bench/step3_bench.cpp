@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 
 #include <troupe/common/error.hpp>
+#include <troupe/engine/host_block_cache.hpp>
 #include <troupe/engine/hybrid_engine.hpp>
 #include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/engine/train_engine.hpp>
@@ -56,6 +57,7 @@ using namespace troupe;
 
 struct Args {
   int64_t batch = 4, prompt = 64, new_tokens = 64, warmup = 1, iters = 1, threads = 2, op_profile = 0;
+  int64_t host_block_cache_mib = 0;  ///< > 0: engine::use_host_block_cache with this cap
   bool score_all_positions = false;
   torch::ScalarType dtype = torch::kFloat32, inference_dtype = torch::kFloat32;
   uint64_t seed = 0;
@@ -80,6 +82,7 @@ Args parse(int argc, char** argv) {
     else if (flag == "--threads") a.threads = std::stoll(value());
     else if (flag == "--json") a.json = value();
     else if (flag == "--op_profile") a.op_profile = std::stoll(value());
+    else if (flag == "--host_block_cache_mib") a.host_block_cache_mib = std::stoll(value());
     else if (flag == "--score_all_positions") a.score_all_positions = true;
     else if (flag == "--dtype") a.dtype = engine::parse_compute_dtype(value(), "--dtype");
     else if (flag == "--inference_dtype") a.inference_dtype = models::inference_dtype_from_name(value(), "--inference_dtype");
@@ -153,6 +156,7 @@ int main(int argc, char** argv) {
   try {
     const auto args = parse(argc, argv);
     at::set_num_threads(static_cast<int>(args.threads));
+    if (args.host_block_cache_mib > 0) engine::use_host_block_cache(args.host_block_cache_mib << 20);
     torch::manual_seed(static_cast<int64_t>(args.seed));
     auto actor = load_or_make(args.actor, false, 768, 12, 12);
     auto critic = load_or_make(args.critic, true, 512, 6, 8);
