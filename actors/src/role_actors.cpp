@@ -55,31 +55,16 @@ class RoleCore {
   }
 
   caf::result<caf::ok_atom> save(const std::string& path) {
-    return guarded<caf::ok_atom>([&] {
-      capability(context_.model->trainable(), "save weights").save(path);
-      return caf::ok_atom::value;
-    });
+    return on_trainable("save weights", [&](Trainable& t) { t.save(path); });
   }
-
   caf::result<caf::ok_atom> load(const std::string& path) {
-    return guarded<caf::ok_atom>([&] {
-      capability(context_.model->trainable(), "load weights").load(path);
-      return caf::ok_atom::value;
-    });
+    return on_trainable("load weights", [&](Trainable& t) { t.load(path); });
   }
-
   caf::result<caf::ok_atom> save_state(const std::string& dir) {
-    return guarded<caf::ok_atom>([&] {
-      capability(context_.model->trainable(), "write training checkpoints").save_state(dir);
-      return caf::ok_atom::value;
-    });
+    return on_trainable("write training checkpoints", [&](Trainable& t) { t.save_state(dir); });
   }
-
   caf::result<caf::ok_atom> load_state(const std::string& dir) {
-    return guarded<caf::ok_atom>([&] {
-      capability(context_.model->trainable(), "resume from training checkpoints").load_state(dir);
-      return caf::ok_atom::value;
-    });
+    return on_trainable("resume from training checkpoints", [&](Trainable& t) { t.load_state(dir); });
   }
 
   RoleStates state() const {
@@ -100,6 +85,16 @@ class RoleCore {
   Capability& capability(Capability* offered, const std::string& what) const {
     if (!offered) throw Error("the " + context_.id.role + " role does not " + what + " (" + context_.model->describe() + ")");
     return *offered;
+  }
+
+  /// Runs `work` on the role's training capability (`what` names it in the error of a
+  /// frozen role) and answers ok.
+  template <class Work>
+  caf::result<caf::ok_atom> on_trainable(const std::string& what, Work&& work) {
+    return guarded<caf::ok_atom>([&] {
+      work(capability(context_.model->trainable(), what));
+      return caf::ok_atom::value;
+    });
   }
 
   /// Runs `work`; an exception becomes the role's caf::error (never escapes the actor,
