@@ -62,6 +62,32 @@ check() {  # NAME [more flags]
 }
 
 check one_process
+
+# Killed five times in a row at random moments (loading, generation, training, a
+# checkpoint write, the final save), each time continued with --resume, then run to the
+# end: still the uninterrupted run's files and rows.
+one=(--actor_model_name_or_path step1 --critic_model_name_or_path step2 --data_path Dahoas/rm-static=data
+     --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 8 --per_device_generation_batch_size 2
+     --per_device_training_batch_size 2 --max_steps 6 --enable_ema --actor_learning_rate 1e-4
+     --critic_learning_rate 1e-4 --eval_prompts 2 --eval_function demo_gold --do_sample true
+     --unsupervised_dataset_name data/unsupervised.jsonl --save_interval 2)
+start=$(date +%s%N)
+"$troupe" train --step 3 "${one[@]}" --output_dir timing 2> /dev/null
+whole_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+for attempt in 1 2 3 4 5; do
+  delay_ms=$(( RANDOM % (whole_ms + 1) ))
+  "$troupe" train --step 3 "${one[@]}" --output_dir random.killed --resume 2>> random.log &
+  pid=$!
+  sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+  kill -9 "$pid" 2> /dev/null || true
+  wait "$pid" 2> /dev/null || true
+  echo "kill $attempt after ${delay_ms} ms of a ${whole_ms} ms run" >> random.log
+done
+"$troupe" train --step 3 "${one[@]}" --output_dir random.killed --resume 2>> random.log || { cat random.log; exit 1; }
+for file in actor/model.safetensors actor_ema/model.safetensors critic/model.safetensors; do
+  cmp one_process.whole/$file random.killed/$file || { grep "kill\|resum\|checkpoint" random.log; exit 1; }
+done
+same_metrics one_process.whole/metrics.jsonl random.killed/metrics.jsonl || { grep "kill\|resum\|checkpoint" random.log; exit 1; }
 # A LoRA actor over a frozen base: its checkpoint holds the adapters, against the base on disk.
 check lora --actor_lora_dim 4 --only_optimize_lora
 check data_parallel --topology "$topologies/step3_actor_dp2.json"
