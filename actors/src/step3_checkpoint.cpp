@@ -99,8 +99,11 @@ void write_step3_checkpoint(const Step3Config& config, const Step3Plan& plan, St
                        {"cycle", progress.cycle},
                        {"metrics_bytes", progress.metrics_bytes},
                        {"algorithm_state", plan.algorithm->state()},
+                       {"finished", progress.finished},
                        {"before", to_json(progress.before)},
                        {"before_sampled", to_json(progress.before_sampled)},
+                       {"after", to_json(progress.after)},
+                       {"after_sampled", to_json(progress.after_sampled)},
                        {"run", run_shape(config, plan)}};
   // state.json last: a checkpoint folder without it is incomplete.
   // The examples are cut at token boundaries, which may split a UTF-8 character.
@@ -146,6 +149,9 @@ std::optional<Step3Progress> restore_step3_checkpoint(const Step3Config& config,
     progress.metrics_bytes = state.at("metrics_bytes").get<int64_t>();
     progress.before = evaluation_from_json(state.at("before"));
     progress.before_sampled = evaluation_from_json(state.at("before_sampled"));
+    progress.finished = state.at("finished").get<bool>();
+    progress.after = evaluation_from_json(state.at("after"));
+    progress.after_sampled = evaluation_from_json(state.at("after_sampled"));
     plan.algorithm->restore_state(state.at("algorithm_state").get<std::map<std::string, double>>());
   } catch (const nlohmann::json::exception& e) {
     throw Error(state_path.string() + ": " + e.what());

@@ -1,5 +1,6 @@
 #pragma once
-/// Step-3 checkpoints: every --save_interval cycles (and at the end) the run writes
+/// Step-3 checkpoints: every --save_interval cycles (and at the end, after the evaluation
+/// that follows training) the run writes
 /// <output_dir>/checkpoint/ with each trainable role's state (actor/rankR, critic/rankR:
 /// weights as they train, optimizer, schedule, RNG, counters, the EMA) and state.json
 /// (the cycle, the metrics position, the algorithm's state, the evaluation before
@@ -22,7 +23,9 @@ namespace troupe::actors {
 struct Step3Progress {
   int64_t cycle = 0;          ///< cycles done
   int64_t metrics_bytes = 0;  ///< size of metrics.jsonl when written (rows past it are redone)
+  bool finished = false;      ///< every cycle and the evaluation after training done
   PolicyEvaluation before, before_sampled;
+  PolicyEvaluation after, after_sampled;  ///< when finished
 };
 
 /// Writes <output_dir>/checkpoint/ for `progress` (see above).

@@ -34,9 +34,11 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 void log_metrics(const Step3Config& config, const std::string& kind, int64_t step,
                  const std::map<std::string, double>& values) {
   if (config.metrics) config.metrics->log("step3/" + kind, step, values);
-  if (config.tensorboard)
+  if (config.tensorboard) {
     for (const auto& [name, value] : values)
       config.tensorboard->add_scalar("step3/" + kind + "/" + name, static_cast<float>(value), step);
+    config.tensorboard->flush();  // on disk before any checkpoint that counts it
+  }
 }
 
 /// The generation timings of the hybrid engine's generate() calls since `first`
@@ -102,6 +104,7 @@ bool run_attempt(const Step3Config& config, bool resume, const std::map<std::str
   // after it cut off (they are written again) and the evaluation before training kept.
   const auto resumed = resume ? restore_step3_checkpoint(config, plan, runtime) : std::nullopt;
   if (resume && config.metrics) config.metrics->cut_to(resumed ? resumed->metrics_bytes : 0);
+  if (resume && config.tensorboard) config.tensorboard->purge_from(resumed ? resumed->cycle + 1 : 0);
   if (!restart.empty()) log_metrics(config, "restart", resumed ? resumed->cycle : 0, restart);
   if (resumed) {
     result.before = resumed->before;
@@ -109,9 +112,10 @@ bool run_attempt(const Step3Config& config, bool resume, const std::map<std::str
   } else if (config.eval_prompts > 0) {
     evaluate(0, &result.before, &result.before_sampled);
   }
-  auto checkpoint = [&](int64_t cycle) {
-    const int64_t metrics_bytes = config.metrics ? static_cast<int64_t>(std::filesystem::file_size(config.metrics->path())) : 0;
-    write_step3_checkpoint(config, plan, runtime, {cycle, metrics_bytes, result.before, result.before_sampled});
+  auto checkpoint = [&](int64_t cycle, bool finished) {
+    Step3Progress progress{cycle, 0, finished, result.before, result.before_sampled, result.after, result.after_sampled};
+    if (config.metrics) progress.metrics_bytes = static_cast<int64_t>(std::filesystem::file_size(config.metrics->path()));
+    write_step3_checkpoint(config, plan, runtime, progress);
   };
 
   int64_t cycle = 0;
@@ -150,12 +154,20 @@ bool run_attempt(const Step3Config& config, bool resume, const std::map<std::str
       result.last_metrics = std::move(values);
       if (config.eval_interval > 0 && cycle % config.eval_interval == 0 && cycle < plan.total_cycles)
         evaluate(cycle, nullptr, nullptr);
-      if (config.save_interval > 0 && (cycle % config.save_interval == 0 || cycle == plan.total_cycles)) checkpoint(cycle);
+      if (config.save_interval > 0 && cycle % config.save_interval == 0 && cycle < plan.total_cycles) checkpoint(cycle, false);
     }
   }
   progress.finish();
   result.cycles = cycle;
-  if (config.eval_prompts > 0) evaluate(cycle, &result.after, &result.after_sampled);
+  // The last checkpoint follows the evaluation after training, so that a run resumed
+  // from it (killed while saving) neither repeats the evaluation nor logs it twice.
+  if (resumed && resumed->finished) {
+    result.after = resumed->after;
+    result.after_sampled = resumed->after_sampled;
+  } else {
+    if (config.eval_prompts > 0) evaluate(cycle, &result.after, &result.after_sampled);
+    if (config.save_interval > 0) checkpoint(cycle, true);
+  }
   if (!config.output_dir.empty()) runtime.save(config.output_dir);
   } catch (const std::exception& e) {
     // A worker's death reaches the loop as a failed request; the cluster's report of the

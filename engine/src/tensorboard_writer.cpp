@@ -27,7 +27,8 @@ constexpr auto kCrc32cTable = make_crc32c_table();
 // Protobuf wire types and the field numbers of tensorflow/core/util/event.proto and
 // tensorflow/core/framework/summary.proto that scalars use.
 constexpr uint32_t kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5;
-constexpr uint32_t kEventWallTime = 1, kEventStep = 2, kEventFileVersion = 3, kEventSummary = 5;
+constexpr uint32_t kEventWallTime = 1, kEventStep = 2, kEventFileVersion = 3, kEventSummary = 5, kEventSessionLog = 7;
+constexpr uint32_t kSessionLogStatus = 1, kSessionStart = 1;
 constexpr uint32_t kSummaryValue = 1;
 constexpr uint32_t kValueTag = 1, kValueSimpleValue = 2;
 
@@ -144,6 +145,17 @@ void TensorBoardWriter::add_scalar(const std::string& tag, float value, int64_t 
   put_int64(event, kEventStep, step);
   put_bytes(event, kEventSummary, summary);
   write_record(event);
+}
+
+void TensorBoardWriter::purge_from(int64_t step) {
+  std::string session_log;
+  put_int64(session_log, kSessionLogStatus, kSessionStart);
+  std::string event;
+  put_double(event, kEventWallTime, unix_seconds_now());
+  put_int64(event, kEventStep, step);
+  put_bytes(event, kEventSessionLog, session_log);
+  write_record(event);
+  flush();
 }
 
 void TensorBoardWriter::flush() {

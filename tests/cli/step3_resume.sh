@@ -88,6 +88,20 @@ for file in actor/model.safetensors actor_ema/model.safetensors critic/model.saf
   cmp one_process.whole/$file random.killed/$file || { grep "kill\|resum\|checkpoint" random.log; exit 1; }
 done
 same_metrics one_process.whole/metrics.jsonl random.killed/metrics.jsonl || { grep "kill\|resum\|checkpoint" random.log; exit 1; }
+# TensorBoard, reading every event file of the run, shows each cycle once, as in the
+# uninterrupted run.
+python3 - one_process.whole/tensorboard random.killed/tensorboard <<'PY'
+import sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def series(log_dir):
+    acc = EventAccumulator(log_dir, size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"] if "second" not in tag}
+whole, killed = series(sys.argv[1]), series(sys.argv[2])
+if whole != killed:
+    tag = next(t for t in sorted(set(whole) | set(killed)) if whole.get(t) != killed.get(t))
+    sys.exit(f"TensorBoard {tag}: {whole.get(tag)} uninterrupted, {killed.get(tag)} resumed")
+PY
 # A LoRA actor over a frozen base: its checkpoint holds the adapters, against the base on disk.
 check lora --actor_lora_dim 4 --only_optimize_lora
 check data_parallel --topology "$topologies/step3_actor_dp2.json"

@@ -34,6 +34,10 @@ class TensorBoardWriter {
   /// One point of the scalar series `tag` at `wall_time` (unix seconds).
   void add_scalar(const std::string& tag, float value, int64_t step, double wall_time);
 
+  /// Tells TensorBoard to drop every point at `step` or later written before this one
+  /// (a SessionLog START event, as PyTorch's SummaryWriter(purge_step) writes): a resumed
+  /// run's redone steps then appear once.
+  void purge_from(int64_t step);
   /// Writes buffered records to disk; throws troupe::Error naming the file on failure.
   void flush();
 
