@@ -7,7 +7,6 @@
 #include <troupe/actors/batch_keys.hpp>
 #include <troupe/actors/experience_batch.hpp>
 #include <troupe/common/error.hpp>
-#include <troupe/common/files.hpp>
 #include <troupe/engine/checkpoint.hpp>
 #include <troupe/models/pretrained.hpp>
 #include <troupe/models/safetensors.hpp>
@@ -150,75 +149,12 @@ std::filesystem::path rank_state_dir(const std::string& dir, const std::string& 
   return std::filesystem::path(dir) / role / ("rank" + std::to_string(group ? group->rank() : 0));
 }
 
-namespace {
-
-namespace fs = std::filesystem;
-
-/// Under ZeRO stage 3 a rank holds chunks, not whole tensors: its part of a checkpoint is
-/// its master chunks (chunks.pt), its AdamW state over them, its RNG and the counters.
-/// The frozen chunks (a LoRA actor's base) come from the model it was started from.
-void save_zero3_state(engine::TrainEngine& trainer, const fs::path& rank_dir, const nlohmann::json& extra) {
-  fs::create_directories(rank_dir);
-  torch::serialize::OutputArchive chunks;
-  const auto& masters = trainer.zero3()->master_chunks();
-  for (size_t group = 0; group < masters.size(); ++group)
-    for (size_t i = 0; i < masters[group].size(); ++i)
-      chunks.write("group" + std::to_string(group) + "." + std::to_string(i), masters[group][i].detach());
-  chunks.save_to((rank_dir / "chunks.pt").string());
-  torch::save(trainer.optimizer(), (rank_dir / "optimizer.pt").string());
-  torch::serialize::OutputArchive rng;
-  rng.write("cpu", at::detail::getDefaultCPUGenerator().get_state());
-  rng.save_to((rank_dir / "rng.pt").string());
-  const nlohmann::json state{{"global_step", trainer.global_step()}, {"micro_steps", trainer.micro_steps()}, {"extra", extra}};
-  write_file_atomically(rank_dir / "state.json", state.dump(2) + "\n");
-}
-
-nlohmann::json load_zero3_state(engine::TrainEngine& trainer, const fs::path& rank_dir) {
-  const auto chunks_path = rank_dir / "chunks.pt";
-  if (!fs::exists(chunks_path))
-    throw Error(chunks_path.string() + ": missing (was the checkpoint written at another zero_stage?)");
-  {
-    torch::serialize::InputArchive chunks;
-    chunks.load_from(chunks_path.string());
-    torch::NoGradGuard no_grad;
-    const auto& masters = trainer.zero3()->master_chunks();
-    for (size_t group = 0; group < masters.size(); ++group)
-      for (size_t i = 0; i < masters[group].size(); ++i) {
-        const auto key = "group" + std::to_string(group) + "." + std::to_string(i);
-        torch::Tensor saved;
-        if (!chunks.try_read(key, saved) || saved.sizes() != masters[group][i].sizes())
-          throw Error(chunks_path.string() + ": chunk " + key + " missing or of another size (another model or rank count?)");
-        masters[group][i].copy_(saved);
-      }
-  }
-  // The kept-whole parameters read their new chunks (an all-gather: every rank loads).
-  trainer.zero3()->gather_kept_parameters();
-  torch::load(trainer.optimizer(), (rank_dir / "optimizer.pt").string());
-  torch::serialize::InputArchive rng;
-  rng.load_from((rank_dir / "rng.pt").string());
-  torch::Tensor state;
-  rng.read("cpu", state);
-  auto generator = at::detail::getDefaultCPUGenerator();
-  generator.set_state(state);
-  try {
-    const auto json = nlohmann::json::parse(read_file(rank_dir / "state.json"));
-    trainer.set_progress(json.at("global_step").get<int64_t>(), json.at("micro_steps").get<int64_t>());
-    return json.at("extra");
-  } catch (const nlohmann::json::exception& e) {
-    throw Error((rank_dir / "state.json").string() + ": " + e.what());
-  }
-}
-
-}  // namespace
-
 void save_trainer_state(engine::TrainEngine& trainer, const std::filesystem::path& tokenizer_dir,
                         const std::filesystem::path& rank_dir, const nlohmann::json& extra) {
-  if (trainer.zero3()) return save_zero3_state(trainer, rank_dir, extra);
   engine::save_training_checkpoint(trainer, tokenizer_dir, rank_dir, {}, extra);
 }
 
 nlohmann::json load_trainer_state(engine::TrainEngine& trainer, const std::filesystem::path& rank_dir) {
-  if (trainer.zero3()) return load_zero3_state(trainer, rank_dir);
   nlohmann::json extra;
   engine::load_training_checkpoint(trainer, rank_dir, &extra);
   return extra;

@@ -94,7 +94,7 @@ std::filesystem::path rank_state_dir(const std::string& dir, const std::string& 
 
 /// Writes the trainer's state to `rank_dir` (engine::save_training_checkpoint: the weights
 /// as they train, optimizer, schedule, counters, this process's RNG) with the role's
-/// `extra` counters; under ZeRO stage 3 this rank's master chunks instead of the weights.
+/// `extra` counters (under ZeRO stage 3 this rank's master chunks).
 void save_trainer_state(engine::TrainEngine& trainer, const std::filesystem::path& tokenizer_dir,
                         const std::filesystem::path& rank_dir, const nlohmann::json& extra);
 /// Restores what save_trainer_state() wrote; returns the role's `extra`.

@@ -12,6 +12,7 @@
 #include <troupe/common/error.hpp>
 #include <troupe/common/files.hpp>
 #include <troupe/engine/write_progress.hpp>
+#include <troupe/engine/zero3.hpp>
 #include <troupe/engine/base_model.hpp>
 #include <troupe/models/chat_format.hpp>
 #include <troupe/models/peft_adapter.hpp>
@@ -54,6 +55,37 @@ void write_directory_atomically(const fs::path& dir, const std::function<void(co
     throw Error(dir.string() + ": cannot rename the new checkpoint into place: " + ec.message());
   }
   fs::remove_all(old, ec);
+}
+
+/// A ZeRO stage 3 rank's trained weights are its master chunks (what its optimizer
+/// steps); the frozen chunks come from the model it was started from.
+void write_zero3_chunks(const Zero3Partition& zero3, const fs::path& file) {
+  torch::serialize::OutputArchive archive;
+  const auto& masters = zero3.master_chunks();
+  for (size_t group = 0; group < masters.size(); ++group)
+    for (size_t i = 0; i < masters[group].size(); ++i)
+      archive.write("group" + std::to_string(group) + "." + std::to_string(i), masters[group][i].detach());
+  archive.save_to(file.string());
+}
+
+/// Puts the chunks back, then the kept-whole parameters read them (an all-gather: every
+/// rank of the group loads at once).
+void read_zero3_chunks(Zero3Partition& zero3, const fs::path& file) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(file.string());
+  {
+    torch::NoGradGuard no_grad;
+    const auto& masters = zero3.master_chunks();
+    for (size_t group = 0; group < masters.size(); ++group)
+      for (size_t i = 0; i < masters[group].size(); ++i) {
+        const auto key = "group" + std::to_string(group) + "." + std::to_string(i);
+        torch::Tensor saved;
+        if (!archive.try_read(key, saved) || saved.sizes() != masters[group][i].sizes())
+          throw Error(file.string() + ": chunk " + key + " missing or of another size (another model or rank count?)");
+        masters[group][i].copy_(saved);
+      }
+  }
+  zero3.gather_kept_parameters();
 }
 
 torch::Tensor cpu_rng_state() { return at::detail::getDefaultCPUGenerator().get_state(); }
@@ -100,18 +132,22 @@ void save_model_dir(models::CausalLMImpl& model, const fs::path& tokenizer_dir, 
 void save_training_checkpoint(TrainEngine& engine, const fs::path& tokenizer_dir, const fs::path& dir,
                               const TrainingPosition& position, const nlohmann::json& extra) {
   auto& model = *engine.model();
-  const auto base = frozen_base_of(model);
+  const auto* zero3 = engine.zero3();
+  const auto base = zero3 ? std::nullopt : frozen_base_of(model);
   const bool tied = model.config().tie_word_embeddings;
   write_directory_atomically(dir, [&](const fs::path& tmp) {
     WriteProgress progress("saving checkpoint " + dir.string(), tmp);
-    if (!base) {  // an adapter checkpoint has no model of its own: the base is on disk already
+    if (zero3) {  // this rank's part only: no whole model to write
+      fs::create_directories(tmp / "training_state");
+      write_zero3_chunks(*zero3, tmp / "training_state" / "parameters.pt");
+    } else if (!base) {  // an adapter checkpoint has no model of its own: the base is on disk already
       models::save_pretrained(model, tmp);
       copy_tokenizer_files(tokenizer_dir, tmp);
       if (!tokenizer_dir.empty()) models::write_chat_template(tmp, models::ChatFormat::Troupe);
     }
     const auto state_dir = tmp / "training_state";
     fs::create_directories(state_dir);
-    {
+    if (!zero3) {
       torch::serialize::OutputArchive archive;
       for (const auto& item : model.named_parameters())
         if (!base || !given_by_base(item.key(), item.value(), base->tensor_names, tied))
@@ -130,6 +166,7 @@ void save_training_checkpoint(TrainEngine& engine, const fs::path& tokenizer_dir
                          {"batch", position.batch},
                          {"extra", extra}};
     if (base) state["base_model"] = base_model_json(*base);
+    if (zero3) state["zero3_chunks"] = true;
     write_file_atomically(state_dir / "state.json", state.dump(2) + "\n");
   });
 }
@@ -146,6 +183,13 @@ TrainingPosition load_training_checkpoint(TrainEngine& engine, const fs::path& d
     throw Error((state_dir / "state.json").string() + ": " + e.what());
   }
   auto& model = *engine.model();
+  if (engine.zero3()) {
+    if (!state.value("zero3_chunks", false))
+      throw Error((state_dir / "state.json").string() + ": a whole-model checkpoint, and this engine runs ZeRO stage 3");
+    read_zero3_chunks(*engine.zero3(), state_dir / "parameters.pt");
+  } else if (state.value("zero3_chunks", false)) {
+    throw Error((state_dir / "state.json").string() + ": a ZeRO stage 3 rank's chunks, and this engine is not partitioned");
+  }
   // An adapter checkpoint: the frozen base first, from the directory it names, once its
   // files are the ones trained on; parameters.pt then holds the rest.
   std::set<std::string> base_tensors;
@@ -155,7 +199,7 @@ TrainingPosition load_training_checkpoint(TrainEngine& engine, const fs::path& d
     models::load_weights(model, models::map_checkpoint(base.dir), base.dir.string());
   }
   const bool tied = model.config().tie_word_embeddings;
-  {
+  if (!engine.zero3()) {
     torch::serialize::InputArchive archive;
     archive.load_from((state_dir / "parameters.pt").string());
     torch::NoGradGuard no_grad;

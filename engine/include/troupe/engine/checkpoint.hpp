@@ -39,7 +39,9 @@ void save_model_dir(models::CausalLMImpl& model, const std::filesystem::path& to
 /// Hugging Face directory (LoRA with --only_optimize_lora; CausalLMImpl::name_or_path):
 /// no model files, parameters.pt with only what the base does not hold unchanged (the
 /// adapters, a fresh value head), and state.json's base_model naming the base directory
-/// with each weight file's size and XXH64 hash (base_model.hpp).
+/// with each weight file's size and XXH64 hash (base_model.hpp). An engine under ZeRO
+/// stage 3 writes this rank's part: parameters.pt holds its master chunks, and no model
+/// files (each rank calls it with its own `dir`).
 void save_training_checkpoint(TrainEngine& engine, const std::filesystem::path& tokenizer_dir,
                               const std::filesystem::path& dir, const TrainingPosition& position,
                               const nlohmann::json& extra);
