@@ -33,14 +33,17 @@ if a != b:
 PY
 }
 
+# The run every case repeats: 6 cycles, a checkpoint every 2.
+step3_flags=(--actor_model_name_or_path step1 --critic_model_name_or_path step2 --data_path Dahoas/rm-static=data
+             --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 8 --per_device_generation_batch_size 2
+             --per_device_training_batch_size 2 --max_steps 6 --enable_ema --actor_learning_rate 1e-4
+             --critic_learning_rate 1e-4 --eval_prompts 2 --eval_function demo_gold --do_sample true
+             --unsupervised_dataset_name data/unsupervised.jsonl --save_interval 2)
+
 check() {  # NAME [more flags]
   local name=$1
   shift
-  local s3=(--actor_model_name_or_path step1 --critic_model_name_or_path step2 --data_path Dahoas/rm-static=data
-            --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 8 --per_device_generation_batch_size 2
-            --per_device_training_batch_size 2 --max_steps 6 --enable_ema --actor_learning_rate 1e-4
-            --critic_learning_rate 1e-4 --eval_prompts 2 --eval_function demo_gold --do_sample true
-            --unsupervised_dataset_name data/unsupervised.jsonl --save_interval 2 "$@")
+  local s3=("${step3_flags[@]}" "$@")
   "$troupe" train --step 3 "${s3[@]}" --output_dir "$name.whole" 2> "$name.whole.log" || { cat "$name.whole.log"; exit 1; }
   test -f "$name.whole/checkpoint/state.json"
   # Killed as soon as the first checkpoint is in place (cycle 2 of 6).
@@ -66,11 +69,7 @@ check one_process
 # Killed five times in a row at random moments (loading, generation, training, a
 # checkpoint write, the final save), each time continued with --resume, then run to the
 # end: still the uninterrupted run's files and rows.
-one=(--actor_model_name_or_path step1 --critic_model_name_or_path step2 --data_path Dahoas/rm-static=data
-     --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 8 --per_device_generation_batch_size 2
-     --per_device_training_batch_size 2 --max_steps 6 --enable_ema --actor_learning_rate 1e-4
-     --critic_learning_rate 1e-4 --eval_prompts 2 --eval_function demo_gold --do_sample true
-     --unsupervised_dataset_name data/unsupervised.jsonl --save_interval 2)
+one=("${step3_flags[@]}")
 start=$(date +%s%N)
 "$troupe" train --step 3 "${one[@]}" --output_dir timing 2> /dev/null
 whole_ms=$(( ($(date +%s%N) - start) / 1000000 ))
@@ -111,11 +110,7 @@ check zero3 --topology zero3.json
 
 # A worker process killed mid-run: with --max_restarts the run respawns it, every role
 # reloads from the last checkpoint, and the run ends as the uninterrupted one did.
-s3=(--actor_model_name_or_path step1 --critic_model_name_or_path step2 --data_path Dahoas/rm-static=data
-    --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 8 --per_device_generation_batch_size 2
-    --per_device_training_batch_size 2 --max_steps 6 --enable_ema --eval_prompts 2 --do_sample true
-    --unsupervised_dataset_name data/unsupervised.jsonl --save_interval 2
-    --topology "$topologies/step3_two_processes.json")
+s3=("${step3_flags[@]}" --topology "$topologies/step3_two_processes.json")
 "$troupe" train --step 3 "${s3[@]}" --output_dir apart.whole 2> apart.whole.log || { cat apart.whole.log; exit 1; }
 "$troupe" train --step 3 "${s3[@]}" --max_restarts 2 --output_dir apart.lost 2> apart.lost.log &
 pid=$!
