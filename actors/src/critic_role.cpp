@@ -23,7 +23,7 @@ CriticRole::CriticRole(models::CausalLM critic, engine::TrainOptions train, std:
       tokenizer_dir_(std::move(tokenizer_dir)),
       data_parallel_(std::move(data_parallel)) {
   if (!trainer_.model()->has_value_head()) throw Error("the critic model has no value head (v_head)");
-  join_data_parallel(trainer_, data_parallel_);
+  if (data_parallel_) data_parallel_->attach(trainer_);
 }
 
 TensorBatch CriticRole::score(const TensorBatch& batch) {

@@ -194,6 +194,17 @@ engine::Zero3Collectives zero3_collectives_over(std::function<transport::Communi
   return collectives;
 }
 
+void DataParallel::attach(engine::TrainEngine& trainer) {
+  if (zero_stage_ >= 3) {
+    trainer.set_zero3(zero3_collectives());
+    return;
+  }
+  if (zero_stage_ < 2)
+    trainer.set_gradient_sync(
+        [self = shared_from_this()](const std::vector<torch::Tensor>& parameters) { self->average_gradients(parameters); });
+  if (zero_stage_ >= 1) trainer.set_optimizer_sharding(optimizer_sharding(zero_stage_));
+}
+
 engine::Zero3Collectives DataParallel::zero3_collectives() {
   return zero3_collectives_over([self = shared_from_this()]() -> transport::Communicator& { return self->communicator(); },
                                 rank_, world_);

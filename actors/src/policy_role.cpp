@@ -34,7 +34,7 @@ PolicyRole::PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::Tra
       tokenizer_dir_(std::move(tokenizer_dir)),
       data_parallel_(std::move(data_parallel)) {
   if (!algorithm_) throw Error("PolicyRole: no algorithm");
-  join_data_parallel(trainer_, data_parallel_);
+  if (data_parallel_) data_parallel_->attach(trainer_);
   hybrid_->set_zero3(trainer_.zero3());
   if (ppo_.enable_ema) {
     rl::EmaOptions options;

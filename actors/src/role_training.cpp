@@ -55,21 +55,6 @@ engine::MicroStep zero_loss_step(engine::TrainEngine& trainer, const std::string
   });
 }
 
-/// Wires a trainer to its data-parallel group: gradients averaged before every step
-/// (ZeRO stage 0 and 1) or reduced onto their owners (stage 2), optimizer state
-/// partitioned from stage 1; stage 3 partitions the parameters too (engine/zero3.hpp).
-void join_data_parallel(engine::TrainEngine& trainer, const std::shared_ptr<DataParallel>& group) {
-  if (!group) return;
-  const int stage = group->zero_stage();
-  if (stage >= 3) {
-    trainer.set_zero3(group->zero3_collectives());
-    return;
-  }
-  if (stage < 2)
-    trainer.set_gradient_sync([group](const std::vector<torch::Tensor>& parameters) { group->average_gradients(parameters); });
-  if (stage >= 1) trainer.set_optimizer_sharding(group->optimizer_sharding(stage));
-}
-
 /// This rank's parameter bytes outside a pass: its chunks and what it keeps whole under
 /// ZeRO stage 3, else every parameter.
 int64_t param_resident_bytes(const engine::TrainEngine& trainer) {

@@ -48,11 +48,6 @@ std::optional<rl::Experience> training_experience(const std::vector<TensorBatch>
 /// layer's gathers and gradient reduce-scatters as the others run them.
 engine::MicroStep zero_loss_step(engine::TrainEngine& trainer, const std::string& role);
 
-/// Wires a trainer to its data-parallel group: gradients averaged before every step
-/// (ZeRO stage 0 and 1) or reduced onto their owners (stage 2), optimizer state
-/// partitioned from stage 1; stage 3 partitions the parameters too (engine/zero3.hpp).
-void join_data_parallel(engine::TrainEngine& trainer, const std::shared_ptr<DataParallel>& group);
-
 /// This rank's parameter bytes outside a pass: its chunks and what it keeps whole under
 /// ZeRO stage 3, else every parameter.
 int64_t param_resident_bytes(const engine::TrainEngine& trainer);

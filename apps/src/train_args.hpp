@@ -29,6 +29,8 @@ struct TrainArgs {
   int64_t generation_batches = 1, ppo_epochs = 1, num_train_epochs = 1, gradient_accumulation_steps = 1;
   int64_t max_steps = 0, eval_interval = 0, save_interval = 0, eval_samples = 0, eval_prompts = 64;
   int64_t max_restarts = 0, collective_timeout = 300;
+  int64_t num_processes = 1;  ///< steps 1-2: data-parallel ranks started on this machine
+  int64_t zero_stage = 0;     ///< steps 1-2: DeepSpeed's ZeRO stage over those ranks
   // optimisation
   double learning_rate = 1e-3, weight_decay = 0.0, lora_learning_rate = 5e-4, max_grad_norm = 1.0;
   double actor_learning_rate = 9.65e-6, critic_learning_rate = 5e-6;

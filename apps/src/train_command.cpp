@@ -32,10 +32,10 @@ const std::vector<std::string> kStep3Only = {
     "release_inference_cache", "inference_dtype", "actor_gradient_checkpointing", "critic_gradient_checkpointing", "algo", "algo_option",
     "kl_ctl", "clip_reward_value", "cliprange", "cliprange_value", "gamma", "lam", "reward_function", "eval_function",
     "do_sample", "temperature", "top_k", "top_p", "eval_prompts", "topology", "cluster", "listen", "dp_collectives",
-    "inference_tp_size", "max_restarts", "collective_timeout"};
+    "inference_tp_size", "max_restarts"};
 const std::vector<std::string> kStep12Only = {"model_name_or_path", "per_device_train_batch_size", "learning_rate",
                                               "weight_decay", "lora_dim", "gradient_checkpointing", "max_seq_len",
-                                              "per_device_eval_batch_size", "eval_samples"};
+                                              "per_device_eval_batch_size", "eval_samples", "num_processes", "zero_stage"};
 
 /// A flag of the other steps is an error that names it, rather than silently ignored.
 void check_flags_for_step(const CLI::App& cmd, int step) {
@@ -100,6 +100,14 @@ Command add_train_command(CLI::App& app) {
   opt("eval_samples", a.eval_samples, "Steps 1-2: evaluate on at most this many samples (0 = all)")->check(non_negative);
   opt("lora_dim", a.lora_dim, "Steps 1-2: LoRA rank (0 = off)")->check(non_negative);
   flag("gradient_checkpointing", a.gradient_checkpointing, "Steps 1-2: recompute decoder layers in the backward pass");
+  opt("num_processes", a.num_processes,
+      "Steps 1-2: data-parallel ranks, each a process of this machine started here (as `deepspeed --num_gpus`); "
+      "ranks 1.. log to <output_dir>/logs/")
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  opt("zero_stage", a.zero_stage,
+      "Steps 1-2 with --num_processes > 1: ZeRO stage 0 (gradients averaged), 1 (optimizer state partitioned), "
+      "2 (gradients too) or 3 (parameters too, gathered layer by layer)")
+      ->check(CLI::Range(int64_t{0}, int64_t{3}));
 
   // Shared.
   opt("data_path", a.data_path, "SCHEMA=PATH datasets, blended (e.g. Dahoas/rm-static=demo_data)");
@@ -165,7 +173,7 @@ Command add_train_command(CLI::App& app) {
       "Step 3: when a worker process this run started dies, restart the roles from the last checkpoint at most this many times")
       ->check(non_negative);
   opt("collective_timeout", a.collective_timeout,
-      "Step 3: seconds a data-parallel rank waits at a rendezvous or collective before failing, naming the ranks that did not arrive")
+      "Seconds a data-parallel rank waits at a rendezvous or collective before failing, naming the ranks that did not arrive")
       ->check(CLI::PositiveNumber);
   opt("topology", a.topology,
       "Step 3: topology JSON saying which roles share a process (placement/examples); roles apart from the actor "

@@ -21,6 +21,7 @@
 #include <troupe/transport/c10d_communicator.hpp>
 
 #include "builtin_rewards.hpp"
+#include "supervised_ranks.hpp"
 #include "train_args.hpp"
 
 namespace fs = std::filesystem;
@@ -109,18 +110,25 @@ void say_cpu_bf16(const std::string& dtype, const torch::Device& device, const s
 engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   require_flag(!args.output_dir.empty(), "--output_dir", "(where the trained model goes)");
   torch::manual_seed(args.seed);
-  const torch::Device device(args.device);
   if (args.only_optimize_lora && args.lora_dim <= 0) throw Error("--only_optimize_lora needs --lora_dim > 0");
-  if (args.offload) std::clog << "step" << args.step << ": " << engine::offload_note("--offload", device) << "\n";
+  const std::string phase_name = "step" + std::to_string(args.step);
+  if (args.num_processes < 1) throw Error("--num_processes must be at least 1");
+  if (args.zero_stage < 0 || args.zero_stage > 3) throw Error("--zero_stage must be 0, 1, 2 or 3");
+  if (args.offload) std::clog << phase_name << ": " << engine::offload_note("--offload", torch::Device(args.device)) << "\n";
   engine::keep_freed_host_memory();  // the same large tensors every step: no page faults for them
-  say_cpu_bf16(args.dtype, device, "step" + std::to_string(args.step));
+  say_cpu_bf16(args.dtype, torch::Device(args.device), phase_name);
   // Flags, tokenizer and data first: a wrong schema or path is refused before a large
   // model is built.
   const auto tokenizer_dir = tokenizer_dir_of(args);
   auto tokenizer = models::load_tokenizer(tokenizer_dir);
   auto data = data::load_phase_data(pipeline_options(args, tokenizer_dir), args.step);
-  std::clog << "step" << args.step << ": " << data.train.size() << " training and " << data.eval.size()
+  std::clog << phase_name << ": " << data.train.size() << " training and " << data.eval.size()
             << " evaluation samples\n";
+  // Only now the other ranks (--num_processes): the flags and data are checked, and they
+  // read the tokenized data this process has cached.
+  SupervisedRanks ranks(args.num_processes, static_cast<int>(args.zero_stage), phase_name, args.output_dir,
+                        torch::Device(args.device), std::chrono::seconds(args.collective_timeout));
+  const torch::Device device = ranks.device();
 
   auto model = build_model(args, *tokenizer, device);
   if (args.step == 2 && !model->has_value_head()) {
@@ -138,6 +146,8 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   task_options.pad_token_id = data::pad_token_id(*tokenizer);
   task_options.seed = args.seed;
   task_options.max_eval_samples = args.eval_samples;
+  task_options.rank = ranks.rank();
+  task_options.world_size = ranks.world();
   auto task = args.step == 1 ? engine::make_sft_task(data, task_options) : engine::make_reward_model_task(data, task_options);
 
   engine::TrainOptions train;
@@ -150,12 +160,18 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   train.max_grad_norm = args.max_grad_norm;
   train.compute_dtype = engine::parse_compute_dtype(args.dtype);
   engine::TrainEngine engine(model, train);
+  if (const auto& group = ranks.group()) group->attach(engine);
 
   fs::create_directories(args.output_dir);
-  engine::MetricsLog metrics(fs::path(args.output_dir) / "metrics.jsonl", args.resume);
-  engine::TensorBoardWriter tensorboard(fs::path(args.output_dir) / "tensorboard");
+  // Rank 0 reports for all (each rank's own lines go to its log).
+  std::optional<engine::MetricsLog> metrics;
+  std::optional<engine::TensorBoardWriter> tensorboard;
+  if (ranks.rank() == 0) {
+    metrics.emplace(fs::path(args.output_dir) / "metrics.jsonl", args.resume);
+    tensorboard.emplace(fs::path(args.output_dir) / "tensorboard");
+  }
   engine::PhaseOptions phase;
-  phase.phase = "step" + std::to_string(args.step);
+  phase.phase = phase_name;
   phase.epochs = args.num_train_epochs;
   phase.eval_interval = args.eval_interval;
   phase.save_interval = args.save_interval;
@@ -163,9 +179,14 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   phase.output_dir = args.output_dir;
   phase.tokenizer_dir = tokenizer_dir;
   phase.resume = args.resume;
-  phase.metrics = &metrics;
-  phase.tensorboard = &tensorboard;
+  phase.metrics = metrics ? &*metrics : nullptr;
+  phase.tensorboard = tensorboard ? &*tensorboard : nullptr;
+  phase.rank = ranks.rank();
+  phase.world = ranks.world();
+  phase.zero_stage = ranks.world() > 1 ? static_cast<int>(args.zero_stage) : 0;
+  if (const auto& group = ranks.group()) phase.min_over_ranks = [group](int64_t value) { return -group->max(-value); };
   auto result = engine::run_phase(engine, task, phase);
+  ranks.wait_for_ranks();
   std::clog << phase.phase << ": " << result.optimizer_steps << " optimizer steps, " << result.tokens << " tokens in "
             << result.seconds << " s" << (result.finished ? "; model saved to " + args.output_dir : "; stopped at --max_steps (resume with --resume)")
             << "\n";

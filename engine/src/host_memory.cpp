@@ -18,4 +18,10 @@ void keep_freed_host_memory() {
 #endif
 }
 
+void return_freed_host_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 }  // namespace troupe::engine

@@ -8,6 +8,7 @@
 #include <torch/optim.h>
 
 #include <troupe/common/error.hpp>
+#include <troupe/engine/host_memory.hpp>
 #include <troupe/models/config.hpp>
 
 namespace troupe::engine {
@@ -123,6 +124,7 @@ void reset_peak_memory(const torch::Device& device) {
 }
 
 void release_cached_memory(const torch::Device& device) {
+  if (device.is_cpu()) return_freed_host_memory();
   if (auto* allocator = device_allocator(device)) allocator->emptyCache();
 }
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -11,13 +12,17 @@
 #include <troupe/engine/metrics_log.hpp>
 #include <troupe/engine/progress.hpp>
 #include <troupe/engine/tensorboard_writer.hpp>
+#include <troupe/engine/zero3.hpp>
 #include <troupe/models/chat_format.hpp>
 #include <troupe/models/peft_adapter.hpp>
 #include <troupe/models/pretrained.hpp>
 
 namespace troupe::engine {
 
-std::filesystem::path checkpoint_dir(const std::filesystem::path& output_dir) { return output_dir / "checkpoint"; }
+std::filesystem::path checkpoint_dir(const std::filesystem::path& output_dir, int rank, int world) {
+  const auto dir = output_dir / "checkpoint";
+  return world > 1 ? dir / ("rank" + std::to_string(rank)) : dir;
+}
 
 namespace {
 
@@ -46,13 +51,41 @@ PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOpt
   const auto started = std::chrono::steady_clock::now();
   PhaseResult result;
   TrainingPosition position;
-  const auto checkpoint = checkpoint_dir(options.output_dir);
-  if (options.resume && has_training_checkpoint(checkpoint)) {
-    position = load_training_checkpoint(engine, checkpoint);
+  if (options.world > 1 && !options.min_over_ranks)
+    throw Error(options.phase + ": " + std::to_string(options.world) + " ranks but no min_over_ranks");
+  const auto checkpoint = checkpoint_dir(options.output_dir, options.rank, options.world);
+  bool have_checkpoint = options.resume && has_training_checkpoint(checkpoint);
+  if (options.world > 1 && options.resume) {
+    const int64_t mine = have_checkpoint ? 1 : 0;
+    have_checkpoint = options.min_over_ranks(mine) == 1;
+    const bool any = -options.min_over_ranks(-mine) == 1;
+    if (any && !have_checkpoint)  // another --num_processes, or a run killed while saving
+      throw Error("--resume: only some of the " + std::to_string(options.world) + " ranks have a checkpoint in " +
+                  checkpoint_dir(options.output_dir).string() + " (rank " + std::to_string(options.rank) +
+                  (mine ? " has one" : " has none") + "): resume with the --num_processes that wrote them");
+  }
+  if (have_checkpoint) {
+    nlohmann::json extra;
+    position = load_training_checkpoint(engine, checkpoint, &extra);
+    const int ranks = extra.value("ranks", 1), stage = extra.value("zero_stage", 0);
+    if (ranks != options.world || stage != options.zero_stage)
+      throw Error("--resume: " + checkpoint.string() + " was written by " + std::to_string(ranks) + " rank(s) at ZeRO stage " +
+                  std::to_string(stage) + "; this run has " + std::to_string(options.world) + " at stage " +
+                  std::to_string(options.zero_stage) + " (a checkpoint cannot be resharded yet: resume with the same "
+                  "--num_processes and --zero_stage)");
+    if (options.world > 1) {
+      const int64_t step = engine.global_step();
+      const int64_t lowest = options.min_over_ranks(step), highest = -options.min_over_ranks(-step);
+      if (lowest != highest)  // killed while the ranks were saving
+        throw Error("--resume: the ranks' checkpoints in " + checkpoint_dir(options.output_dir).string() +
+                    " are of different steps (" + std::to_string(lowest) + " to " + std::to_string(highest) +
+                    "): the run was stopped while saving; start it afresh");
+    }
     std::clog << options.phase << ": resumed from " << checkpoint.string() << " at step " << engine.global_step()
               << " (epoch " << position.epoch << ", batch " << position.batch << ")\n";
   } else if (options.resume) {
-    std::clog << options.phase << ": --resume given but " << checkpoint.string() << " holds no checkpoint; starting fresh\n";
+    std::clog << options.phase << ": --resume given but " << checkpoint.string()
+              << (options.world > 1 ? " (or another rank's)" : "") << " holds no checkpoint; starting fresh\n";
   }
 
   auto evaluate = [&] {
@@ -69,7 +102,8 @@ PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOpt
   const int64_t step_limit = options.max_steps > 0 ? std::min(options.max_steps, total_steps) : total_steps;
   ProgressReporter progress(options.phase, step_limit);
   auto save = [&](const TrainingPosition& at) {
-    save_training_checkpoint(engine, options.tokenizer_dir, checkpoint, at, nlohmann::json::object());
+    save_training_checkpoint(engine, options.tokenizer_dir, checkpoint, at,
+                             nlohmann::json{{"ranks", options.world}, {"zero_stage", options.zero_stage}});
   };
 
   double window_loss = 0;
@@ -114,15 +148,20 @@ PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOpt
   if (task.evaluate) result.final_eval = evaluate();
   if (result.finished) {
     save(TrainingPosition{options.epochs, 0});
-    // The Hugging Face files go straight into output_dir, as DeepSpeed-Chat saves, so the
-    // next step's --model_name_or_path is the output_dir; each file is written atomically.
-    models::save_pretrained(*engine.model(), options.output_dir);
-    copy_tokenizer_files(options.tokenizer_dir, options.output_dir);
-    // The prompt format it trained in, as the chat_template of tokenizer_config.json.
-    if (!options.tokenizer_dir.empty()) models::write_chat_template(options.output_dir, models::ChatFormat::Troupe);
-    // A LoRA run over a frozen base: the adapters on their own too, as peft loads them.
-    if (models::peft_exportable(*engine.model()))
-      models::save_peft_adapter(*engine.model(), options.output_dir / models::kPeftAdapterDir);
+    // Under ZeRO stage 3 every rank takes part in gathering the whole model; rank 0 writes it.
+    std::optional<Zero3Partition::FullParameters> whole;
+    if (auto* zero3 = engine.zero3()) whole.emplace(zero3->gather_full_parameters());
+    if (options.rank == 0) {
+      // The Hugging Face files go straight into output_dir, as DeepSpeed-Chat saves, so the
+      // next step's --model_name_or_path is the output_dir; each file is written atomically.
+      models::save_pretrained(*engine.model(), options.output_dir);
+      copy_tokenizer_files(options.tokenizer_dir, options.output_dir);
+      // The prompt format it trained in, as the chat_template of tokenizer_config.json.
+      if (!options.tokenizer_dir.empty()) models::write_chat_template(options.output_dir, models::ChatFormat::Troupe);
+      // A LoRA run over a frozen base: the adapters on their own too, as peft loads them.
+      if (models::peft_exportable(*engine.model()))
+        models::save_peft_adapter(*engine.model(), options.output_dir / models::kPeftAdapterDir);
+    }
   }
   result.optimizer_steps = engine.global_step();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -125,7 +125,7 @@ int64_t argmax_row(const float* x, int64_t stride, int64_t n) {
   return best;
 }
 
-int64_t sample_row(const float* logits, int64_t stride, const float* q, const SampleArgs& a, SampleScratch& scratch) {
+int64_t sample_row(const float* logits, int64_t stride, const double* u, const SampleArgs& a, SampleScratch& scratch) {
   const int64_t n = a.vocab;
   scratch.scores.resize(static_cast<size_t>(n));
   float* s = scratch.scores.data();
@@ -158,17 +158,27 @@ int64_t sample_row(const float* logits, int64_t stride, const float* q, const Sa
     }
     threshold = std::max(threshold, top_p_threshold(c.data(), static_cast<int64_t>(c.size()), a.top_p * total, top));
   }
-  // The race, in torch's terms: argmax of p / q with p = 0 off the kept set (0 / q, so
-  // NaN where q = 0 there, which torch's argmax takes first). The numerators over the
-  // whole row first (a loop that vectorises), then the masked argmax.
+  // The race, in torch's terms: argmax of p / q with q = -log1p(-u) and p = 0 off the
+  // kept set (0 / q, so NaN where q = 0 there, which torch's argmax takes first). The
+  // logarithm costs more than all the rest, and -log1p(-u) >= u, so w / u bounds w / q
+  // from above (with a margin for the roundings of log1p and of the fp32 results): a
+  // token whose bound stays under the top token's own ratio can be neither the largest
+  // nor tied with it, and only the few others take the logarithm. The numerators over
+  // the whole row first (a loop that vectorises).
   scratch.values.resize(static_cast<size_t>(n));
-  float* r = scratch.values.data();
-  for (int64_t i = 0; i < n; ++i) r[i] = exp_approx(s[i] - top) / q[i];
+  float* w = scratch.values.data();
+  for (int64_t i = 0; i < n; ++i) w[i] = exp_approx(s[i] - top);
+  int64_t top_index = 0;
+  while (s[top_index] != top) ++top_index;
+  const double floor = static_cast<double>(w[top_index] / exponential_from_uniform(u[top_index]));
+  constexpr double kMargin = 1.0 + 0x1p-20;
   int64_t best = -1;
   float best_value = 0.f;
   for (int64_t i = 0; i < n; ++i) {
     const bool kept = s[i] >= threshold && s[i] > -kInf;
-    const float v = kept ? r[i] : (q[i] == 0.f ? std::numeric_limits<float>::quiet_NaN() : 0.f);
+    if (u[i] != 0.0 && (!kept || static_cast<double>(w[i]) / u[i] * kMargin < floor)) continue;
+    const float q = exponential_from_uniform(u[i]);
+    const float v = kept ? w[i] / q : (q == 0.f ? std::numeric_limits<float>::quiet_NaN() : 0.f);
     if (v != v) return i;
     if (best < 0 || v > best_value) {
       best = i;

@@ -1,5 +1,6 @@
 #include <troupe/kernels/sampling.hpp>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
@@ -17,6 +18,38 @@
 #endif
 
 namespace troupe::kernels {
+namespace {
+
+/// The uniforms behind `exponential_(1, generator)` over n fp32 values on the CPU, in
+/// its order: per value one random64() (two mt19937 words, the first as the high half),
+/// its low 53 bits over 2^53. exponential_ makes q = -log1p(-u) of each; the sampler
+/// takes that logarithm only where it can decide a token (cpu/sampling.cpp). Drawn from
+/// a copy of the generator's engine in a tight loop, not a locked call per value, and
+/// written back: the generator moves on exactly as exponential_ moves it.
+void draw_exponential_uniforms(at::Generator& generator, int64_t n, double* u) {
+  auto* cpu = at::check_generator<at::CPUGeneratorImpl>(generator);
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  at::mt19937 engine = cpu->engine();
+  constexpr uint64_t kMask = (uint64_t{1} << 53) - 1;
+  constexpr double kScale = 1.0 / static_cast<double>(uint64_t{1} << 53);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t high = engine();
+    const uint64_t low = engine();
+    u[i] = static_cast<double>(((high << 32) | low) & kMask) * kScale;
+  }
+  cpu->set_engine(engine);
+}
+
+}  // namespace
+
+torch::Tensor exponential_draw(int64_t n, at::Generator& generator) {
+  std::vector<double> u(static_cast<size_t>(n));
+  draw_exponential_uniforms(generator, n, u.data());
+  auto q = torch::empty({n}, torch::kFloat32);  // (n)
+  float* qp = q.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) qp[i] = cpu::exponential_from_uniform(u[static_cast<size_t>(i)]);
+  return q;
+}
 
 torch::Tensor sample_next_tokens(const torch::Tensor& logits, const SamplingParams& params, at::Generator& generator) {
   TORCH_CHECK(logits.dim() == 2, "sample_next_tokens: logits must be (B, V), got ", logits.sizes());
@@ -57,9 +90,11 @@ torch::Tensor sample_next_tokens(const torch::Tensor& logits, const SamplingPara
   }
 
   // The draw of at::multinomial(probs, 1, false, generator) for probs (B, V) fp32
-  // contiguous: one exponential_ over a tensor of that shape.
-  const auto q = torch::empty({b, v}, torch::TensorOptions().dtype(torch::kFloat32)).exponential_(1, generator);
-  const float* qp = q.data_ptr<float>();
+  // contiguous: one exponential_ over a tensor of that shape, as its uniforms.
+  thread_local std::vector<double> uniforms;
+  uniforms.resize(static_cast<size_t>(b * v));
+  draw_exponential_uniforms(generator, b * v, uniforms.data());
+  const double* up = uniforms.data();
   cpu::SampleArgs a;
   a.vocab = v;
   a.temperature = static_cast<float>(params.temperature);
@@ -69,7 +104,7 @@ torch::Tensor sample_next_tokens(const torch::Tensor& logits, const SamplingPara
   at::parallel_for(0, b, grain, [&](int64_t begin, int64_t end) {
     cpu::SampleScratch scratch;
     for (int64_t r = begin; r < end; ++r) {
-      out[r] = cpu::sample_row(xp + r * row_stride, col_stride, qp + r * v, a, scratch);
+      out[r] = cpu::sample_row(xp + r * row_stride, col_stride, up + r * v, a, scratch);
       if (out[r] < 0) bad_row.store(r);
     }
   });

@@ -52,6 +52,22 @@ TEST_CASE("fused sampling draws the tokens softmax + multinomial draws, seed for
   CHECK(equal == total);
 }
 
+TEST_CASE("the sampler's exponential draw is exponential_'s, bit for bit, and moves the generator as it does",
+          "[kernels][sampling]") {
+  for (const int64_t n : {1, 7, 623, 624, 625, 50272, 4 * 50272}) {
+    for (uint64_t seed : {0, 1, 1234}) {
+      auto a = at::make_generator<at::CPUGeneratorImpl>(seed);
+      auto b = at::make_generator<at::CPUGeneratorImpl>(seed);
+      torch::rand({5}, a);  // start mid-state, as a run does
+      torch::rand({5}, b);
+      auto mine = kernels::exponential_draw(n, a);
+      auto theirs = torch::empty({n}, torch::kFloat32).exponential_(1, b);
+      REQUIRE(torch::equal(mine, theirs));
+      REQUIRE(torch::equal(torch::rand({3}, a), torch::rand({3}, b)));
+    }
+  }
+}
+
 TEST_CASE("fused sampling: top-p keeps the smallest set above p, at least one token", "[kernels][sampling]") {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   // Probabilities 0.6, 0.3, 0.1.

@@ -74,6 +74,11 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
   /// The collectives of ZeRO stage 3 (TrainEngine::set_zero3) over this group. They keep
   /// this object alive; needs a shared_ptr owner.
   engine::Zero3Collectives zero3_collectives();
+  /// Wires `trainer` to this group at zero_stage(): gradients averaged before every
+  /// step (stages 0 and 1) or reduced onto their owners (stage 2), optimizer state
+  /// partitioned from stage 1, the parameters too at stage 3 (engine/zero3.hpp). The
+  /// trainer's callbacks keep this group alive: needs a shared_ptr owner.
+  void attach(engine::TrainEngine& trainer);
   /// The largest `value` over the ranks (ranks agree on how many steps they take).
   int64_t max(int64_t value);
   /// Largest minus smallest, over the ranks, of a float64 sum of `parameters`: 0 when

@@ -16,4 +16,12 @@ namespace troupe::engine {
 /// leaves glibc's defaults.
 void keep_freed_host_memory();
 
+/// Hands the pages of freed heap blocks back to the system now (glibc's malloc_trim;
+/// a no-op elsewhere). Under glibc's defaults a freed block below the mmap threshold
+/// (which rises to 32 MiB after the first large frees) stays resident in its thread's
+/// arena until something is allocated there again; after a phase that freed much (the
+/// Hybrid Engine's generation weights and KV cache) that memory would count in every
+/// later phase's peak.
+void return_freed_host_memory();
+
 }  // namespace troupe::engine

@@ -58,8 +58,8 @@ std::optional<DeviceMemoryStats> device_memory_stats(const torch::Device& device
 void reset_peak_memory(const torch::Device& device);
 
 /// Hands the allocator's cached, unused blocks of `device` back to the driver, so
-/// another phase (or process) can use them (no-op on CPU, where freed tensors return
-/// to the system at once).
+/// another phase (or process) can use them; on the CPU, the pages of freed heap
+/// blocks back to the system (host_memory.hpp).
 void release_cached_memory(const torch::Device& device);
 
 /// "1.23 GiB", "456.0 MiB", "789 B": for log lines and summary tables.

@@ -51,6 +51,15 @@ struct PhaseOptions {
   /// Where metrics go (both may be null).
   MetricsLog* metrics = nullptr;
   TensorBoardWriter* tensorboard = nullptr;
+  /// Data-parallel ranks (the engine is wired to their group): each rank trains on its
+  /// own batches and evaluates the same ones; each keeps its checkpoint in
+  /// checkpoint/rank<r>; rank 0 writes the final model (gathered first under ZeRO stage 3).
+  int rank = 0;
+  int world = 1;
+  int zero_stage = 0;  ///< recorded in checkpoints: a resume must have the same ranks and stage
+  /// The smallest `value` over the ranks: they resume only when every one of them has a
+  /// checkpoint. Required when world > 1.
+  std::function<int64_t(int64_t)> min_over_ranks;
 };
 
 struct PhaseResult {
@@ -67,7 +76,8 @@ struct PhaseResult {
 /// PEFT adapter output_dir/adapter/) and the resumable state to output_dir/checkpoint.
 PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOptions& options);
 
-/// Where run_phase keeps the resumable checkpoint of `output_dir`.
-std::filesystem::path checkpoint_dir(const std::filesystem::path& output_dir);
+/// Where run_phase keeps the resumable checkpoint of `output_dir` (rank `rank`'s, when
+/// the phase runs on `world` > 1 ranks).
+std::filesystem::path checkpoint_dir(const std::filesystem::path& output_dir, int rank = 0, int world = 1);
 
 }  // namespace troupe::engine

@@ -23,6 +23,10 @@ struct SamplingParams {
   double top_p = 1.0;        ///< 1 = off
 };
 
+/// The values `torch::empty({n}).exponential_(1, generator)` gives on the CPU, bit for
+/// bit, advancing the generator as it does: the draw the sampler makes (n) fp32.
+torch::Tensor exponential_draw(int64_t n, at::Generator& generator);
+
 /// Token ids (B) int64 from logits (B, V) of any float dtype.
 torch::Tensor sample_next_tokens(const torch::Tensor& logits, const SamplingParams& params, at::Generator& generator);
 
