@@ -45,7 +45,7 @@ PhaseTask make_sft_task(const data::PhaseData& data, const SupervisedTaskOptions
     auto b = data::make_step1_batch(train, batches->get(epoch, batch), options.max_seq_len, options.pad_token_id);
     const auto device = device_of(model);
     auto logits = model.forward(b.input_ids.to(device), b.attention_mask.to(device));
-    return BatchLoss{language_model_loss(logits, b.labels.to(device)), b.attention_mask.sum().item<int64_t>()};
+    return BatchLoss{language_model_loss(logits, b.labels.to(device)), b.attention_mask.sum().item<int64_t>(), {}};
   };
   auto eval = data.eval;
   task.evaluate = [eval, options](models::CausalLMImpl& model) {
@@ -77,7 +77,7 @@ PhaseTask make_reward_model_task(const data::PhaseData& data, const SupervisedTa
     const auto device = device_of(model);
     auto ids = b.input_ids.to(device), mask = b.attention_mask.to(device);
     auto out = reward_model_loss(token_values(model, ids, mask), ids, mask);
-    return BatchLoss{out.loss, b.attention_mask.sum().item<int64_t>()};
+    return BatchLoss{out.loss, b.attention_mask.sum().item<int64_t>(), {}};
   };
   auto eval = data.eval;
   task.evaluate = [eval, options](models::CausalLMImpl& model) {

@@ -82,12 +82,13 @@ TEST_CASE("dpo: loss, rewards and gradient equal the PyTorch reference", "[engin
     CHECK_CLOSE(policy_logps, test::fixture_tensor(expected.at("policy_logps")), 1e-5);
 
     auto out = engine::dpo_loss(policy_logps, reference_logps, options);
-    CHECK(out.loss.item<double>() == Approx(expected.at("loss").get<double>()).margin(1e-6));
-    CHECK_CLOSE(out.chosen_rewards, test::fixture_tensor(expected.at("chosen_rewards")), 1e-6);
-    CHECK_CLOSE(out.rejected_rewards, test::fixture_tensor(expected.at("rejected_rewards")), 1e-6);
+    // float32 here against float64 there: 1e-5 (the log-probs are sums of ~6 tokens).
+    CHECK(out.loss.item<double>() == Approx(expected.at("loss").get<double>()).margin(1e-5));
+    CHECK_CLOSE(out.chosen_rewards, test::fixture_tensor(expected.at("chosen_rewards")), 1e-5);
+    CHECK_CLOSE(out.rejected_rewards, test::fixture_tensor(expected.at("rejected_rewards")), 1e-5);
     const auto sums = engine::dpo_reward_sums(out);
     CHECK(mean_of(sums, "rewards/accuracies", pairs) == Approx(expected.at("accuracies").get<double>()).margin(1e-12));
-    CHECK(mean_of(sums, "rewards/margins", pairs) == Approx(expected.at("margins").get<double>()).margin(1e-6));
+    CHECK(mean_of(sums, "rewards/margins", pairs) == Approx(expected.at("margins").get<double>()).margin(1e-5));
 
     out.loss.backward();
     CHECK_CLOSE(policy_logits.grad(), test::fixture_tensor(expected.at("grad_policy_logits")), 1e-6);
