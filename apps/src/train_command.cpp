@@ -51,7 +51,12 @@ std::string step_label(int step) { return step == kDpoStep ? "dpo" : std::to_str
 
 /// A flag of the other steps is an error that names it, rather than silently ignored.
 void check_flags_for_step(const CLI::App& cmd, int step) {
-  if (step == 0) return;
+  if (step == 0) {  // the demo: DPO's flags only go to its DPO run
+    for (const auto& flag : kDpoOnly)
+      if (cmd.count("--" + flag) > 0 && cmd.count("--demo_dpo") == 0)
+        throw Error("--" + flag + " applies to --step dpo, or to the demo run with --demo_dpo");
+    return;
+  }
   if (cmd.count("--demo_dpo") > 0) throw Error("--demo_dpo belongs to the demo run (troupe train without --step)");
   auto refuse = [&](const std::vector<std::string>& flags, const std::string& whose) {
     for (const auto& flag : flags)

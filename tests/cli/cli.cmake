@@ -79,6 +79,9 @@ troupe_cli_test("--label_smoothing with --step 3 is refused by name" "--label_sm
 troupe_cli_test("a step-3 flag with --step dpo is refused by name" "--ppo_epochs does not apply to --step dpo"
   train --step dpo --ppo_epochs 2 --model_name_or_path x --data_path Dahoas/rm-static=x --output_dir x)
 troupe_cli_test("an unknown --step is named" "expected 1, 2, 3 or dpo" train --step 4)
+troupe_cli_test("--demo_dpo with a --step is refused" "--demo_dpo belongs to the demo run" train --step 1 --demo_dpo)
+troupe_cli_test("--beta in the demo run without --demo_dpo is refused" "--beta applies to --step dpo, or to the demo run"
+  train --beta 0.2)
 add_test(NAME "cli: --step dpo trains on a small demo corpus and logs DPO's metrics"
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_dpo.sh ${troupe_cli} ${cli_dir}/dpo)
 set_tests_properties("cli: --step dpo trains on a small demo corpus and logs DPO's metrics" PROPERTIES TIMEOUT 300)

@@ -35,7 +35,8 @@ double mean_of(const engine::MetricValues& sums, const std::string& name, int64_
 }
 
 /// Step 2's share of the rm-static fixture (4 training pairs, 1 eval pair), tokenized
-/// with the OPT fixture's tokenizer.
+/// with the OPT fixture's tokenizer and cut at its 64 positions (one pair's prompt is
+/// longer: its rows are the same, so it stays at log 2).
 data::PhaseData fixture_pairs(const std::string& scratch) {
   const auto dir = fs::path(TROUPE_TEST_TMP_DIR) / "dpo" / scratch;
   fs::remove_all(dir);
@@ -45,16 +46,16 @@ data::PhaseData fixture_pairs(const std::string& scratch) {
   o.split.data_split = {0, 1, 0};
   o.tokenizer_dir = test::fixture_dir("opt");
   o.cache_dir = dir / "cache";
-  o.lengths.max_seq_len = 48;
+  o.lengths.max_seq_len = 64;
   return data::load_phase_data(o, 2);
 }
 
 engine::SupervisedTaskOptions task_options() {
   engine::SupervisedTaskOptions o;
-  o.train_batch_size = 2;
+  o.train_batch_size = 4;
   o.eval_batch_size = 2;
-  o.max_seq_len = 48;
-  o.pad_token_id = 1;
+  o.max_seq_len = 64;
+  o.pad_token_id = 0;  // the OPT fixture's <pad>
   return o;
 }
 
@@ -155,8 +156,10 @@ TEST_CASE("dpo: the task starts at log 2 and learns the pairs, with a copied or 
   }
   auto reference = std::make_shared<engine::ReferencePolicy>(model);
   CHECK(reference->kind() == (lora ? engine::ReferenceKind::SharedBase : engine::ReferenceKind::FrozenCopy));
-  auto task = engine::make_dpo_task(pairs, task_options(), engine::DpoOptions{}, reference);
-  REQUIRE(task.batches_per_epoch == 2);
+  engine::DpoOptions dpo;
+  dpo.beta = 0.5;
+  auto task = engine::make_dpo_task(pairs, task_options(), dpo, reference);
+  REQUIRE(task.batches_per_epoch == 1);
 
   engine::TrainOptions train;
   train.optimizer.learning_rate = 1e-2;
@@ -171,14 +174,14 @@ TEST_CASE("dpo: the task starts at log 2 and learns the pairs, with a copied or 
   CHECK(before.at("rewards/margins") == 0);
 
   // The reference's log-probs of a batch, to see that training leaves them alone.
-  auto batch = data::make_step2_batch(pairs.train, {0, 1, 2, 3}, 48, 1);
+  auto batch = data::make_step2_batch(pairs.train, {0, 1, 2, 3}, 64, 0);
   auto reference_before = reference->logprobs(batch.input_ids, batch.attention_mask);  // (2B, T - 1)
 
   double first_loss = 0, last_loss = 0;
   for (int step = 0; step < 8; ++step) {
     engine::BatchLoss out;
     engine.micro_step([&](models::CausalLMImpl& m) {
-      out = task.loss(m, 0, step % 2);
+      out = task.loss(m, 0, 0);
       return out.loss;
     });
     if (step == 0) {
