@@ -11,8 +11,8 @@ cd "$work"
 "$troupe" data demo --out data --train_pairs 120 --eval_pairs 16 --prompts 4 --unsupervised_docs 8
 "$troupe" tokenizer train --input data/train.jsonl --vocab_size 320 --out tok
 common=(--data_path Dahoas/rm-static=data --data_split 2,4,4 --max_seq_len 48 --tokenizer tok --seed 7
-  --model_name_or_path preset:llama-tiny --per_device_train_batch_size 4 --per_device_eval_batch_size 8
-  --eval_samples 8 --max_steps 3 --learning_rate 1e-3)
+  --model_name_or_path preset:llama-tiny --per_device_train_batch_size 8 --per_device_eval_batch_size 8
+  --eval_samples 8 --learning_rate 1e-3)
 
 "$troupe" train --step dpo "${common[@]}" --beta 0.2 --label_smoothing 0.1 --output_dir dpo 2> dpo.log \
   || { cat dpo.log; exit 1; }
@@ -25,7 +25,7 @@ import json, math, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 evals = [r for r in rows if r["phase"] == "dpo/eval"]
 train = [r for r in rows if r["phase"] == "dpo/train"]
-assert len(evals) == 2 and len(train) == 3, rows
+assert len(evals) == 2 and len(train) == 6, rows
 names = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins"]
 for r in evals:
     for name in names + ["loss"]:
