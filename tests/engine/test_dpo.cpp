@@ -34,9 +34,8 @@ double mean_of(const engine::MetricValues& sums, const std::string& name, int64_
   return sums.at(name) / static_cast<double>(pairs);
 }
 
-/// Step 2's share of the rm-static fixture (4 training pairs, 1 eval pair), tokenized
-/// with the OPT fixture's tokenizer and cut at its 64 positions (one pair's prompt is
-/// longer: its rows are the same, so it stays at log 2).
+/// Step 2's share of the rm-static fixture (3 training pairs, 1 eval pair), tokenized
+/// with the OPT fixture's tokenizer and cut at its 64 positions.
 data::PhaseData fixture_pairs(const std::string& scratch) {
   const auto dir = fs::path(TROUPE_TEST_TMP_DIR) / "dpo" / scratch;
   fs::remove_all(dir);
@@ -144,7 +143,7 @@ TEST_CASE("dpo: --beta and --label_smoothing out of range are refused by name", 
 
 TEST_CASE("dpo: the task starts at log 2 and learns the pairs, with a copied or a shared reference", "[engine][dpo]") {
   const auto pairs = fixture_pairs("task");
-  REQUIRE(pairs.train.size() == 4);
+  REQUIRE(pairs.train.size() == 3);
   const bool lora = GENERATE(false, true);
   INFO((lora ? "LoRA with a frozen base: shared reference" : "full model: copied reference"));
   auto model = models::load_pretrained(test::fixture_dir("opt"));
@@ -174,7 +173,7 @@ TEST_CASE("dpo: the task starts at log 2 and learns the pairs, with a copied or 
   CHECK(before.at("rewards/margins") == 0);
 
   // The reference's log-probs of a batch, to see that training leaves them alone.
-  auto batch = data::make_step2_batch(pairs.train, {0, 1, 2, 3}, 64, 0);
+  auto batch = data::make_step2_batch(pairs.train, {0, 1, 2}, 64, 0);
   auto reference_before = reference->logprobs(batch.input_ids, batch.attention_mask);  // (2B, T - 1)
 
   double first_loss = 0, last_loss = 0;
