@@ -175,8 +175,9 @@ void run_demo_pipeline(const TrainArgs& given) {
   auto ppo = run_ppo_step(step3);
 
   // DPO from the same step-1 model on step 2's pairs, then graded as step 3 grades: a
-  // step-3 run of zero cycles with the DPO model as actor evaluates it on the same
-  // held-out prompts with the same generation settings and seeds, and trains nothing.
+  // step-3 run with the DPO model as actor evaluates it before its first cycle on the
+  // same held-out prompts with the same generation settings and seeds ("before" is the
+  // DPO model; the one cycle it then runs is thrown away).
   TrainArgs dpo = base;
   dpo.step = kDpoStep;
   dpo.model_name_or_path = step1.output_dir;
@@ -187,7 +188,7 @@ void run_demo_pipeline(const TrainArgs& given) {
   dpo.output_dir = (out / "dpo").string();
   TrainArgs dpo_grading = step3;
   dpo_grading.actor_model_name_or_path = dpo.output_dir;
-  dpo_grading.num_train_epochs = 0;
+  dpo_grading.max_steps = 1;
   dpo_grading.enable_ema = false;
   dpo_grading.output_dir = (out / "dpo_graded").string();
   engine::PhaseResult dpo_result;
