@@ -87,8 +87,8 @@ Command add_train_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "train",
       "Train with the InstructGPT recipe: --step 1 (supervised fine-tuning), 2 (reward model), 3 (PPO), or dpo "
-      "(DPO on step 2's pairs instead of steps 2 and 3); without --step, all three on the bundled demo task. Flags follow DeepSpeed-Chat; `--config FILE` reads them from a "
-      "JSON or KEY = VALUE file.");
+      "(DPO on step 2's pairs instead of steps 2 and 3); without --step, all three on the bundled demo task. "
+      "Flags follow DeepSpeed-Chat; `--config FILE` reads them from a JSON or KEY = VALUE file.");
   auto& a = *args;
   auto opt = [&](const std::string& flag, auto& into, const std::string& help) {
     return cmd->add_option(names(flag), into, help)->capture_default_str();
