@@ -101,7 +101,8 @@ Command add_train_command(CLI::App& app) {
   const auto non_negative_real = CLI::Range(0.0, 1e300);
 
   cmd->add_option("--step", a.step, "1, 2, 3 or dpo; omit to run all three on the demo task")
-      ->transform(parse_step, "", "1|2|3|dpo");
+      ->transform(parse_step)
+      ->type_name("1|2|3|dpo");
   opt("output_dir", a.output_dir, "Where the model, checkpoints, metrics.jsonl and tensorboard/ go");
   opt("seed", a.seed, "Random seed (data order, initialisation, sampling)");
   opt("device", a.device, "cpu, cuda or cuda:N");
