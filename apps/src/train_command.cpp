@@ -44,7 +44,7 @@ const std::vector<std::string> kDpoOnly = {"beta", "label_smoothing"};
 std::string parse_step(const std::string& value) {
   if (value == "1" || value == "2" || value == "3") return value;
   if (value == "dpo") return std::to_string(kDpoStep);
-  throw CLI::ValidationError("--step", "\"" + value + "\": expected 1, 2, 3 or dpo");
+  throw CLI::ValidationError("\"" + value + "\": expected 1, 2, 3 or dpo");  // CLI11 names the flag
 }
 
 std::string step_label(int step) { return step == kDpoStep ? "dpo" : std::to_string(step); }
