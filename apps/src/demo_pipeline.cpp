@@ -1,5 +1,6 @@
 /// `troupe train` without --step: the three steps on the bundled demo task, start to
-/// finish on a CPU, ending with a summary table and an HTML report of the curves.
+/// finish on a CPU, ending with a summary table and an HTML report of the curves; with
+/// --demo_dpo also DPO from step 1's model, graded on the same held-out prompts.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -173,6 +174,30 @@ void run_demo_pipeline(const TrainArgs& given) {
   step3.output_dir = (out / "step3").string();
   auto ppo = run_ppo_step(step3);
 
+  // DPO from the same step-1 model on step 2's pairs, then graded as step 3 grades: a
+  // step-3 run with the DPO model as actor evaluates it before its first cycle on the
+  // same held-out prompts with the same generation settings and seeds ("before" is the
+  // DPO model; the one cycle it then runs is thrown away).
+  TrainArgs dpo = base;
+  dpo.step = kDpoStep;
+  dpo.model_name_or_path = step1.output_dir;
+  dpo.num_train_epochs = 1;
+  dpo.per_device_train_batch_size = 16;
+  dpo.learning_rate = 5e-5;
+  dpo.weight_decay = 0.01;
+  dpo.output_dir = (out / "dpo").string();
+  TrainArgs dpo_grading = step3;
+  dpo_grading.actor_model_name_or_path = dpo.output_dir;
+  dpo_grading.max_steps = 1;
+  dpo_grading.enable_ema = false;
+  dpo_grading.output_dir = (out / "dpo_graded").string();
+  engine::PhaseResult dpo_result;
+  actors::Step3Result dpo_graded;
+  if (given.demo_dpo) {
+    dpo_result = run_supervised_step(dpo);
+    dpo_graded = run_ppo_step(dpo_grading);
+  }
+
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
   // The summary table.
@@ -198,8 +223,21 @@ void run_demo_pipeline(const TrainArgs& given) {
        "sampled: reward " + number(ppo.before_sampled.reward_score) + " -> " + number(ppo.after_sampled.reward_score) +
            ", gold " + number(ppo.before_sampled.gold_score, "%.1f") + " -> " +
            number(ppo.after_sampled.gold_score, "%.1f") + ", KL " + number(ppo.after_sampled.kl_per_answer)},
-      {"all", duration(total), "seed " + std::to_string(given.seed)},
   };
+  if (given.demo_dpo) {
+    // "before" is step 1's model, graded in step 3's evaluation before its first cycle.
+    step_rows.push_back({"DPO", duration(dpo_result.seconds),
+                         "greedy: reward " + number(ppo.before.reward_score) + " -> " +
+                             number(dpo_graded.before.reward_score) + ", gold " + number(ppo.before.gold_score, "%.1f") +
+                             " -> " + number(dpo_graded.before.gold_score, "%.1f") + ", eval accuracy " +
+                             number(metric(dpo_result.final_eval, "rewards/accuracies"))});
+    step_rows.push_back({"", "",
+                         "sampled: reward " + number(ppo.before_sampled.reward_score) + " -> " +
+                             number(dpo_graded.before_sampled.reward_score) + ", gold " +
+                             number(ppo.before_sampled.gold_score, "%.1f") + " -> " +
+                             number(dpo_graded.before_sampled.gold_score, "%.1f")});
+  }
+  step_rows.push_back({"all", duration(total), "seed " + std::to_string(given.seed)});
   rows.insert(rows.end(), step_rows.begin(), step_rows.end());
   std::printf("\n%-16s %-8s %s\n", "step", "time", "result");
   for (const auto& row : rows) std::printf("%-16s %-8s %s\n", row[0].c_str(), row[1].c_str(), row[2].c_str());
@@ -230,6 +268,10 @@ void run_demo_pipeline(const TrainArgs& given) {
   curves(step3.output_dir, "step3/train", {"kl_per_answer"}, "Step 3: KL to the reference per answer");
   curves(step3.output_dir, "step3/train", {"actor_loss", "critic_loss"}, "Step 3: losses");
   curves(step3.output_dir, "step3/eval", {"gold_score", "sampled_gold_score"}, "Step 3: held-out gold score");
+  if (given.demo_dpo) {
+    curves(dpo.output_dir, "dpo/train", {"loss"}, "DPO: training loss");
+    curves(dpo.output_dir, "dpo/eval", {"rewards/accuracies"}, "DPO: eval reward accuracy");
+  }
   const auto report_path = out / "report.html";
   engine::write_html_report(report_path, report);
   std::printf("\nreport: %s\nchat with the result: troupe chat --model %s\n", report_path.string().c_str(),

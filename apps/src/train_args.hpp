@@ -11,8 +11,14 @@
 
 namespace troupe::apps {
 
+/// `--step dpo`: DPO on step 2's pairs, in place of steps 2 and 3.
+constexpr int kDpoStep = 4;
+
+/// "step1", "step2", "step3" or "dpo": names the phase's metrics and log lines.
+std::string step_name(int step);
+
 struct TrainArgs {
-  int step = 0;  ///< 1, 2, 3; 0 = all three on the demo task
+  int step = 0;  ///< 1, 2, 3 or kDpoStep; 0 = all three on the demo task
   // models
   std::string model_name_or_path;  ///< steps 1-2: a directory or preset:NAME
   std::string tokenizer;           ///< tokenizer directory (required with presets)
@@ -46,6 +52,9 @@ struct TrainArgs {
   bool only_optimize_lora = false;
   std::string dtype = "fp32";
   int64_t num_padding_at_beginning = 1;  ///< accepted for compatibility (troupe reads the mask)
+  // DPO
+  double beta = 0.1, label_smoothing = 0.0;
+  bool demo_dpo = false;  ///< the demo runs DPO from step 1's model too and compares gold
   // step 3
   std::string algo = "ppo";
   std::vector<std::string> algo_options;  ///< KEY=VALUE
@@ -70,7 +79,7 @@ struct TrainArgs {
   bool resume = false;
 };
 
-/// Step 1 or 2 from `args`; writes the model into args.output_dir.
+/// Step 1, 2 or DPO from `args`; writes the model into args.output_dir.
 engine::PhaseResult run_supervised_step(const TrainArgs& args);
 /// Step 3 from `args`; writes actor/, critic/ (and actor_ema/) into args.output_dir.
 actors::Step3Result run_ppo_step(const TrainArgs& args);

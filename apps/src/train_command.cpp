@@ -1,5 +1,6 @@
 /// `troupe train`: steps 1, 2 and 3 of the InstructGPT recipe with DeepSpeed-Chat's
-/// flag names (underscores or dashes), or all three on the bundled demo task.
+/// flag names (underscores or dashes), DPO in place of steps 2 and 3, or all three on
+/// the bundled demo task.
 #include <iostream>
 #include <memory>
 
@@ -37,14 +38,33 @@ const std::vector<std::string> kStep12Only = {"model_name_or_path", "per_device_
                                               "weight_decay", "lora_dim", "gradient_checkpointing", "max_seq_len",
                                               "per_device_eval_batch_size", "eval_samples", "num_processes", "zero_stage"};
 
+const std::vector<std::string> kDpoOnly = {"beta", "label_smoothing"};
+
+/// "1", "2", "3" as themselves and "dpo" as kDpoStep.
+std::string parse_step(const std::string& value) {
+  if (value == "1" || value == "2" || value == "3") return value;
+  if (value == "dpo") return std::to_string(kDpoStep);
+  throw CLI::ValidationError("\"" + value + "\": expected 1, 2, 3 or dpo");  // CLI11 names the flag
+}
+
+std::string step_label(int step) { return step == kDpoStep ? "dpo" : std::to_string(step); }
+
 /// A flag of the other steps is an error that names it, rather than silently ignored.
 void check_flags_for_step(const CLI::App& cmd, int step) {
-  if (step == 0) return;
-  const auto& wrong = step == 3 ? kStep12Only : kStep3Only;
-  for (const auto& flag : wrong)
-    if (cmd.count("--" + flag) > 0)
-      throw Error("--" + flag + " does not apply to --step " + std::to_string(step) +
-                  (step == 3 ? " (it is a step 1/2 flag)" : " (it is a step 3 flag)"));
+  if (step == 0) {  // the demo: DPO's flags only go to its DPO run
+    for (const auto& flag : kDpoOnly)
+      if (cmd.count("--" + flag) > 0 && cmd.count("--demo_dpo") == 0)
+        throw Error("--" + flag + " applies to --step dpo, or to the demo run with --demo_dpo");
+    return;
+  }
+  if (cmd.count("--demo_dpo") > 0) throw Error("--demo_dpo belongs to the demo run (troupe train without --step)");
+  auto refuse = [&](const std::vector<std::string>& flags, const std::string& whose) {
+    for (const auto& flag : flags)
+      if (cmd.count("--" + flag) > 0)
+        throw Error("--" + flag + " does not apply to --step " + step_label(step) + " (it is a " + whose + " flag)");
+  };
+  refuse(step == 3 ? kStep12Only : kStep3Only, step == 3 ? "step 1/2" : "step 3");
+  if (step != kDpoStep) refuse(kDpoOnly, "--step dpo");
 }
 
 void run_train(const CLI::App& cmd, TrainArgs& args) {
@@ -55,7 +75,8 @@ void run_train(const CLI::App& cmd, TrainArgs& args) {
     case 1:
     case 2: run_supervised_step(args); break;
     case 3: run_ppo_step(args); break;
-    default: throw Error("--step " + std::to_string(args.step) + ": expected 1, 2 or 3");
+    case kDpoStep: run_supervised_step(args); break;
+    default: throw Error("--step " + std::to_string(args.step) + ": expected 1, 2, 3 or dpo");
   }
 }
 
@@ -65,9 +86,9 @@ Command add_train_command(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand(
       "train",
-      "Train with the InstructGPT recipe: --step 1 (supervised fine-tuning), 2 (reward model), 3 (PPO); without "
-      "--step, all three on the bundled demo task. Flags follow DeepSpeed-Chat; `--config FILE` reads them from a "
-      "JSON or KEY = VALUE file.");
+      "Train with the InstructGPT recipe: --step 1 (supervised fine-tuning), 2 (reward model), 3 (PPO), or dpo "
+      "(DPO on step 2's pairs instead of steps 2 and 3); without --step, all three on the bundled demo task. "
+      "Flags follow DeepSpeed-Chat; `--config FILE` reads them from a JSON or KEY = VALUE file.");
   auto& a = *args;
   auto opt = [&](const std::string& flag, auto& into, const std::string& help) {
     return cmd->add_option(names(flag), into, help)->capture_default_str();
@@ -79,7 +100,9 @@ Command add_train_command(CLI::App& app) {
   const auto non_negative = CLI::Range(int64_t{0}, int64_t{1} << 40);
   const auto non_negative_real = CLI::Range(0.0, 1e300);
 
-  opt("step", a.step, "1, 2 or 3; omit to run all three on the demo task")->check(CLI::Range(1, 3));
+  cmd->add_option("--step", a.step, "1, 2, 3 or dpo; omit to run all three on the demo task")
+      ->transform(parse_step)
+      ->type_name("1|2|3|dpo");
   opt("output_dir", a.output_dir, "Where the model, checkpoints, metrics.jsonl and tensorboard/ go");
   opt("seed", a.seed, "Random seed (data order, initialisation, sampling)");
   opt("device", a.device, "cpu, cuda or cuda:N");
@@ -108,6 +131,11 @@ Command add_train_command(CLI::App& app) {
       "Steps 1-2 with --num_processes > 1: ZeRO stage 0 (gradients averaged), 1 (optimizer state partitioned), "
       "2 (gradients too) or 3 (parameters too, gathered layer by layer)")
       ->check(CLI::Range(int64_t{0}, int64_t{3}));
+
+  // DPO (steps 1-2's flags apply too).
+  opt("beta", a.beta, "--step dpo: strength of the implicit KL penalty to the reference model");
+  opt("label_smoothing", a.label_smoothing, "--step dpo: probability that a preference label is wrong, in [0, 0.5)");
+  flag("demo_dpo", a.demo_dpo, "Demo run only: also run DPO from step 1's model and compare its held-out gold with PPO's");
 
   // Shared.
   opt("data_path", a.data_path, "SCHEMA=PATH datasets, blended (e.g. Dahoas/rm-static=demo_data)");

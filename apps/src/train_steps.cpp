@@ -1,4 +1,4 @@
-/// Steps 1, 2 and 3 of `troupe train` from its flags.
+/// Steps 1, 2 and 3 (and DPO) of `troupe train` from its flags.
 #include <cstdlib>
 #include <iostream>
 
@@ -8,6 +8,8 @@
 #include <troupe/data/collate.hpp>
 #include <troupe/data/dataset.hpp>
 #include <troupe/data/split.hpp>
+#include <troupe/engine/dpo.hpp>
+#include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/engine/metrics_log.hpp>
 #include <troupe/engine/model_presets.hpp>
 #include <troupe/engine/host_memory.hpp>
@@ -105,28 +107,55 @@ void say_cpu_bf16(const std::string& dtype, const torch::Device& device, const s
                     : "this CPU has no bf16 units (no AVX512_BF16): bf16 is emulated and slower than --dtype fp32 here\n");
 }
 
+/// The phase of the data pipeline a step reads: DPO learns from step 2's pairs, as
+/// DeepSpeed-Chat's step2_dpo_finetuning does.
+int data_phase(int step) { return step == kDpoStep ? 2 : step; }
+
+/// DPO needs chosen/rejected pairs; a dataset without `rejected` leaves none, which is
+/// said here rather than as an empty training split after the model is built.
+void require_pairs(const data::PhaseData& data) {
+  if (data.train.size() > 0) return;
+  if (data.train_stats.no_rejected > 0)
+    throw Error("--step dpo: none of the " + std::to_string(data.train_stats.samples) +
+                " training samples has a 'rejected' answer (DPO trains on chosen/rejected pairs; check --data_path)");
+  throw Error("--step dpo: no chosen/rejected pairs in step 2's share of the data (check --data_path and --data_split)");
+}
+
+engine::DpoOptions dpo_options(const TrainArgs& args) {
+  engine::DpoOptions dpo;
+  dpo.beta = args.beta;
+  dpo.label_smoothing = args.label_smoothing;
+  return dpo;
+}
+
 }  // namespace
+
+std::string step_name(int step) { return step == kDpoStep ? "dpo" : "step" + std::to_string(step); }
 
 engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   require_flag(!args.output_dir.empty(), "--output_dir", "(where the trained model goes)");
   torch::manual_seed(args.seed);
   if (args.only_optimize_lora && args.lora_dim <= 0) throw Error("--only_optimize_lora needs --lora_dim > 0");
-  const std::string phase_name = "step" + std::to_string(args.step);
+  const bool dpo = args.step == kDpoStep;
+  const std::string name = step_name(args.step);
+  if (dpo) engine::check_dpo_options(dpo_options(args));
   if (args.num_processes < 1) throw Error("--num_processes must be at least 1");
   if (args.zero_stage < 0 || args.zero_stage > 3) throw Error("--zero_stage must be 0, 1, 2 or 3");
-  if (args.offload) std::clog << phase_name << ": " << engine::offload_note("--offload", torch::Device(args.device)) << "\n";
+  if (dpo && args.num_processes > 1 && args.zero_stage == 3)
+    throw Error("--step dpo with --zero_stage 3: not supported yet (its frozen reference is not partitioned); use 0-2");
+  if (args.offload) std::clog << name << ": " << engine::offload_note("--offload", torch::Device(args.device)) << "\n";
   engine::keep_freed_host_memory();  // the same large tensors every step: no page faults for them
-  say_cpu_bf16(args.dtype, torch::Device(args.device), phase_name);
+  say_cpu_bf16(args.dtype, torch::Device(args.device), name);
   // Flags, tokenizer and data first: a wrong schema or path is refused before a large
   // model is built.
   const auto tokenizer_dir = tokenizer_dir_of(args);
   auto tokenizer = models::load_tokenizer(tokenizer_dir);
-  auto data = data::load_phase_data(pipeline_options(args, tokenizer_dir), args.step);
-  std::clog << phase_name << ": " << data.train.size() << " training and " << data.eval.size()
-            << " evaluation samples\n";
+  auto data = data::load_phase_data(pipeline_options(args, tokenizer_dir), data_phase(args.step));
+  if (dpo) require_pairs(data);
+  std::clog << name << ": " << data.train.size() << " training and " << data.eval.size() << " evaluation samples\n";
   // Only now the other ranks (--num_processes): the flags and data are checked, and they
   // read the tokenized data this process has cached.
-  SupervisedRanks ranks(args.num_processes, static_cast<int>(args.zero_stage), phase_name, args.output_dir,
+  SupervisedRanks ranks(args.num_processes, static_cast<int>(args.zero_stage), name, args.output_dir,
                         torch::Device(args.device), std::chrono::seconds(args.collective_timeout));
   const torch::Device device = ranks.device();
 
@@ -148,7 +177,17 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   task_options.max_eval_samples = args.eval_samples;
   task_options.rank = ranks.rank();
   task_options.world_size = ranks.world();
-  auto task = args.step == 1 ? engine::make_sft_task(data, task_options) : engine::make_reward_model_task(data, task_options);
+  const auto compute_dtype = engine::parse_compute_dtype(args.dtype);
+  engine::PhaseTask task;
+  if (dpo) {
+    // The frozen reference is the model as loaded: its own base with the adapters off for
+    // a LoRA model whose base is frozen, else a copy (bf16 linears under --dtype bf16).
+    auto reference = std::make_shared<engine::ReferencePolicy>(model, nullptr, compute_dtype);
+    std::clog << name << ": " << reference->memory_summary() << "\n";
+    task = engine::make_dpo_task(data, task_options, dpo_options(args), reference);
+  } else {
+    task = args.step == 1 ? engine::make_sft_task(data, task_options) : engine::make_reward_model_task(data, task_options);
+  }
 
   engine::TrainOptions train;
   train.optimizer.learning_rate = args.learning_rate;
@@ -158,7 +197,7 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   train.schedule.total_steps = std::max<int64_t>(1, args.num_train_epochs * task.batches_per_epoch / args.gradient_accumulation_steps);
   train.gradient_accumulation_steps = args.gradient_accumulation_steps;
   train.max_grad_norm = args.max_grad_norm;
-  train.compute_dtype = engine::parse_compute_dtype(args.dtype);
+  train.compute_dtype = compute_dtype;
   engine::TrainEngine engine(model, train);
   if (const auto& group = ranks.group()) group->attach(engine);
 
@@ -171,7 +210,7 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
     tensorboard.emplace(fs::path(args.output_dir) / "tensorboard");
   }
   engine::PhaseOptions phase;
-  phase.phase = phase_name;
+  phase.phase = name;
   phase.epochs = args.num_train_epochs;
   phase.eval_interval = args.eval_interval;
   phase.save_interval = args.save_interval;

@@ -10,42 +10,11 @@
 #include <troupe/engine/losses.hpp>
 #include <troupe/engine/progress.hpp>
 
+#include "epoch_batches.hpp"
+
 namespace troupe::engine {
 
 namespace {
-
-data::SamplerOptions sampler(const SupervisedTaskOptions& options, int64_t epoch) {
-  data::SamplerOptions s;
-  s.seed = options.seed;
-  s.epoch = epoch;
-  s.rank = options.rank;
-  s.world_size = options.world_size;
-  return s;
-}
-
-/// The batches of `epoch`, computed once per epoch and kept.
-class EpochBatches {
- public:
-  EpochBatches(int64_t samples, SupervisedTaskOptions options) : samples_(samples), options_(options) {}
-  const std::vector<int64_t>& get(int64_t epoch, int64_t batch) {
-    if (epoch != epoch_) {
-      batches_ = data::distributed_batches(samples_, options_.train_batch_size, sampler(options_, epoch));
-      epoch_ = epoch;
-    }
-    return batches_.at(static_cast<size_t>(batch));
-  }
-
- private:
-  int64_t samples_;
-  SupervisedTaskOptions options_;
-  int64_t epoch_ = -1;
-  std::vector<std::vector<int64_t>> batches_;
-};
-
-/// Consecutive index batches over the first max_eval_samples of the eval split.
-std::vector<std::vector<int64_t>> eval_batches(const data::PhaseDataset& eval, const SupervisedTaskOptions& options) {
-  return data::sequential_batches(eval.size(), options.eval_batch_size, options.max_eval_samples);
-}
 
 torch::Device device_of(models::CausalLMImpl& model) { return model.parameters().front().device(); }
 
@@ -53,8 +22,7 @@ PhaseTask make_task(const data::PhaseData& data, const SupervisedTaskOptions& op
   if (options.train_batch_size < 1 || options.eval_batch_size < 1)
     throw Error(std::string(step) + ": --per_device_train_batch_size and --per_device_eval_batch_size must be at least 1");
   PhaseTask task;
-  task.batches_per_epoch =
-      static_cast<int64_t>(data::distributed_batches(data.train.size(), options.train_batch_size, sampler(options, 0)).size());
+  task.batches_per_epoch = batches_per_epoch(data.train.size(), options);
   return task;
 }
 
@@ -77,7 +45,7 @@ PhaseTask make_sft_task(const data::PhaseData& data, const SupervisedTaskOptions
     auto b = data::make_step1_batch(train, batches->get(epoch, batch), options.max_seq_len, options.pad_token_id);
     const auto device = device_of(model);
     auto logits = model.forward(b.input_ids.to(device), b.attention_mask.to(device));
-    return BatchLoss{language_model_loss(logits, b.labels.to(device)), b.attention_mask.sum().item<int64_t>()};
+    return BatchLoss{language_model_loss(logits, b.labels.to(device)), b.attention_mask.sum().item<int64_t>(), {}};
   };
   auto eval = data.eval;
   task.evaluate = [eval, options](models::CausalLMImpl& model) {
@@ -109,7 +77,7 @@ PhaseTask make_reward_model_task(const data::PhaseData& data, const SupervisedTa
     const auto device = device_of(model);
     auto ids = b.input_ids.to(device), mask = b.attention_mask.to(device);
     auto out = reward_model_loss(token_values(model, ids, mask), ids, mask);
-    return BatchLoss{out.loss, b.attention_mask.sum().item<int64_t>()};
+    return BatchLoss{out.loss, b.attention_mask.sum().item<int64_t>(), {}};
   };
   auto eval = data.eval;
   task.evaluate = [eval, options](models::CausalLMImpl& model) {

@@ -108,6 +108,7 @@ PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOpt
 
   double window_loss = 0;
   int64_t window_tokens = 0, window_batches = 0;
+  MetricValues window_metrics;  // sums of the task's own metrics over the window
   bool stopped = false;
   for (int64_t epoch = position.epoch; epoch < options.epochs && !stopped; ++epoch) {
     for (int64_t batch = epoch == position.epoch ? position.batch : 0; batch < task.batches_per_epoch; ++batch) {
@@ -115,6 +116,7 @@ PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOpt
       auto step = engine.micro_step([&](models::CausalLMImpl& model) {
         auto out = task.loss(model, epoch, batch);
         tokens = out.tokens;
+        for (const auto& [name, value] : out.metrics) window_metrics[name] += value;
         return out.loss;
       });
       window_loss += step.loss;
@@ -125,13 +127,15 @@ PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOpt
 
       const int64_t global = engine.global_step();
       const double loss = window_loss / static_cast<double>(window_batches);
-      record(options, "train", global,
-             {{"loss", loss}, {"lr", engine.learning_rate()}, {"grad_norm", step.grad_norm},
-              {"tokens", static_cast<double>(window_tokens)}});
+      MetricValues train_values{{"loss", loss}, {"lr", engine.learning_rate()}, {"grad_norm", step.grad_norm},
+                                {"tokens", static_cast<double>(window_tokens)}};
+      for (const auto& [name, sum] : window_metrics) train_values[name] = sum / static_cast<double>(window_batches);
+      record(options, "train", global, train_values);
       progress.update(global, loss, window_tokens);
       window_loss = 0;
       window_tokens = 0;
       window_batches = 0;
+      window_metrics.clear();
       const TrainingPosition next = batch + 1 < task.batches_per_epoch ? TrainingPosition{epoch, batch + 1}
                                                                       : TrainingPosition{epoch + 1, 0};
       if (options.eval_interval > 0 && global % options.eval_interval == 0 && global < step_limit) evaluate();

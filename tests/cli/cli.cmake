@@ -1,5 +1,5 @@
 # The troupe CLI's train command: help, flag errors that name the flag, config files,
-# and steps 1-3 end to end on a small demo corpus (run_steps.sh).
+# and steps 1-3 (run_steps.sh) and DPO (run_dpo.sh) end to end on a small demo corpus.
 set(troupe_cli $<TARGET_FILE:troupe_cli>)
 set(cli_dir ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli)
 file(MAKE_DIRECTORY ${cli_dir})
@@ -63,3 +63,30 @@ add_test(NAME "cli: steps 1-2 on two data-parallel ranks at ZeRO stages 0-3"
 set_tests_properties("cli: steps 1-2 on two data-parallel ranks at ZeRO stages 0-3" PROPERTIES TIMEOUT 600)
 troupe_cli_test("--zero_stage is a step 1/2 flag" "--zero_stage does not apply to --step 3"
   train --step 3 --zero_stage 3 --actor_model_name_or_path x --output_dir ${cli_dir}/zero_stage3)
+
+# DPO (--step dpo): its flags checked before any model is built, then a short run.
+file(MAKE_DIRECTORY ${cli_dir}/no_rejected)
+file(WRITE ${cli_dir}/no_rejected/train.jsonl
+  "{\"prompt\": \"Human: hi Assistant:\", \"chosen\": \" hello\"}\n{\"prompt\": \"Human: yo Assistant:\", \"chosen\": \" hey\"}\n")
+troupe_cli_test("--step dpo refuses --beta 0 by name" "--beta 0.000000: must be > 0"
+  train --step dpo --beta 0 --model_name_or_path ${broken_model} --data_path Dahoas/rm-static=x --output_dir ${cli_dir}/dpo_beta)
+troupe_cli_test("--step dpo refuses --label_smoothing 0.5 by name" "--label_smoothing 0.500000: must be in \\[0, 0.5\\)"
+  train --step dpo --label_smoothing 0.5 --model_name_or_path ${broken_model} --data_path Dahoas/rm-static=x
+  --output_dir ${cli_dir}/dpo_smoothing)
+troupe_cli_test("a dataset without rejected answers is refused for DPO before the model is built"
+  "--step dpo: none of the [0-9]+ training samples has a 'rejected' answer"
+  train --step dpo --model_name_or_path ${broken_model} --data_path local/jsonfile=${cli_dir}/no_rejected
+  --data_split 0,1,0 --output_dir ${cli_dir}/dpo_no_rejected)
+troupe_cli_test("--beta with --step 1 is refused by name" "--beta does not apply to --step 1 \\(it is a --step dpo flag\\)"
+  train --step 1 --beta 0.2 --model_name_or_path x --data_path Dahoas/rm-static=x --output_dir x)
+troupe_cli_test("--label_smoothing with --step 3 is refused by name" "--label_smoothing does not apply to --step 3"
+  train --step 3 --label_smoothing 0.1 --actor_model_name_or_path x --data_path Dahoas/rm-static=x --output_dir x)
+troupe_cli_test("a step-3 flag with --step dpo is refused by name" "--ppo_epochs does not apply to --step dpo"
+  train --step dpo --ppo_epochs 2 --model_name_or_path x --data_path Dahoas/rm-static=x --output_dir x)
+troupe_cli_test("an unknown --step is named" "expected 1, 2, 3 or dpo" train --step 4)
+troupe_cli_test("--demo_dpo with a --step is refused" "--demo_dpo belongs to the demo run" train --step 1 --demo_dpo)
+troupe_cli_test("--beta in the demo run without --demo_dpo is refused" "--beta applies to --step dpo, or to the demo run"
+  train --beta 0.2)
+add_test(NAME "cli: --step dpo trains on a small demo corpus and logs DPO's metrics"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_dpo.sh ${troupe_cli} ${cli_dir}/dpo)
+set_tests_properties("cli: --step dpo trains on a small demo corpus and logs DPO's metrics" PROPERTIES TIMEOUT 300)

@@ -18,7 +18,7 @@ inline engine::PhaseTask random_lm_task(int64_t batches) {
     auto g = at::make_generator<at::CPUGeneratorImpl>(1000 * epoch + batch);
     auto ids = torch::randint(3, 50, {4, 12}, g, torch::kLong);  // (B, T)
     auto logits = model.forward(ids, torch::ones_like(ids));     // (B, T, V)
-    return engine::BatchLoss{engine::language_model_loss(logits, ids), ids.numel()};
+    return engine::BatchLoss{engine::language_model_loss(logits, ids), ids.numel(), {}};
   };
   task.evaluate = [](models::CausalLMImpl& model) {
     auto g = at::make_generator<at::CPUGeneratorImpl>(99);

@@ -22,6 +22,9 @@ using MetricValues = std::map<std::string, double>;
 struct BatchLoss {
   torch::Tensor loss;
   int64_t tokens = 0;
+  /// Further training metrics of the micro-batch (e.g. DPO's rewards), averaged over the
+  /// accumulation window and logged beside the loss.
+  MetricValues metrics;
 };
 
 /// What a phase trains on and how it is evaluated.
