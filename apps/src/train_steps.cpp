@@ -144,7 +144,6 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   if (dpo && args.num_processes > 1 && args.zero_stage == 3)
     throw Error("--step dpo with --zero_stage 3: not supported yet (its frozen reference is not partitioned); use 0-2");
   if (args.offload) std::clog << name << ": " << engine::offload_note("--offload", torch::Device(args.device)) << "\n";
-  engine::keep_freed_host_memory();  // the same large tensors every step: no page faults for them
   say_cpu_bf16(args.dtype, torch::Device(args.device), name);
   // Flags, tokenizer and data first: a wrong schema or path is refused before a large
   // model is built.
@@ -158,6 +157,9 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   SupervisedRanks ranks(args.num_processes, static_cast<int>(args.zero_stage), name, args.output_dir,
                         torch::Device(args.device), std::chrono::seconds(args.collective_timeout));
   const torch::Device device = ranks.device();
+  // The same large tensors every step: no page faults for them. Not when ranks partition
+  // the model: each builds it whole and frees most of it, and that memory must go back.
+  if (ranks.world() == 1 || args.zero_stage == 0) engine::keep_freed_host_memory();
 
   auto model = build_model(args, *tokenizer, device);
   if (args.step == 2 && !model->has_value_head()) {
