@@ -1,5 +1,5 @@
 #pragma once
-/// The reward of step 3 (scores only): a reward model or a reward function.
+/// The reward of step 3 (scores only): a reward model or a reward function (local or remote).
 #include <memory>
 #include <optional>
 #include <string>
