@@ -100,3 +100,39 @@ TEST_CASE("reward functions are registered and called by name", "[registry][rewa
                   troupe::Error);
   CHECK(&rl::RewardFunctionRegistry::global() == &rl::RewardFunctionRegistry::global());
 }
+
+namespace {
+
+/// Scores a whole batch at once (as a remote scorer does), counting its calls; `drop`
+/// leaves the last score out.
+class BatchScorer : public rl::RewardFunction {
+ public:
+  explicit BatchScorer(bool drop = false, double last = 1.0) : drop_(drop), last_(last) {}
+  double score(const std::string&, const std::string&) const override { throw troupe::Error("per row: not expected"); }
+  mutable int calls = 0;
+
+ protected:
+  std::vector<double> score_rows(const std::vector<std::string>&, const std::vector<std::string>& responses) const override {
+    ++calls;
+    std::vector<double> scores(responses.size(), 0.5);
+    if (!scores.empty()) scores.back() = last_;
+    if (drop_) scores.pop_back();
+    return scores;
+  }
+
+ private:
+  bool drop_;
+  double last_;
+};
+
+}  // namespace
+
+TEST_CASE("a reward function may score a batch at once; score_batch still checks what comes back", "[registry][reward]") {
+  BatchScorer batch;
+  CHECK(torch::equal(batch.score_batch({"a", "b", "c"}, {"x", "y", "z"}), torch::tensor({0.5f, 0.5f, 1.0f})));
+  CHECK(batch.calls == 1);
+  CHECK_THROWS_WITH(BatchScorer(true).score_batch({"a", "b"}, {"x", "y"}),
+                    Catch::Contains("returned 1 scores for 2 rows"));
+  CHECK_THROWS_WITH(BatchScorer(false, std::numeric_limits<double>::infinity()).score_batch({"a", "b"}, {"x", "yy"}),
+                    Catch::Contains("row 1") && Catch::Contains("yy"));
+}
