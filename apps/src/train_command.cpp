@@ -154,7 +154,7 @@ Command add_train_command(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16"}));
   flag("actor_gradient_checkpointing", a.actor_gradient_checkpointing, "Step 3");
   flag("critic_gradient_checkpointing", a.critic_gradient_checkpointing, "Step 3");
-  opt("algo", a.algo, "Step 3: ppo, grpo, dr_grpo, rloo, reinforce++, reinforce++_baseline or a registered algorithm");
+  opt("algo", a.algo, "Step 3: ppo, grpo, dr_grpo, rloo, reinforce++, reinforce++_baseline, remax or a registered algorithm");
   opt("algo_option", a.algo_options, "Step 3: KEY=VALUE settings of the algorithm");
   optional_number(cmd, "kl_ctl", a.kl_ctl, "Step 3: KL penalty weight (0.1)");
   optional_number(cmd, "clip_reward_value", a.clip_reward_value, "Step 3: reward clamp (5)");
