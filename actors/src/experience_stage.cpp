@@ -20,7 +20,9 @@ rl::Experience fetch_experience(TicketStore& store, const ExperienceTickets& tic
   const auto device = exp.logprobs.device();
   exp.ref_logprobs = fetch_all(store, tickets.ref_logprobs).at(keys::ref_logprobs).to(device);  // (B, T-1)
   if (!tickets.values.tickets.empty()) exp.values = fetch_all(store, tickets.values).at(keys::values).to(device);  // (B, T-1)
-  exp.reward_score = fetch_all(store, tickets.rewards).at(keys::reward_score).to(device);  // (B)
+  const auto rewards = fetch_all(store, tickets.rewards);
+  exp.reward_score = rewards.at(keys::reward_score).to(device);  // (B)
+  if (rewards.count(keys::baseline_reward)) exp.baseline_reward = rewards.at(keys::baseline_reward).to(device);  // (B)
   return exp;
 }
 

@@ -93,59 +93,90 @@ class WholeForGeneration {
 TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
   WholeForGeneration whole(*hybrid_, reshard_seconds_, reshard_bytes_);
   const auto device = device_of(*hybrid_->model());
-  auto ids = require_tensor(prompts, keys::input_ids, "policy generate").to(device);
-  auto mask = require_tensor(prompts, keys::attention_mask, "policy generate").to(device);
+  const auto prompt_ids = require_tensor(prompts, keys::input_ids, "policy generate").to(device);      // (B0, T0)
+  const auto prompt_mask = require_tensor(prompts, keys::attention_mask, "policy generate").to(device);  // (B0, T0)
   const int64_t samples = algorithm_->samples_per_prompt();
-  if (samples > 1) {
-    ids = ids.repeat_interleave(samples, 0);
-    mask = mask.repeat_interleave(samples, 0);
-  }
+  auto ids = samples > 1 ? prompt_ids.repeat_interleave(samples, 0) : prompt_ids;     // (B, T0), B = B0 * samples
+  auto mask = samples > 1 ? prompt_mask.repeat_interleave(samples, 0) : prompt_mask;  // (B, T0)
   const int64_t rows = ids.size(0);
   std::optional<std::pair<bool, uint64_t>> sampling;  // (do_sample, seed) the batch asks for
   if (prompts.count(keys::do_sample) && rows > 0)
     sampling.emplace(require_tensor(prompts, keys::do_sample, "policy generate")[0].item<int64_t>() != 0,
                      static_cast<uint64_t>(require_tensor(prompts, keys::generation_seed, "policy generate")[0].item<int64_t>()));
-  const int64_t chunk = prompts_per_generation_ > 0 ? prompts_per_generation_ * samples : std::max<int64_t>(rows, 1);
-  int64_t calls = (rows + chunk - 1) / chunk;
+  // ReMax's baseline: each prompt's greedy answer, for the rollouts only (an evaluation's
+  // batch brings its own sampling and needs none).
+  const bool greedy_baseline = algorithm_->needs_greedy_baseline() && !prompts.count(keys::do_sample);
+
+  // Generates `ids` in calls of `chunk` rows, the options of call c from options_of(c).
   const auto& group = hybrid_->tensor_parallel();
-  if (group.world > 1) {  // a generation group generates together: as often as its busiest rank
-    auto counts = torch::zeros({group.world}, torch::kLong);
-    counts[group.rank] = calls;
-    group.all_reduce_sum(counts);
-    calls = counts.max().item<int64_t>();
-  }
-  std::vector<models::GenerationResult> outs;
-  int64_t longest = 0;
-  for (int64_t call = 0; call < calls; ++call) {
-    const int64_t start = std::min(rows, call * chunk), end = std::min(rows, start + chunk);
+  auto generate_in_calls = [&](const torch::Tensor& ids, const torch::Tensor& mask, int64_t chunk, auto&& options_of) {
+    const int64_t rows = ids.size(0);
+    int64_t calls = (rows + chunk - 1) / chunk;
+    if (group.world > 1) {  // a generation group generates together: as often as its busiest rank
+      auto counts = torch::zeros({group.world}, torch::kLong);
+      counts[group.rank] = calls;
+      group.all_reduce_sum(counts);
+      calls = counts.max().item<int64_t>();
+    }
+    std::vector<models::GenerationResult> outs;
+    for (int64_t call = 0; call < calls; ++call) {
+      const int64_t start = std::min(rows, call * chunk), end = std::min(rows, start + chunk);
+      auto options = options_of(call);
+      if (data_parallel_) options.seed += static_cast<uint64_t>(data_parallel_->rank()) << 32;  // and on every rank
+      outs.push_back(hybrid_->generate(ids.slice(0, start, end), mask.slice(0, start, end), options));
+      reshard_seconds_ += hybrid_->last_timings().reshard_seconds;
+      reshard_bytes_ += hybrid_->last_timings().reshard_bytes;
+    }
+    return outs;
+  };
+  const int64_t chunk = prompts_per_generation_ > 0 ? prompts_per_generation_ * samples : std::max<int64_t>(rows, 1);
+  auto outs = generate_in_calls(ids, mask, chunk, [&](int64_t call) {
     auto options = generation_;
     options.seed = generation_.seed + static_cast<uint64_t>(generations_++);  // new samples every call
     if (sampling) {  // the batch's own (an evaluation's)
       options.do_sample = sampling->first;
       options.seed = sampling->second + static_cast<uint64_t>(call);
     }
-    if (data_parallel_) options.seed += static_cast<uint64_t>(data_parallel_->rank()) << 32;  // and on every rank
-    outs.push_back(hybrid_->generate(ids.slice(0, start, end), mask.slice(0, start, end), options));
-    reshard_seconds_ += hybrid_->last_timings().reshard_seconds;
-    reshard_bytes_ += hybrid_->last_timings().reshard_bytes;
-    longest = std::max(longest, outs.back().sequences.size(1));
+    return options;
+  });
+  std::vector<models::GenerationResult> greedy_outs;
+  if (greedy_baseline) {
+    const int64_t prompt_rows = prompt_ids.size(0);
+    const int64_t greedy_chunk = prompts_per_generation_ > 0 ? prompts_per_generation_ : std::max<int64_t>(prompt_rows, 1);
+    greedy_outs = generate_in_calls(prompt_ids, prompt_mask, greedy_chunk, [&](int64_t) {
+      auto options = generation_;
+      options.do_sample = false;
+      return options;
+    });
   }
   if (rows == 0) return {};  // took part in the group's generation only
+
   // Each generation stops when its own rows end: pad to the longest, masked out. The
   // ranks of a data-parallel actor pad to the full answer length, so their batches join.
+  int64_t longest = 0;
+  for (const auto* list : {&outs, &greedy_outs})
+    for (const auto& out : *list) longest = std::max(longest, out.sequences.size(1));
   if (data_parallel_) longest = std::max(longest, outs.front().prompt_length + generation_.max_new_tokens);
   const int64_t pad = generation_.pad_token_id.value_or(0);
-  std::vector<torch::Tensor> sequences, masks;
-  for (const auto& out : outs) {
-    const int64_t missing = longest - out.sequences.size(1);
-    sequences.push_back(torch::constant_pad_nd(out.sequences, {0, missing}, pad));
-    masks.push_back(torch::constant_pad_nd(out.attention_mask, {0, missing}, 0));
+  auto padded = [&](const std::vector<models::GenerationResult>& list) {
+    std::vector<torch::Tensor> sequences, masks;
+    for (const auto& out : list) {
+      const int64_t missing = longest - out.sequences.size(1);
+      sequences.push_back(torch::constant_pad_nd(out.sequences, {0, missing}, pad));
+      masks.push_back(torch::constant_pad_nd(out.attention_mask, {0, missing}, 0));
+    }
+    return std::make_pair(torch::cat(sequences), torch::cat(masks));  // (rows, longest) each
+  };
+  auto [all, all_mask] = padded(outs);  // (B, T)
+  TensorBatch batch{{keys::sequences, all},
+                    {keys::attention_mask, all_mask},
+                    {keys::prompt_length, torch::full({rows}, outs.front().prompt_length, torch::kLong)}};
+  if (greedy_baseline) {  // row b holds the greedy answer to row b's prompt
+    auto [greedy, greedy_mask] = padded(greedy_outs);  // (B0, T)
+    batch[keys::greedy_sequences] = samples > 1 ? greedy.repeat_interleave(samples, 0) : greedy;                  // (B, T)
+    batch[keys::greedy_attention_mask] = samples > 1 ? greedy_mask.repeat_interleave(samples, 0) : greedy_mask;  // (B, T)
   }
-  auto all = torch::cat(sequences);
-  auto all_mask = torch::cat(masks);
-  return {{keys::sequences, all},
-          {keys::attention_mask, all_mask},
-          {keys::prompt_length, torch::full({rows}, outs.front().prompt_length, torch::kLong)}};
+  return batch;
 }
 
 TensorBatch PolicyRole::score(const TensorBatch& batch) {

@@ -52,22 +52,33 @@ RewardRole::RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared
 }
 
 TensorBatch RewardRole::score(const TensorBatch& batch) {
-  const auto& sequences = require_tensor(batch, keys::sequences, "reward score");
-  const auto& mask = require_tensor(batch, keys::attention_mask, "reward score");
+  auto sequences = require_tensor(batch, keys::sequences, "reward score");  // (B, T)
+  auto mask = require_tensor(batch, keys::attention_mask, "reward score");  // (B, T)
   if (partition_ && sequences.size(0) == 0) {  // no rows here: a one-token pass joins the layers' gathers
     engine::join_partitioned_pass(*model_);
     return {};
   }
   const int64_t prompt_length = prompt_length_of(batch, "reward score");
+  // ReMax's greedy answers go in the same pass (one request, one partitioned pass) and
+  // come back as baseline_reward.
+  const bool greedy = batch.count(keys::greedy_sequences) > 0;
+  const int64_t rows = sequences.size(0);
+  if (greedy) {
+    sequences = torch::cat({sequences, require_tensor(batch, keys::greedy_sequences, "reward score")});  // (2B, T)
+    mask = torch::cat({mask, require_tensor(batch, keys::greedy_attention_mask, "reward score")});      // (2B, T)
+  }
+  torch::Tensor scores;  // (B,) or (2B,)
   if (function_) {
     auto [prompts, answers] = decode_rollouts(*tokenizer_, sequences, mask, prompt_length);
-    return {{keys::reward_score, function_->score_batch(prompts, answers)}};
+    scores = function_->score_batch(prompts, answers);
+  } else {
+    torch::NoGradGuard no_grad;
+    const auto device = device_of(*model_);
+    engine::AutocastScope autocast(device.type(), compute_dtype_);
+    scores = engine::end_scores(*model_, sequences.to(device), mask.to(device), prompt_length).to(torch::kFloat32);
   }
-  torch::NoGradGuard no_grad;
-  const auto device = device_of(*model_);
-  engine::AutocastScope autocast(device.type(), compute_dtype_);
-  return {{keys::reward_score,
-           engine::end_scores(*model_, sequences.to(device), mask.to(device), prompt_length).to(torch::kFloat32)}};
+  if (!greedy) return {{keys::reward_score, scores}};
+  return {{keys::reward_score, scores.slice(0, 0, rows)}, {keys::baseline_reward, scores.slice(0, rows)}};
 }
 
 std::string RewardRole::describe() const {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iostream>
 
+#include <troupe/actors/remote_reward_function.hpp>
 #include <troupe/common/error.hpp>
 #include <troupe/data/collate.hpp>
 #include <troupe/data/unsupervised.hpp>
@@ -18,8 +19,8 @@ namespace {
 Step3Placement plan_placement(const Step3Config& config) {
   if (config.topology.empty()) return {};
   Step3Models models{config.actor_model, config.critic_model,
-                     config.reward_function.empty() ? (config.reward_model.empty() ? config.critic_model : config.reward_model)
-                                                    : std::filesystem::path()};
+                     config.reward_from_model() ? (config.reward_model.empty() ? config.critic_model : config.reward_model)
+                                                : std::filesystem::path()};
   placement::NodeResources machine = placement::detect_local_node("local");
   if (!config.cluster.empty()) {
     const auto described = placement::ClusterResources::load(config.cluster.string());
@@ -34,6 +35,15 @@ Step3Placement plan_placement(const Step3Config& config) {
 }
 
 }  // namespace
+
+void check_reward_source(const Step3Config& config) {
+  if (config.reward_url.empty()) return;
+  if (!config.reward_function.empty())
+    throw Error("step 3: --reward_url and --reward_function both select the reward; give one");
+  if (!config.reward_model.empty())
+    throw Error("step 3: --reward_url and --reward_model_name_or_path both select the reward; give one");
+  (void)RemoteRewardFunction(config.reward_url, RemoteRewardOptions{config.reward_timeout});
+}
 
 std::vector<std::vector<int64_t>> Step3Plan::cycle_batches(int64_t epoch) const {
   auto options = sampler;
@@ -53,6 +63,7 @@ Step3Plan plan_step3(const Step3Config& config) {
       config.generation_batches < 1)
     throw Error("step 3: --per_device_generation_batch_size, --per_device_training_batch_size, --ppo_epochs and "
                 "--generation_batches must be at least 1");
+  check_reward_source(config);
   Step3Plan plan;
   plan.algorithm = rl::AlgorithmRegistry::global().create(config.algorithm, config.algorithm_options);
   plan.placement = plan_placement(config);

@@ -9,6 +9,7 @@
 
 #include <troupe/actors/data_parallel.hpp>
 #include <troupe/actors/host_port.hpp>
+#include <troupe/actors/remote_reward_function.hpp>
 #include <troupe/actors/step3_models.hpp>
 #include <troupe/actors/step3_roles.hpp>
 #include <torch/torch.h>
@@ -242,6 +243,12 @@ std::shared_ptr<RoleModel> make_reference(const RoleSpec& spec) {
 
 std::shared_ptr<RoleModel> make_reward(const RoleSpec& spec) {
   SpecReader reader(spec);
+  if (const auto url = reader.text("reward_url"); !url.empty()) {
+    RemoteRewardOptions remote;
+    remote.timeout_seconds = reader.real("reward_timeout", remote.timeout_seconds);
+    return std::make_shared<RewardRole>(std::make_shared<RemoteRewardFunction>(url, remote),
+                                        models::load_tokenizer(reader.required("tokenizer")), url);
+  }
   const auto function = reader.text("reward_function");
   if (!function.empty())
     return std::make_shared<RewardRole>(rl::RewardFunctionRegistry::global().create(function),
@@ -381,7 +388,10 @@ RoleSpec reference_role_spec(const Step3Config& config) {
 
 RoleSpec reward_role_spec(const Step3Config& config) {
   auto spec = base_spec("step3_reward", "reward", config);
-  if (!config.reward_function.empty()) spec.options["reward_function"] = config.reward_function;
+  if (!config.reward_url.empty()) {
+    spec.options["reward_url"] = config.reward_url;
+    spec.options["reward_timeout"] = number(config.reward_timeout);
+  } else if (!config.reward_function.empty()) spec.options["reward_function"] = config.reward_function;
   else spec.options["model"] = (config.reward_model.empty() ? config.critic_model : config.reward_model).string();
   spec.options["dtype"] = dtype_option(config.critic_train.compute_dtype);
   return spec;

@@ -150,7 +150,7 @@ void Step3Runtime::start_critic() {
 
 void Step3Runtime::start_reward() {
   auto spec = reward_role_spec(config_);
-  if (config_.reward_function.empty() && plan_.placement.reward_zero_stage == 3)
+  if (config_.reward_from_model() && plan_.placement.reward_zero_stage == 3)
     join_group(spec, plan_.placement.ranks("reward"), plan_.placement.reward_zero_stage);
   roles_.reward = start_from_spec(spec, actors::spawn_reward, spawn_reward_group);
 }

@@ -64,6 +64,8 @@ struct TrainArgs {
   std::string inference_dtype = "fp32";
   double unsup_coef = 27.8;
   std::string reward_function, eval_function;
+  std::string reward_url;       ///< an HTTP endpoint scoring each batch instead of a reward model
+  double reward_timeout = 60;   ///< seconds the endpoint may take to connect and to answer
   std::string topology;  ///< which roles share a process (placement/examples)
   std::string cluster;   ///< this machine's resources for the plan (one node)
   std::string listen;    ///< wait for external workers on HOST:PORT instead of starting them

@@ -32,6 +32,7 @@ const std::vector<std::string> kStep3Only = {
     "unsupervised_dataset_name", "unsup_coef", "actor_lora_dim", "critic_lora_dim", "offload_reference_model",
     "release_inference_cache", "inference_dtype", "actor_gradient_checkpointing", "critic_gradient_checkpointing", "algo", "algo_option",
     "kl_ctl", "clip_reward_value", "cliprange", "cliprange_value", "gamma", "lam", "reward_function", "eval_function",
+    "reward_url", "reward_timeout",
     "do_sample", "temperature", "top_k", "top_p", "eval_prompts", "topology", "cluster", "listen", "dp_collectives",
     "inference_tp_size", "max_restarts"};
 const std::vector<std::string> kStep12Only = {"model_name_or_path", "per_device_train_batch_size", "learning_rate",
@@ -159,6 +160,11 @@ Command add_train_command(CLI::App& app) {
   opt("critic_model_name_or_path", a.critic_model_name_or_path, "Step 3: the critic (step 2's output)");
   opt("reward_model_name_or_path", a.reward_model_name_or_path, "Step 3: the reward model (default: the critic's)");
   opt("reward_function", a.reward_function, "Step 3: a registered reward function instead of the reward model (e.g. demo_gold)");
+  opt("reward_url", a.reward_url,
+      "Step 3: an HTTP endpoint that scores each batch instead of the reward model: POST {\"prompts\", \"responses\", "
+      "\"queries\"}, answer {\"rewards\": [...]}");
+  opt("reward_timeout", a.reward_timeout, "Step 3: seconds --reward_url may take to connect and to answer")
+      ->check(CLI::Range(1e-3, 1e6));
   opt("eval_function", a.eval_function, "Step 3: a registered function grading held-out answers (e.g. demo_gold)");
   opt("per_device_generation_batch_size", a.per_device_generation_batch_size, "Step 3: prompts per generation")->check(positive);
   opt("per_device_training_batch_size", a.per_device_training_batch_size, "Step 3: PPO minibatch size")->check(positive);
@@ -184,7 +190,7 @@ Command add_train_command(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16"}));
   flag("actor_gradient_checkpointing", a.actor_gradient_checkpointing, "Step 3");
   flag("critic_gradient_checkpointing", a.critic_gradient_checkpointing, "Step 3");
-  opt("algo", a.algo, "Step 3: ppo, grpo, dr_grpo, rloo, reinforce++, reinforce++_baseline or a registered algorithm");
+  opt("algo", a.algo, "Step 3: ppo, grpo, dr_grpo, rloo, reinforce++, reinforce++_baseline, remax or a registered algorithm");
   opt("algo_option", a.algo_options, "Step 3: KEY=VALUE settings of the algorithm");
   optional_number(cmd, "kl_ctl", a.kl_ctl, "Step 3: KL penalty weight (0.1)");
   optional_number(cmd, "clip_reward_value", a.clip_reward_value, "Step 3: reward clamp (5)");

@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <troupe/actors/step3_plan.hpp>
 #include <troupe/common/error.hpp>
 #include <troupe/data/collate.hpp>
 #include <troupe/data/dataset.hpp>
@@ -243,11 +244,15 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.critic_model = args.critic_model_name_or_path;
   c.reward_model = args.reward_model_name_or_path;
   c.reward_function = args.reward_function;
+  c.reward_url = args.reward_url;
+  c.reward_timeout = args.reward_timeout;
   c.eval_function = args.eval_function;
+  actors::check_reward_source(c);
   if (c.critic_model.empty() && args.algo == "ppo")
     throw Error("--critic_model_name_or_path is required for step 3 with --algo ppo (step 2's output)");
-  if (c.reward_model.empty() && c.critic_model.empty() && c.reward_function.empty())
-    throw Error("step 3 needs a reward: --reward_model_name_or_path, --critic_model_name_or_path or --reward_function");
+  if (c.reward_model.empty() && c.critic_model.empty() && c.reward_from_model())
+    throw Error("step 3 needs a reward: --reward_model_name_or_path, --critic_model_name_or_path, --reward_function "
+                "or --reward_url");
   c.algorithm = args.algo;
   auto set = [&](const char* key, const std::optional<double>& value) {
     if (value) c.algorithm_options.set(key, *value);

@@ -6,6 +6,7 @@
 #include <troupe/rl/ppo.hpp>
 #include <troupe/rl/reinforce_plus_plus.hpp>
 #include <troupe/rl/reinforce_plus_plus_baseline.hpp>
+#include <troupe/rl/remax.hpp>
 #include <troupe/rl/rloo.hpp>
 
 namespace troupe::rl {
@@ -88,6 +89,9 @@ void register_builtin_algorithms(AlgorithmRegistry& registry) {
   });
   registry.register_algorithm("reinforce++_baseline", [](const AlgorithmOptions& options) {
     return std::make_unique<ReinforcePlusPlusBaseline>(ReinforcePlusPlusBaseline::config_from_options(options));
+  });
+  registry.register_algorithm("remax", [](const AlgorithmOptions& options) {
+    return std::make_unique<Remax>(RemaxConfig::from_options(options));
   });
 }
 

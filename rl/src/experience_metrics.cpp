@@ -13,6 +13,8 @@ std::map<std::string, double> experience_metrics(const Experience& exp) {
   std::map<std::string, double> out;
   const int64_t start = exp.start(), A = exp.answer_length();
   if (exp.reward_score.defined()) out["reward_score"] = exp.reward_score.to(torch::kDouble).mean().item<double>();
+  if (exp.baseline_reward.defined())
+    out["baseline_reward"] = exp.baseline_reward.to(torch::kDouble).mean().item<double>();
   if (!exp.action_mask.defined()) return out;
   const auto mask = exp.action_mask.narrow(1, start, A).ne(0);  // (B, A)
   out["answer_length"] = mask.sum(1).to(torch::kDouble).mean().item<double>();

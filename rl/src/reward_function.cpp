@@ -24,19 +24,30 @@ std::string preview(const std::string& text) {
 
 }  // namespace
 
+std::vector<double> RewardFunction::score_rows(const std::vector<std::string>& prompts,
+                                               const std::vector<std::string>& responses) const {
+  std::vector<double> scores;
+  scores.reserve(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) scores.push_back(score(prompts[i], responses[i]));
+  return scores;
+}
+
 torch::Tensor RewardFunction::score_batch(const std::vector<std::string>& prompts,
                                           const std::vector<std::string>& responses) const {
   if (prompts.size() != responses.size())
     throw Error("RewardFunction::score_batch: " + std::to_string(prompts.size()) + " prompts but " +
                 std::to_string(responses.size()) + " responses");
+  const auto values = score_rows(prompts, responses);
+  if (values.size() != prompts.size())
+    throw Error("reward function returned " + std::to_string(values.size()) + " scores for " +
+                std::to_string(prompts.size()) + " rows");
   auto scores = torch::empty({static_cast<int64_t>(prompts.size())}, torch::kFloat);  // (B,)
   auto out = scores.accessor<float, 1>();
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    const double value = score(prompts[i], responses[i]);
-    if (!std::isfinite(value))
-      throw Error("reward function returned " + std::to_string(value) + " for row " + std::to_string(i) +
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i]))
+      throw Error("reward function returned " + std::to_string(values[i]) + " for row " + std::to_string(i) +
                   " (response \"" + preview(responses[i]) + "\")");
-    out[static_cast<int64_t>(i)] = static_cast<float>(value);
+    out[static_cast<int64_t>(i)] = static_cast<float>(values[i]);
   }
   return scores;
 }

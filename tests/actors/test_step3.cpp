@@ -107,6 +107,33 @@ TEST_CASE("step 3: GRPO with a C++ reward function needs no critic", "[actors][s
   CHECK_FALSE(fs::exists(config.output_dir / "critic"));
 }
 
+TEST_CASE("step 3: ReMax scores each prompt's greedy answer as its baseline", "[actors][step3][remax]") {
+  Step3World world("remax");
+  auto& registry = rl::RewardFunctionRegistry::global();
+  if (!registry.contains("test_demo_gold")) registry.register_reward_function("test_demo_gold", data::gold_score);
+  auto config = world.config("remax");
+  config.algorithm = "remax";
+  config.critic_model.clear();
+  config.reward_function = "test_demo_gold";
+  config.eval_prompts = 0;
+  // Greedy rollouts: each sampled answer is its prompt's greedy answer, so the baseline
+  // equals the reward row for row.
+  config.generation.do_sample = false;
+  fs::create_directories(config.output_dir);
+  engine::MetricsLog metrics(config.output_dir / "metrics.jsonl", false);
+  config.metrics = &metrics;
+  auto result = actors::run_step3(config);
+  CHECK(result.cycles == 2);
+  CHECK(result.last_metrics.count("critic_loss") == 0);
+  const auto cycles = rows_of(engine::read_metrics_log(config.output_dir / "metrics.jsonl"), "step3/train");
+  REQUIRE(cycles.size() == 2);
+  for (const auto& cycle : cycles) {
+    INFO(cycle.dump());
+    REQUIRE(cycle.contains("baseline_reward"));
+    CHECK(cycle.at("baseline_reward").get<double>() == Approx(cycle.at("reward_score").get<double>()).margin(1e-6));
+  }
+}
+
 TEST_CASE("step 3: --dtype bf16 with a LoRA actor keeps the frozen base, reference and reward in bf16",
           "[actors][step3][bf16]") {
   Step3World world("bf16");

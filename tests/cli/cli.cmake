@@ -90,3 +90,20 @@ troupe_cli_test("--beta in the demo run without --demo_dpo is refused" "--beta a
 add_test(NAME "cli: --step dpo trains on a small demo corpus and logs DPO's metrics"
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_dpo.sh ${troupe_cli} ${cli_dir}/dpo)
 set_tests_properties("cli: --step dpo trains on a small demo corpus and logs DPO's metrics" PROPERTIES TIMEOUT 300)
+
+# Step 3 scored by an HTTP endpoint (--reward_url) and its flag checks.
+add_test(NAME "cli: step 3 with --reward_url takes its rewards from an HTTP endpoint"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/step3_reward_url.sh ${troupe_cli} ${cli_dir}/reward_url
+          ${TROUPE_FIXTURES_DIR}/models/gpt2)
+set_tests_properties("cli: step 3 with --reward_url takes its rewards from an HTTP endpoint" PROPERTIES TIMEOUT 120)
+set(reward_url_flags train --step 3 --algo grpo --actor_model_name_or_path ${broken_model}
+    --data_path Dahoas/rm-static=x --output_dir ${cli_dir}/reward_url_flags)
+troupe_cli_test("--reward_url with --reward_function is refused"
+  "--reward_url and --reward_function both select the reward"
+  ${reward_url_flags} --reward_url http://127.0.0.1:9/score --reward_function demo_gold)
+troupe_cli_test("--reward_url with --reward_model_name_or_path is refused"
+  "--reward_url and --reward_model_name_or_path both select the reward"
+  ${reward_url_flags} --reward_url http://127.0.0.1:9/score --reward_model_name_or_path ${broken_model})
+troupe_cli_test("a malformed --reward_url is refused before the model is built"
+  "--reward_url \"127.0.0.1:9/score\": expected http://HOST"
+  ${reward_url_flags} --reward_url 127.0.0.1:9/score)

@@ -18,6 +18,11 @@ troupe's C++ (which the tests in tests/rl/ compare against these files, fp32, 1e
   dr_grpo               Liu et al. 2025 (as TRL's loss_type "dr_grpo"): A_i = score_i -
                         group mean (no std); loss = sum over tokens and answers of the
                         per-token loss / (rows * generate_max_len).
+  remax                 Li et al. 2023, "ReMax", Algorithm 1: the gradient of each
+                        sampled answer is weighted by r(x, y) - r(x, y_greedy), the
+                        greedy answer's reward the baseline; with the KL in the reward
+                        (r_t = -kl_coef * KL_t, + score on the last answer token) the
+                        weight of token t is sum_{u >= t} r_u - r(x, y_greedy).
   grpo (KL options)     the KL term with estimator k1/k2/k3, or the KL as a reward
                         penalty (OpenRLHF "group_norm" with the KL in the reward:
                         A_t = normalised score - kl_coef * sum_{u >= t} KL_u).
@@ -229,6 +234,20 @@ def dr_grpo(batch, groups, cfg):
     return {"config": cfg, "advantages": tensor_json(adv_tok), "loss": loss.item()}
 
 
+def remax(batch, baseline_reward, cfg):
+    """ReMax: REINFORCE with the greedy answer's reward as the baseline, through the clipped
+    surrogate (at ratio 1 its gradient is Algorithm 1's)."""
+    old, ref, new, mask = answer_view(batch)
+    s = batch["reward_score"].double()
+    kl = approx_kl(old, ref, cfg["kl_estimator"]) * mask
+    rewards = kl_reward(s, kl, mask, cfg["kl_coef"])
+    returns = cumulative_returns(rewards, mask, 1.0)
+    adv = (returns - baseline_reward.double()[:, None]) * mask
+    loss = aggregate(surrogate(new, old, adv, cfg["cliprange"]), mask, cfg["token_mean"])
+    return {"config": cfg, "rewards": tensor_json(rewards), "returns": tensor_json(returns),
+            "advantages": tensor_json(adv), "loss": loss.item()}
+
+
 def grpo(batch, group_size, cfg):
     """GRPO (Shao et al. 2024) on whole groups of group_size rows, eps 1e-4 on the std."""
     old, ref, new, mask = answer_view(batch)
@@ -303,6 +322,25 @@ def main():
         "running_second": tensor_json(preprocess_scores(second, 2, 0.0, history=first)),
         "running_second_clipped": tensor_json(preprocess_scores(second, 2, 0.5, history=first)),
     })
+
+    # ReMax: its own generator, so the files above stay as they were. One sampled answer
+    # per prompt (the paper's setting) and two per prompt; each row carries the reward of
+    # its prompt's greedy answer.
+    rgen = torch.Generator().manual_seed(20231019)
+    for name, sizes in [("remax.json", [1, 1, 1, 1, 1]), ("remax_two_samples.json", [2, 2, 2])]:
+        rbatch = make_batch(rgen, sizes)
+        greedy = 1.5 * torch.randn((len(sizes),), generator=rgen)
+        baseline = torch.cat([greedy[g].repeat(n) for g, n in enumerate(sizes)])  # (B,) each row its prompt's
+        inputs = {k: tensor_json(v) for k, v in rbatch.items()}
+        inputs["baseline_reward"] = tensor_json(baseline)
+        write(name, {"torch": torch.__version__, "group_sizes": sizes, "inputs": inputs, "cases": [
+            remax(rbatch, baseline, {"samples_per_prompt": sizes[0], "kl_coef": 0.0, "kl_estimator": 1,
+                                     "cliprange": 0.2, "token_mean": 1}),
+            remax(rbatch, baseline, {"samples_per_prompt": sizes[0], "kl_coef": 0.05, "kl_estimator": 1,
+                                     "cliprange": 0.2, "token_mean": 0}),
+            remax(rbatch, baseline, {"samples_per_prompt": sizes[0], "kl_coef": 0.1, "kl_estimator": 3,
+                                     "cliprange": 0.1, "token_mean": 1}),
+        ]})
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ TEST_CASE("the global registry holds PPO and GRPO", "[registry]") {
 
 TEST_CASE("every built-in algorithm is registered by name and refuses unknown options", "[registry]") {
   auto& registry = rl::AlgorithmRegistry::global();
-  for (const std::string name : {"ppo", "grpo", "dr_grpo", "rloo", "reinforce++", "reinforce++_baseline"}) {
+  for (const std::string name : {"ppo", "grpo", "dr_grpo", "rloo", "reinforce++", "reinforce++_baseline", "remax"}) {
     INFO(name);
     REQUIRE(registry.contains(name));
     auto algo = registry.create(name);
@@ -55,7 +55,7 @@ TEST_CASE("every built-in algorithm is registered by name and refuses unknown op
     CHECK_THROWS_WITH(registry.create(name, {{"no_such_option", 1}}),
                       Catch::Contains(name) && Catch::Contains("no_such_option"));
   }
-  CHECK_THROWS_WITH(registry.create("remax"), Catch::Contains("reinforce++_baseline") && Catch::Contains("rloo"));
+  CHECK_THROWS_WITH(registry.create("vapo"), Catch::Contains("reinforce++_baseline") && Catch::Contains("remax"));
 }
 
 TEST_CASE("an app registers its own algorithm and trains with it", "[registry]") {
@@ -65,7 +65,8 @@ TEST_CASE("an app registers its own algorithm and trains with it", "[registry]")
     return std::make_unique<MeanBaselineReinforce>();
   });
   CHECK(registry.names() ==
-        std::vector<std::string>{"dr_grpo", "grpo", "ppo", "reinforce", "reinforce++", "reinforce++_baseline", "rloo"});
+        std::vector<std::string>{"dr_grpo", "grpo", "ppo", "reinforce", "reinforce++", "reinforce++_baseline", "remax",
+                                 "rloo"});
   auto algo = registry.create("reinforce");
   CHECK(algo->roles().reward == rl::RewardSource::Function);
   CHECK_THROWS_AS(algo->value_loss(torch::zeros({1, 1}), rl::Experience()), troupe::Error);
@@ -99,4 +100,40 @@ TEST_CASE("reward functions are registered and called by name", "[registry][rewa
   CHECK_THROWS_AS(registry.register_reward_function("length", [](const std::string&, const std::string&) { return 0.0; }),
                   troupe::Error);
   CHECK(&rl::RewardFunctionRegistry::global() == &rl::RewardFunctionRegistry::global());
+}
+
+namespace {
+
+/// Scores a whole batch at once (as a remote scorer does), counting its calls; `drop`
+/// leaves the last score out.
+class BatchScorer : public rl::RewardFunction {
+ public:
+  explicit BatchScorer(bool drop = false, double last = 1.0) : drop_(drop), last_(last) {}
+  double score(const std::string&, const std::string&) const override { throw troupe::Error("per row: not expected"); }
+  mutable int calls = 0;
+
+ protected:
+  std::vector<double> score_rows(const std::vector<std::string>&, const std::vector<std::string>& responses) const override {
+    ++calls;
+    std::vector<double> scores(responses.size(), 0.5);
+    if (!scores.empty()) scores.back() = last_;
+    if (drop_) scores.pop_back();
+    return scores;
+  }
+
+ private:
+  bool drop_;
+  double last_;
+};
+
+}  // namespace
+
+TEST_CASE("a reward function may score a batch at once; score_batch still checks what comes back", "[registry][reward]") {
+  BatchScorer batch;
+  CHECK(torch::equal(batch.score_batch({"a", "b", "c"}, {"x", "y", "z"}), torch::tensor({0.5f, 0.5f, 1.0f})));
+  CHECK(batch.calls == 1);
+  CHECK_THROWS_WITH(BatchScorer(true).score_batch({"a", "b"}, {"x", "y"}),
+                    Catch::Contains("returned 1 scores for 2 rows"));
+  CHECK_THROWS_WITH(BatchScorer(false, std::numeric_limits<double>::infinity()).score_batch({"a", "b"}, {"x", "yy"}),
+                    Catch::Contains("row 1") && Catch::Contains("yy"));
 }

@@ -14,11 +14,16 @@ inline constexpr const char* generation_seed = "generation_seed";  // (B) int64
 // The generated sequences (what policy.generate writes and every score reads).
 inline constexpr const char* sequences = "sequences";          // (B, T) int64
 inline constexpr const char* prompt_length = "prompt_length";  // (B) int64, T0 in every row
+// With them, for an algorithm that needs_greedy_baseline() (ReMax): the greedy answer to
+// each row's prompt, padded to the same T; the reward role scores it too.
+inline constexpr const char* greedy_sequences = "greedy_sequences";            // (B, T) int64
+inline constexpr const char* greedy_attention_mask = "greedy_attention_mask";  // (B, T) int64
 
 // The four scores.
 inline constexpr const char* logprobs = "logprobs";          // (B, T-1) fp32, policy.score: log p(token t+1)
 inline constexpr const char* ref_logprobs = "ref_logprobs";  // (B, T-1) fp32, reference.score
 inline constexpr const char* values = "values";              // (B, T-1) fp32, critic.score
 inline constexpr const char* reward_score = "reward_score";  // (B) fp32, reward.score: one per answer
+inline constexpr const char* baseline_reward = "baseline_reward";  // (B) fp32, reward.score of the greedy answers
 
 }  // namespace troupe::actors::keys

@@ -16,7 +16,9 @@
 namespace troupe::actors {
 
 /// The actor. generate() repeats each prompt samples_per_prompt times (consecutive
-/// rows) and answers {"sequences", "attention_mask", "prompt_length"}; score() gives
+/// rows) and answers {"sequences", "attention_mask", "prompt_length"}, with
+/// "greedy_sequences" and "greedy_attention_mask" (each row's prompt answered greedily)
+/// when the algorithm needs_greedy_baseline() and the batch is a rollout; score() gives
 /// the old log-probs; train() takes one experience batch (experience_batch.hpp).
 /// With `data_parallel`, this is one rank of several (DeepSpeed-Chat's data-parallel
 /// actor): it generates for its rows, padded to the full answer length so that the

@@ -1,5 +1,5 @@
 #pragma once
-/// The reward of step 3 (scores only): a reward model or a reward function.
+/// The reward of step 3 (scores only): a reward model or a reward function (local or remote).
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,7 +16,8 @@
 namespace troupe::actors {
 
 /// The reward: a reward model's end score, or a reward function of the decoded prompt
-/// and answer. "reward_score" (B). It only scores.
+/// and answer. "reward_score" (B); with "greedy_sequences" in the batch (ReMax), also
+/// "baseline_reward" (B), their scores. It only scores.
 class RewardRole : public RoleModel {
  public:
   /// A reward model (with a value head). With `partition_over`, its decoder layers are

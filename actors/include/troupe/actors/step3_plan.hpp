@@ -37,6 +37,11 @@ struct Step3Plan {
   int64_t planned_updates(const Step3Config& config, int ranks, bool mixture_steps) const;
 };
 
+/// Throws troupe::Error when the reward has more than one source (--reward_url with
+/// --reward_function or --reward_model_name_or_path), or the URL or timeout is malformed.
+/// Only syntax: whether the endpoint answers shows at the first batch it scores.
+void check_reward_source(const Step3Config& config);
+
 /// Checks the config and plans the run; throws troupe::Error naming the flag or file.
 Step3Plan plan_step3(const Step3Config& config);
 

@@ -39,7 +39,8 @@ std::shared_ptr<engine::ReferencePolicy> make_reference_policy(const RoleSpec& s
 /// ranks when the spec says zero_stage 3 (the topology's roles.reference.zero_stage),
 /// else none. ReferenceRole leaves a reference that shares the actor's weights whole.
 std::shared_ptr<DataParallel> reference_partition_group(const RoleSpec& spec);
-/// The reward model (reward_model, else critic_model) or the reward function.
+/// The reward model (reward_model, else critic_model), the reward function, or the
+/// reward endpoint (reward_url, with reward_timeout).
 RoleSpec reward_role_spec(const Step3Config& config);
 
 /// The device rank `rank` of a role runs on: a bare "cuda" gives each rank its own

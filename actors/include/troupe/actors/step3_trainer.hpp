@@ -32,6 +32,14 @@ struct Step3Config {
   std::filesystem::path reward_model;
   /// A registered reward function used instead of the reward model (--reward_function).
   std::string reward_function;
+  /// An HTTP endpoint scoring each batch instead of the reward model (--reward_url,
+  /// remote_reward_function.hpp); excludes reward_model and reward_function.
+  std::string reward_url;
+  /// Seconds the reward endpoint may take to connect and to answer (--reward_timeout).
+  double reward_timeout = 60;
+  /// Whether the reward comes from a model (reward_model, else critic_model), not from a
+  /// reward function or endpoint.
+  bool reward_from_model() const { return reward_function.empty() && reward_url.empty(); }
   /// A registered function that grades held-out answers in the evaluation (the demo's
   /// gold scorer); empty = none.
   std::string eval_function;

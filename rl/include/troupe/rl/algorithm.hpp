@@ -67,6 +67,10 @@ class Algorithm {
   virtual AlgorithmRoles roles() const = 0;
   /// Answers generated per prompt; algorithms that compare answers need more than one.
   virtual int64_t samples_per_prompt() const { return 1; }
+  /// Whether the trainer also generates one greedy answer per prompt, scores it with the
+  /// same reward, and hands that score to compute_advantages as exp.baseline_reward (B,),
+  /// each row its prompt's (ReMax's baseline).
+  virtual bool needs_greedy_baseline() const { return false; }
 
   /// Fills exp.advantages (B, A) (and exp.returns, exp.rewards when the algorithm has
   /// them) from logprobs, ref_logprobs, values and reward_score. Not differentiable.

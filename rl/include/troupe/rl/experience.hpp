@@ -36,6 +36,9 @@ struct Experience {
   torch::Tensor ref_logprobs;    // (B, T-1) reference model log-probs
   torch::Tensor values;          // (B, T-1) critic values[:, :-1]; optional
   torch::Tensor reward_score;    // (B,) reward model end score or reward function score
+  /// (B,) the reward of the greedy answer to the row's prompt; only for algorithms whose
+  /// needs_greedy_baseline() (ReMax).
+  torch::Tensor baseline_reward;
   torch::Tensor rewards;         // (B, T-1) shaped per-token rewards; set by the algorithm
   torch::Tensor advantages;      // (B, A) set by the algorithm
   torch::Tensor returns;         // (B, A) set by algorithms with a critic
@@ -100,6 +103,7 @@ void Experience::visit(Self& self, Fn&& fn) {
   fn("ref_logprobs", Layout::Token, self.ref_logprobs);
   fn("values", Layout::Token, self.values);
   fn("reward_score", Layout::Sample, self.reward_score);
+  fn("baseline_reward", Layout::Sample, self.baseline_reward);
   fn("rewards", Layout::Token, self.rewards);
   fn("advantages", Layout::Answer, self.advantages);
   fn("returns", Layout::Answer, self.returns);

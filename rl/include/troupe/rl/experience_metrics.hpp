@@ -9,6 +9,7 @@ namespace troupe::rl {
 
 /// Means over the batch, for the tensors the experience has:
 ///   reward_score    mean score (before clipping)
+///   baseline_reward mean score of the greedy answers (ReMax's baseline), when there
 ///   kl              mean per-token k1 KL(policy || reference) over action tokens
 ///   kl_per_answer   mean over answers of the summed k1 KL (the KL usually reported)
 ///   answer_length   mean number of action tokens (EOS included)

@@ -19,10 +19,18 @@ class RewardFunction {
   virtual ~RewardFunction() = default;
   virtual double score(const std::string& prompt, const std::string& response) const = 0;
 
-  /// score() of each pair as reward_score (B,) float32. Throws troupe::Error when the
-  /// sizes differ or a score is not finite (naming the row), so NaN never reaches PPO.
+  /// score_rows() of the pairs as reward_score (B,) float32. Throws troupe::Error when
+  /// the sizes differ, a scorer returns another number of scores, or a score is not
+  /// finite (naming the row), so NaN never reaches PPO.
   torch::Tensor score_batch(const std::vector<std::string>& prompts,
                             const std::vector<std::string>& responses) const;
+
+ protected:
+  /// One score per pair, in order; score_batch checks what comes back. The default
+  /// calls score() per row; a scorer that is cheaper per batch (one request to a remote
+  /// server) overrides it. `prompts` and `responses` have the same size.
+  virtual std::vector<double> score_rows(const std::vector<std::string>& prompts,
+                                         const std::vector<std::string>& responses) const;
 };
 
 using RewardCallable = std::function<double(const std::string& prompt, const std::string& response)>;
