@@ -43,6 +43,50 @@ std::string describe(const MetricValues& values) {
   return text;
 }
 
+/// Where the phase starts: the checkpoint's position with --resume when there is one
+/// (every rank's, of the same step, written by the same ranks and ZeRO stage), else the
+/// beginning.
+TrainingPosition resume_position(TrainEngine& engine, const PhaseOptions& options,
+                                 const std::filesystem::path& checkpoint) {
+  if (options.world > 1 && !options.min_over_ranks)
+    throw Error(options.phase + ": " + std::to_string(options.world) + " ranks but no min_over_ranks");
+  const auto max_over_ranks = [&](int64_t value) { return -options.min_over_ranks(-value); };
+  bool have_checkpoint = options.resume && has_training_checkpoint(checkpoint);
+  if (options.world > 1 && options.resume) {
+    const int64_t mine = have_checkpoint ? 1 : 0;
+    have_checkpoint = options.min_over_ranks(mine) == 1;
+    if (!have_checkpoint && max_over_ranks(mine) == 1)  // another --num_processes, or a run killed while saving
+      throw Error("--resume: only some of the " + std::to_string(options.world) + " ranks have a checkpoint in " +
+                  checkpoint_dir(options.output_dir).string() + " (rank " + std::to_string(options.rank) +
+                  (mine ? " has one" : " has none") + "): resume with the --num_processes that wrote them");
+  }
+  if (!have_checkpoint) {
+    if (options.resume)
+      std::clog << options.phase << ": --resume given but " << checkpoint.string()
+                << (options.world > 1 ? " (or another rank's)" : "") << " holds no checkpoint; starting fresh\n";
+    return {};
+  }
+  nlohmann::json extra;
+  const auto position = load_training_checkpoint(engine, checkpoint, &extra);
+  const int ranks = extra.value("ranks", 1), stage = extra.value("zero_stage", 0);
+  if (ranks != options.world || stage != options.zero_stage)
+    throw Error("--resume: " + checkpoint.string() + " was written by " + std::to_string(ranks) + " rank(s) at ZeRO stage " +
+                std::to_string(stage) + "; this run has " + std::to_string(options.world) + " at stage " +
+                std::to_string(options.zero_stage) + " (a checkpoint cannot be resharded yet: resume with the same "
+                "--num_processes and --zero_stage)");
+  if (options.world > 1) {
+    const int64_t step = engine.global_step();
+    const int64_t lowest = options.min_over_ranks(step), highest = max_over_ranks(step);
+    if (lowest != highest)  // killed while the ranks were saving
+      throw Error("--resume: the ranks' checkpoints in " + checkpoint_dir(options.output_dir).string() +
+                  " are of different steps (" + std::to_string(lowest) + " to " + std::to_string(highest) +
+                  "): the run was stopped while saving; start it afresh");
+  }
+  std::clog << options.phase << ": resumed from " << checkpoint.string() << " at step " << engine.global_step()
+            << " (epoch " << position.epoch << ", batch " << position.batch << ")\n";
+  return position;
+}
+
 }  // namespace
 
 PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOptions& options) {
@@ -50,43 +94,8 @@ PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOpt
     throw Error(options.phase + ": no training batches (is the training split empty? check --data_path and --data_split)");
   const auto started = std::chrono::steady_clock::now();
   PhaseResult result;
-  TrainingPosition position;
-  if (options.world > 1 && !options.min_over_ranks)
-    throw Error(options.phase + ": " + std::to_string(options.world) + " ranks but no min_over_ranks");
   const auto checkpoint = checkpoint_dir(options.output_dir, options.rank, options.world);
-  bool have_checkpoint = options.resume && has_training_checkpoint(checkpoint);
-  if (options.world > 1 && options.resume) {
-    const int64_t mine = have_checkpoint ? 1 : 0;
-    have_checkpoint = options.min_over_ranks(mine) == 1;
-    const bool any = -options.min_over_ranks(-mine) == 1;
-    if (any && !have_checkpoint)  // another --num_processes, or a run killed while saving
-      throw Error("--resume: only some of the " + std::to_string(options.world) + " ranks have a checkpoint in " +
-                  checkpoint_dir(options.output_dir).string() + " (rank " + std::to_string(options.rank) +
-                  (mine ? " has one" : " has none") + "): resume with the --num_processes that wrote them");
-  }
-  if (have_checkpoint) {
-    nlohmann::json extra;
-    position = load_training_checkpoint(engine, checkpoint, &extra);
-    const int ranks = extra.value("ranks", 1), stage = extra.value("zero_stage", 0);
-    if (ranks != options.world || stage != options.zero_stage)
-      throw Error("--resume: " + checkpoint.string() + " was written by " + std::to_string(ranks) + " rank(s) at ZeRO stage " +
-                  std::to_string(stage) + "; this run has " + std::to_string(options.world) + " at stage " +
-                  std::to_string(options.zero_stage) + " (a checkpoint cannot be resharded yet: resume with the same "
-                  "--num_processes and --zero_stage)");
-    if (options.world > 1) {
-      const int64_t step = engine.global_step();
-      const int64_t lowest = options.min_over_ranks(step), highest = -options.min_over_ranks(-step);
-      if (lowest != highest)  // killed while the ranks were saving
-        throw Error("--resume: the ranks' checkpoints in " + checkpoint_dir(options.output_dir).string() +
-                    " are of different steps (" + std::to_string(lowest) + " to " + std::to_string(highest) +
-                    "): the run was stopped while saving; start it afresh");
-    }
-    std::clog << options.phase << ": resumed from " << checkpoint.string() << " at step " << engine.global_step()
-              << " (epoch " << position.epoch << ", batch " << position.batch << ")\n";
-  } else if (options.resume) {
-    std::clog << options.phase << ": --resume given but " << checkpoint.string()
-              << (options.world > 1 ? " (or another rank's)" : "") << " holds no checkpoint; starting fresh\n";
-  }
+  const TrainingPosition position = resume_position(engine, options, checkpoint);
 
   auto evaluate = [&] {
     MetricValues values;
