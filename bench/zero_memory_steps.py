@@ -17,6 +17,7 @@ runtime. The model is a preset with random weights whose vocabulary is the token
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,7 @@ def run(binary, workdir, preset, ranks, stage, steps, seq, batch):
     seconds = time.time() - start
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
+    shutil.rmtree(out, ignore_errors=True)  # every rank's checkpoint: gigabytes each
     per_rank = sorted(peaks.values(), reverse=True)
     return {"ranks": ranks, "zero_stage": stage, "seconds": seconds, "peak_rank_gib": per_rank[0] / 2**20,
             "rank_peaks_gib": [p / 2**20 for p in per_rank]}
@@ -93,6 +95,7 @@ def main():
     rows = [run(binary, work, args.preset, 1, 0, args.steps, args.seq, args.batch)]
     for stage in [int(s) for s in args.stages.split(",")]:
         rows.append(run(binary, work, args.preset, args.ranks, stage, args.steps, args.seq, args.batch))
+    shutil.rmtree(work, ignore_errors=True)
     base = rows[0]["peak_rank_gib"]
     print(f"step 1, preset:{args.preset}, vocab {args.vocab}, B={args.batch} T={args.seq} per rank, "
           f"{args.steps} optimizer steps, fp32")
