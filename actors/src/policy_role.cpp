@@ -107,11 +107,12 @@ TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
   // batch brings its own sampling and needs none).
   const bool greedy_baseline = algorithm_->needs_greedy_baseline() && !prompts.count(keys::do_sample);
 
-  // Generates `ids` in calls of `chunk` rows, the options of call c from options_of(c).
+  // Generates `call_ids` in calls of `chunk` rows, the options of call c from options_of(c).
   const auto& group = hybrid_->tensor_parallel();
-  auto generate_in_calls = [&](const torch::Tensor& ids, const torch::Tensor& mask, int64_t chunk, auto&& options_of) {
-    const int64_t rows = ids.size(0);
-    int64_t calls = (rows + chunk - 1) / chunk;
+  auto generate_in_calls = [&](const torch::Tensor& call_ids, const torch::Tensor& call_mask, int64_t chunk,
+                               auto&& options_of) {
+    const int64_t call_rows = call_ids.size(0);
+    int64_t calls = (call_rows + chunk - 1) / chunk;
     if (group.world > 1) {  // a generation group generates together: as often as its busiest rank
       auto counts = torch::zeros({group.world}, torch::kLong);
       counts[group.rank] = calls;
@@ -120,10 +121,10 @@ TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
     }
     std::vector<models::GenerationResult> outs;
     for (int64_t call = 0; call < calls; ++call) {
-      const int64_t start = std::min(rows, call * chunk), end = std::min(rows, start + chunk);
+      const int64_t start = std::min(call_rows, call * chunk), end = std::min(call_rows, start + chunk);
       auto options = options_of(call);
       if (data_parallel_) options.seed += static_cast<uint64_t>(data_parallel_->rank()) << 32;  // and on every rank
-      outs.push_back(hybrid_->generate(ids.slice(0, start, end), mask.slice(0, start, end), options));
+      outs.push_back(hybrid_->generate(call_ids.slice(0, start, end), call_mask.slice(0, start, end), options));
       reshard_seconds_ += hybrid_->last_timings().reshard_seconds;
       reshard_bytes_ += hybrid_->last_timings().reshard_bytes;
     }
