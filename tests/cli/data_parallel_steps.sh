@@ -87,7 +87,7 @@ for _ in $(seq 100); do
   grep -q "step1: eval at step 0" killed/logs/rank1.log 2>/dev/null && break
   sleep 0.2
 done
-rank1=$(pgrep -P "$launcher")
+rank1=$(cat /proc/"$launcher"/task/*/children)
 kill -9 "$rank1"
 status=0
 timeout 20 tail --pid="$launcher" -f /dev/null || { echo "the launcher did not stop"; kill -9 "$launcher"; exit 1; }
