@@ -73,7 +73,13 @@ SupervisedRanks::SupervisedRanks(int64_t num_processes, int zero_stage, const st
     rendezvous_ = std::make_unique<actors::Rendezvous>();
     port = rendezvous_->port();
   }
-  if (world_ == 1) return;
+  if (world_ == 1) {
+    // As DeepSpeed on one device: the stage holds, over a group of one it partitions nothing.
+    if (zero_stage > 0)
+      std::clog << phase_ << ": --zero_stage " << zero_stage << " with one process partitions nothing "
+                << "(add --num_processes N to share the state among N ranks)\n";
+    return;
+  }
 
   // The cores are shared by the ranks of this machine, as torchrun does unless told.
   if (!std::getenv("OMP_NUM_THREADS"))

@@ -140,8 +140,6 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   const bool dpo = args.step == kDpoStep;
   const std::string name = step_name(args.step);
   if (dpo) engine::check_dpo_options(dpo_options(args));
-  if (args.num_processes < 1) throw Error("--num_processes must be at least 1");
-  if (args.zero_stage < 0 || args.zero_stage > 3) throw Error("--zero_stage must be 0, 1, 2 or 3");
   if (dpo && args.num_processes > 1 && args.zero_stage == 3)
     throw Error("--step dpo with --zero_stage 3: not supported yet (its frozen reference is not partitioned); use 0-2");
   if (args.offload) std::clog << name << ": " << engine::offload_note("--offload", torch::Device(args.device)) << "\n";

@@ -107,3 +107,7 @@ troupe_cli_test("--reward_url with --reward_model_name_or_path is refused"
 troupe_cli_test("a malformed --reward_url is refused before the model is built"
   "--reward_url \"127.0.0.1:9/score\": expected http://HOST"
   ${reward_url_flags} --reward_url 127.0.0.1:9/score)
+troupe_cli_test("--zero_stage with one process says it partitions nothing" "--zero_stage 3 with one process partitions nothing"
+  train --step 1 --zero_stage 3 --model_name_or_path preset:llama-tiny --tokenizer ${TROUPE_FIXTURES_DIR}/models/gpt2
+  --data_path Dahoas/rm-static=${TROUPE_FIXTURES_DIR}/data/rm-static --data_split 1,0,0 --max_seq_len 32
+  --per_device_train_batch_size 2 --max_steps 1 --eval_samples 2 --output_dir ${cli_dir}/zero_one)
