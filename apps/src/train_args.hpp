@@ -45,6 +45,7 @@ struct TrainArgs {
   int64_t num_warmup_steps = 0;
   std::optional<int64_t> step3_num_warmup_steps;  ///< step 3's default is 100
   // model options
+  bool packing = false;  ///< steps 1-2: samples packed end to end into rows (block-diagonal attention)
   bool gradient_checkpointing = false, actor_gradient_checkpointing = false, critic_gradient_checkpointing = false;
   std::optional<double> dropout;
   int64_t lora_dim = 0, actor_lora_dim = 0, critic_lora_dim = 0;

@@ -37,7 +37,8 @@ const std::vector<std::string> kStep3Only = {
     "inference_tp_size", "max_restarts"};
 const std::vector<std::string> kStep12Only = {"model_name_or_path", "per_device_train_batch_size", "learning_rate",
                                               "weight_decay", "lora_dim", "gradient_checkpointing", "max_seq_len",
-                                              "per_device_eval_batch_size", "eval_samples", "num_processes", "zero_stage"};
+                                              "per_device_eval_batch_size", "eval_samples", "num_processes", "zero_stage",
+                                              "packing"};
 
 const std::vector<std::string> kDpoOnly = {"beta", "label_smoothing"};
 
@@ -124,6 +125,9 @@ Command add_train_command(CLI::App& app) {
   opt("eval_samples", a.eval_samples, "Steps 1-2: evaluate on at most this many samples (0 = all)")->check(non_negative);
   opt("lora_dim", a.lora_dim, "Steps 1-2: LoRA rank (0 = off)")->check(non_negative);
   flag("gradient_checkpointing", a.gradient_checkpointing, "Steps 1-2: recompute decoder layers in the backward pass");
+  flag("packing", a.packing,
+       "Steps 1-2: pack each micro-batch's samples end to end into rows of --max_seq_len (attention kept within "
+       "each sample, positions restarting) instead of padding every sample to --max_seq_len; the same loss");
   opt("num_processes", a.num_processes,
       "Steps 1-2: data-parallel ranks, each a process of this machine started here (as `deepspeed --num_gpus`); "
       "ranks 1.. log to <output_dir>/logs/")

@@ -140,6 +140,9 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   const bool dpo = args.step == kDpoStep;
   const std::string name = step_name(args.step);
   if (dpo) engine::check_dpo_options(dpo_options(args));
+  if (dpo && args.packing)
+    throw Error("--step dpo with --packing: not supported yet (its sequence log-probs are read from padded rows); "
+                "drop --packing");
   if (dpo && args.num_processes > 1 && args.zero_stage == 3)
     throw Error("--step dpo with --zero_stage 3: not supported yet (its frozen reference is not partitioned); use 0-2");
   if (args.offload) std::clog << name << ": " << engine::offload_note("--offload", torch::Device(args.device)) << "\n";
@@ -178,6 +181,7 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   task_options.max_eval_samples = args.eval_samples;
   task_options.rank = ranks.rank();
   task_options.world_size = ranks.world();
+  task_options.packing = args.packing;
   const auto compute_dtype = engine::parse_compute_dtype(args.dtype);
   engine::PhaseTask task;
   if (dpo) {

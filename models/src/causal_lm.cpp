@@ -93,9 +93,19 @@ torch::Tensor CausalLMImpl::full_attention_mask(const DecoderInputs& in) {
 
 torch::Tensor CausalLMImpl::default_position_ids(const torch::Tensor& attention_mask, int64_t new_tokens,
                                                  int64_t pad_position) {
-  auto mask = attention_mask.to(torch::kLong);
-  auto positions = mask.cumsum(-1) - 1;  // (B, S)
-  positions.masked_fill_(mask == 0, pad_position);
+  auto mask = attention_mask.to(torch::kLong);  // (B, S)
+  auto real = mask > 0;
+  auto positions = real.to(torch::kLong).cumsum(-1) - 1;  // (B, S): real tokens counted, as transformers does
+  // A packed mask (packed_batch.hpp) restarts the count at each sample: a token's position
+  // is its distance from its sample's first column. Chosen without a host sync, so a
+  // plain 0/1 mask keeps the count above even with holes in it.
+  auto segment = mask.abs();
+  auto columns = torch::arange(mask.size(1), mask.options()).expand_as(mask);                        // (B, S)
+  auto starts = torch::ne(segment, torch::roll(segment, 1, 1)).logical_or_(columns == 0);            // (B, S)
+  auto from_start = columns - std::get<0>(torch::cummax(columns * starts.to(torch::kLong), 1));     // (B, S)
+  auto packed = torch::logical_or(mask.min() < 0, mask.max() > 1);                                  // ()
+  positions = torch::where(packed, from_start, positions);
+  positions.masked_fill_(real.logical_not(), pad_position);
   return positions.narrow(1, positions.size(1) - new_tokens, new_tokens);  // (B, T)
 }
 
@@ -105,16 +115,23 @@ namespace {
 /// causal within the new tokens, padding masked, every position allowed to see itself
 /// (`see_self`; a cache with per-row lengths puts each row's new token at its own
 /// position, which the mask itself marks).
-torch::Tensor build_additive_mask(const torch::Tensor& full_mask, int64_t t, torch::ScalarType dtype, bool see_self) {
+torch::Tensor build_additive_mask(const torch::Tensor& mask, int64_t t, torch::ScalarType dtype, bool see_self) {
+  const auto full_mask = mask.scalar_type() == torch::kBool ? mask.to(torch::kLong) : mask;  // (B, S)
   const int64_t s = full_mask.size(1);
   const int64_t past = s - t;
   auto device = full_mask.device();
   auto query_pos = torch::arange(past, s, torch::TensorOptions().dtype(torch::kLong).device(device)).view({t, 1});
   auto key_pos = torch::arange(0, s, torch::TensorOptions().dtype(torch::kLong).device(device)).view({1, s});
   auto causal = key_pos <= query_pos;                     // (T, S)
-  auto padding = (full_mask != 0).view({-1, 1, 1, s});    // (B, 1, 1, S)
+  auto padding = (full_mask > 0).view({-1, 1, 1, s});     // (B, 1, 1, S)
   auto self = (key_pos == query_pos);                     // (T, S)
   auto allowed = torch::logical_and(causal, padding);  // (B, 1, T, S)
+  // A packed mask confines each query to its own sample: segment k's tokens are k, its
+  // padding -k. A 0 (padding of a plain mask, or after the last sample) attends as before,
+  // so for a 0/1 mask this changes nothing.
+  auto query_segment = full_mask.narrow(1, past, t).abs().view({-1, 1, t, 1});  // (B, 1, T, 1)
+  auto same_sample = torch::logical_or(query_segment == 0, query_segment == full_mask.view({-1, 1, 1, s}));
+  allowed.logical_and_(same_sample);
   if (see_self) allowed = torch::logical_or(allowed, self);
   return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(device))
       .masked_fill_(allowed.logical_not(), -std::numeric_limits<float>::infinity());

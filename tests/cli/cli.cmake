@@ -111,3 +111,8 @@ troupe_cli_test("--zero_stage with one process says it partitions nothing" "--ze
   train --step 1 --zero_stage 3 --model_name_or_path preset:llama-tiny --tokenizer ${TROUPE_FIXTURES_DIR}/models/gpt2
   --data_path Dahoas/rm-static=${TROUPE_FIXTURES_DIR}/data/rm-static --data_split 1,0,0 --max_seq_len 32
   --per_device_train_batch_size 2 --max_steps 1 --eval_samples 2 --output_dir ${cli_dir}/zero_one)
+
+# --packing (steps 1-2): the padded run's losses, less padding computed.
+add_test(NAME "cli: --packing gives the padded run's step-1 and step-2 losses"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_packing.sh ${troupe_cli} ${cli_dir}/packing)
+set_tests_properties("cli: --packing gives the padded run's step-1 and step-2 losses" PROPERTIES TIMEOUT 300)

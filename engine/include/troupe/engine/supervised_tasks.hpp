@@ -19,6 +19,9 @@ struct SupervisedTaskOptions {
   int world_size = 1;
   /// Evaluate on at most this many eval samples (0 = all), from the start of the split.
   int64_t max_eval_samples = 0;
+  /// --packing: each micro-batch's samples packed end to end into rows of max_seq_len
+  /// (packed_batch.hpp); the losses are those of the padded batch.
+  bool packing = false;
 };
 
 /// Step 1: loss = language_model_loss on prompt + chosen (labels -100 on padding);

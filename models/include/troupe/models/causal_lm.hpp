@@ -23,7 +23,7 @@ struct TensorParallelRank;  // tensor_parallel.hpp
 /// and `attention_mask` covers cached and new positions.
 struct DecoderInputs {
   torch::Tensor input_ids;       // (B, T) int64
-  torch::Tensor attention_mask;  // (B, P + T), 1 = real token; undefined = all real
+  torch::Tensor attention_mask;  // (B, P + T), 1 = real token; undefined = all real; packed: k / -k (packed_batch.hpp)
   torch::Tensor position_ids;    // (B, T); undefined = counted from the mask
   KVCache* cache = nullptr;      // P = cache->length() cached positions, or none
 };
