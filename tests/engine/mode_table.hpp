@@ -2,7 +2,7 @@
 // The mode-consistency table, as llama.cpp's test-backend-ops: each row is a model
 // family (the transformers fixtures of tests/reference/make_model_fixtures.py) run in
 // one mode (whole, tensor-parallel, LoRA, checkpointed, bf16, KV-cache decode, packed
-// inference layout, ZeRO-3; on the CPU and on CUDA), and its logits and log-probs are
+// inference layout, ZeRO-3, samples packed into one row; on the CPU and on CUDA), and its logits and log-probs are
 // compared with the reference: transformers' logits, or for LoRA the same model with
 // the adapters merged by hand. Each mode is one function in rows_<group>.cpp; the list
 // of rows and the one loop over them are in test_mode_consistency.cpp.
@@ -75,5 +75,6 @@ ModeRun run_packed_fp32(const ModeInput& input);         // rows_decode.cpp
 ModeRun run_packed_bf16(const ModeInput& input);         // rows_decode.cpp
 ModeRun run_tensor_parallel_2(const ModeInput& input);   // rows_ranks.cpp
 ModeRun run_zero3_2(const ModeInput& input);             // rows_ranks.cpp
+ModeRun run_sequence_packing(const ModeInput& input);    // rows_packing.cpp
 
 }  // namespace troupe::test

@@ -50,6 +50,7 @@ const std::vector<ModeSpec> kModes = {
     {"packed_fp32", run_packed_fp32, 1e-4, 1e-3},
     {"packed_bf16", run_packed_bf16, 2, 2, true},
     {"zero3", run_zero3_2, 1e-4, 1e-3},
+    {"seq_packed", run_sequence_packing, 1e-4, 1e-3},
 };
 
 /// Largest |bf16 - fp32| of transformers' logits on the family's left-padded batch,
