@@ -20,6 +20,8 @@
 namespace troupe::actors {
 
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
+using beat_atom = caf::atom_constant<caf::atom("beat")>;          // the watcher: ask one node now
+using start_beats_atom = caf::atom_constant<caf::atom("startbeat")>;  // the watcher: ask every node from now on
 
 /// Shared by the registrar, the watcher and the Cluster's blocking calls.
 struct Cluster::State {
@@ -51,6 +53,13 @@ struct Cluster::State {
 namespace {
 
 using State = Cluster::State;
+
+/// "2.5 s" for 2500 ms.
+std::string format_seconds(int64_t milliseconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g s", static_cast<double>(milliseconds) / 1000.0);
+  return text;
+}
 
 RegistrarActor::behavior_type registrar(RegistrarActor::pointer self, std::shared_ptr<State> state,
                                         caf::actor watcher) {
@@ -96,23 +105,51 @@ RegistrarActor::behavior_type registrar(RegistrarActor::pointer self, std::share
       }};
 }
 
-/// Monitors remote actors and reports each one that goes down, with its label.
+/// Monitors remote actors and reports each one that goes down, with its label; once
+/// heartbeats start, also each node agent that stops answering.
 caf::behavior watcher(caf::event_based_actor* self, std::shared_ptr<State> state) {
   auto labels = std::make_shared<std::map<caf::actor_addr, std::string>>();
-  self->set_down_handler([=](caf::down_msg& down) {
-    auto found = labels->find(down.source);
-    if (found == labels->end()) return;
-    const auto reason = self->system().render(down.reason);
-    state->report("troupe: lost " + found->second + " (" + reason + ")");
-    const std::string node_prefix = "node ";
-    if (state->on_node_lost && found->second.rfind(node_prefix, 0) == 0)
-      state->on_node_lost(found->second.substr(node_prefix.size()));
+  auto agents = std::make_shared<std::vector<caf::actor>>();  // the nodes' agents, to ask
+  struct Beats {
+    std::chrono::milliseconds interval{0};
+    caf::duration timeout;
+    int64_t timeout_ms = 0;
+  };
+  auto beats = std::make_shared<Beats>();  // unset until heartbeats start
+  const std::string node_prefix = "node ";
+  auto lose = [=](const caf::actor_addr& who, const std::string& why) {
+    auto found = labels->find(who);
+    if (found == labels->end()) return;  // reported already
+    const auto label = found->second;
     labels->erase(found);
-  });
+    state->report("troupe: lost " + label + " (" + why + ")");
+    if (state->on_node_lost && label.rfind(node_prefix, 0) == 0) state->on_node_lost(label.substr(node_prefix.size()));
+  };
+  self->set_down_handler([=](caf::down_msg& down) { lose(down.source, self->system().render(down.reason)); });
   return {[=](watch_atom, const caf::actor& whom, const std::string& label) {
-    (*labels)[whom.address()] = label;
-    self->monitor(whom);
-  }};
+            (*labels)[whom.address()] = label;
+            self->monitor(whom);
+            if (label.rfind(node_prefix, 0) == 0) agents->push_back(whom);
+          },
+          [=](start_beats_atom, int64_t interval_ms, int64_t timeout_ms) {
+            const bool started = beats->timeout_ms > 0;
+            *beats = {std::chrono::milliseconds(interval_ms), caf::duration{std::chrono::milliseconds(timeout_ms)},
+                      timeout_ms};
+            if (!started)
+              for (const auto& agent : *agents) self->send(self, beat_atom::value, agent);
+          },
+          [=](beat_atom, const caf::actor& agent) {
+            if (!labels->count(agent.address())) return;  // lost already: stop asking
+            self->request(agent, beats->timeout, heartbeat_atom::value)
+                .then([=](caf::ok_atom) { self->delayed_send(self, beats->interval, beat_atom::value, agent); },
+                      [=](caf::error& error) {
+                        if (error == caf::sec::request_timeout)
+                          lose(agent.address(), "no heartbeat answer within " + format_seconds(beats->timeout_ms) +
+                                                    ": the process is hung or stopped");
+                        else
+                          lose(agent.address(), "heartbeat failed: " + self->system().render(error));
+                      });
+          }};
 }
 
 }  // namespace
@@ -135,6 +172,11 @@ Cluster::~Cluster() {
   system_.middleman().unpublish(registrar_, port_);
   caf::anon_send_exit(registrar_, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(watcher_, caf::exit_reason::user_shutdown);
+}
+
+void Cluster::start_heartbeats(std::chrono::milliseconds interval, std::chrono::milliseconds timeout) {
+  caf::anon_send(watcher_, start_beats_atom::value, static_cast<int64_t>(interval.count()),
+                 static_cast<int64_t>(timeout.count()));
 }
 
 std::vector<NodeResources> Cluster::wait_for_nodes(size_t count, std::chrono::milliseconds timeout) {

@@ -96,6 +96,8 @@ Step3Runtime::Step3Runtime(const Step3Config& config, const Step3Plan& plan) : c
   start_reference();
   start_critic();
   start_reward();
+  if (workers_ && config.heartbeat_timeout_seconds > 0)
+    workers_->start_heartbeats(std::chrono::milliseconds(static_cast<int64_t>(config.heartbeat_timeout_seconds * 1000)));
 
   placement_ = join(here_, "+") + " in this process";
   if (workers_)

@@ -64,6 +64,7 @@ NodeAgentActor::behavior_type node_agent(NodeAgentActor::pointer self, RoleFacto
             }
           },
           [=](resources_atom) { return resources; },
+          [=](heartbeat_atom) { return caf::ok_atom::value; },
           [=](stage_atom, const StageRequest& request) -> caf::result<StageReply> {
             try {
               auto reply = staging->plan(request);

@@ -1,6 +1,8 @@
 /// Worker processes of a separated step-3 topology: start or await, join, assign ranks.
 #include <troupe/actors/worker_processes.hpp>
 
+#include <algorithm>
+#include <csignal>
 #include <iostream>
 
 #include <troupe/actors/host_port.hpp>
@@ -14,7 +16,12 @@ WorkerProcesses::WorkerProcesses(caf::actor_system& system, const Step3Config& c
     : system_(system) {
   const auto count = static_cast<size_t>(placement.worker_processes());
   ClusterOptions options;
-  options.on_node_lost = std::move(on_node_lost);
+  // A process of ours that went quiet (heartbeats) is killed, so its connection drops and
+  // every request to its roles fails as when it dies on its own.
+  options.on_node_lost = [pids = local_pids_, on_node_lost = std::move(on_node_lost)](const std::string& node) {
+    if (const auto found = pids->find(node); found != pids->end()) ::kill(found->second, SIGKILL);
+    if (on_node_lost) on_node_lost(node);
+  };
   std::vector<std::string> names;
   if (config.listen.empty()) {
     options.secret = to_hex(random_nonce());
@@ -28,6 +35,7 @@ WorkerProcesses::WorkerProcesses(caf::actor_system& system, const Step3Config& c
       auto node = node_of_process(names, pid);
       if (node.empty()) throw Error("step 3: worker process " + std::to_string(pid) + " did not join");
       ordered.push_back(node);
+      (*local_pids_)[node] = pid;
     }
     names = ordered;
   } else {
@@ -64,6 +72,12 @@ WorkerProcesses::WorkerProcesses(caf::actor_system& system, const Step3Config& c
     for (size_t i = 0; i < nodes.size(); ++i) text += (i ? ", " : "") + nodes[i];
     descriptions_.push_back(text);
   }
+}
+
+void WorkerProcesses::start_heartbeats(std::chrono::milliseconds timeout) {
+  // Asked several times per timeout, so a quiet process is noticed within about one.
+  const auto interval = std::max(std::chrono::milliseconds(100), std::min(timeout / 4, std::chrono::milliseconds(5000)));
+  cluster_->start_heartbeats(interval, timeout);
 }
 
 WorkerProcesses::~WorkerProcesses() {

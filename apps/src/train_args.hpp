@@ -35,6 +35,7 @@ struct TrainArgs {
   int64_t generation_batches = 1, ppo_epochs = 1, num_train_epochs = 1, gradient_accumulation_steps = 1;
   int64_t max_steps = 0, eval_interval = 0, save_interval = 0, eval_samples = 0, eval_prompts = 64;
   int64_t max_restarts = 0, collective_timeout = 300;
+  double heartbeat_timeout = 60;  ///< step 3: seconds a worker process may leave heartbeats unanswered
   int64_t num_processes = 1;  ///< steps 1-2: data-parallel ranks started on this machine
   int64_t zero_stage = 0;     ///< steps 1-2: DeepSpeed's ZeRO stage over those ranks
   // optimisation

@@ -34,7 +34,7 @@ const std::vector<std::string> kStep3Only = {
     "kl_ctl", "clip_reward_value", "cliprange", "cliprange_value", "gamma", "lam", "reward_function", "eval_function",
     "reward_url", "reward_timeout",
     "do_sample", "temperature", "top_k", "top_p", "eval_prompts", "topology", "cluster", "listen", "dp_collectives",
-    "inference_tp_size", "max_restarts"};
+    "inference_tp_size", "max_restarts", "heartbeat_timeout"};
 const std::vector<std::string> kStep12Only = {"model_name_or_path", "per_device_train_batch_size", "learning_rate",
                                               "weight_decay", "lora_dim", "gradient_checkpointing", "max_seq_len",
                                               "per_device_eval_batch_size", "eval_samples", "num_processes", "zero_stage",
@@ -210,6 +210,11 @@ Command add_train_command(CLI::App& app) {
   opt("max_restarts", a.max_restarts,
       "Step 3: when a worker process this run started dies, restart the roles from the last checkpoint at most this many times")
       ->check(non_negative);
+  opt("heartbeat_timeout", a.heartbeat_timeout,
+      "Step 3 with --topology: seconds a worker process may leave the controller's heartbeats unanswered once its "
+      "roles are up (hung or stopped) before it counts as lost: one started here is killed and, with "
+      "--max_restarts, restarted; 0 = no heartbeats")
+      ->check(CLI::Range(0.0, 1e6));
   opt("collective_timeout", a.collective_timeout,
       "Seconds a data-parallel rank waits at a rendezvous or collective before failing, naming the ranks that did not arrive")
       ->check(CLI::PositiveNumber);

@@ -128,6 +128,26 @@ else
   echo "the worker was killed after the run had finished: no restart to check"
 fi
 
+# A worker process that hangs (SIGSTOP) keeps its connection open, so only heartbeats
+# notice: the run kills it and restarts as for a dead one, and ends as the uninterrupted run.
+"$troupe" train --step 3 "${s3[@]}" --max_restarts 2 --heartbeat_timeout 2 --output_dir apart.stopped \
+  2> apart.stopped.log &
+pid=$!
+for _ in $(seq 12000); do [ -f apart.stopped/checkpoint/state.json ] && break; sleep 0.005; done
+pkill -STOP -P "$pid" -f "worker --join" || true
+wait "$pid" || { cat apart.stopped.log; exit 1; }
+for file in actor/model.safetensors actor_ema/model.safetensors critic/model.safetensors; do
+  cmp "apart.whole/$file" "apart.stopped/$file"
+done
+if grep -q "step3: restart 1 of 2: lost worker" apart.stopped.log; then
+  grep -q "no heartbeat answer within 2 s: the process is hung or stopped" apart.stopped.log \
+    || { cat apart.stopped.log; exit 1; }
+  grep -v '"phase":"step3/restart"' apart.stopped/metrics.jsonl > apart.stopped.rows
+  same_metrics apart.whole/metrics.jsonl apart.stopped.rows
+else
+  echo "the worker was stopped after the run had finished: no restart to check"
+fi
+
 # No checkpoint yet: --resume starts from the beginning and says so.
 "$troupe" train --step 3 --actor_model_name_or_path step1 --critic_model_name_or_path step2 \
   --data_path Dahoas/rm-static=data --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 8 \

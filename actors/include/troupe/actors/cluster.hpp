@@ -44,6 +44,12 @@ class Cluster {
   caf::actor spawn_role(const std::string& node, const RoleSpec& spec, std::chrono::milliseconds timeout);
   /// Every report line so far: lost roles and nodes, rejected joins.
   std::vector<std::string> reports() const;
+  /// From now on, asks every joined node's agent every `interval` whether it is there.
+  /// A node that does not answer within `timeout` (a hung or stopped process: its
+  /// connection stays open, so nothing else notices) is reported lost, as a node whose
+  /// connection dropped is, and `on_node_lost` hears of it. Call it once the roles are
+  /// spawned: an agent building a role answers nothing until it is done.
+  void start_heartbeats(std::chrono::milliseconds interval, std::chrono::milliseconds timeout);
   /// Blocks until a report line containing `needle` appears; false after `timeout`.
   bool wait_for_report(const std::string& needle, std::chrono::milliseconds timeout) const;
 

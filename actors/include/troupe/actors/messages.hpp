@@ -30,6 +30,7 @@ using register_atom = caf::atom_constant<caf::atom("register")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
 using stage_atom = caf::atom_constant<caf::atom("stage")>;
 using file_chunk_atom = caf::atom_constant<caf::atom("filechunk")>;
+using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;  // a node agent answers ok while its process runs
 
 /// Where a named tensor batch lives and what a consumer needs to pull it. Produced by a
 /// TicketStore; only the producer's store resolves `id`.

@@ -16,6 +16,7 @@ namespace troupe::actors {
 using NodeAgentActor = caf::typed_actor<caf::replies_to<spawn_role_atom, RoleSpec>::with<caf::actor>,
                                         caf::replies_to<resources_atom>::with<NodeResources>,
                                         caf::replies_to<stage_atom, StageRequest>::with<StageReply>,
-                                        caf::replies_to<file_chunk_atom, FileChunk>::with<caf::ok_atom>>;
+                                        caf::replies_to<file_chunk_atom, FileChunk>::with<caf::ok_atom>,
+                                        caf::replies_to<heartbeat_atom>::with<caf::ok_atom>>;
 
 }  // namespace troupe::actors

@@ -109,6 +109,11 @@ struct Step3Config {
   /// the other ranks before failing with an error that names the ranks that did not
   /// arrive (--collective_timeout, seconds).
   int64_t collective_timeout_seconds = 300;
+  /// A worker process that answers no heartbeat for this long once its roles are up (hung
+  /// or stopped) is lost: one started here is killed and handled as a dead worker
+  /// (--max_restarts); one that joined with --listen is reported (--heartbeat_timeout,
+  /// seconds; 0 = no heartbeats).
+  double heartbeat_timeout_seconds = 60;
   engine::MetricsLog* metrics = nullptr;
   engine::TensorBoardWriter* tensorboard = nullptr;
 };

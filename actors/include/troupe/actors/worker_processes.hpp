@@ -58,6 +58,12 @@ class WorkerProcesses {
   }
   const std::vector<std::string>& descriptions() const { return descriptions_; }
 
+  /// Heartbeats to every worker process from now on (Cluster::start_heartbeats). One
+  /// started here that stops answering is killed, so that its roles' requests fail and
+  /// the run goes on as when a worker dies (--max_restarts); one that joined with
+  /// --listen is reported lost.
+  void start_heartbeats(std::chrono::milliseconds timeout);
+
  private:
   caf::actor_system& system_;
   std::unique_ptr<Cluster> cluster_;
@@ -65,6 +71,8 @@ class WorkerProcesses {
   std::map<std::string, std::vector<std::string>> nodes_of_role_;
   std::map<std::string, int> first_rank_of_role_;
   std::vector<std::string> descriptions_;
+  /// The processes started here, by node name (host:pid); shared with the lost-node hook.
+  std::shared_ptr<std::map<std::string, pid_t>> local_pids_ = std::make_shared<std::map<std::string, pid_t>>();
 };
 
 }  // namespace troupe::actors
