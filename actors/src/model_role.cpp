@@ -71,7 +71,7 @@ std::string ModelRole::describe() const {
 
 RoleFactories builtin_role_factories() {
   RoleFactories factories;
-  factories["model"] = [](const RoleSpec& spec) -> std::shared_ptr<RoleModel> {
+  factories["model"] = [](const RoleSpec& spec, ProcessRoles&) -> std::shared_ptr<RoleModel> {
     auto option = [&](const std::string& name, const std::string& fallback) {
       auto found = spec.options.find(name);
       return found == spec.options.end() ? fallback : found->second;

@@ -15,6 +15,8 @@
 
 #include <troupe/actors/role_request.hpp>
 
+#include "step3_spec_tables.hpp"
+
 namespace troupe::actors {
 namespace {
 
@@ -32,10 +34,12 @@ void Step3Runtime::join_group(RoleSpec& spec, int ranks, int zero_stage) {
   const auto host = config_.listen.empty() ? std::string("127.0.0.1") : parse_host_port(config_.listen, "--listen", true).host;
   auto& point = rendezvous_[spec.id.role];
   point = std::make_unique<Rendezvous>(host);
-  spec.options["dp_rendezvous"] = point->address();
-  spec.options["dp_collectives"] = collectives_name(config_.dp_collectives);
-  spec.options["zero_stage"] = std::to_string(zero_stage);
-  spec.options["collective_timeout_s"] = std::to_string(config_.collective_timeout_seconds);
+  DataParallelSpec group;
+  group.rendezvous = point->address();
+  group.collectives = config_.dp_collectives;
+  group.zero_stage = zero_stage;
+  group.collective_timeout_seconds = config_.collective_timeout_seconds;
+  write_spec_fields(spec, group);
   spec.id.world = ranks;  // rank 0 here; WorkerProcesses numbers the others
 }
 
@@ -54,7 +58,7 @@ Handle Step3Runtime::start_from_spec(const RoleSpec& spec, Handle (*spawn)(caf::
   const auto& role = spec.id.role;
   // One-rank groups around remote roles: a lost worker fails the request at once.
   if (!plan_.placement.with_actor(role)) return workers_->spawn(spec, group);
-  auto model = step3_role_factories().at(spec.factory)(spec);
+  auto model = step3_role_factories().at(spec.factory)(spec, process_roles_);
   descriptions_.push_back(model->describe());
   here_.push_back(role);
   return with_other_ranks(spawn(system_, local_context(role, model)), spec, group);
@@ -66,15 +70,17 @@ RoleContext Step3Runtime::local_context(const std::string& role, std::shared_ptr
 
 Step3Runtime::Step3Runtime(const Step3Config& config, const Step3Plan& plan) : config_(config), plan_(plan) {
   const auto& placement = plan.placement;
-  // The actor: rank 0 in this process.
-  auto actor_spec = actor_role_spec(config, plan.generation, plan.planned_updates(config, placement.actor_ranks, plan.mixture));
-  join_group(actor_spec, placement.actor_ranks, placement.actor_zero_stage);
+  // The actor: rank 0 in this process, generating in the layout the plan settles on.
   const int generation_tp = config.inference_tp_size > 0 ? config.inference_tp_size : placement.actor_inference_tp;
   if (placement.actor_ranks % generation_tp != 0)
     throw Error("step 3: --inference_tp_size " + std::to_string(generation_tp) + " does not divide the actor's " +
                 std::to_string(placement.actor_ranks) + " rank(s) (roles.actor.devices in --topology)");
-  actor_spec.options["inference_tp_size"] = std::to_string(generation_tp);
-  policy_role_ = make_policy_role(actor_spec);
+  auto actor_config = config;
+  actor_config.inference_tp_size = generation_tp;
+  auto actor_spec =
+      actor_role_spec(actor_config, plan.generation, plan.planned_updates(config, placement.actor_ranks, plan.mixture));
+  join_group(actor_spec, placement.actor_ranks, placement.actor_zero_stage);
+  policy_role_ = make_policy_role(actor_spec, process_roles_);
   hybrid_ = std::shared_ptr<engine::HybridEngine>(policy_role_, &policy_role_->hybrid());
   here_ = {"actor"};
   descriptions_ = {policy_role_->describe()};
@@ -118,7 +124,7 @@ void Step3Runtime::start_reference() {
     if (ranks > 1 && plan_.placement.reference_zero_stage == 3) reference_memory_ += ", ZeRO-3 over its ranks";
     return;
   }
-  auto reference = make_reference_policy(spec);
+  auto reference = make_reference_policy(spec, process_roles_);
   if (config_.offload_reference_model && !reference->offload_to(torch::kCPU))
     std::clog << "step3: --offload_reference_model: the reference shares the actor's weights; nothing to offload\n";
   auto role = std::make_shared<ReferenceRole>(reference, reference_partition_group(spec));

@@ -38,9 +38,12 @@ struct SpawnedRoles {
   }
 };
 
+/// `built`: the roles this process built, handed to each factory (a reference shares the
+/// actor rank spawned here before it).
 NodeAgentActor::behavior_type node_agent(NodeAgentActor::pointer self, RoleFactories factories,
                                          std::shared_ptr<TicketStore> store, NodeResources resources,
-                                         std::shared_ptr<SpawnedRoles> spawned, std::shared_ptr<StagingArea> staging) {
+                                         std::shared_ptr<SpawnedRoles> spawned, std::shared_ptr<StagingArea> staging,
+                                         std::shared_ptr<ProcessRoles> built) {
   auto node_error = [resources](const std::exception& e) {
     return caf::make_error(caf::sec::runtime_error, "node " + resources.node + ": " + e.what());
   };
@@ -51,7 +54,7 @@ NodeAgentActor::behavior_type node_agent(NodeAgentActor::pointer self, RoleFacto
               return caf::make_error(caf::sec::runtime_error,
                                      "node " + resources.node + ": no role factory \"" + spec.factory + "\"");
             try {
-              auto model = factory->second(spec);
+              auto model = factory->second(spec, *built);
               // What runs here, in the worker's own log (e.g. a reference sharing its
               // actor's base).
               std::cerr << "troupe worker: " << describe(spec.id) << ": " << model->describe() << std::endl;
@@ -131,7 +134,8 @@ int run_node_agent(const WorkerOptions& options) {
   auto store = std::make_shared<UcxTicketStore>(resources.node);
   auto spawned = std::make_shared<SpawnedRoles>();
   auto staging = std::make_shared<StagingArea>(options.stage_dir.empty() ? StagingArea::default_root() : options.stage_dir);
-  auto agent = system.spawn(node_agent, options.factories, std::shared_ptr<TicketStore>(store), resources, spawned, staging);
+  auto agent = system.spawn(node_agent, options.factories, std::shared_ptr<TicketStore>(store), resources, spawned, staging,
+                            std::make_shared<ProcessRoles>());
   self->request(registrar, handshake_timeout, register_atom::value, controller_nonce, caf::actor_cast<caf::actor>(agent))
       .receive([](caf::ok_atom) {}, on_error);
   if (!failure.empty()) throw Error("troupe worker: registering with " + where + " failed: " + failure);

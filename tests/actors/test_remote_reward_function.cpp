@@ -281,7 +281,8 @@ TEST_CASE("remote reward: the step-3 reward role spec carries the URL and timeou
   CHECK(spec.options.at("reward_url") == config.reward_url);
   CHECK(spec.options.at("reward_timeout") == "7.5");
   CHECK(spec.options.count("model") == 0);
-  auto role = actors::step3_role_factories().at("step3_reward")(spec);
+  actors::ProcessRoles here;
+  auto role = actors::step3_role_factories().at("step3_reward")(spec, here);
   CHECK_THAT(role->describe(), Catch::Contains(config.reward_url));
 
   // Two rows of prompt + answer, the prompts left padded, the answers right padded.

@@ -187,7 +187,8 @@ TEST_CASE("step 3: bad settings are refused with the flag named", "[actors][step
   spec.options["inference_tp_size"] = "4";
   spec.options["dp_rendezvous"] = "127.0.0.1:1";  // never reached: refused before any collective
   spec.options["model"] = (fs::path(TROUPE_FIXTURES_DIR) / "models" / "llama").string();  // 2 key/value heads
-  CHECK_THROWS_WITH(actors::make_policy_role(spec),
+  actors::ProcessRoles here;
+  CHECK_THROWS_WITH(actors::make_policy_role(spec, here),
                     Catch::Contains("inference_tp_size") && Catch::Contains("num_key_value_heads (2) divisible by 4"));
 }
 
@@ -200,22 +201,31 @@ TEST_CASE("step 3: a worker's reference shares the base of the actor rank it hos
   config.actor_lora_dim = 4;
   config.only_optimize_lora = true;
   const auto factories = actors::step3_role_factories();
-  auto actor = factories.at("step3_actor")(actors::actor_role_spec(config, config.generation, 10));
-  auto reference = factories.at("step3_reference")(actors::reference_role_spec(config));
+  actors::ProcessRoles here;
+  auto actor = factories.at("step3_actor")(actors::actor_role_spec(config, config.generation, 10), here);
+  auto reference = factories.at("step3_reference")(actors::reference_role_spec(config), here);
   CHECK_THAT(reference->describe(), Catch::Contains("shares the actor's weights"));
+  // Another process's roles (its own ProcessRoles) hold no actor to share with.
+  actors::ProcessRoles elsewhere;
+  reference = factories.at("step3_reference")(actors::reference_role_spec(config), elsewhere);
+  CHECK_THAT(reference->describe(), Catch::Contains("frozen copy"));
   // Without LoRA there is no base to share: a frozen copy, as in one process.
   config.actor_lora_dim = 0;
   config.only_optimize_lora = false;
-  actor = factories.at("step3_actor")(actors::actor_role_spec(config, config.generation, 10));
-  reference = factories.at("step3_reference")(actors::reference_role_spec(config));
+  actor = factories.at("step3_actor")(actors::actor_role_spec(config, config.generation, 10), here);
+  reference = factories.at("step3_reference")(actors::reference_role_spec(config), here);
   CHECK_THAT(reference->describe(), Catch::Contains("frozen copy"));
   // A reference of another model never shares.
   config.actor_lora_dim = 4;
   config.only_optimize_lora = true;
-  actor = factories.at("step3_actor")(actors::actor_role_spec(config, config.generation, 10));
+  actor = factories.at("step3_actor")(actors::actor_role_spec(config, config.generation, 10), here);
   auto other = config;
   other.actor_model = world.critic;
-  reference = factories.at("step3_reference")(actors::reference_role_spec(other));
+  reference = factories.at("step3_reference")(actors::reference_role_spec(other), here);
+  CHECK_THAT(reference->describe(), Catch::Contains("frozen copy"));
+  // Once the actor is gone nothing is shared.
+  actor.reset();
+  reference = factories.at("step3_reference")(actors::reference_role_spec(config), here);
   CHECK_THAT(reference->describe(), Catch::Contains("frozen copy"));
 }
 

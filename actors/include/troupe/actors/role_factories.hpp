@@ -6,11 +6,14 @@
 #include <memory>
 #include <string>
 
+#include <troupe/actors/process_roles.hpp>
 #include <troupe/actors/role_model.hpp>
 
 namespace troupe::actors {
 
-using RoleFactory = std::function<std::shared_ptr<RoleModel>(const RoleSpec& spec)>;
+/// Builds the role `spec` describes; `here` holds the roles this process built before
+/// (a factory may share with one, and records what later ones may share).
+using RoleFactory = std::function<std::shared_ptr<RoleModel>(const RoleSpec& spec, ProcessRoles& here)>;
 using RoleFactories = std::map<std::string, RoleFactory>;
 
 /// The factories every `troupe worker` offers: "model" = a ModelRole over the Hugging

@@ -17,6 +17,7 @@
 
 #include <troupe/actors/controller.hpp>
 #include <troupe/actors/data_parallel.hpp>
+#include <troupe/actors/process_roles.hpp>
 #include <troupe/actors/role_actors.hpp>
 #include <troupe/actors/step3_trainer.hpp>
 #include <troupe/actors/system_config.hpp>
@@ -76,6 +77,8 @@ class Step3Runtime {
   const Step3Config& config_;
   const Step3Plan& plan_;
   std::map<std::string, std::unique_ptr<Rendezvous>> rendezvous_;
+  /// The roles built in this process (a reference here shares the actor's weights).
+  ProcessRoles process_roles_;
   std::shared_ptr<PolicyRole> policy_role_;
   std::shared_ptr<engine::HybridEngine> hybrid_;  // lives as long as the role
   SystemConfig system_config_;
