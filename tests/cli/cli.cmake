@@ -29,6 +29,11 @@ troupe_cli_test("--offload on the CPU says it is a no-op" "--offload: a no-op on
   train --step 1 --offload --model_name_or_path x --data_path Dahoas/rm-static=x --output_dir ${cli_dir}/offload)
 troupe_cli_test("--offload on a GPU is refused, not ignored" "--offload: offloading to host memory from cuda is not implemented yet"
   train --step 1 --offload --device cuda --model_name_or_path x --data_path Dahoas/rm-static=x --output_dir ${cli_dir}/offload)
+troupe_cli_test("a step-3 flag in its dashed spelling is refused by its name"
+  "--max_answer_seq_len does not apply to --step 2 \\(it is a step 3 flag\\)"
+  train --step 2 --max-answer-seq-len 8 --model_name_or_path x --data_path Dahoas/rm-static=x --output_dir x)
+troupe_cli_test("a step 1/2 flag with --step 3 is refused by name" "--packing does not apply to --step 3 \\(it is a step 1/2 flag\\)"
+  train --step 3 --packing --actor_model_name_or_path x --output_dir x)
 troupe_cli_test("a malformed number is named" "--learning_rate" train --step 1 --learning_rate fast)
 troupe_cli_test("a config file's unknown key names the file and line" "bad.cfg:2: --learning_rat"
   train --config ${cli_dir}/bad.cfg)
