@@ -111,3 +111,9 @@ troupe_cli_test("--zero_stage with one process says it partitions nothing" "--ze
   train --step 1 --zero_stage 3 --model_name_or_path preset:llama-tiny --tokenizer ${TROUPE_FIXTURES_DIR}/models/gpt2
   --data_path Dahoas/rm-static=${TROUPE_FIXTURES_DIR}/data/rm-static --data_split 1,0,0 --max_seq_len 32
   --per_device_train_batch_size 2 --max_steps 1 --eval_samples 2 --output_dir ${cli_dir}/zero_one)
+
+# --log_level: debug shows debug lines, warn hides info lines, an unknown level is refused by name.
+add_test(NAME "cli: --log_level shows debug lines, hides info lines at warn and refuses an unknown level by name"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/log_level.sh ${troupe_cli} ${cli_dir}/log_level ${TROUPE_FIXTURES_DIR})
+set_tests_properties("cli: --log_level shows debug lines, hides info lines at warn and refuses an unknown level by name"
+  PROPERTIES TIMEOUT 300)
