@@ -5,7 +5,6 @@
 
 #include <condition_variable>
 #include <cstdio>
-#include <iostream>
 #include <map>
 #include <mutex>
 
@@ -16,6 +15,7 @@
 #include <troupe/actors/registrar_actor.hpp>
 #include <troupe/actors/secret.hpp>
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 
 namespace troupe::actors {
 
@@ -31,7 +31,7 @@ struct Cluster::State {
     NodeResources resources;
   };
   std::string secret;
-  std::function<void(const std::string&)> log;
+  std::function<void(const std::string&)> custom_log;  ///< ClusterOptions::log; empty: troupe's log
   std::function<void(const std::string&)> on_node_lost;
   mutable std::mutex mutex;
   mutable std::condition_variable changed;
@@ -46,7 +46,13 @@ struct Cluster::State {
       reports.push_back(line);
     }
     changed.notify_all();
-    log(line);
+    if (custom_log) custom_log(line);
+    else log::warn(line);  // a node rejected or lost
+  }
+
+  void note(const std::string& line) const {
+    if (custom_log) custom_log(line);
+    else log::info(line);
   }
 };
 
@@ -100,6 +106,8 @@ RegistrarActor::behavior_type registrar(RegistrarActor::pointer self, std::share
         state->agents[resources.node] = agent;
         lock.unlock();
         state->changed.notify_all();
+        log::debug("troupe: node ", resources.node, " joined (", resources.cpu_threads, " CPU threads, ",
+                   resources.memory_bytes >> 20, " MiB)");
         caf::anon_send(watcher, watch_atom::value, agent, "node " + resources.node);
         return caf::ok_atom::value;
       }};
@@ -158,7 +166,7 @@ Cluster::Cluster(caf::actor_system& system, ClusterOptions options) : system_(sy
   if (options.secret.empty()) throw Error("cluster: a shared secret is required (--secret)");
   state_->secret = options.secret;
   state_->on_node_lost = options.on_node_lost;
-  state_->log = options.log ? options.log : [](const std::string& line) { std::cerr << line << std::endl; };
+  state_->custom_log = options.log;
   watcher_ = system_.spawn(watcher, state_);
   registrar_ = caf::actor_cast<caf::actor>(system_.spawn(registrar, state_, watcher_));
   auto port = system_.middleman().publish(registrar_, options.port, options.host.c_str());
@@ -229,7 +237,7 @@ caf::actor Cluster::spawn_role(const std::string& node, const RoleSpec& spec, st
     char rate[96];
     std::snprintf(rate, sizeof rate, "%.1f MiB in %.2f s, %.0f MiB/s", static_cast<double>(bytes) / (1 << 20), seconds,
                   seconds > 0 ? static_cast<double>(bytes) / (1 << 20) / seconds : 0.0);
-    state_->log(describe(spec.id) + ": sent " + std::to_string(needed.needed.size()) + " file(s), " + rate + ", to node " +
+    state_->note(describe(spec.id) + ": sent " + std::to_string(needed.needed.size()) + " file(s), " + rate + ", to node " +
                 node + " (it lacks them)");
   }
   self->request(node_agent, caf::duration{timeout}, spawn_role_atom::value, spec)

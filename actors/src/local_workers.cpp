@@ -11,6 +11,7 @@
 #include <thread>
 
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 
 extern char** environ;
 
@@ -41,10 +42,14 @@ LocalWorkers::LocalWorkers(const std::filesystem::path& program, uint16_t port, 
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  // The secret, and this process's log level (however it was set) for the workers to log at.
+  const std::string level_variable = std::string(log::kLevelVariable) + "=";
   std::vector<std::string> env_storage;
   for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "TROUPE_SECRET=", 14) != 0) env_storage.emplace_back(*e);
+    if (std::strncmp(*e, "TROUPE_SECRET=", 14) != 0 && std::strncmp(*e, level_variable.c_str(), level_variable.size()) != 0)
+      env_storage.emplace_back(*e);
   env_storage.push_back("TROUPE_SECRET=" + secret);
+  env_storage.push_back(level_variable + std::string(log::level_name(log::level())));
   std::vector<char*> env;
   for (auto& entry : env_storage) env.push_back(entry.data());
   env.push_back(nullptr);

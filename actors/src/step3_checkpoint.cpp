@@ -3,7 +3,6 @@
 #include <cmath>
 #include <limits>
 #include <fcntl.h>
-#include <iostream>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +10,7 @@
 #include <troupe/actors/messages.hpp>
 #include <troupe/actors/role_request.hpp>
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 #include <troupe/common/files.hpp>
 
 namespace troupe::actors {
@@ -116,6 +116,7 @@ void write_step3_checkpoint(const Step3Config& config, const Step3Plan& plan, St
   if (fs::exists(dir)) fs::rename(dir, old);
   fs::rename(tmp, dir);
   fs::remove_all(old);
+  log::debug("step3: checkpoint after cycle ", progress.cycle, " saved in ", dir.string());
 }
 
 std::optional<Step3Progress> restore_step3_checkpoint(const Step3Config& config, const Step3Plan& plan,
@@ -126,8 +127,8 @@ std::optional<Step3Progress> restore_step3_checkpoint(const Step3Config& config,
   // Killed between the two renames: the previous complete checkpoint is the .old one.
   if (!fs::exists(dir / "state.json") && fs::exists(old / "state.json")) dir = old;
   if (!fs::exists(dir / "state.json")) {
-    std::clog << "step3: --resume: no complete checkpoint in " << checkpoint_dir(config).string()
-              << "; starting from the beginning\n";
+    log::warn("step3: --resume: no complete checkpoint in ", checkpoint_dir(config).string(),
+              "; starting from the beginning");
     return std::nullopt;
   }
   const auto state_path = dir / "state.json";
@@ -159,7 +160,7 @@ std::optional<Step3Progress> restore_step3_checkpoint(const Step3Config& config,
     throw Error(state_path.string() + ": cannot resume: " + e.what());
   }
   ask_roles(runtime, dir, /*write=*/false);
-  std::clog << "step3: resuming after cycle " << progress.cycle << " from " << dir.string() << "\n";
+  log::info("step3: resuming after cycle ", progress.cycle, " from ", dir.string());
   return progress;
 }
 

@@ -1,10 +1,10 @@
 #include <troupe/actors/step3_plan.hpp>
 
 #include <algorithm>
-#include <iostream>
 
 #include <troupe/actors/remote_reward_function.hpp>
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 #include <troupe/data/collate.hpp>
 #include <troupe/data/unsupervised.hpp>
 #include <troupe/engine/offload.hpp>
@@ -30,7 +30,7 @@ Step3Placement plan_placement(const Step3Config& config) {
     machine = described.nodes().front();
   }
   auto placement = place_step3_roles(placement::load_topology(config.topology), models, machine);
-  std::clog << placement.plan_text;
+  log::info(placement.plan_text);
   return placement;
 }
 
@@ -72,7 +72,7 @@ Step3Plan plan_step3(const Step3Config& config) {
     throw Error("step 3: --max_restarts restarts the worker processes this run starts; with --listen the workers are "
                 "started by hand, so it is not supported");
   if (config.offload) offloads.insert(offloads.begin(), "--offload (actor, critic)");
-  for (const auto& what : offloads) std::clog << "step 3: " << engine::offload_note(what, config.device) << "\n";
+  for (const auto& what : offloads) log::warn("step 3: ", engine::offload_note(what, config.device));
 
   const auto tokenizer_dir = config.data.tokenizer_dir.empty() ? config.actor_model : config.data.tokenizer_dir;
   plan.tokenizer = models::load_tokenizer(tokenizer_dir);

@@ -1,6 +1,5 @@
 #include <troupe/actors/step3_runtime.hpp>
 
-#include <iostream>
 
 #include <caf/all.hpp>
 
@@ -11,6 +10,7 @@
 #include <troupe/actors/worker_group.hpp>
 #include <troupe/actors/worker_processes.hpp>
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 #include <troupe/engine/hybrid_memory.hpp>
 
 #include <troupe/actors/role_request.hpp>
@@ -109,8 +109,8 @@ Step3Runtime::Step3Runtime(const Step3Config& config, const Step3Plan& plan) : c
   if (workers_)
     for (const auto& text : workers_->descriptions()) placement_ += "; " + text;
   descriptions_.push_back(reference_memory_);
-  std::clog << "step3: " << join(descriptions_, "; ") << "\nstep3: placement: " << placement_
-            << (separated ? " (batches between processes over UCX)" : "") << "\n";
+  log::info("step3: ", join(descriptions_, "; "));
+  log::info("step3: placement: ", placement_, separated ? " (batches between processes over UCX)" : "");
 }
 
 void Step3Runtime::start_reference() {
@@ -126,7 +126,7 @@ void Step3Runtime::start_reference() {
   }
   auto reference = make_reference_policy(spec, process_roles_);
   if (config_.offload_reference_model && !reference->offload_to(torch::kCPU))
-    std::clog << "step3: --offload_reference_model: the reference shares the actor's weights; nothing to offload\n";
+    log::warn("step3: --offload_reference_model: the reference shares the actor's weights; nothing to offload");
   auto role = std::make_shared<ReferenceRole>(reference, reference_partition_group(spec));
   if (role->partitioned()) {
     reference_memory_ = role->describe();

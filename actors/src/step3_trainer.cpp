@@ -13,6 +13,7 @@
 #include <troupe/actors/controller.hpp>
 #include <troupe/actors/experience_stage.hpp>
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 #include <troupe/data/collate.hpp>
 #include <troupe/engine/hybrid_engine.hpp>
 #include <troupe/engine/metrics_log.hpp>
@@ -194,8 +195,8 @@ Step3Result run_step3(const Step3Config& config) {
     if (run_attempt(config, resume, restart, result, lost)) break;
     if (restarts >= config.max_restarts)
       throw Error("step 3: lost worker " + lost + (config.max_restarts > 0 ? "; --max_restarts " + std::to_string(config.max_restarts) + " used up" : ""));
-    std::clog << "step3: restart " << restarts + 1 << " of " << config.max_restarts << ": lost worker " << lost
-              << "; every role reloads from the last checkpoint\n";
+    log::warn("step3: restart ", restarts + 1, " of ", config.max_restarts, ": lost worker ", lost,
+              "; every role reloads from the last checkpoint");
     restart = {{"restart", static_cast<double>(restarts + 1)}, {"cycles_done_when_lost", static_cast<double>(result.cycles)}};
     resume = true;
   }

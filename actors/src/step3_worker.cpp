@@ -1,12 +1,12 @@
 #include <troupe/actors/step3_worker.hpp>
 
 #include <cstdlib>
-#include <iostream>
 #include <string>
 
 #include <troupe/actors/host_port.hpp>
 #include <troupe/actors/step3_role_specs.hpp>
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 
 namespace troupe::actors {
 
@@ -42,7 +42,7 @@ void run_step3_worker_if_asked(int argc, char** argv) {
     if (join.empty()) throw Error("worker: --join HOST:PORT is required");
     run_node_agent(step3_worker_options(join, secret, "worker --join"));
   } catch (const std::exception& error) {
-    std::cerr << argv[0] << ": " << error.what() << std::endl;
+    log::error(argv[0], ": ", error.what());
     std::exit(2);
   }
   std::exit(0);

@@ -5,7 +5,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <iostream>
 #include <mutex>
 #include <thread>
 
@@ -20,6 +19,7 @@
 #include <troupe/actors/secret.hpp>
 #include <troupe/actors/system_config.hpp>
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 
 namespace troupe::actors {
 namespace {
@@ -27,10 +27,12 @@ namespace {
 constexpr auto handshake_timeout = std::chrono::seconds(30);
 
 /// The role actors this node spawned: stopped when the agent serves no more (the actor
-/// system waits for every actor before the process can exit).
+/// system waits for every actor before the process can exit). Their ids lead this
+/// process's log lines ("[actor 1/2] ...").
 struct SpawnedRoles {
   std::mutex mutex;
   std::vector<caf::actor> actors;
+  std::vector<RoleId> ids;
   void stop_all() {
     std::lock_guard lock(mutex);
     for (const auto& actor : actors) caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
@@ -54,10 +56,16 @@ NodeAgentActor::behavior_type node_agent(NodeAgentActor::pointer self, RoleFacto
               return caf::make_error(caf::sec::runtime_error,
                                      "node " + resources.node + ": no role factory \"" + spec.factory + "\"");
             try {
+              {  // from here on (building the model too) this process's lines name the role
+                std::lock_guard lock(spawned->mutex);
+                spawned->ids.push_back(spec.id);
+                log::set_prefix(log_prefix(spawned->ids));
+              }
+              log::debug("troupe worker: building ", describe(spec.id), " with role factory \"", spec.factory, "\"");
               auto model = factory->second(spec, *built);
               // What runs here, in the worker's own log (e.g. a reference sharing its
               // actor's base).
-              std::cerr << "troupe worker: " << describe(spec.id) << ": " << model->describe() << std::endl;
+              log::info("troupe worker: ", describe(spec.id), ": ", model->describe());
               auto role = spawn_role(self->system(), RoleContext{spec.id, model, store});
               std::lock_guard lock(spawned->mutex);
               spawned->actors.push_back(role);
@@ -72,8 +80,8 @@ NodeAgentActor::behavior_type node_agent(NodeAgentActor::pointer self, RoleFacto
             try {
               auto reply = staging->plan(request);
               if (!reply.needed.empty())
-                std::cerr << "troupe worker: receiving " << reply.needed.size()
-                          << " file(s) this node lacks from the controller into " << staging->root().string() << std::endl;
+                log::info("troupe worker: receiving ", reply.needed.size(),
+                          " file(s) this node lacks from the controller into ", staging->root().string());
               return reply;
             } catch (const std::exception& e) {
               return node_error(e);
@@ -102,7 +110,7 @@ NodeResources local_resources() {
 }
 
 int run_node_agent(const WorkerOptions& options) {
-  auto log = options.log ? options.log : [](const std::string& line) { std::cerr << line << std::endl; };
+  auto report = options.log ? options.log : [](const std::string& line) { log::info(line); };
   if (options.secret.empty()) throw Error("troupe worker: a shared secret is required (--secret or TROUPE_SECRET)");
   const auto where = options.host + ":" + std::to_string(options.port);
   SystemConfig config;
@@ -139,7 +147,7 @@ int run_node_agent(const WorkerOptions& options) {
   self->request(registrar, handshake_timeout, register_atom::value, controller_nonce, caf::actor_cast<caf::actor>(agent))
       .receive([](caf::ok_atom) {}, on_error);
   if (!failure.empty()) throw Error("troupe worker: registering with " + where + " failed: " + failure);
-  log("troupe worker: node " + resources.node + " joined " + where + " (" + std::to_string(resources.cpu_threads) +
+  report("troupe worker: node " + resources.node + " joined " + where + " (" + std::to_string(resources.cpu_threads) +
       " CPU threads, " + std::to_string(resources.memory_bytes >> 20) + " MiB)");
 
   // Serve until the controller is gone: its registrar going down means the connection
@@ -147,7 +155,7 @@ int run_node_agent(const WorkerOptions& options) {
   self->monitor(registrar);
   bool running = true;
   self->receive_while(running)([&](caf::down_msg& down) {
-    log("troupe worker: controller at " + where + " gone (" + system.render(down.reason) + "), exiting");
+    report("troupe worker: controller at " + where + " gone (" + system.render(down.reason) + "), exiting");
     running = false;
   });
   caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
@@ -155,7 +163,6 @@ int run_node_agent(const WorkerOptions& options) {
   // End the process here: CAF 0.17's middleman keeps references to the role actors it
   // exported to the vanished controller, so the actor system's destructor would wait
   // for their threads forever. Nothing is left to save once the controller is gone.
-  std::cerr.flush();
   std::fflush(nullptr);
   std::_Exit(0);
 }

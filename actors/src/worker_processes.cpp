@@ -3,11 +3,11 @@
 
 #include <algorithm>
 #include <csignal>
-#include <iostream>
 
 #include <troupe/actors/host_port.hpp>
 #include <troupe/actors/secret.hpp>
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 
 namespace troupe::actors {
 
@@ -45,8 +45,8 @@ WorkerProcesses::WorkerProcesses(caf::actor_system& system, const Step3Config& c
     options.port = listen.port;
     options.secret = config.secret;
     cluster_ = std::make_unique<Cluster>(system, options);
-    std::clog << "step3: waiting for " << count << " worker process(es): run `troupe worker --join " << options.host
-              << ":" << cluster_->port() << "` with TROUPE_SECRET set, on this or another machine\n";
+    log::info("step3: waiting for ", count, " worker process(es): run `troupe worker --join ", options.host, ":",
+              cluster_->port(), "` with TROUPE_SECRET set, on this or another machine");
     // Ranks in the order the workers joined.
     for (const auto& node : cluster_->wait_for_nodes(count, std::chrono::minutes(30))) names.push_back(node.node);
   }

@@ -5,12 +5,12 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <iostream>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 #include <troupe/common/files.hpp>
 #include <troupe/data/demo_corpus.hpp>
 #include <troupe/engine/html_report.hpp>
@@ -100,7 +100,7 @@ void run_demo_pipeline(const TrainArgs& given) {
   const auto corpus = data::generate_demo_corpus(demo);
   data::write_demo_corpus(corpus, out / "data");
   const auto tokenizer = train_demo_tokenizer(corpus, out / "tokenizer");
-  std::clog << "demo: corpus and tokenizer in " << (out / "data").string() << ", " << tokenizer.string() << "\n";
+  log::info("demo: corpus and tokenizer in ", (out / "data").string(), ", ", tokenizer.string());
 
   // Settings sized for a 2-core CPU; every step is the same code a user runs with --step.
   TrainArgs base = given;

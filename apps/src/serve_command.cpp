@@ -7,12 +7,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
-#include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 #include <troupe/models/chat_format.hpp>
 #include <troupe/models/inference_layout.hpp>
 #include <troupe/models/pretrained.hpp>
@@ -67,8 +67,8 @@ void run_serve(ServeArgs args) {
       args.kv_cache_gib > 0 ? static_cast<int64_t>(args.kv_cache_gib * (int64_t{1} << 30)) : half_of_memory();
   serve::ServeEngine engine(model, tokenizer, format, options);
   if (engine.max_batch() < args.max_batch)
-    std::cerr << "troupe serve: --max_batch " << args.max_batch << " lowered to " << engine.max_batch()
-              << ": the KV cache of more rows would exceed " << options.max_cache_bytes / (1 << 20) << " MiB\n";
+    log::warn("troupe serve: --max_batch ", args.max_batch, " lowered to ", engine.max_batch(),
+              ": the KV cache of more rows would exceed ", options.max_cache_bytes / (1 << 20), " MiB");
   args.http.threads = static_cast<int>(std::max<int64_t>(32, 4 * engine.max_batch() + 8));
 
   struct sigaction action {};
@@ -79,14 +79,13 @@ void run_serve(ServeArgs args) {
   signal(SIGPIPE, SIG_IGN);  // a client gone mid-write must not end the process
 
   serve::serve_http(engine, args.http, stop_requested, [&](int port) {
-    std::cerr << "troupe serve: listening on http://" << args.http.host << ":" << port << " (model "
-              << args.http.served_model_name << ", chat format " << models::chat_format_name(format)
-              << ", max_batch " << engine.max_batch() << ", context " << engine.context() << ", KV cache "
-              << engine.cache_bytes() / (1 << 20) << " MiB" << (args.http.api_key.empty() ? "" : ", API key required")
-              << ")" << std::endl;
+    log::info("troupe serve: listening on http://", args.http.host, ":", port, " (model ", args.http.served_model_name,
+              ", chat format ", models::chat_format_name(format), ", max_batch ", engine.max_batch(), ", context ",
+              engine.context(), ", KV cache ", engine.cache_bytes() / (1 << 20), " MiB",
+              args.http.api_key.empty() ? "" : ", API key required", ")");
   });
   engine.close_and_wait();
-  std::cerr << "troupe serve: stopped" << std::endl;
+  log::info("troupe serve: stopped");
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 #include "serve_engine.hpp"
 
-#include <iostream>
 #include <random>
 
+#include <troupe/common/log.hpp>
 #include <troupe/models/text_stream.hpp>
 
 namespace troupe::apps::serve {
@@ -44,7 +44,7 @@ ServeEngine::ServeEngine(models::CausalLM model, std::shared_ptr<const models::T
     try {
       scheduler_->run();
     } catch (const std::exception& e) {
-      std::cerr << "troupe serve: the scheduler stopped: " << e.what() << std::endl;
+      log::error("troupe serve: the scheduler stopped: ", e.what());
       std::lock_guard lock(failure_mutex_);
       failure_ = e.what();
     }

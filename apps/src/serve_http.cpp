@@ -5,11 +5,11 @@
 #include <chrono>
 #include <ctime>
 #include <functional>
-#include <iostream>
 #include <memory>
 #include <thread>
 
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 
 namespace troupe::apps::serve {
 namespace {
@@ -137,7 +137,7 @@ class Routes {
     } catch (const ApiError& e) {
       send_error(res, e);
     } catch (const std::exception& e) {
-      std::cerr << "troupe serve: " << req.method << " " << req.path << ": " << e.what() << std::endl;
+      log::error("troupe serve: ", req.method, " ", req.path, ": ", e.what());
       send_error(res, ApiError(500, std::string("internal error: ") + e.what(), "server_error"));
     }
   }

@@ -9,13 +9,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <iostream>
 #include <iterator>
 
 #include <ATen/Parallel.h>
 
 #include <troupe/actors/local_workers.hpp>
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 
 extern char** environ;
 
@@ -49,6 +49,11 @@ bool failed(int status) { return !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 
 }  // namespace
 
+void prefix_log_of_started_rank(int64_t num_processes) {
+  if (const char* rank = std::getenv(kRankVariable))
+    log::set_prefix("rank " + std::string(rank) + "/" + std::to_string(num_processes));
+}
+
 SupervisedRanks::SupervisedRanks(int64_t num_processes, int zero_stage, const std::string& phase,
                                  const std::filesystem::path& output_dir, const torch::Device& device,
                                  std::chrono::seconds timeout)
@@ -61,6 +66,7 @@ SupervisedRanks::SupervisedRanks(int64_t num_processes, int zero_stage, const st
   const char* rank_text = std::getenv(kRankVariable);
   const char* store_text = std::getenv(kStoreVariable);
   if (rank_text && store_text) {  // a rank the launcher started
+    prefix_log_of_started_rank(num_processes);
     rank_ = std::atoi(rank_text);
     const std::string store = store_text;
     const auto colon = store.rfind(':');
@@ -76,8 +82,8 @@ SupervisedRanks::SupervisedRanks(int64_t num_processes, int zero_stage, const st
   if (world_ == 1) {
     // As DeepSpeed on one device: the stage holds, over a group of one it partitions nothing.
     if (zero_stage > 0)
-      std::clog << phase_ << ": --zero_stage " << zero_stage << " with one process partitions nothing "
-                << "(add --num_processes N to share the state among N ranks)\n";
+      log::warn(phase_, ": --zero_stage ", zero_stage, " with one process partitions nothing ",
+                "(add --num_processes N to share the state among N ranks)");
     return;
   }
 
@@ -136,8 +142,8 @@ void SupervisedRanks::start_ranks(const std::filesystem::path& output_dir) {
     }
     started_.push_back(rank);
   }
-  std::clog << phase_ << ": " << world_ << " data-parallel ranks, ZeRO stage " << group_->zero_stage()
-            << "; ranks 1-" << world_ - 1 << " log to " << logs.string() << "\n";
+  log::info(phase_, ": ", world_, " data-parallel ranks, ZeRO stage ", group_->zero_stage(), "; ranks 1-", world_ - 1,
+            " log to ", logs.string());
   watcher_ = std::thread([this] { watch_ranks(); });
 }
 
@@ -150,8 +156,8 @@ void SupervisedRanks::watch_ranks() {
       rank.exited = true;
       if (!failed(status)) continue;
       // This rank would wait at its next collective for a rank that is gone: stop now.
-      std::cerr << phase_ << ": rank " << rank.rank << " ended with " << describe_status(status)
-                << "; stopping the run (its log: " << rank.log.string() << ")\n";
+      log::error(phase_, ": rank ", rank.rank, " ended with ", describe_status(status), "; stopping the run (its log: ",
+                 rank.log.string(), ")");
       stop_ranks();
       std::_Exit(1);
     }

@@ -25,6 +25,11 @@
 
 namespace troupe::apps {
 
+/// In a rank the launcher started (TROUPE_DP_RANK set), "[rank r/N] " leads every log
+/// line from here on; the launcher's own lines stay as they are. SupervisedRanks does it
+/// too; a step calls it first so that its lines before the ranks meet carry it as well.
+void prefix_log_of_started_rank(int64_t num_processes);
+
 class SupervisedRanks {
  public:
   /// This process's place among `num_processes` ranks of `phase` ("step1"); starts the

@@ -1,11 +1,11 @@
 /// Steps 1, 2 and 3 (and DPO) of `troupe train` from its flags.
 #include <cstdlib>
-#include <iostream>
 
 #include <torch/torch.h>
 
 #include <troupe/actors/step3_plan.hpp>
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 #include <troupe/data/collate.hpp>
 #include <troupe/data/dataset.hpp>
 #include <troupe/data/split.hpp>
@@ -102,10 +102,11 @@ void apply_lora_flags(models::CausalLMImpl& model, int64_t dim, const TrainArgs&
 /// without bf16 units the bf16 step is emulated and slower than fp32.
 void say_cpu_bf16(const std::string& dtype, const torch::Device& device, const std::string& step) {
   if (!device.is_cpu() || engine::parse_compute_dtype(dtype) != torch::kBFloat16) return;
-  std::clog << step << ": --dtype bf16: "
-            << (kernels::cpu_features().avx512_bf16
-                    ? "this CPU has bf16 dot-product units (AVX512_BF16), so bf16 matmuls run in hardware\n"
-                    : "this CPU has no bf16 units (no AVX512_BF16): bf16 is emulated and slower than --dtype fp32 here\n");
+  if (kernels::cpu_features().avx512_bf16)
+    log::info(step, ": --dtype bf16: this CPU has bf16 dot-product units (AVX512_BF16), so bf16 matmuls run in hardware");
+  else
+    log::warn(step, ": --dtype bf16: this CPU has no bf16 units (no AVX512_BF16): bf16 is emulated and slower than "
+              "--dtype fp32 here");
 }
 
 /// The phase of the data pipeline a step reads: DPO learns from step 2's pairs, as
@@ -134,6 +135,7 @@ engine::DpoOptions dpo_options(const TrainArgs& args) {
 std::string step_name(int step) { return step == kDpoStep ? "dpo" : "step" + std::to_string(step); }
 
 engine::PhaseResult run_supervised_step(const TrainArgs& args) {
+  prefix_log_of_started_rank(args.num_processes);
   require_flag(!args.output_dir.empty(), "--output_dir", "(where the trained model goes)");
   torch::manual_seed(args.seed);
   if (args.only_optimize_lora && args.lora_dim <= 0) throw Error("--only_optimize_lora needs --lora_dim > 0");
@@ -145,7 +147,7 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
                 "drop --packing");
   if (dpo && args.num_processes > 1 && args.zero_stage == 3)
     throw Error("--step dpo with --zero_stage 3: not supported yet (its frozen reference is not partitioned); use 0-2");
-  if (args.offload) std::clog << name << ": " << engine::offload_note("--offload", torch::Device(args.device)) << "\n";
+  if (args.offload) log::warn(name, ": ", engine::offload_note("--offload", torch::Device(args.device)));
   say_cpu_bf16(args.dtype, torch::Device(args.device), name);
   // Flags, tokenizer and data first: a wrong schema or path is refused before a large
   // model is built.
@@ -153,7 +155,7 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   auto tokenizer = models::load_tokenizer(tokenizer_dir);
   auto data = data::load_phase_data(pipeline_options(args, tokenizer_dir), data_phase(args.step));
   if (dpo) require_pairs(data);
-  std::clog << name << ": " << data.train.size() << " training and " << data.eval.size() << " evaluation samples\n";
+  log::info(name, ": ", data.train.size(), " training and ", data.eval.size(), " evaluation samples");
   // Only now the other ranks (--num_processes): the flags and data are checked, and they
   // read the tokenized data this process has cached.
   SupervisedRanks ranks(args.num_processes, static_cast<int>(args.zero_stage), name, args.output_dir,
@@ -188,7 +190,7 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
     // The frozen reference is the model as loaded: its own base with the adapters off for
     // a LoRA model whose base is frozen, else a copy (bf16 linears under --dtype bf16).
     auto reference = std::make_shared<engine::ReferencePolicy>(model, nullptr, compute_dtype);
-    std::clog << name << ": " << reference->memory_summary() << "\n";
+    log::info(name, ": ", reference->memory_summary());
     task = engine::make_dpo_task(data, task_options, dpo_options(args), reference);
   } else {
     task = args.step == 1 ? engine::make_sft_task(data, task_options) : engine::make_reward_model_task(data, task_options);
@@ -231,9 +233,8 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   if (const auto& group = ranks.group()) phase.min_over_ranks = [group](int64_t value) { return -group->max(-value); };
   auto result = engine::run_phase(engine, task, phase);
   ranks.wait_for_ranks();
-  std::clog << phase.phase << ": " << result.optimizer_steps << " optimizer steps, " << result.tokens << " tokens in "
-            << result.seconds << " s" << (result.finished ? "; model saved to " + args.output_dir : "; stopped at --max_steps (resume with --resume)")
-            << "\n";
+  log::info(phase.phase, ": ", result.optimizer_steps, " optimizer steps, ", result.tokens, " tokens in ", result.seconds,
+            " s", result.finished ? "; model saved to " + args.output_dir : "; stopped at --max_steps (resume with --resume)");
   return result;
 }
 
@@ -348,17 +349,17 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   say_cpu_bf16(args.dtype, c.device, "step3");
   auto result = actors::run_step3(c);
   auto line = [](const char* when, const actors::PolicyEvaluation& e) {
-    std::clog << "step3: " << when << ": reward " << e.reward_score << ", gold " << e.gold_score << ", KL "
-              << e.kl_per_answer << ", answer length " << e.answer_length << " (" << e.prompts << " held-out prompts)\n";
+    log::info("step3: ", when, ": reward ", e.reward_score, ", gold ", e.gold_score, ", KL ", e.kl_per_answer,
+              ", answer length ", e.answer_length, " (", e.prompts, " held-out prompts)");
   };
   if (result.before.prompts) line("before (greedy)", result.before);
   if (result.after.prompts) line("after (greedy)", result.after);
   if (result.before_sampled.prompts) line("before (sampled)", result.before_sampled);
   if (result.after_sampled.prompts) line("after (sampled)", result.after_sampled);
-  std::clog << "step3: " << result.cycles << " cycles in " << result.seconds << " s; actor saved to "
-            << (fs::path(args.output_dir) / "actor").string() << "\n";
+  log::info("step3: ", result.cycles, " cycles in ", result.seconds, " s; actor saved to ",
+            (fs::path(args.output_dir) / "actor").string());
   if (result.remote_fetches > 0)
-    std::clog << "step3: " << result.remote_fetches << " batches pulled from worker processes over UCX\n";
+    log::info("step3: ", result.remote_fetches, " batches pulled from worker processes over UCX");
   return result;
 }
 

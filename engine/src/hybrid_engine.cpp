@@ -2,12 +2,12 @@
 
 #include <chrono>
 #include <cstdio>
-#include <iostream>
 
 #include <ATen/DeviceAccelerator.h>
 #include <torch/torch.h>
 
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 #include <troupe/engine/hybrid_memory.hpp>
 #include <troupe/engine/train_engine.hpp>
 
@@ -201,7 +201,7 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
 
   last_timings_ = timings;
   history_.push_back(timings);
-  if (options_.log_switches) std::clog << timings.log_line() << '\n';
+  if (options_.log_switches) log::debug(timings.log_line());
   return result;
 }
 

@@ -2,12 +2,12 @@
 
 #include <chrono>
 #include <cmath>
-#include <iostream>
 #include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 #include <troupe/engine/checkpoint.hpp>
 #include <troupe/engine/metrics_log.hpp>
 #include <troupe/engine/progress.hpp>
@@ -62,8 +62,8 @@ TrainingPosition resume_position(TrainEngine& engine, const PhaseOptions& option
   }
   if (!have_checkpoint) {
     if (options.resume)
-      std::clog << options.phase << ": --resume given but " << checkpoint.string()
-                << (options.world > 1 ? " (or another rank's)" : "") << " holds no checkpoint; starting fresh\n";
+      log::warn(options.phase, ": --resume given but ", checkpoint.string(), options.world > 1 ? " (or another rank's)" : "",
+                " holds no checkpoint; starting fresh");
     return {};
   }
   nlohmann::json extra;
@@ -82,8 +82,8 @@ TrainingPosition resume_position(TrainEngine& engine, const PhaseOptions& option
                   " are of different steps (" + std::to_string(lowest) + " to " + std::to_string(highest) +
                   "): the run was stopped while saving; start it afresh");
   }
-  std::clog << options.phase << ": resumed from " << checkpoint.string() << " at step " << engine.global_step()
-            << " (epoch " << position.epoch << ", batch " << position.batch << ")\n";
+  log::info(options.phase, ": resumed from ", checkpoint.string(), " at step ", engine.global_step(), " (epoch ",
+            position.epoch, ", batch ", position.batch, ")");
   return position;
 }
 
@@ -101,7 +101,7 @@ PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOpt
     MetricValues values;
     engine.evaluate([&](models::CausalLMImpl& model) { values = task.evaluate(model); });
     record(options, "eval", engine.global_step(), values);
-    std::clog << options.phase << ": eval at step " << engine.global_step() << ": " << describe(values) << "\n";
+    log::info(options.phase, ": eval at step ", engine.global_step(), ": ", describe(values));
     return values;
   };
   if (options.evaluate_first && task.evaluate && engine.global_step() == 0) result.initial_eval = evaluate();
@@ -113,6 +113,8 @@ PhaseResult run_phase(TrainEngine& engine, const PhaseTask& task, const PhaseOpt
   auto save = [&](const TrainingPosition& at) {
     save_training_checkpoint(engine, options.tokenizer_dir, checkpoint, at,
                              nlohmann::json{{"ranks", options.world}, {"zero_stage", options.zero_stage}});
+    log::debug(options.phase, ": checkpoint of step ", engine.global_step(), " (resumes at epoch ", at.epoch, ", batch ",
+               at.batch, ") saved in ", checkpoint.string());
   };
 
   double window_loss = 0;

@@ -119,3 +119,11 @@ TEST_CASE("actors: SHA-256 and HMAC-SHA256 match the published vectors", "[actor
   CHECK_FALSE(same_bytes(secret_proof("s", "agent", a, c), secret_proof("t", "agent", a, c)));
   CHECK_FALSE(same_bytes(secret_proof("s", "agent", a, c), secret_proof("s", "controller", a, c)));
 }
+
+TEST_CASE("actors: a worker process's log prefix names its roles and their rank", "[actors]") {
+  CHECK(log_prefix({}).empty());
+  CHECK(log_prefix({RoleId{"actor", 1, 2}}) == "actor 1/2");
+  CHECK(log_prefix({RoleId{"critic", 0, 1}, RoleId{"reward", 0, 1}}) == "critic+reward");
+  CHECK(log_prefix({RoleId{"actor", 1, 2}, RoleId{"reference", 1, 2}}) == "actor+reference 1/2");
+  CHECK(log_prefix({RoleId{"actor", 1, 2}, RoleId{"critic", 0, 1}}) == "actor 1/2+critic");
+}

@@ -121,3 +121,9 @@ troupe_cli_test("--zero_stage with one process says it partitions nothing" "--ze
 add_test(NAME "cli: --packing gives the padded run's step-1 and step-2 losses"
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_packing.sh ${troupe_cli} ${cli_dir}/packing)
 set_tests_properties("cli: --packing gives the padded run's step-1 and step-2 losses" PROPERTIES TIMEOUT 300)
+
+# --log_level: debug shows debug lines, warn hides info lines, an unknown level is refused by name.
+add_test(NAME "cli: --log_level shows debug lines, hides info lines at warn and refuses an unknown level by name"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/log_level.sh ${troupe_cli} ${cli_dir}/log_level ${TROUPE_FIXTURES_DIR})
+set_tests_properties("cli: --log_level shows debug lines, hides info lines at warn and refuses an unknown level by name"
+  PROPERTIES TIMEOUT 300)

@@ -3,7 +3,8 @@
 # - Every stage trains the same model: the stages change where the optimizer state,
 #   gradients and parameters live, not the arithmetic (weights agree within 1e-5).
 # - The two ranks together train on what one rank with twice the batch trains on.
-# - Rank 1 logs to its own file; rank 0 alone writes metrics and the model.
+# - Rank 1 logs to its own file, each line led by "[rank 1/2]"; rank 0 alone writes
+#   metrics and the model.
 # - A 2-rank ZeRO-3 run stopped by --max_steps and resumed equals the uninterrupted run.
 # - A rank that dies stops the run at once, naming the rank and its log.
 # Usage: data_parallel_steps.sh TROUPE_BINARY WORK_DIR
@@ -23,7 +24,7 @@ for stage in 0 1 2 3; do
   "$troupe" train --step 1 "${common[@]}" --num_processes 2 --zero_stage $stage --output_dir "step1_zero$stage" \
     2> "zero$stage.log" || { cat "zero$stage.log"; cat "step1_zero$stage"/logs/rank1.log || true; exit 1; }
   grep -q "2 data-parallel ranks, ZeRO stage $stage" "zero$stage.log"
-  grep -q "step1: eval at step 0" "step1_zero$stage/logs/rank1.log"
+  grep -q "^\[rank 1/2\] step1: eval at step 0" "step1_zero$stage/logs/rank1.log"  # its lines say whose they are
 done
 
 # --max_steps 6 stops before the epoch ends: the models are in the checkpoints.

@@ -36,14 +36,18 @@ test -f step3/actor_ema/config.json
 test -f step3/critic/config.json
 
 # The same step 3 with critic and reward in a `troupe worker` process started for it;
-# batches cross between the processes over UCX.
-"$troupe" train --step 3 --actor_model_name_or_path step1_part --critic_model_name_or_path step2 \
+# batches cross between the processes over UCX. At --log_level debug, which the worker
+# logs at too, its lines led by the roles it hosts.
+"$troupe" --log_level debug train --step 3 --actor_model_name_or_path step1_part --critic_model_name_or_path step2 \
   --data_path Dahoas/rm-static=data --data_split 2,4,4 --max_prompt_seq_len 32 --max_answer_seq_len 6 \
   --per_device_generation_batch_size 4 --per_device_training_batch_size 2 --max_steps 2 \
   --eval_prompts 4 --topology "$topologies/step3_two_processes.json" --output_dir step3_apart 2> step3_apart.log \
   || { cat step3_apart.log; exit 1; }
 grep -q "critic+reward in worker process" step3_apart.log
 grep -q "batches pulled from worker processes over UCX" step3_apart.log
+grep -qE "^troupe: node [^ ]+ joined \(" step3_apart.log  # the controller's debug line
+grep -qE "^\[[a-z+]*critic[a-z+]*\] troupe worker: building role critic rank 0 with role factory" step3_apart.log
+grep -qE "^\[(critic\+reward|reward\+critic)\] troupe worker: role (critic|reward) rank 0: " step3_apart.log
 test -f step3_apart/critic/config.json
 
 # Workers started by hand (as on other machines): step 3 listens, a worker joins.

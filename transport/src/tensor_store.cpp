@@ -1,8 +1,8 @@
 #include <troupe/transport/tensor_store.hpp>
 
-#include <iostream>
 
 #include <troupe/common/error.hpp>
+#include <troupe/common/log.hpp>
 
 #include "batch_io.hpp"
 
@@ -148,7 +148,7 @@ void TensorStore::serve_one(const ProbedMessage& message) {
     ++served_;
   } catch (const std::exception& error) {
     // The consumer sees its own timeout or error; the server keeps serving others.
-    std::cerr << "troupe transport: TensorStore: " << error.what() << std::endl;
+    log::error("troupe transport: TensorStore: ", error.what());
   }
 }
 

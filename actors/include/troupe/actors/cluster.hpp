@@ -21,7 +21,7 @@ struct ClusterOptions {
   std::string secret;              ///< required, non-empty
   std::string host = "127.0.0.1";  ///< listen address
   uint16_t port = 0;               ///< 0 = any free port
-  /// Where report lines go (default: stderr).
+  /// Where report lines go (default: troupe's log, at warn for a node rejected or lost).
   std::function<void(const std::string&)> log;
   /// Called with the node's name when a joined node's agent is lost.
   std::function<void(const std::string&)> on_node_lost;

@@ -18,7 +18,8 @@ std::filesystem::path this_program();
 
 class LocalWorkers {
  public:
-  /// Starts `count` workers of `program` joining 127.0.0.1:`port`. Throws troupe::Error
+  /// Starts `count` workers of `program` joining 127.0.0.1:`port`, logging at this
+  /// process's log level (TROUPE_LOG_LEVEL in their environment). Throws troupe::Error
   /// naming the program when one cannot be started.
   LocalWorkers(const std::filesystem::path& program, uint16_t port, const std::string& secret, size_t count);
   ~LocalWorkers();

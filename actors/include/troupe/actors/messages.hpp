@@ -75,6 +75,10 @@ typename Inspector::result_type inspect(Inspector& f, RoleId& x) {
 /// "role critic rank 1" (with "of N" when the group has several ranks).
 std::string describe(const RoleId& id);
 
+/// The log prefix of a worker process that hosts `roles` (in the order it got them):
+/// "actor 1/2" (rank 1 of 2), "critic+reward" (one rank each), "actor+reference 1/2".
+std::string log_prefix(const std::vector<RoleId>& roles);
+
 /// Scalar results of a training step or cycle, by name.
 struct Metrics {
   std::map<std::string, double> values;

@@ -37,7 +37,7 @@ struct HybridEngineOptions {
   /// The training compute dtype (--dtype): score_logprobs() runs under its autocast, so
   /// rollout log-probs are computed as the training forward computes them.
   torch::ScalarType compute_dtype = torch::kFloat32;
-  /// Writes one line per generate() to std::clog.
+  /// Logs one line per generate() (its timings) at debug level (--log_level debug).
   bool log_switches = true;
 };
 
