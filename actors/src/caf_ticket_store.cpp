@@ -1,5 +1,5 @@
 /// The ticket store that serves its batches to other processes over CAF.
-#include <troupe/actors/caf_ticket_store.hpp>
+#include "caf_ticket_store.hpp"
 
 #include <chrono>
 

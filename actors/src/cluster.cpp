@@ -1,7 +1,7 @@
 /// The controller's side of a cluster: registrar, admission, spawning, watching.
-#include <troupe/actors/cluster.hpp>
+#include "cluster.hpp"
 
-#include <troupe/actors/file_staging.hpp>
+#include "file_staging.hpp"
 
 #include <condition_variable>
 #include <cstdio>
@@ -11,9 +11,9 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
-#include <troupe/actors/node_agent.hpp>
-#include <troupe/actors/registrar_actor.hpp>
-#include <troupe/actors/secret.hpp>
+#include "node_agent.hpp"
+#include "registrar_actor.hpp"
+#include "secret.hpp"
 #include <troupe/common/error.hpp>
 #include <troupe/common/log.hpp>
 

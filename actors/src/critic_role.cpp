@@ -1,5 +1,5 @@
 /// The critic, and the stand-in of algorithms without one.
-#include <troupe/actors/critic_role.hpp>
+#include "critic_role.hpp"
 
 #include <torch/torch.h>
 

@@ -7,7 +7,7 @@
 
 #include <unistd.h>
 
-#include <troupe/actors/host_port.hpp>
+#include "host_port.hpp"
 #include <troupe/common/error.hpp>
 #include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/transport/c10d_store.hpp>

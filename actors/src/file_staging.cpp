@@ -1,5 +1,5 @@
 /// Staging a role's files on a node: what the controller offers, what the node keeps.
-#include <troupe/actors/file_staging.hpp>
+#include "file_staging.hpp"
 
 #include <algorithm>
 #include <cstdlib>

@@ -1,5 +1,5 @@
 /// parse_host_port: "HOST:PORT" with the flag named in errors; local_address_towards.
-#include <troupe/actors/host_port.hpp>
+#include "host_port.hpp"
 
 #include <arpa/inet.h>
 #include <netdb.h>

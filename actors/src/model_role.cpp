@@ -1,5 +1,5 @@
 /// ModelRole: generate and score with troupe::models.
-#include <troupe/actors/model_role.hpp>
+#include "model_role.hpp"
 
 #include <torch/torch.h>
 

@@ -1,6 +1,6 @@
 /// The actor: generation in the inference layout, PPO updates in the training layout,
 /// EMA and mixture training.
-#include <troupe/actors/policy_role.hpp>
+#include "policy_role.hpp"
 
 #include <chrono>
 #include <mutex>

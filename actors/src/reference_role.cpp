@@ -1,5 +1,5 @@
 /// The frozen reference policy.
-#include <troupe/actors/reference_role.hpp>
+#include "reference_role.hpp"
 
 #include <torch/torch.h>
 

@@ -1,5 +1,5 @@
 /// Rewards from an HTTP endpoint: one POST per batch.
-#include <troupe/actors/remote_reward_function.hpp>
+#include "remote_reward_function.hpp"
 
 #include <httplib.h>
 

@@ -1,5 +1,5 @@
 /// The reward: a reward model or a reward function.
-#include <troupe/actors/reward_role.hpp>
+#include "reward_role.hpp"
 
 #include <torch/torch.h>
 

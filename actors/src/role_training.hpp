@@ -10,7 +10,7 @@
 
 #include <troupe/actors/data_parallel.hpp>
 #include <troupe/actors/messages.hpp>
-#include <troupe/actors/ppo_training_options.hpp>
+#include "ppo_training_options.hpp"
 #include <troupe/actors/ticket_store.hpp>
 #include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/engine/train_engine.hpp>

@@ -1,6 +1,6 @@
 /// SHA-256 and HMAC for the join handshake (small enough to keep a crypto library
 /// out of a process that already carries the torch wheel's bundled code).
-#include <troupe/actors/secret.hpp>
+#include "secret.hpp"
 
 #include <random>
 

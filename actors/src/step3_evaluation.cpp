@@ -6,7 +6,7 @@
 
 #include <troupe/actors/batch_keys.hpp>
 #include <troupe/actors/experience_stage.hpp>
-#include <troupe/actors/step3_roles.hpp>
+#include "step3_roles.hpp"
 #include <troupe/data/collate.hpp>
 #include <troupe/data/sampler.hpp>
 #include <troupe/engine/progress.hpp>

@@ -1,5 +1,5 @@
 /// load_role_model: a step-3 role's model as the run configures it.
-#include <troupe/actors/step3_models.hpp>
+#include "step3_models.hpp"
 
 #include <troupe/common/error.hpp>
 #include <troupe/models/frozen_weights.hpp>

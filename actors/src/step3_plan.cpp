@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include <troupe/actors/remote_reward_function.hpp>
+#include "remote_reward_function.hpp"
 #include <troupe/common/error.hpp>
 #include <troupe/common/log.hpp>
 #include <troupe/data/collate.hpp>

@@ -1,6 +1,6 @@
 /// Step-3 role specs and the factories that turn them back into roles. The settings go
 /// through the tables of step3_spec_tables.hpp both ways.
-#include <troupe/actors/step3_role_specs.hpp>
+#include "step3_role_specs.hpp"
 
 #include <torch/cuda.h>
 
@@ -8,10 +8,10 @@
 #include <stdexcept>
 
 #include <troupe/actors/data_parallel.hpp>
-#include <troupe/actors/host_port.hpp>
-#include <troupe/actors/remote_reward_function.hpp>
-#include <troupe/actors/step3_models.hpp>
-#include <troupe/actors/step3_roles.hpp>
+#include "host_port.hpp"
+#include "remote_reward_function.hpp"
+#include "step3_models.hpp"
+#include "step3_roles.hpp"
 #include <torch/torch.h>
 
 #include <troupe/common/error.hpp>

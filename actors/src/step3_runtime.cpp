@@ -3,12 +3,12 @@
 
 #include <caf/all.hpp>
 
-#include <troupe/actors/host_port.hpp>
-#include <troupe/actors/step3_role_specs.hpp>
-#include <troupe/actors/step3_roles.hpp>
-#include <troupe/actors/ucx_ticket_store.hpp>
-#include <troupe/actors/worker_group.hpp>
-#include <troupe/actors/worker_processes.hpp>
+#include "host_port.hpp"
+#include "step3_role_specs.hpp"
+#include "step3_roles.hpp"
+#include "ucx_ticket_store.hpp"
+#include "worker_group.hpp"
+#include "worker_processes.hpp"
 #include <troupe/common/error.hpp>
 #include <troupe/common/log.hpp>
 #include <troupe/engine/hybrid_memory.hpp>

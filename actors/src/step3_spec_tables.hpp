@@ -9,9 +9,9 @@
 #include <string>
 
 #include <troupe/actors/data_parallel.hpp>
-#include <troupe/actors/ppo_training_options.hpp>
-#include <troupe/actors/remote_reward_function.hpp>
-#include <troupe/actors/step3_models.hpp>
+#include "ppo_training_options.hpp"
+#include "remote_reward_function.hpp"
+#include "step3_models.hpp"
 #include <troupe/engine/hybrid_engine.hpp>
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/models/generation.hpp>

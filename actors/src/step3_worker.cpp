@@ -3,8 +3,8 @@
 #include <cstdlib>
 #include <string>
 
-#include <troupe/actors/host_port.hpp>
-#include <troupe/actors/step3_role_specs.hpp>
+#include "host_port.hpp"
+#include "step3_role_specs.hpp"
 #include <troupe/common/error.hpp>
 #include <troupe/common/log.hpp>
 

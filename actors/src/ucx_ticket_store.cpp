@@ -1,5 +1,5 @@
 /// The ticket store whose batches cross processes over UCX.
-#include <troupe/actors/ucx_ticket_store.hpp>
+#include "ucx_ticket_store.hpp"
 
 #include <troupe/common/error.hpp>
 #include <troupe/transport/tensor_store.hpp>

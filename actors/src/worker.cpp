@@ -11,12 +11,12 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
-#include <troupe/actors/file_staging.hpp>
-#include <troupe/actors/ucx_ticket_store.hpp>
-#include <troupe/actors/node_agent.hpp>
-#include <troupe/actors/registrar_actor.hpp>
+#include "file_staging.hpp"
+#include "ucx_ticket_store.hpp"
+#include "node_agent.hpp"
+#include "registrar_actor.hpp"
 #include <troupe/actors/role_actors.hpp>
-#include <troupe/actors/secret.hpp>
+#include "secret.hpp"
 #include <troupe/actors/system_config.hpp>
 #include <troupe/common/error.hpp>
 #include <troupe/common/log.hpp>

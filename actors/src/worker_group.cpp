@@ -1,5 +1,5 @@
 /// Worker groups: fan a request out to the ranks, gather their replies.
-#include <troupe/actors/worker_group.hpp>
+#include "worker_group.hpp"
 
 #include <functional>
 #include <optional>

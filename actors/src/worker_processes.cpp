@@ -1,11 +1,11 @@
 /// Worker processes of a separated step-3 topology: start or await, join, assign ranks.
-#include <troupe/actors/worker_processes.hpp>
+#include "worker_processes.hpp"
 
 #include <algorithm>
 #include <csignal>
 
-#include <troupe/actors/host_port.hpp>
-#include <troupe/actors/secret.hpp>
+#include "host_port.hpp"
+#include "secret.hpp"
 #include <troupe/common/error.hpp>
 #include <troupe/common/log.hpp>
 

@@ -1,4 +1,4 @@
-#include <troupe/engine/base_model.hpp>
+#include "base_model.hpp"
 
 #include <algorithm>
 #include <cstdio>

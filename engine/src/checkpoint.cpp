@@ -11,9 +11,9 @@
 
 #include <troupe/common/error.hpp>
 #include <troupe/common/files.hpp>
-#include <troupe/engine/write_progress.hpp>
+#include "write_progress.hpp"
 #include <troupe/engine/zero3.hpp>
-#include <troupe/engine/base_model.hpp>
+#include "base_model.hpp"
 #include <troupe/models/chat_format.hpp>
 #include <troupe/models/peft_adapter.hpp>
 #include <troupe/models/pretrained.hpp>

@@ -1,4 +1,4 @@
-#include <troupe/engine/write_progress.hpp>
+#include "write_progress.hpp"
 
 #include <cstdio>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include <troupe/placement/bytes.hpp>
+#include "bytes.hpp"
 
 #include <cctype>
 #include <cmath>

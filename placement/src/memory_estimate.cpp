@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include <troupe/placement/bytes.hpp>
+#include "bytes.hpp"
 
 namespace troupe::placement {
 namespace {

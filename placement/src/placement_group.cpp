@@ -7,7 +7,7 @@
 #include <set>
 
 #include <troupe/common/error.hpp>
-#include <troupe/placement/bytes.hpp>
+#include "bytes.hpp"
 
 namespace troupe::placement {
 namespace {

@@ -4,7 +4,7 @@
 #include <map>
 
 #include <troupe/common/error.hpp>
-#include <troupe/placement/bytes.hpp>
+#include "bytes.hpp"
 
 namespace troupe::placement {
 namespace {

@@ -6,7 +6,7 @@
 #include <map>
 #include <sstream>
 
-#include <troupe/placement/bytes.hpp>
+#include "bytes.hpp"
 
 namespace troupe::placement {
 namespace {

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include <troupe/common/error.hpp>
-#include <troupe/placement/bytes.hpp>
+#include "bytes.hpp"
 
 namespace troupe::placement {
 namespace {

@@ -5,5 +5,3 @@ target_compile_definitions(troupe_actors_tests PRIVATE TROUPE_CLI_PATH="$<TARGET
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 target_link_libraries(troupe_actors_tests PRIVATE PkgConfig::HTTPLIB)
-# White-box tests (test_spec_fields.cpp) include the role specs' field tables (actors/src).
-target_include_directories(troupe_actors_tests PRIVATE ${PROJECT_SOURCE_DIR}/actors/src)

@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include <troupe/actors/data_parallel.hpp>
-#include <troupe/actors/host_port.hpp>
-#include <troupe/actors/step3_role_specs.hpp>
-#include <troupe/actors/step3_roles.hpp>
+#include "host_port.hpp"
+#include "step3_role_specs.hpp"
+#include "step3_roles.hpp"
 #include <troupe/actors/ticket_store.hpp>
 #include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/engine/losses.hpp>

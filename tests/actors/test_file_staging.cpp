@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include <troupe/actors/file_staging.hpp>
+#include "file_staging.hpp"
 
 #include "../models/model_fixtures.hpp"
 

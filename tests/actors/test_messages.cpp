@@ -5,7 +5,7 @@
 #include <caf/all.hpp>
 
 #include <troupe/actors/messages.hpp>
-#include <troupe/actors/secret.hpp>
+#include "secret.hpp"
 #include <troupe/actors/system_config.hpp>
 
 using namespace troupe::actors;

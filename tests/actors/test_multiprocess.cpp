@@ -10,13 +10,13 @@
 
 #include <caf/all.hpp>
 
-#include <troupe/actors/cluster.hpp>
-#include <troupe/actors/model_role.hpp>
+#include "cluster.hpp"
+#include "model_role.hpp"
 #include <troupe/actors/reference_actor.hpp>
 #include <troupe/actors/reward_actor.hpp>
 #include <troupe/actors/system_config.hpp>
-#include <troupe/actors/ucx_ticket_store.hpp>
-#include <troupe/actors/worker_group.hpp>
+#include "ucx_ticket_store.hpp"
+#include "worker_group.hpp"
 
 extern char** environ;
 

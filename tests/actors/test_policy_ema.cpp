@@ -5,7 +5,7 @@
 #include <torch/torch.h>
 
 #include <troupe/actors/experience_batch.hpp>
-#include <troupe/actors/step3_roles.hpp>
+#include "step3_roles.hpp"
 #include <troupe/models/lora.hpp>
 #include <troupe/models/pretrained.hpp>
 #include <troupe/rl/algorithm_registry.hpp>

@@ -17,8 +17,8 @@
 #include <torch/torch.h>
 
 #include <troupe/actors/batch_keys.hpp>
-#include <troupe/actors/remote_reward_function.hpp>
-#include <troupe/actors/step3_role_specs.hpp>
+#include "remote_reward_function.hpp"
+#include "step3_role_specs.hpp"
 #include <troupe/actors/step3_trainer.hpp>
 #include <troupe/common/error.hpp>
 #include <troupe/models/tokenizer.hpp>

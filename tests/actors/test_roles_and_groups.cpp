@@ -6,7 +6,7 @@
 
 #include <troupe/actors/role_actors.hpp>
 #include <troupe/actors/system_config.hpp>
-#include <troupe/actors/worker_group.hpp>
+#include "worker_group.hpp"
 
 #include "fake_roles.hpp"
 

@@ -5,7 +5,7 @@
 
 #include <limits>
 
-#include <troupe/actors/step3_role_specs.hpp>
+#include "step3_role_specs.hpp"
 #include <troupe/common/error.hpp>
 
 #include "spec_fields.hpp"

@@ -18,9 +18,9 @@
 #include "step3_world.hpp"
 
 #include <troupe/actors/experience_batch.hpp>
-#include <troupe/actors/step3_role_specs.hpp>
+#include "step3_role_specs.hpp"
 #include <troupe/actors/step3_plan.hpp>
-#include <troupe/actors/step3_roles.hpp>
+#include "step3_roles.hpp"
 #include <troupe/actors/step3_trainer.hpp>
 #include <troupe/actors/ticket_store.hpp>
 #include <troupe/common/error.hpp>

@@ -16,6 +16,7 @@
 
 #include "../models/model_fixtures.hpp"
 #include "mode_table.hpp"
+#include "../models/autograd_graph.hpp"
 
 namespace troupe::test {
 
@@ -95,21 +96,6 @@ ModeRun run_lora(const ModeInput& input, bool fused) {
   if (max_abs_diff(run.expected_logits.masked_select(real), input.logits.masked_select(real)) < 1e-2)
     run.vacuous.push_back("the adapters move the logits by less than 1e-2");
   return run;
-}
-
-/// How many layer recomputations the graph of `root` holds.
-int count_checkpoints(const torch::Tensor& root) {
-  int count = 0;
-  std::unordered_set<torch::autograd::Node*> seen;
-  std::vector<torch::autograd::Node*> stack{root.grad_fn().get()};
-  while (!stack.empty()) {
-    auto* node = stack.back();
-    stack.pop_back();
-    if (!node || !seen.insert(node).second) continue;
-    if (node->name().find("CheckpointFunction") != std::string::npos) ++count;
-    for (const auto& edge : node->next_edges()) stack.push_back(edge.function.get());
-  }
-  return count;
 }
 
 struct TrainingPass {

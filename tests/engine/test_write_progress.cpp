@@ -8,7 +8,7 @@
 #include <string>
 #include <thread>
 
-#include <troupe/engine/write_progress.hpp>
+#include "write_progress.hpp"
 
 #include "../models/model_fixtures.hpp"
 

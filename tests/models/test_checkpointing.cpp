@@ -12,8 +12,10 @@
 #include <troupe/models/lora.hpp>
 
 #include "model_fixtures.hpp"
+#include "autograd_graph.hpp"
 
 using namespace troupe;
+using troupe::test::count_checkpoints;
 
 namespace {
 
@@ -32,21 +34,6 @@ Batch make_batch() {
   mask.index_put_({1, torch::indexing::Slice(0, 2)}, 0);
   mask.index_put_({2, torch::indexing::Slice(0, 4)}, 0);
   return {ids, mask};
-}
-
-/// How many layer recomputations the graph of `root` holds.
-int count_checkpoints(const torch::Tensor& root) {
-  int count = 0;
-  std::unordered_set<torch::autograd::Node*> seen;
-  std::vector<torch::autograd::Node*> stack{root.grad_fn().get()};
-  while (!stack.empty()) {
-    auto* node = stack.back();
-    stack.pop_back();
-    if (!node || !seen.insert(node).second) continue;
-    if (node->name().find("CheckpointFunction") != std::string::npos) ++count;
-    for (const auto& edge : node->next_edges()) stack.push_back(edge.function.get());
-  }
-  return count;
 }
 
 struct Step {

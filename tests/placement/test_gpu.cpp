@@ -3,7 +3,7 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
-#include <troupe/placement/bytes.hpp>
+#include "bytes.hpp"
 #include <troupe/placement/resources.hpp>
 
 using namespace troupe::placement;

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include <troupe/placement/bytes.hpp>
+#include "bytes.hpp"
 #include <troupe/placement/memory_estimate.hpp>
 
 using namespace troupe::placement;

@@ -4,7 +4,7 @@
 #include <set>
 
 #include <troupe/common/error.hpp>
-#include <troupe/placement/bytes.hpp>
+#include "bytes.hpp"
 #include <troupe/placement/placement_group.hpp>
 
 using namespace troupe::placement;

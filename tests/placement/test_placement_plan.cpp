@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <troupe/common/error.hpp>
-#include <troupe/placement/bytes.hpp>
+#include "bytes.hpp"
 #include <troupe/placement/placement_plan.hpp>
 
 using namespace troupe::placement;

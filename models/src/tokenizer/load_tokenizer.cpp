@@ -1,5 +1,5 @@
 #include <troupe/models/bpe_tokenizer.hpp>
-#include <troupe/models/sentencepiece_tokenizer.hpp>
+#include "sentencepiece_tokenizer.hpp"
 #include <troupe/models/tokenizer.hpp>
 
 #include "tokenizer/errors.hpp"

@@ -1,4 +1,4 @@
-#include <troupe/models/sentencepiece_tokenizer.hpp>
+#include "sentencepiece_tokenizer.hpp"
 
 #include <map>
 

@@ -3,7 +3,7 @@
 /// engine: generate in inference layout, PPO updates in training layout, EMA, mixture
 /// training), the critic, the reference policy, and the reward (a reward model or a C++
 /// reward function). Each names its outputs as actors/batch_keys.hpp declares them.
-#include <troupe/actors/critic_role.hpp>
-#include <troupe/actors/policy_role.hpp>
-#include <troupe/actors/reference_role.hpp>
-#include <troupe/actors/reward_role.hpp>
+#include "critic_role.hpp"
+#include "policy_role.hpp"
+#include "reference_role.hpp"
+#include "reward_role.hpp"

@@ -13,7 +13,7 @@
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 
-#include <troupe/actors/cluster.hpp>
+#include "cluster.hpp"
 #include <troupe/actors/local_workers.hpp>
 #include <troupe/actors/step3_placement.hpp>
 #include <troupe/actors/step3_trainer.hpp>

@@ -5,7 +5,7 @@
 #include <string>
 
 #include <troupe/actors/data_parallel.hpp>
-#include <troupe/actors/ppo_training_options.hpp>
+#include "ppo_training_options.hpp"
 #include <troupe/actors/role_model.hpp>
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/models/causal_lm.hpp>
