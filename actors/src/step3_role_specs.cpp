@@ -164,8 +164,8 @@ std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec, ProcessRoles&
   // The same seed on every rank: fresh LoRA adapters start equal.
   torch::manual_seed(basics.seed);
   auto actor = load_role_model(model_dir(reader, basics), read_model_options(reader, basics, false), "actor");
+  // log_switches stays on: each generate()'s switch times are a debug line (--log_level debug).
   auto hybrid_options = read_spec_fields<engine::HybridEngineOptions>(reader);
-  hybrid_options.log_switches = false;
   auto hybrid = std::make_shared<engine::HybridEngine>(actor, hybrid_options);
 
   const auto settings = read_spec_fields<ActorSpecOptions>(reader);

@@ -134,7 +134,7 @@ void spec_fields(Visit&& v, models::GenerationOptions& o) {
   v("pad_token_id", o.pad_token_id);
 }
 
-/// log_switches: roles do not log each generate().
+/// log_switches: not carried; a role logs each generate()'s switch times at debug level.
 template <class Visit>
 void spec_fields(Visit&& v, engine::HybridEngineOptions& o) {
   v("release_inference_cache", o.release_inference_cache);
