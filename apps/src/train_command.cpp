@@ -78,8 +78,19 @@ void check_flags_for_step(const CLI::App& cmd, const StepFlags& groups, int step
   if (step != kDpoStep) refuse(*groups.dpo, "--step dpo");
 }
 
+/// Step 3's flags about worker processes, refused where no worker process runs rather
+/// than ignored.
+void check_worker_flags(const CLI::App& cmd, const TrainArgs& args) {
+  if (args.step != 3 || !args.topology.empty()) return;
+  for (const char* flag : {"--heartbeat_timeout", "--max_restarts"})
+    if (cmd.count(flag) > 0)
+      throw Error(std::string(flag) + " needs --topology: it acts on worker processes, and without a topology every "
+                                      "role runs in this process");
+}
+
 void run_train(const CLI::App& cmd, const StepFlags& groups, TrainArgs& args) {
   check_flags_for_step(cmd, groups, args.step);
+  check_worker_flags(cmd, args);
   if (cmd.count("--num_warmup_steps") > 0) args.step3_num_warmup_steps = args.num_warmup_steps;
   switch (args.step) {
     case 0: run_demo_pipeline(args); break;

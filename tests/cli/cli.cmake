@@ -66,6 +66,9 @@ troupe_cli_test("a missing dataset folder is refused before the model is built" 
 add_test(NAME "cli: steps 1-2 on two data-parallel ranks at ZeRO stages 0-3"
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/data_parallel_steps.sh ${troupe_cli} ${cli_dir}/data_parallel)
 set_tests_properties("cli: steps 1-2 on two data-parallel ranks at ZeRO stages 0-3" PROPERTIES TIMEOUT 600)
+troupe_cli_test("--heartbeat_timeout without --topology is refused, not ignored"
+  "--heartbeat_timeout needs --topology: it acts on worker processes"
+  train --step 3 --heartbeat_timeout 5 --actor_model_name_or_path x --output_dir ${cli_dir}/heartbeat)
 troupe_cli_test("--zero_stage is a step 1/2 flag" "--zero_stage does not apply to --step 3"
   train --step 3 --zero_stage 3 --actor_model_name_or_path x --output_dir ${cli_dir}/zero_stage3)
 
