@@ -11,11 +11,8 @@
 set -euo pipefail
 troupe=$1
 work=$2
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work"
-"$troupe" data demo --out data --train_pairs 160 --eval_pairs 16 --prompts 4 --unsupervised_docs 8
-"$troupe" tokenizer train --input data/train.jsonl --vocab_size 320 --out tok
+source "$(dirname "${BASH_SOURCE[0]}")/demo_workdir.sh"
+demo_workdir "$troupe" "$work" 160
 base=(--data_path Dahoas/rm-static=data --data_split 2,4,4 --max_seq_len 48 --tokenizer tok --seed 7
   --model_name_or_path preset:llama-tiny --learning_rate 1e-3 --max_steps 6 --eval_samples 8)
 common=("${base[@]}" --per_device_train_batch_size 4)
