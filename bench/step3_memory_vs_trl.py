@@ -114,12 +114,13 @@ open(os.path.join({path!r}, "done"), "w").write("ok")
     subprocess.run(["nice", "-n", "19", sys.executable, "-c", code], check=True)
 
 
-def make_data(cache, binary):
-    """troupe's demo prompts (Dahoas/rm-static schema) and a byte-level BPE trained on them."""
+def make_data(cache, binary, troupe_side):
+    """troupe's demo prompts (Dahoas/rm-static schema) and a byte-level BPE trained on them
+    (only when troupe runs), and TRL's random prompt ids."""
     data, tok = os.path.join(cache, "demo_data"), os.path.join(cache, "tokenizer")
-    if not os.path.exists(os.path.join(data, "train.jsonl")):
+    if troupe_side and not os.path.exists(os.path.join(data, "train.jsonl")):
         subprocess.run([binary, "data", "demo", "--out", data], check=True)
-    if not os.path.exists(os.path.join(tok, "tokenizer.json")):
+    if troupe_side and not os.path.exists(os.path.join(tok, "tokenizer.json")):
         subprocess.run([binary, "tokenizer", "train", "--input", os.path.join(data, "train.jsonl"),
                         "--out", tok, "--vocab_size", "4000"], check=True)
     prompts = os.path.join(cache, "trl_prompts.json")
@@ -292,11 +293,13 @@ def measure(cmd, args, log_path, env):
 
 
 def weights_lower_bound(actor, side, dtype):
-    """Bytes of weights and optimizer state alone (no activations, no caches): actor base fp32
-    (+ troupe's packed generation copy, fp32 or bf16), critic fp32 weights + grads + AdamW m, v,
-    reward fp32."""
+    """Bytes of weights and optimizer state alone (no activations, no caches): the actor's frozen
+    base, the critic's fp32 weights + grads + AdamW m, v, and the frozen reward model. TRL keeps
+    the base and the reward model in fp32 (its bf16 is autocast); troupe's --dtype bf16 stores
+    frozen weights in bf16, and troupe adds the packed generation copy (fp32 or bf16)."""
     a, c = params_of(actor), params_of(CRITIC)
-    total = 4 * a + 16 * c + 4 * c
+    frozen = 2 if side == "troupe" and dtype == "bf16" else 4
+    total = frozen * a + 16 * c + frozen * c
     if side == "troupe":
         total += (2 if dtype == "bf16" else 4) * a
     return total
@@ -333,7 +336,7 @@ def main():
     if "troupe" in sides and not os.path.exists(binary):
         sys.exit(f"{binary} not found: cmake --build {args.build} --target troupe_cli")
     os.makedirs(args.cache, exist_ok=True)
-    data, tok, trl_prompts = make_data(args.cache, binary)
+    data, tok, trl_prompts = make_data(args.cache, binary, "troupe" in sides)
     critic_dir = os.path.join(args.cache, f"{CRITIC}-critic")
     make_model_dir(CRITIC, critic_dir, critic=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
