@@ -193,8 +193,9 @@ TEST_CASE("step 3: --max_tokens_per_microbatch is refused with an algorithm that
   auto own = std::make_shared<PlainMean>();
   const auto exp = test::varied_rollouts();
   auto make_policy = [&](std::shared_ptr<const rl::Algorithm> algorithm, int64_t max_tokens) {
-    actors::PolicyRole(std::make_shared<engine::HybridEngine>(fresh_policy()), engine::TrainOptions{},
-                       models::GenerationOptions{}, std::move(algorithm), one_minibatch(exp, max_tokens), {});
+    actors::PolicyRole policy(std::make_shared<engine::HybridEngine>(fresh_policy()), engine::TrainOptions{},
+                              models::GenerationOptions{}, std::move(algorithm), one_minibatch(exp, max_tokens), {});
+    (void)policy;
   };
   CHECK_NOTHROW(make_policy(own, 0));
   CHECK_THROWS_WITH(make_policy(own, 64), Catch::Contains("--max_tokens_per_microbatch 64") &&

@@ -1,6 +1,7 @@
 /// Token-budget micro-batches (rl/micro_batches.hpp): how a minibatch's rows are grouped
 /// and trimmed, and that every built-in algorithm's losses, divided by the minibatch's
 /// counts, add up over the micro-batches to the minibatch's loss, gradients included.
+#include <algorithm>
 #include <set>
 #include <string>
 #include <vector>
