@@ -56,7 +56,7 @@ TEST_CASE("micro-batches: rows grouped by length within the token budget, trimme
   CHECK_FALSE(whole.front().minibatch_totals);
   CHECK(torch::equal(whole.front().sequences, exp.sequences));
 
-  for (const int64_t budget : {1, 20, kBudget, 60, 100, 1000}) {
+  for (const int64_t budget : std::vector<int64_t>{1, 20, kBudget, 60, 100, 1000}) {
     INFO("budget " << budget);
     const auto parts = rl::token_budget_micro_batches(exp, budget);
     std::set<int64_t> seen;
