@@ -126,7 +126,7 @@ add_test(NAME "cli: step 3 with --max_tokens_per_microbatch logs the metrics of 
           ${TROUPE_FIXTURES_DIR}/models/gpt2)
 set_tests_properties("cli: step 3 with --max_tokens_per_microbatch logs the metrics of one pass per minibatch"
   PROPERTIES TIMEOUT 300)
-troupe_cli_test("a negative --max_tokens_per_microbatch is refused by name" "--max_tokens_per_microbatch"
+troupe_cli_test("a negative --max_tokens_per_microbatch is refused by name" "--max_tokens_per_microbatch: Value -5 not in range 0"
   train --step 3 --max_tokens_per_microbatch -5 --actor_model_name_or_path x --output_dir ${cli_dir}/micro_negative)
 
 # --packing (steps 1-2): the padded run's losses, less padding computed.
