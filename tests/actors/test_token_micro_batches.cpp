@@ -2,18 +2,23 @@
 /// algorithm, and for the critic's value loss, one PPO minibatch run in 3 micro-batches
 /// accumulates the gradient the minibatch gives in one pass, and reports the same
 /// metrics; an algorithm that does not declare support is refused by name.
+#include <future>
 #include <map>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <troupe/actors/data_parallel.hpp>
 #include <troupe/actors/experience_batch.hpp>
 #include <troupe/common/error.hpp>
 #include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/rl/algorithm_registry.hpp>
 #include <troupe/rl/micro_batches.hpp>
+#include <troupe/transport/c10d_communicator.hpp>
 #include "critic_role.hpp"
 #include "policy_role.hpp"
 
@@ -178,6 +183,66 @@ TEST_CASE("step 3: --max_tokens_per_microbatch accumulates the critic's value-lo
   const auto single_rows = critic_step(ppo, exp, 1);
   check_same_gradient(single_rows, plain);
   CHECK(single_rows.metrics.at("critic_micro_batches") == exp.batch_size());
+}
+
+TEST_CASE("step 3: data-parallel critic ranks with --max_tokens_per_microbatch step as they do in one pass, "
+          "ZeRO stage 3 included",
+          "[actors][step3][micro_batches][dp]") {
+  if (!transport::gloo_available()) {
+    WARN("this build has no c10d Gloo");
+    return;
+  }
+  const int stage = GENERATE(0, 3);
+  INFO("ZeRO stage " << stage);
+  std::shared_ptr<rl::Algorithm> ppo = rl::AlgorithmRegistry::global().create("ppo");
+  const auto exp = experience_for(*ppo);
+  // Rank 0 trains on rows 0-3, rank 1 on rows 4-7. A budget of 12 tokens makes rank 0
+  // run 3 passes and rank 1 run 4 ({0 3} {2} {1} against {5} {7} {6} {4}), so rank 0
+  // joins the fourth with a zero loss: under ZeRO stage 3 every pass gathers the layers.
+  constexpr int64_t kSmallBudget = 12;
+  CHECK(rl::token_budget_micro_batches(exp.slice(0, 4), kSmallBudget).size() == 3);
+  CHECK(rl::token_budget_micro_batches(exp.slice(4, 8), kSmallBudget).size() == 4);
+
+  // One step on both ranks: the weights after it (whole, gathered under ZeRO stage 3) and the metrics.
+  auto train_ranks = [&](int64_t max_tokens) {
+    // Made here, not on the ranks' threads: the seeded initialisation reads the one global generator.
+    std::vector<models::CausalLM> models{fresh_critic(), fresh_critic()};
+    actors::Rendezvous rendezvous;
+    auto run_rank = [&](int rank) {
+      auto group = std::make_shared<actors::DataParallel>("127.0.0.1", rendezvous.port(), rank, 2, "critic",
+                                                          std::chrono::minutes(1), actors::Collectives::kGloo);
+      group->set_zero_stage(stage);
+      engine::TrainOptions train;
+      train.optimizer.learning_rate = 1e-2;
+      train.optimizer.eps = 1.0;  // Adam's step follows the gradient's size, not only its sign
+      actors::CriticRole critic(models[static_cast<size_t>(rank)], train, ppo, one_minibatch(exp.slice(0, 4), max_tokens), {}, group);
+      const auto metrics = critic.train({actors::to_tensor_batch(exp.slice(4 * rank, 4 * rank + 4))}, 0).values;
+      std::optional<engine::Zero3Partition::FullParameters> whole;
+      if (auto* zero3 = critic.trainer().zero3()) whole.emplace(zero3->gather_full_parameters());
+      std::map<std::string, torch::Tensor> weights;
+      for (const auto& item : critic.trainer().model()->named_parameters())
+        weights[item.key()] = item.value().detach().clone();
+      return std::make_pair(weights, metrics);
+    };
+    auto other = std::async(std::launch::async, run_rank, 1);
+    auto first = run_rank(0);
+    return std::make_pair(first, other.get());
+  };
+  const auto plain = train_ranks(0);
+  const auto micro = train_ranks(kSmallBudget);
+  for (const auto* ranks : {&plain, &micro}) {
+    for (const auto& [name, value] : ranks->first.first) CHECK(torch::equal(value, ranks->second.first.at(name)));
+  }
+  for (const auto& [name, value] : plain.first.first) {
+    INFO(name);
+    CHECK(torch::allclose(micro.first.first.at(name), value, 1e-5, 1e-7));
+  }
+  const auto& plain_metrics = plain.first.second;
+  const auto& micro_metrics = micro.first.second;
+  CHECK(micro_metrics.at("critic_grad_norm") == Approx(plain_metrics.at("critic_grad_norm")).epsilon(1e-5));
+  CHECK(micro_metrics.at("critic_loss") == Approx(plain_metrics.at("critic_loss")).epsilon(1e-5));
+  CHECK(micro_metrics.at("critic_micro_batches") == 3);  // rank 0's own passes
+  CHECK(micro.second.second.at("critic_micro_batches") == 4);
 }
 
 TEST_CASE("step 3: --max_tokens_per_microbatch is refused with an algorithm that does not declare support, and when negative",
