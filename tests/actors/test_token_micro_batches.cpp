@@ -14,6 +14,7 @@
 
 #include <troupe/actors/data_parallel.hpp>
 #include <troupe/actors/experience_batch.hpp>
+#include <troupe/actors/step3_plan.hpp>
 #include <troupe/common/error.hpp>
 #include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/rl/algorithm_registry.hpp>
@@ -23,6 +24,7 @@
 #include "policy_role.hpp"
 
 #include "../models/model_fixtures.hpp"
+#include "step3_world.hpp"
 #include "../rl/varied_rollouts.hpp"
 
 using namespace troupe;
@@ -268,4 +270,17 @@ TEST_CASE("step 3: --max_tokens_per_microbatch is refused with an algorithm that
                                               Catch::Contains("supports_micro_batches"));
   CHECK_THROWS_WITH(make_policy(rl::AlgorithmRegistry::global().create("grpo"), -1),
                     Catch::Contains("--max_tokens_per_microbatch -1: must be >= 0"));
+
+  // A step-3 run refuses it while planning, before any model loads.
+  if (!rl::AlgorithmRegistry::global().contains("plain_mean"))
+    rl::AlgorithmRegistry::global().register_algorithm(
+        "plain_mean", [](const rl::AlgorithmOptions&) { return std::make_unique<PlainMean>(); });
+  testing::Step3World world("micro_batches_refused");
+  auto config = world.config("refused");
+  config.algorithm = "plain_mean";
+  config.actor_model = world.root / "no_such_model";
+  config.max_tokens_per_microbatch = 64;
+  CHECK_THROWS_WITH(actors::plan_step3(config), Catch::Contains("'plain_mean' does not declare"));
+  config.max_tokens_per_microbatch = 0;
+  CHECK_NOTHROW(actors::plan_step3(config));
 }
