@@ -80,8 +80,6 @@ Experience trim_padding(const Experience& exp) {
   return out;
 }
 
-int64_t trimmed_tokens(const Experience& exp) { return exp.batch_size() * trim_window(exp).width(); }
-
 std::vector<Experience> token_budget_micro_batches(const Experience& minibatch, int64_t max_tokens) {
   if (max_tokens < 0)
     throw Error("token_budget_micro_batches: max_tokens must be >= 0 (0 = the minibatch whole), got " +

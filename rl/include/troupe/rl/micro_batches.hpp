@@ -16,12 +16,8 @@ namespace troupe::rl {
 /// minibatch_totals is kept.
 Experience trim_padding(const Experience& exp);
 
-/// The padded tokens of `exp` once trim_padding() has cut its common padding:
-/// rows x trimmed width.
-int64_t trimmed_tokens(const Experience& exp);
-
 /// The rows of `minibatch` in micro-batches of at most `max_tokens` padded tokens each
-/// (rows x trimmed width, trimmed_tokens). The rows are sorted by real length (tokens on
+/// (rows x the width trim_padding() leaves them). The rows are sorted by real length (tokens on
 /// the attention mask) and filled greedily in that order; a row that alone has more than
 /// `max_tokens` tokens is a micro-batch of its own. Each micro-batch keeps its rows in
 /// minibatch order, is trimmed (trim_padding), and carries the minibatch's totals() in
