@@ -22,7 +22,9 @@ CriticRole::CriticRole(models::CausalLM critic, engine::TrainOptions train, std:
       ppo_(std::move(ppo)),
       tokenizer_dir_(std::move(tokenizer_dir)),
       data_parallel_(std::move(data_parallel)) {
+  if (!algorithm_) throw Error("CriticRole: no algorithm");
   if (!trainer_.model()->has_value_head()) throw Error("the critic model has no value head (v_head)");
+  check_micro_batching(ppo_.max_tokens_per_microbatch, *algorithm_);
   if (data_parallel_) data_parallel_->attach(trainer_);
 }
 
@@ -38,12 +40,12 @@ TensorBatch CriticRole::score(const TensorBatch& batch) {
   return {{keys::values, values}};
 }
 
-engine::MicroStep CriticRole::value_step(const rl::Experience* minibatch) {
-  if (!minibatch) return zero_loss_step(trainer_, "critic");
-  return trainer_.micro_step([&](models::CausalLMImpl& model) {
-    auto values = engine::sequence_values(model, minibatch->sequences, minibatch->attention_mask);
-    return algorithm_->value_loss(values.to(torch::kFloat32), *minibatch);
-  });
+MinibatchStep CriticRole::value_step(const rl::Experience* minibatch) {
+  return minibatch_step(trainer_, minibatch, ppo_.max_tokens_per_microbatch, data_parallel_.get(), "critic",
+                        [&](models::CausalLMImpl& model, const rl::Experience& rows) {
+                          auto values = engine::sequence_values(model, rows.sequences, rows.attention_mask);
+                          return algorithm_->value_loss(values.to(torch::kFloat32), rows);
+                        });
 }
 
 Metrics CriticRole::train(const std::vector<TensorBatch>& batches, int64_t) {
@@ -53,6 +55,7 @@ Metrics CriticRole::train(const std::vector<TensorBatch>& batches, int64_t) {
   if (updates.steps == 0) return skipped();
   Metrics metrics{{{"critic_grad_norm", updates.grad_norm}, {"critic_lr", trainer_.learning_rate()}}};
   if (updates.counted) metrics.values["critic_loss"] = updates.loss;
+  add_micro_batch_metrics(metrics, "critic", ppo_, updates);
   if (data_parallel_) add_data_parallel_metrics(metrics, "critic", *data_parallel_, trainer_);
   add_layout_metrics(metrics, "critic", data_parallel_.get(), trainer_);
   return metrics;

@@ -6,6 +6,7 @@
 
 #include <troupe/actors/data_parallel.hpp>
 #include "ppo_training_options.hpp"
+#include "role_training.hpp"
 #include <troupe/actors/role_model.hpp>
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/models/causal_lm.hpp>
@@ -34,9 +35,12 @@ class CriticRole : public RoleModel, public Trainable {
   /// Under ZeRO stage 3 every rank scores every request (each layer is gathered).
   bool scores_in_group() const override { return trainer_.zero3() != nullptr; }
   Trainable* trainable() override { return this; }
+  engine::TrainEngine& trainer() { return trainer_; }
 
  private:
-  engine::MicroStep value_step(const rl::Experience* minibatch);
+  /// One step of the value loss on `minibatch` (none: a zero-loss step of a data-parallel
+  /// rank out of rows), in token-budget micro-batches when on.
+  MinibatchStep value_step(const rl::Experience* minibatch);
 
   engine::TrainEngine trainer_;
   std::shared_ptr<const rl::Algorithm> algorithm_;

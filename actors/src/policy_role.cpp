@@ -34,6 +34,7 @@ PolicyRole::PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::Tra
       tokenizer_dir_(std::move(tokenizer_dir)),
       data_parallel_(std::move(data_parallel)) {
   if (!algorithm_) throw Error("PolicyRole: no algorithm");
+  check_micro_batching(ppo_.max_tokens_per_microbatch, *algorithm_);
   if (data_parallel_) data_parallel_->attach(trainer_);
   hybrid_->set_zero3(trainer_.zero3());
   if (ppo_.enable_ema) {
@@ -205,18 +206,23 @@ double PolicyRole::mixture_step(int64_t step) {
   return result.loss / ppo_.unsup_coef;
 }
 
-engine::MicroStep PolicyRole::policy_step(const rl::Experience* minibatch, int64_t step) {
-  auto result = !minibatch ? zero_loss_step(trainer_, "actor") : trainer_.micro_step([&](models::CausalLMImpl& model) {
-    engine::ScoringOptions answer_only;  // PPO reads the answer's columns alone
-    answer_only.first_position = minibatch->start();
-    auto logprobs = engine::sequence_logprobs(model, minibatch->sequences, minibatch->attention_mask, answer_only);
+MinibatchStep PolicyRole::policy_step(const rl::Experience* minibatch, int64_t step) {
+  double approx_kl = 0;  // the micro-batches' shares add up to the minibatch's
+  auto result = minibatch_step(
+      trainer_, minibatch, ppo_.max_tokens_per_microbatch, data_parallel_.get(), "actor",
+      [&](models::CausalLMImpl& model, const rl::Experience& rows) {
+        engine::ScoringOptions answer_only;  // PPO reads the answer's columns alone
+        answer_only.first_position = rows.start();
+        auto logprobs = engine::sequence_logprobs(model, rows.sequences, rows.attention_mask, answer_only);
+        approx_kl += rl::approx_kl(logprobs.detach(), rows);
+        return algorithm_->policy_loss(logprobs, rows);
+      });
+  if (minibatch) {
     // How far the policy has moved from the one that sampled (TRL's approxkl); the
     // first minibatch's is 0 unless rollout and training score tokens differently.
-    const double approx_kl = rl::approx_kl(logprobs.detach(), *minibatch);
     approx_kl_total_ += approx_kl;
     if (updates_++ == 0) first_approx_kl_ = approx_kl;
-    return algorithm_->policy_loss(logprobs, *minibatch);
-  });
+  }
   // Mixture training: a pretraining-loss step after each PPO step (DeepSpeed-Chat's order).
   if (ppo_.unsupervised && ppo_.unsup_coef > 0) {
     unsup_total_ += mixture_step(step * 1000 + unsup_steps_);
@@ -245,6 +251,7 @@ Metrics PolicyRole::train(const std::vector<TensorBatch>& batches, int64_t step)
     metrics.values["actor_approx_kl_first"] = first_approx_kl_;
   }
   metrics.values["actor_grad_norm"] = updates.grad_norm;
+  add_micro_batch_metrics(metrics, "actor", ppo_, updates);
   if (unsup_steps_) metrics.values["unsup_loss"] = unsup_total_ / static_cast<double>(unsup_steps_);
   metrics.values["actor_lr"] = trainer_.learning_rate();
   if (data_parallel_) add_data_parallel_metrics(metrics, "actor", *data_parallel_, trainer_);

@@ -6,6 +6,7 @@
 
 #include <troupe/actors/data_parallel.hpp>
 #include "ppo_training_options.hpp"
+#include "role_training.hpp"
 #include <troupe/actors/role_model.hpp>
 #include <troupe/engine/hybrid_engine.hpp>
 #include <troupe/engine/train_engine.hpp>
@@ -65,8 +66,8 @@ class PolicyRole : public RoleModel, public Generator, public Trainable {
  private:
   double mixture_step(int64_t step);
   /// One PPO step on `minibatch` (none: a zero-loss step of a data-parallel rank out of
-  /// rows), then the mixture step when on.
-  engine::MicroStep policy_step(const rl::Experience* minibatch, int64_t step);
+  /// rows), in token-budget micro-batches when on, then the mixture step when on.
+  MinibatchStep policy_step(const rl::Experience* minibatch, int64_t step);
   /// What the EMA averages: the trainable parameters, or under ZeRO stage 3 this rank's
   /// trainable chunks (so the average is partitioned as the weights are).
   rl::NamedTensors ema_targets() const;

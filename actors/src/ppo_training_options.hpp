@@ -11,6 +11,10 @@ namespace troupe::actors {
 struct PpoTrainingOptions {
   int64_t ppo_epochs = 1;
   int64_t minibatch_size = 16;  ///< --per_device_training_batch_size
+  /// --max_tokens_per_microbatch: each minibatch runs in micro-batches of at most this
+  /// many padded tokens, gradients accumulated over them before its one optimizer step
+  /// (rl/micro_batches.hpp); 0 = each minibatch in one pass.
+  int64_t max_tokens_per_microbatch = 0;
   bool enable_ema = false;
   double ema_beta = 0.992;
   /// Mixture (ptx) training: after the PPO updates, one step on unsup_coef * LM loss of

@@ -10,6 +10,7 @@
 #include <troupe/engine/checkpoint.hpp>
 #include <troupe/models/pretrained.hpp>
 #include <troupe/models/safetensors.hpp>
+#include <troupe/rl/micro_batches.hpp>
 
 namespace troupe::actors {
 
@@ -37,22 +38,60 @@ std::optional<rl::Experience> training_experience(const std::vector<TensorBatch>
   return exp;
 }
 
-/// A data-parallel rank's step when it has no rows left: a zero loss, so its gradients
-/// count zeros in the ranks' average (every rank takes the same steps: each all-reduces).
-/// Under ZeRO stage 3 the loss comes from a one-token pass, so that the rank joins every
-/// layer's gathers and gradient reduce-scatters as the others run them.
-engine::MicroStep zero_loss_step(engine::TrainEngine& trainer, const std::string& role) {
+std::function<torch::Tensor(models::CausalLMImpl&)> zero_loss(engine::TrainEngine& trainer, const std::string& role) {
   if (trainer.zero3())
-    return trainer.micro_step([&](models::CausalLMImpl& model) {
+    return [](models::CausalLMImpl& model) {
       models::DecoderInputs token;
       token.input_ids = torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device_of(model)));
       return model.hidden_states(token).sum() * 0.0;  // (1, 1, E) -> 0
-    });
-  return trainer.micro_step([&](models::CausalLMImpl& model) {
+    };
+  return [role](models::CausalLMImpl& model) {
     for (const auto& p : model.parameters())
       if (p.requires_grad()) return p.sum() * 0.0;
     throw Error("the " + role + " has no trainable parameter");
-  });
+  };
+}
+
+void check_micro_batching(int64_t max_tokens, const rl::Algorithm& algorithm) {
+  if (max_tokens < 0)
+    throw Error("--max_tokens_per_microbatch " + std::to_string(max_tokens) + ": must be >= 0 (0 = off)");
+  if (max_tokens > 0 && !algorithm.supports_micro_batches())
+    throw Error("--max_tokens_per_microbatch " + std::to_string(max_tokens) + ": the algorithm '" + algorithm.name() +
+                "' does not declare that its losses can run on micro-batches (rl::Algorithm::supports_micro_batches(): "
+                "they must divide by the minibatch's counts, rl/loss_reduction.hpp), so the micro-batches' gradients "
+                "might not add up to the minibatch's; run it without --max_tokens_per_microbatch");
+}
+
+MinibatchStep minibatch_step(engine::TrainEngine& trainer, const rl::Experience* minibatch, int64_t max_tokens,
+                             DataParallel* group, const std::string& role, const BatchLoss& loss_of) {
+  using Pass = std::function<torch::Tensor(models::CausalLMImpl&)>;
+  auto pass_over = [&](const rl::Experience& rows) -> Pass {
+    return [&loss_of, &rows](models::CausalLMImpl& model) { return loss_of(model, rows); };
+  };
+  MinibatchStep result;
+  if (max_tokens == 0) {
+    result.step = trainer.micro_step(minibatch ? pass_over(*minibatch) : zero_loss(trainer, role));
+    result.micro_batches = minibatch ? 1 : 0;
+    return result;
+  }
+  std::vector<rl::Experience> micro_batches;
+  if (minibatch) micro_batches = rl::token_budget_micro_batches(*minibatch, max_tokens);
+  result.micro_batches = static_cast<int64_t>(micro_batches.size());
+  const int64_t passes = group ? group->max(result.micro_batches) : result.micro_batches;
+  if (passes == 0) {  // no rank has rows: one zero-loss step, as without micro-batches
+    result.step = trainer.micro_step(zero_loss(trainer, role));
+    return result;
+  }
+  double loss = 0;
+  for (int64_t i = 0; i < passes; ++i) {
+    const bool has_rows = i < result.micro_batches;
+    const Pass pass = has_rows ? pass_over(micro_batches[static_cast<size_t>(i)]) : zero_loss(trainer, role);
+    // The last pass steps the optimizer on the gradients of them all.
+    result.step = i + 1 < passes ? trainer.partial_step(pass) : trainer.micro_step(pass);
+    loss += result.step.loss;
+  }
+  result.step.loss = loss;
+  return result;
 }
 
 /// This rank's parameter bytes outside a pass: its chunks and what it keeps whole under
@@ -87,7 +126,7 @@ void save_whole(engine::TrainEngine& trainer, const DataParallel* group, const s
 /// its rows spread evenly over them; a rank short of rows steps with none
 /// (`update(nullptr)` takes a zero-loss step).
 Updates ppo_updates(const std::optional<rl::Experience>& exp, const PpoTrainingOptions& ppo, DataParallel* group,
-                    const std::function<engine::MicroStep(const rl::Experience*)>& update) {
+                    const std::function<MinibatchStep(const rl::Experience*)>& update) {
   const int64_t rows = exp ? exp->batch_size() : 0;
   int64_t steps = (rows + ppo.minibatch_size - 1) / ppo.minibatch_size;
   if (group) steps = group->max(steps);
@@ -97,16 +136,25 @@ Updates ppo_updates(const std::optional<rl::Experience>& exp, const PpoTrainingO
   for (int64_t epoch = 0; epoch < ppo.ppo_epochs; ++epoch)
     for (int64_t i = 0; i < steps; ++i) {
       const bool has_rows = i < static_cast<int64_t>(chunks.size());
-      auto step = update(has_rows ? &chunks[static_cast<size_t>(i)] : nullptr);
+      const auto minibatch = update(has_rows ? &chunks[static_cast<size_t>(i)] : nullptr);
+      const auto& step = minibatch.step;
       ++result.steps;
       if (has_rows) {
         result.loss += step.loss;
         ++result.counted;
+        result.micro_batches += minibatch.micro_batches;
       }
       if (step.optimizer_stepped) result.grad_norm = step.grad_norm;
     }
   if (result.counted) result.loss /= static_cast<double>(result.counted);
   return result;
+}
+
+void add_micro_batch_metrics(Metrics& metrics, const std::string& role, const PpoTrainingOptions& ppo,
+                             const Updates& updates) {
+  if (ppo.max_tokens_per_microbatch > 0 && updates.counted > 0)
+    metrics.values[role + "_micro_batches"] =
+        static_cast<double>(updates.micro_batches) / static_cast<double>(updates.counted);
 }
 
 /// What a data-parallel rank adds to its metrics: how far the ranks' weights drifted

@@ -15,6 +15,7 @@
 #include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/models/causal_lm.hpp>
+#include <troupe/rl/algorithm.hpp>
 #include <troupe/rl/experience.hpp>
 
 #include <nlohmann/json.hpp>
@@ -26,6 +27,16 @@ struct Updates {
   int64_t counted = 0;  ///< steps on rows of this rank
   double loss = 0;      ///< mean loss of the counted steps
   double grad_norm = 0; ///< of the last optimizer step
+  int64_t micro_batches = 0;  ///< passes over rows of this rank, over all counted steps
+};
+
+/// The loss of one batch of rows (a minibatch or a micro-batch of one) under `model`.
+using BatchLoss = std::function<torch::Tensor(models::CausalLMImpl& model, const rl::Experience& batch)>;
+
+/// What one PPO minibatch step did.
+struct MinibatchStep {
+  engine::MicroStep step;     ///< its loss is the minibatch's: the micro-batches' shares summed
+  int64_t micro_batches = 0;  ///< passes over rows of this rank (0 for a rank without rows)
 };
 
 /// Where the model's parameters live.
@@ -42,11 +53,25 @@ engine::ScoringOptions answer_scoring(const TensorBatch& batch);
 /// The training experience of a train request: its batches concatenated.
 std::optional<rl::Experience> training_experience(const std::vector<TensorBatch>& batches);
 
-/// A data-parallel rank's step when it has no rows left: a zero loss, so its gradients
-/// count zeros in the ranks' average (every rank takes the same steps: each all-reduces).
-/// Under ZeRO stage 3 the loss comes from a one-token pass, so that the rank joins every
-/// layer's gathers and gradient reduce-scatters as the others run them.
-engine::MicroStep zero_loss_step(engine::TrainEngine& trainer, const std::string& role);
+/// The loss of a data-parallel rank's pass when it has no rows left: zero, so its
+/// gradients count zeros in the ranks' average (every rank takes the same steps: each
+/// all-reduces). Under ZeRO stage 3 it comes from a one-token pass, so that the rank
+/// joins every layer's gathers and gradient reduce-scatters as the others run them.
+std::function<torch::Tensor(models::CausalLMImpl&)> zero_loss(engine::TrainEngine& trainer, const std::string& role);
+
+/// Throws troupe::Error naming --max_tokens_per_microbatch when it is negative, or on
+/// (> 0) with an algorithm that does not support_micro_batches().
+void check_micro_batching(int64_t max_tokens, const rl::Algorithm& algorithm);
+
+/// One PPO step on `minibatch` (none: a data-parallel rank out of rows takes a zero-loss
+/// step). With `max_tokens` > 0 it runs in token-budget micro-batches
+/// (rl::token_budget_micro_batches): `loss_of` on each gives its share of the
+/// minibatch's loss, the gradients accumulate, and the optimizer steps after the last.
+/// With a data-parallel `group` every rank then makes as many passes as the rank with
+/// the most, the missing ones with zero loss (under ZeRO stage 3 each pass gathers every
+/// layer with the other ranks). `max_tokens` 0: one pass over the minibatch.
+MinibatchStep minibatch_step(engine::TrainEngine& trainer, const rl::Experience* minibatch, int64_t max_tokens,
+                             DataParallel* group, const std::string& role, const BatchLoss& loss_of);
 
 /// This rank's parameter bytes outside a pass: its chunks and what it keeps whole under
 /// ZeRO stage 3, else every parameter.
@@ -71,7 +96,11 @@ void save_whole(engine::TrainEngine& trainer, const DataParallel* group, const s
 /// its rows spread evenly over them; a rank short of rows steps with none
 /// (`update(nullptr)` takes a zero-loss step).
 Updates ppo_updates(const std::optional<rl::Experience>& exp, const PpoTrainingOptions& ppo, DataParallel* group,
-                    const std::function<engine::MicroStep(const rl::Experience*)>& update);
+                    const std::function<MinibatchStep(const rl::Experience*)>& update);
+
+/// `<role>_micro_batches`, the passes per PPO step, when `ppo` splits minibatches.
+void add_micro_batch_metrics(Metrics& metrics, const std::string& role, const PpoTrainingOptions& ppo,
+                             const Updates& updates);
 
 /// What a data-parallel rank adds to its metrics: how far the ranks' weights drifted
 /// apart (0 when in step), the group size, and its share of the optimizer state.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "remote_reward_function.hpp"
+#include "role_training.hpp"
 #include <troupe/common/error.hpp>
 #include <troupe/common/log.hpp>
 #include <troupe/data/collate.hpp>
@@ -66,6 +67,7 @@ Step3Plan plan_step3(const Step3Config& config) {
   check_reward_source(config);
   Step3Plan plan;
   plan.algorithm = rl::AlgorithmRegistry::global().create(config.algorithm, config.algorithm_options);
+  check_micro_batching(config.max_tokens_per_microbatch, *plan.algorithm);
   plan.placement = plan_placement(config);
   auto offloads = plan.placement.offloads;
   if (config.max_restarts > 0 && !config.listen.empty())

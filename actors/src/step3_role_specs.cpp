@@ -88,6 +88,7 @@ RoleSpec trained_role_spec(const char* factory, const char* role, const Step3Con
   write_spec_fields(spec, AlgorithmSpec{config.algorithm, config.algorithm_options});
   ppo.ppo_epochs = config.ppo_epochs;
   ppo.minibatch_size = config.training_batch_size;
+  ppo.max_tokens_per_microbatch = config.max_tokens_per_microbatch;
   ppo.seed = config.seed;
   write_spec_fields(spec, ppo);
   return spec;

@@ -113,6 +113,7 @@ template <class Visit>
 void spec_fields(Visit&& v, PpoTrainingOptions& o) {
   v("ppo_epochs", o.ppo_epochs);
   v("minibatch_size", o.minibatch_size);
+  v("max_tokens_per_microbatch", o.max_tokens_per_microbatch);
   v("enable_ema", o.enable_ema);
   v("ema_beta", o.ema_beta);
   v("unsup_coef", o.unsup_coef);

@@ -33,6 +33,7 @@ struct TrainArgs {
   int64_t per_device_train_batch_size = 16, per_device_eval_batch_size = 16;
   int64_t per_device_generation_batch_size = 16, per_device_training_batch_size = 16;
   int64_t generation_batches = 1, ppo_epochs = 1, num_train_epochs = 1, gradient_accumulation_steps = 1;
+  int64_t max_tokens_per_microbatch = 0;  ///< step 3: padded tokens per forward-backward pass (0 = off)
   int64_t max_steps = 0, eval_interval = 0, save_interval = 0, eval_samples = 0, eval_prompts = 64;
   int64_t max_restarts = 0, collective_timeout = 300;
   double heartbeat_timeout = 60;  ///< step 3: seconds a worker process may leave heartbeats unanswered

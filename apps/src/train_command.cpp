@@ -194,6 +194,11 @@ Command add_train_command(CLI::App& app) {
   step3.opt("per_device_training_batch_size", a.per_device_training_batch_size, "PPO minibatch size")->check(positive);
   step3.opt("generation_batches", a.generation_batches, "Generation batches per training round")->check(positive);
   step3.opt("ppo_epochs", a.ppo_epochs, "Passes over each experience batch")->check(positive);
+  step3.opt("max_tokens_per_microbatch", a.max_tokens_per_microbatch,
+            "Run each PPO minibatch in micro-batches of at most this many padded tokens (rows x longest row, "
+            "rows grouped by length), gradients accumulated before its one optimizer step; a row longer than this "
+            "is a micro-batch of its own. 0 = each minibatch in one pass")
+      ->check(non_negative);
   step3.opt("max_prompt_seq_len", a.max_prompt_seq_len, "Prompt length (longer prompts are dropped)")->check(positive);
   step3.opt("max_answer_seq_len", a.max_answer_seq_len, "Tokens generated at most")->check(positive);
   step3.opt("actor_learning_rate", a.actor_learning_rate, "The actor's peak learning rate")->check(non_negative_real);

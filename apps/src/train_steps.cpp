@@ -281,6 +281,7 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.unsup_coef = args.unsup_coef;
   c.generation_batch_size = args.per_device_generation_batch_size;
   c.training_batch_size = args.per_device_training_batch_size;
+  c.max_tokens_per_microbatch = args.max_tokens_per_microbatch;
   c.generation_batches = args.generation_batches;
   c.ppo_epochs = args.ppo_epochs;
   c.epochs = args.num_train_epochs;

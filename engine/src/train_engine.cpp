@@ -47,9 +47,8 @@ TrainEngine::TrainEngine(models::CausalLM model, TrainOptions options)
   model_->train();
 }
 
-MicroStep TrainEngine::micro_step(const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn) {
+double TrainEngine::backward(const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn) {
   model_->train();
-  MicroStep result;
   torch::Tensor loss;
   {
     AutocastScope autocast(model_->parameters().front().device().type(), options_.compute_dtype);
@@ -58,13 +57,25 @@ MicroStep TrainEngine::micro_step(const std::function<torch::Tensor(models::Caus
     // (the tests' exact comparisons) keeps its precision.
     if (loss.scalar_type() != torch::kDouble) loss = loss.to(torch::kFloat32);
   }
-  result.loss = loss.item<double>();
-  if (!std::isfinite(result.loss))
-    throw Error("training loss is " + std::to_string(result.loss) + " at step " + std::to_string(global_step_) +
+  const double value = loss.item<double>();
+  if (!std::isfinite(value))
+    throw Error("training loss is " + std::to_string(value) + " at step " + std::to_string(global_step_) +
                 " (micro-batch " + std::to_string(micro_steps_) + "); stopping before the update");
   (loss / static_cast<double>(options_.gradient_accumulation_steps)).backward();
   // The layers' gradients reduce-scattered during the backward; the kept-whole ones now.
   if (zero3_) zero3_->reduce_scatter_kept_gradients();
+  return value;
+}
+
+MicroStep TrainEngine::partial_step(const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn) {
+  MicroStep result;
+  result.loss = backward(loss_fn);
+  return result;
+}
+
+MicroStep TrainEngine::micro_step(const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn) {
+  MicroStep result;
+  result.loss = backward(loss_fn);
   ++micro_steps_;
   if (micro_steps_ % options_.gradient_accumulation_steps != 0) return result;
 

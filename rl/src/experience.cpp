@@ -70,6 +70,16 @@ int64_t Experience::sequence_length() const {
 
 int64_t Experience::answer_length() const { return sequence_length() - prompt_length(); }
 
+MinibatchTotals Experience::totals() const {
+  if (minibatch_totals) return *minibatch_totals;
+  if (!action_mask.defined()) throw Error("Experience: action_mask is not set, so its action tokens cannot be counted");
+  MinibatchTotals own;
+  own.rows = batch_size();
+  own.answer_width = answer_length();
+  own.action_tokens = action_mask.narrow(1, start(), own.answer_width).ne(0).sum().item<int64_t>();
+  return own;
+}
+
 void Experience::validate() const {
   if (!sequences.defined() || sequences.dim() != 2)
     throw Error("Experience: sequences must be a (B, T) tensor" +
@@ -118,6 +128,7 @@ Experience Experience::slice(int64_t begin, int64_t end) const {
     throw Error("Experience::slice: rows [" + std::to_string(begin) + ", " + std::to_string(end) +
                 ") out of a batch of " + std::to_string(B));
   Experience out = *this;
+  out.minibatch_totals.reset();
   out.for_each([&](const std::string&, Layout, torch::Tensor& t) {
     if (t.defined()) t = t.narrow(0, begin, end - begin);
   });
@@ -129,6 +140,7 @@ Experience Experience::index_select(const torch::Tensor& rows) const {
               "Experience::index_select: rows must be a 1-D integer tensor, got ", rows.sizes(), " ",
               rows.scalar_type());
   Experience out = *this;
+  out.minibatch_totals.reset();
   out.for_each([&](const std::string&, Layout, torch::Tensor& t) {
     if (t.defined()) t = t.index_select(0, rows.to(t.device(), torch::kLong));
   });
@@ -199,6 +211,7 @@ Experience concat(const std::vector<Experience>& parts, int64_t pad_token_id) {
   }
 
   Experience out = parts.front();
+  out.minibatch_totals.reset();
   size_t column = 0;
   out.for_each([&](const std::string&, Layout, torch::Tensor& t) {
     const auto& column_parts = columns[column++];

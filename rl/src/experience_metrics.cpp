@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <troupe/rl/kl.hpp>
+#include <troupe/rl/loss_reduction.hpp>
 #include <troupe/rl/masked_ops.hpp>
 
 namespace troupe::rl {
@@ -39,7 +40,7 @@ double approx_kl(const torch::Tensor& logprobs, const Experience& exp) {
   const auto mask = exp.action_mask.narrow(1, start, A);  // (B, A)
   const auto diff = (logprobs.narrow(1, start, A) - exp.logprobs.narrow(1, start, A)).to(torch::kFloat64) *
                     mask.to(torch::kFloat64);  // (B, A)
-  return 0.5 * masked_mean(diff.pow(2), mask).item<double>();
+  return 0.5 * minibatch_token_mean(diff.pow(2), mask, exp).item<double>();
 }
 
 }  // namespace troupe::rl

@@ -1,10 +1,8 @@
 #include <troupe/rl/policy_loss.hpp>
 
-#include <algorithm>
-
 #include <torch/torch.h>
 
-#include <troupe/rl/masked_ops.hpp>
+#include <troupe/rl/loss_reduction.hpp>
 #include <troupe/rl/ppo_losses.hpp>
 #include "require.hpp"
 
@@ -48,17 +46,12 @@ torch::Tensor clipped_policy_loss(const torch::Tensor& logprobs, const Experienc
   if (options.kl_coef > 0)
     per_token = per_token + options.kl_coef * masked_kl(new_lp, exp.ref_logprobs.narrow(1, start, A), mask,
                                                         options.kl_estimator);
+  // Divided by the minibatch's counts, so a micro-batch's loss is its share (loss_reduction.hpp).
   switch (options.aggregation) {
-    case LossAggregation::TokenMean: return masked_mean(per_token, mask);
-    case LossAggregation::SequenceMean: return sequence_mean(per_token, mask);
-    case LossAggregation::ConstantLength: {
-      const int64_t length = options.constant_length > 0 ? options.constant_length : A;
-      if (A > length)
-        throw Error(algorithm + ": answers are " + std::to_string(A) + " positions wide, more than the constant length " +
-                    std::to_string(length) + " the loss divides by (generate_max_len)");
-      const auto total = torch::where(mask.ne(0), per_token, torch::zeros({}, per_token.options())).sum();  // ()
-      return total / static_cast<double>(std::max<int64_t>(exp.batch_size(), 1) * length);
-    }
+    case LossAggregation::TokenMean: return minibatch_token_mean(per_token, mask, exp);
+    case LossAggregation::SequenceMean: return minibatch_sequence_mean(per_token, mask, exp);
+    case LossAggregation::ConstantLength:
+      return minibatch_constant_length_mean(per_token, mask, exp, options.constant_length, algorithm);
   }
   throw Error(where + ": unknown loss aggregation");
 }

@@ -4,6 +4,7 @@
 
 #include <troupe/common/error.hpp>
 #include <troupe/rl/gae.hpp>
+#include <troupe/rl/loss_reduction.hpp>
 #include <troupe/rl/masked_ops.hpp>
 #include <troupe/rl/ppo_losses.hpp>
 #include <troupe/rl/reward_shaping.hpp>
@@ -50,8 +51,12 @@ torch::Tensor Ppo::policy_loss(const torch::Tensor& logprobs, const Experience& 
   TORCH_CHECK(logprobs.sizes() == exp.logprobs.sizes(), "ppo policy_loss: logprobs must be (B, T-1) = ",
               exp.logprobs.sizes(), ", got ", logprobs.sizes());
   const int64_t start = exp.start(), A = exp.answer_length();
-  return ppo_actor_loss(logprobs.narrow(1, start, A), exp.logprobs.narrow(1, start, A), exp.advantages,
-                        exp.action_mask.narrow(1, start, A), config_.cliprange);
+  const auto mask = exp.action_mask.narrow(1, start, A);  // (B, A)
+  // ppo_actor_loss over the minibatch's tokens: a micro-batch gives its share.
+  return minibatch_token_mean(
+      clipped_surrogate(logprobs.narrow(1, start, A), exp.logprobs.narrow(1, start, A), exp.advantages, mask,
+                        config_.cliprange),
+      mask, exp);
 }
 
 torch::Tensor Ppo::value_loss(const torch::Tensor& values, const Experience& exp) const {
@@ -59,8 +64,10 @@ torch::Tensor Ppo::value_loss(const torch::Tensor& values, const Experience& exp
   TORCH_CHECK(values.sizes() == exp.values.sizes(), "ppo value_loss: values must be (B, T-1) = ",
               exp.values.sizes(), ", got ", values.sizes());
   const int64_t start = exp.start(), A = exp.answer_length();
-  return ppo_value_loss(values.narrow(1, start, A), exp.values.narrow(1, start, A), exp.returns,
-                        exp.action_mask.narrow(1, start, A), config_.cliprange_value);
+  // ppo_value_loss over the minibatch's tokens: a micro-batch gives its share.
+  return 0.5 * minibatch_token_mean(clipped_value_error(values.narrow(1, start, A), exp.values.narrow(1, start, A),
+                                                        exp.returns, config_.cliprange_value),
+                                    exp.action_mask.narrow(1, start, A), exp);
 }
 
 }  // namespace troupe::rl

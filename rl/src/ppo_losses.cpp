@@ -32,14 +32,22 @@ torch::Tensor ppo_actor_loss(const torch::Tensor& logprobs, const torch::Tensor&
   return masked_mean(clipped_surrogate(logprobs, old_logprobs, advantages, mask, cliprange), mask);
 }
 
-torch::Tensor ppo_value_loss(const torch::Tensor& values, const torch::Tensor& old_values,
-                             const torch::Tensor& returns, const torch::Tensor& mask, double cliprange_value) {
-  check_shapes("ppo_value_loss", values, old_values, returns, mask);
+torch::Tensor clipped_value_error(const torch::Tensor& values, const torch::Tensor& old_values,
+                                  const torch::Tensor& returns, double cliprange_value) {
+  TORCH_CHECK(values.sizes() == old_values.sizes() && values.sizes() == returns.sizes(),
+              "clipped_value_error: values ", values.sizes(), ", old_values ", old_values.sizes(), " and returns ",
+              returns.sizes(), " must have one shape");
   const auto clipped_values =
       torch::clamp(values, old_values - cliprange_value, old_values + cliprange_value);  // (B, L)
   const auto loss1 = (values - returns).pow(2);                                          // (B, L)
   const auto loss2 = (clipped_values - returns).pow(2);                                  // (B, L)
-  return 0.5 * masked_mean(torch::max(loss1, loss2), mask);
+  return torch::max(loss1, loss2);
+}
+
+torch::Tensor ppo_value_loss(const torch::Tensor& values, const torch::Tensor& old_values,
+                             const torch::Tensor& returns, const torch::Tensor& mask, double cliprange_value) {
+  check_shapes("ppo_value_loss", values, old_values, returns, mask);
+  return 0.5 * masked_mean(clipped_value_error(values, old_values, returns, cliprange_value), mask);
 }
 
 torch::Tensor clip_fraction(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,

@@ -118,6 +118,7 @@ TEST_CASE("spec fields: every options struct reads back as written", "[actors][s
     PpoTrainingOptions o;
     o.ppo_epochs = 2;
     o.minibatch_size = 3;
+    o.max_tokens_per_microbatch = 4096;
     o.enable_ema = true;
     o.ema_beta = 0.9;
     o.unsup_coef = 0.5;
@@ -126,6 +127,7 @@ TEST_CASE("spec fields: every options struct reads back as written", "[actors][s
     const auto back = round_trip(o);
     CHECK(back.ppo_epochs == 2);
     CHECK(back.minibatch_size == 3);
+    CHECK(back.max_tokens_per_microbatch == 4096);
     CHECK(back.enable_ema);
     CHECK(back.ema_beta == 0.9);
     CHECK(back.unsup_coef == 0.5);
@@ -278,6 +280,7 @@ TEST_CASE("spec fields: the step-3 role specs carry the config's settings to the
   config.inference_dtype = "bf16";
   config.ppo_epochs = 2;
   config.training_batch_size = 3;
+  config.max_tokens_per_microbatch = 512;
   config.generation_batches = 2;
   config.generation_batch_size = 6;
   config.inference_tp_size = 2;
@@ -311,6 +314,7 @@ TEST_CASE("spec fields: the step-3 role specs carry the config's settings to the
   CHECK(ppo.enable_ema);
   CHECK(ppo.ppo_epochs == 2);
   CHECK(ppo.minibatch_size == 3);
+  CHECK(ppo.max_tokens_per_microbatch == 512);
   CHECK(ppo.seed == 99);
   const auto settings = read_spec_fields<ActorSpecOptions>(reader);
   CHECK(settings.prompts_per_generation == 6);

@@ -178,6 +178,9 @@ TEST_CASE("step 3: bad settings are refused with the flag named", "[actors][step
   config.reward_function = "no_such_reward";
   CHECK_THROWS_WITH(actors::run_step3(config), Catch::Contains("no_such_reward"));
   config = world.config("bad");
+  config.max_tokens_per_microbatch = -1;
+  CHECK_THROWS_WITH(actors::run_step3(config), Catch::Contains("--max_tokens_per_microbatch -1: must be >= 0"));
+  config = world.config("bad");
   config.inference_tp_size = 2;  // one actor rank: nobody to split the weights with
   CHECK_THROWS_WITH(actors::run_step3(config),
                     Catch::Contains("--inference_tp_size 2 does not divide the actor's 1 rank(s)"));

@@ -120,6 +120,15 @@ troupe_cli_test("--zero_stage with one process says it partitions nothing" "--ze
   --data_path Dahoas/rm-static=${TROUPE_FIXTURES_DIR}/data/rm-static --data_split 1,0,0 --max_seq_len 32
   --per_device_train_batch_size 2 --max_steps 1 --eval_samples 2 --output_dir ${cli_dir}/zero_one)
 
+# --max_tokens_per_microbatch (step 3): the minibatch's metrics, in token-budget micro-batches.
+add_test(NAME "cli: step 3 with --max_tokens_per_microbatch logs the metrics of one pass per minibatch"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/step3_micro_batches.sh ${troupe_cli} ${cli_dir}/micro_batches
+          ${TROUPE_FIXTURES_DIR}/models/gpt2)
+set_tests_properties("cli: step 3 with --max_tokens_per_microbatch logs the metrics of one pass per minibatch"
+  PROPERTIES TIMEOUT 300)
+troupe_cli_test("a negative --max_tokens_per_microbatch is refused by name" "--max_tokens_per_microbatch: Value -5 not in range 0"
+  train --step 3 --max_tokens_per_microbatch -5 --actor_model_name_or_path x --output_dir ${cli_dir}/micro_negative)
+
 # --packing (steps 1-2): the padded run's losses, less padding computed.
 add_test(NAME "cli: --packing gives the padded run's step-1 and step-2 losses"
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_packing.sh ${troupe_cli} ${cli_dir}/packing)

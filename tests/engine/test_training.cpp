@@ -207,6 +207,48 @@ TEST_CASE("engine: a non-finite loss stops training before the update", "[engine
   CHECK_THROWS_WITH(engine::parse_compute_dtype("fp16"), Catch::Contains("loss scaling"));
 }
 
+TEST_CASE("engine: partial_step passes accumulate into the micro_step that steps, as one pass does",
+          "[engine][training]") {
+  torch::manual_seed(8);
+  const auto ids = torch::randint(3, 50, {4, 10}, torch::kLong);  // (B, T), rows of one length
+  auto lm_loss = [](const torch::Tensor& rows) {
+    return [rows](models::CausalLMImpl& m) {
+      return engine::language_model_loss(m.forward(rows, torch::ones_like(rows)), rows);
+    };
+  };
+  auto options = small_train_options();
+  options.gradient_accumulation_steps = 1;
+  options.schedule = {engine::ScheduleType::Constant, 0, 1};
+  options.optimizer.eps = 1.0;  // Adam's step follows the gradient's size, not only its sign
+  torch::manual_seed(9);  // llama: no dropout, so both runs compute the same function
+  auto one = models::make_causal_lm(test::tiny_config("llama"));
+  torch::manual_seed(9);
+  auto split = models::make_causal_lm(test::tiny_config("llama"));
+  engine::TrainEngine whole(one, options), parts(split, options);
+  const auto step = whole.micro_step(lm_loss(ids));
+
+  // Each half's mean token loss is half of the whole's: its share.
+  auto half = [&](int64_t begin) {
+    const auto rows = ids.narrow(0, begin, 2);
+    return [&, rows](models::CausalLMImpl& m) { return 0.5 * lm_loss(rows)(m); };
+  };
+  const auto first = parts.partial_step(half(0));
+  CHECK_FALSE(first.optimizer_stepped);
+  CHECK(parts.micro_steps() == 0);
+  CHECK(parts.global_step() == 0);
+  const auto last = parts.micro_step(half(2));
+  CHECK(last.optimizer_stepped);
+  CHECK(parts.micro_steps() == 1);
+  CHECK(parts.global_step() == 1);
+  CHECK(first.loss + last.loss == Approx(step.loss).epsilon(1e-6));
+  CHECK(last.grad_norm == Approx(step.grad_norm).epsilon(1e-5));
+  auto pa = one->named_parameters(), pb = split->named_parameters();
+  for (size_t i = 0; i < pa.size(); ++i) {
+    INFO(pa[i].key());
+    CHECK(torch::allclose(pb[i].value(), pa[i].value(), 1e-5, 1e-7));
+  }
+}
+
 // bf16 sums gradient contributions in another order when a layer's backward runs on its
 // own, so the two agree to bf16 rounding (~1e-3 relative), not bit for bit (fp32 is
 // bitwise; see the models suite). A recomputation outside autocast would produce fp32

@@ -26,7 +26,7 @@
 #include <troupe/actors/step3_worker.hpp>
 #include <troupe/data/demo_gold.hpp>
 #include <troupe/rl/algorithm_registry.hpp>
-#include <troupe/rl/masked_ops.hpp>
+#include <troupe/rl/loss_reduction.hpp>
 #include <troupe/rl/ppo_losses.hpp>
 #include <troupe/rl/reward_function.hpp>
 
@@ -62,9 +62,15 @@ class Rloo : public rl::Algorithm {
 
   torch::Tensor policy_loss(const torch::Tensor& logprobs, const rl::Experience& exp) const override {
     const int64_t start = exp.start(), answer = exp.answer_length();
-    return rl::ppo_actor_loss(logprobs.narrow(1, start, answer), exp.logprobs.narrow(1, start, answer),
-                              exp.advantages, exp.action_mask.narrow(1, start, answer), cliprange_);
+    const auto mask = exp.action_mask.narrow(1, start, answer);  // (B, A)
+    const auto per_token = rl::clipped_surrogate(logprobs.narrow(1, start, answer), exp.logprobs.narrow(1, start, answer),
+                                                 exp.advantages, mask, cliprange_);  // (B, A)
+    // The mean over the minibatch's action tokens, not over these rows' alone: on a
+    // micro-batch of a minibatch (--max_tokens_per_microbatch) it is its share.
+    return rl::minibatch_token_mean(per_token, mask, exp);
   }
+  // Its loss divides by the minibatch's counts and adds up over rows.
+  bool supports_micro_batches() const override { return true; }
 
  private:
   int64_t samples_;

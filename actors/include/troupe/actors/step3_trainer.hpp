@@ -52,6 +52,11 @@ struct Step3Config {
 
   int64_t generation_batch_size = 16;  ///< --per_device_generation_batch_size
   int64_t training_batch_size = 16;    ///< --per_device_training_batch_size
+  /// --max_tokens_per_microbatch: every PPO minibatch runs in micro-batches of at most
+  /// this many padded tokens (rows grouped by length), gradients accumulated before its
+  /// one optimizer step; 0 = each minibatch in one pass. Needs an algorithm that
+  /// supports_micro_batches().
+  int64_t max_tokens_per_microbatch = 0;
   int64_t generation_batches = 1;
   int64_t ppo_epochs = 1;
   int64_t epochs = 1;                  ///< --num_train_epochs over the prompts

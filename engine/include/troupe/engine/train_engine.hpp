@@ -63,6 +63,13 @@ class TrainEngine {
   /// troupe::Error when the loss is not finite (naming the step), before any update.
   MicroStep micro_step(const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn);
 
+  /// One pass of a micro-batch that runs in several (step 3's token-budget micro-batches
+  /// of one minibatch): back-propagates loss / accumulation steps as micro_step() does,
+  /// but neither counts a micro-batch nor steps; the micro_step() of its last pass does
+  /// both. Each pass's loss must be its share of the micro-batch's, so that the
+  /// gradients add up to the micro-batch's. Returns the pass's loss.
+  MicroStep partial_step(const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn);
+
   /// Runs `fn` in eval mode, without autograd, under the engine's autocast; the model
   /// is back in training mode afterwards.
   void evaluate(const std::function<void(models::CausalLMImpl&)>& fn);
@@ -129,6 +136,8 @@ class TrainEngine {
   std::unique_ptr<LrScheduler> scheduler_;
   std::vector<torch::Tensor> trainable_;
   GradientSync gradient_sync_;
+  /// The forward and backward of micro_step() and partial_step(): the loss, checked finite.
+  double backward(const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn);
   void broadcast_owned_parameters();
   /// Stage 2: averages each gradient onto its owner, clips the owned ones by the global
   /// norm and drops the rest; returns the norm.

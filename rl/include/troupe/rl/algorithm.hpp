@@ -84,6 +84,20 @@ class Algorithm {
   /// scalar. The default throws troupe::Error: only algorithms with a critic have one.
   virtual torch::Tensor value_loss(const torch::Tensor& values, const Experience& exp) const;
 
+  /// Whether policy_loss() and value_loss() may run on micro-batches of a minibatch
+  /// (step 3's --max_tokens_per_microbatch), which the trainer refuses otherwise. Say
+  /// true only when both losses
+  ///   - divide by the minibatch's counts, exp.minibatch_totals when set (rows, action
+  ///     tokens, answer width), never by counts of the rows they are given: the
+  ///     reductions of loss_reduction.hpp and clipped_policy_loss do this, masked_mean
+  ///     and ppo_actor_loss do not;
+  ///   - add up over rows: no term mixes rows, and none depends on their order or on the
+  ///     batch's width (a micro-batch holds some of the rows, sorted by length, with the
+  ///     padding they all share cut off).
+  /// Then each micro-batch's loss is its share of the minibatch's, and the gradients the
+  /// trainer accumulates over them are the minibatch's. The built-in algorithms do.
+  virtual bool supports_micro_batches() const { return false; }
+
   /// What the algorithm carries from cycle to cycle (running reward statistics, an
   /// adaptive KL coefficient), for step-3 checkpoints; empty for a stateless one.
   /// restore_state() takes what state() gave, so a resumed run continues exactly.

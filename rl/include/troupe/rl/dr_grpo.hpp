@@ -39,6 +39,8 @@ class DrGrpo : public Algorithm {
   void compute_advantages(Experience& exp) override;
   /// clipped_policy_loss (+ kl_coef * KL) with LossAggregation::ConstantLength.
   torch::Tensor policy_loss(const torch::Tensor& logprobs, const Experience& exp) const override;
+  /// Its losses divide by the minibatch's counts (loss_reduction.hpp).
+  bool supports_micro_batches() const override { return true; }
 
   const DrGrpoConfig& config() const { return config_; }
 

@@ -2,10 +2,13 @@
 /// A batch of rollouts as named tensors: what generation, scoring and the algorithm
 /// produce, and what the policy and critic train on.
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <torch/types.h>
+
+#include <troupe/rl/minibatch_totals.hpp>
 
 namespace troupe::rl {
 
@@ -44,6 +47,11 @@ struct Experience {
   torch::Tensor returns;         // (B, A) set by algorithms with a critic
   /// Tensors an algorithm of an app adds, each with its layout.
   std::map<std::string, std::pair<Layout, torch::Tensor>> extras;
+  /// Set on a micro-batch cut from a minibatch (token_budget_micro_batches): the
+  /// minibatch's counts, which the losses divide by (loss_reduction.hpp). Unset, the
+  /// batch is a minibatch of its own. slice(), index_select(), split() and concat() leave
+  /// it unset: their rows are another batch.
+  std::optional<MinibatchTotals> minibatch_totals;
 
   /// An experience from generated sequences: action_mask = attention_mask[:, 1:].
   static Experience from_generation(torch::Tensor prompts, torch::Tensor sequences,
@@ -55,6 +63,9 @@ struct Experience {
   int64_t answer_length() const;    ///< A = T - P
   /// Token position of the first answer token's log-prob: P - 1.
   int64_t start() const { return prompt_length() - 1; }
+  /// What a loss over this batch divides by: minibatch_totals when set, else this batch's
+  /// own counts (one host sync, for the action tokens).
+  MinibatchTotals totals() const;
 
   /// Checks every defined tensor against its layout; throws troupe::Error naming the
   /// tensor, its shape and the expected one.

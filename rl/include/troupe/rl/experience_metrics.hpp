@@ -19,6 +19,8 @@ std::map<std::string, double> experience_metrics(const Experience& exp);
 
 /// TRL's approxkl: 0.5 * mean over action tokens of (logprobs - exp.logprobs)^2, where
 /// `logprobs` (B, T-1) are the training policy's and exp.logprobs the sampling policy's.
+/// The mean is over the minibatch's tokens (minibatch_token_mean): on a micro-batch it is
+/// its share, and the micro-batches' shares add up to the minibatch's value.
 double approx_kl(const torch::Tensor& logprobs, const Experience& exp);
 
 }  // namespace troupe::rl

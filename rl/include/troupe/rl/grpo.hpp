@@ -45,6 +45,8 @@ class Grpo : public Algorithm {
   /// Per action token clipped_surrogate(...) + kl_coef * KL(logprobs, ref_logprobs) (no
   /// KL term with kl_in_reward), aggregated as GrpoConfig::token_mean says.
   torch::Tensor policy_loss(const torch::Tensor& logprobs, const Experience& exp) const override;
+  /// Its losses divide by the minibatch's counts (loss_reduction.hpp).
+  bool supports_micro_batches() const override { return true; }
 
   const GrpoConfig& config() const { return config_; }
 

@@ -23,7 +23,7 @@ struct PolicyLossOptions {
   double kl_coef = 0.0;                         ///< weight of the KL(policy || reference) loss term; 0 = none
   KlEstimator kl_estimator = KlEstimator::K3;   ///< of that term
   LossAggregation aggregation = LossAggregation::TokenMean;
-  /// ConstantLength's length; 0 = the experience's answer width A (the longest answer
+  /// ConstantLength's length; 0 = the minibatch's answer width A (the longest answer
   /// of its batch). Must be >= A.
   int64_t constant_length = 0;
 };
@@ -36,7 +36,8 @@ torch::Tensor answer_mask(const Experience& exp);
 torch::Tensor answer_kl(const Experience& exp, KlEstimator estimator);
 
 /// Per answer token clipped_surrogate(logprobs, exp.logprobs, exp.advantages) plus
-/// kl_coef * kl_estimate(logprobs, exp.ref_logprobs), aggregated as options say.
+/// kl_coef * kl_estimate(logprobs, exp.ref_logprobs), aggregated as options say over the
+/// minibatch's counts (loss_reduction.hpp), so a micro-batch gives its share.
 /// logprobs (B, T-1) are the training policy's, differentiable. `algorithm` names the
 /// caller in errors (e.g. a missing tensor or a too small constant_length).
 torch::Tensor clipped_policy_loss(const torch::Tensor& logprobs, const Experience& exp,

@@ -31,10 +31,14 @@ class Ppo : public Algorithm {
   /// rewards = compute_rewards(...), values = zero_past_end(values), then GAE:
   /// sets exp.rewards (B, T-1), exp.values (B, T-1), exp.advantages and exp.returns (B, A).
   void compute_advantages(Experience& exp) override;
-  /// ppo_actor_loss over answer positions [start, T-1) with exp.logprobs as the old ones.
+  /// ppo_actor_loss over answer positions [start, T-1) with exp.logprobs as the old ones,
+  /// its token mean over the minibatch's action tokens.
   torch::Tensor policy_loss(const torch::Tensor& logprobs, const Experience& exp) const override;
-  /// ppo_value_loss over answer positions with exp.values as the old values.
+  /// ppo_value_loss over answer positions with exp.values as the old values, its token
+  /// mean over the minibatch's action tokens.
   torch::Tensor value_loss(const torch::Tensor& values, const Experience& exp) const override;
+  /// Both losses divide by the minibatch's counts (loss_reduction.hpp).
+  bool supports_micro_batches() const override { return true; }
 
   const PpoConfig& config() const { return config_; }
 

@@ -15,6 +15,11 @@ torch::Tensor clipped_surrogate(const torch::Tensor& logprobs, const torch::Tens
 torch::Tensor ppo_actor_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
                              const torch::Tensor& advantages, const torch::Tensor& mask, double cliprange);
 
+/// Per token max((v - R)^2, (clamp(v, v_old - c, v_old + c) - R)^2), c = cliprange_value;
+/// values, old_values, returns (B, L). Differentiable in `values`.
+torch::Tensor clipped_value_error(const torch::Tensor& values, const torch::Tensor& old_values,
+                                  const torch::Tensor& returns, double cliprange_value);
+
 /// 0.5 * masked_mean(max((v - R)^2, (clamp(v, v_old - c, v_old + c) - R)^2)), c =
 /// cliprange_value; values, old_values, returns, mask (B, L). Differentiable in `values`.
 torch::Tensor ppo_value_loss(const torch::Tensor& values, const torch::Tensor& old_values,

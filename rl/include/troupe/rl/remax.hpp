@@ -38,6 +38,8 @@ class Remax : public Algorithm {
   void compute_advantages(Experience& exp) override;
   /// clipped_policy_loss without a KL term (the KL is in the reward).
   torch::Tensor policy_loss(const torch::Tensor& logprobs, const Experience& exp) const override;
+  /// Its losses divide by the minibatch's counts (loss_reduction.hpp).
+  bool supports_micro_batches() const override { return true; }
 
   const RemaxConfig& config() const { return config_; }
 
