@@ -16,7 +16,8 @@ add_library(troupe_warnings INTERFACE)
 target_compile_options(troupe_warnings INTERFACE
   $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
 
+# Host code only: nvcc has no sanitizers (scripts/sanitize builds without CUDA).
 if(TROUPE_SANITIZE)
-  add_compile_options(-fsanitize=${TROUPE_SANITIZE} -fno-omit-frame-pointer)
+  add_compile_options($<$<COMPILE_LANGUAGE:C,CXX>:-fsanitize=${TROUPE_SANITIZE}> $<$<COMPILE_LANGUAGE:C,CXX>:-fno-omit-frame-pointer>)
   add_link_options(-fsanitize=${TROUPE_SANITIZE})
 endif()

@@ -123,7 +123,7 @@ ApiRequest parse_request(Endpoint endpoint, const std::string& body, int64_t max
   json doc;
   try {
     doc = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number out of range (1e999)
     throw ApiError(400, std::string("the body is not valid JSON: ") + e.what());
   }
   if (!doc.is_object()) throw ApiError(400, "the body must be a JSON object, got " + type_name(doc));

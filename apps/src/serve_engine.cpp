@@ -65,40 +65,13 @@ std::string ServeEngine::failure() const {
 
 ServeEngine::Started ServeEngine::start(const ApiRequest& request) {
   const bool chat = request.endpoint == Endpoint::ChatCompletions;
-  const std::string prompt_field = chat ? "messages" : "prompt";
-  std::vector<int64_t> ids;
-  if (chat) {
-    ids = tokenizer_->encode(models::render_chat(format_, request.messages), /*add_special_tokens=*/true);
-  } else if (!request.prompt_ids.empty()) {
-    ids = request.prompt_ids;
-    for (auto id : ids)
-      if (id >= tokenizer_->vocab_size())
-        throw ApiError(400, "prompt: token id " + std::to_string(id) + " is outside the vocabulary of " +
-                                std::to_string(tokenizer_->vocab_size()), "invalid_request_error", "prompt");
-  } else {
-    ids = tokenizer_->encode(request.prompt, /*add_special_tokens=*/true);
-  }
-  if (ids.empty()) throw ApiError(400, prompt_field + " encodes to no tokens", "invalid_request_error", prompt_field);
-  const auto prompt_tokens = static_cast<int64_t>(ids.size());
-  const int64_t context = scheduler_->context();
-  if (prompt_tokens >= context)
-    throw ApiError(400,
-                   "the prompt is " + std::to_string(prompt_tokens) + " tokens; the model's context is " +
-                       std::to_string(context) + " tokens, which must hold the prompt and at least one new token",
-                   "invalid_request_error", prompt_field, "context_length_exceeded");
-  const int64_t room = context - prompt_tokens;
-  int64_t max_tokens = request.max_tokens.value_or(chat ? room : std::min<int64_t>(16, room));
-  if (max_tokens > room)
-    throw ApiError(400,
-                   "the prompt is " + std::to_string(prompt_tokens) + " tokens and max_tokens is " +
-                       std::to_string(max_tokens) + ": together more than the model's context of " +
-                       std::to_string(context) + " tokens",
-                   "invalid_request_error", "max_tokens", "context_length_exceeded");
+  auto prompt = prepare_prompt(request, *tokenizer_, format_, scheduler_->context());
+  const auto prompt_tokens = static_cast<int64_t>(prompt.ids.size());
 
   models::BatchRequest batch;
-  batch.prompt_ids = std::move(ids);
+  batch.prompt_ids = std::move(prompt.ids);
   auto& o = batch.options;
-  o.max_new_tokens = max_tokens;
+  o.max_new_tokens = prompt.max_new_tokens;
   o.do_sample = request.temperature > 0.0;
   o.temperature = o.do_sample ? request.temperature : 1.0;
   o.top_k = request.top_k;
@@ -107,9 +80,7 @@ ServeEngine::Started ServeEngine::start(const ApiRequest& request) {
   // No token id is -1: ignore_eos leaves only max_tokens and stop strings to end it.
   o.eos_token_ids = request.ignore_eos ? std::vector<int64_t>{-1} : eos_;
 
-  auto stop = request.stop;
-  if (chat) stop.push_back(models::chat_turn_marker(format_));
-  auto stream = std::make_shared<models::TextStream>(tokenizer_, stop, /*trim=*/chat);
+  auto stream = std::make_shared<models::TextStream>(tokenizer_, prompt.stop, /*trim=*/chat);
   auto channel = std::make_shared<RequestChannel>();
   batch.on_token = [stream, channel](int64_t token) {
     channel->add_text(stream->push(token));

@@ -1,6 +1,6 @@
 #pragma once
-/// The model side of `troupe serve`: turns checked API requests into prompts (the chat
-/// format, the tokenizer), runs them on a models::BatchScheduler on a thread of its
+/// The model side of `troupe serve`: turns checked API requests into prompts
+/// (prepare_prompt), runs them on a models::BatchScheduler on a thread of its
 /// own (the one thread that touches the model), and hands each request's text to its
 /// HTTP handler through a RequestChannel as it is generated.
 #include <condition_variable>
@@ -15,6 +15,7 @@
 #include <troupe/models/tokenizer.hpp>
 
 #include "serve_api.hpp"
+#include "serve_prompt.hpp"
 
 namespace troupe::apps::serve {
 

@@ -94,6 +94,9 @@ def main(troupe, fixture, work):
             (400, chat, {"messages": [{"role": "user", "content": 5}]}, {"param": "messages[0].content"}),
             (400, chat, {"messages": user, "temperature": "hot"}, {"param": "temperature"}),
             (400, chat, {"messages": user, "temperature": 1e400}, {}),
+            # json.dumps writes 1e400 as Infinity; a number literal past double's range is JSON too.
+            (400, chat, '{"messages": [{"role": "user", "content": "hi"}], "temperature": 1e999}',
+             {"param": None, "message": "not valid JSON"}),
             (400, chat, {"messages": user, "top_p": 0}, {"param": "top_p"}),
             (400, chat, {"messages": user, "top_k": -5}, {"param": "top_k"}),
             (400, chat, {"messages": user, "stream": "yes"}, {"param": "stream"}),
