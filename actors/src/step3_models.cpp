@@ -27,4 +27,13 @@ models::CausalLM load_role_model(const std::filesystem::path& dir, const RoleMod
   return model;
 }
 
+RankModel load_rank_model(const std::filesystem::path& dir, const RoleModelOptions& options, const std::string& role,
+                          const DataParallel* group) {
+  std::optional<models::PartitionedInit> partitioned;
+  if (group && group->partitions_parameters()) partitioned.emplace(group->rank(), group->world());
+  RankModel built{load_role_model(dir, options, role), nullptr};
+  if (partitioned) built.partitioned = partitioned->layers();
+  return built;
+}
+
 }  // namespace troupe::actors
