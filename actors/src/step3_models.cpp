@@ -1,6 +1,8 @@
 /// load_role_model: a step-3 role's model as the run configures it.
 #include "step3_models.hpp"
 
+#include <optional>
+
 #include <troupe/common/error.hpp>
 #include <troupe/models/frozen_weights.hpp>
 #include <troupe/models/lora.hpp>

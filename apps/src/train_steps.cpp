@@ -163,9 +163,13 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
                         torch::Device(args.device), std::chrono::seconds(args.collective_timeout));
   const torch::Device device = ranks.device();
   // The same large tensors every step: no page faults for them. Not when ranks partition
-  // the model: what a rank frees of it (the whole model under stages 1-2, each gathered
-  // layer under stage 3) must go back.
-  if (ranks.world() == 1 || args.zero_stage == 0) engine::keep_freed_host_memory();
+  // the model: what a rank frees of it (the whole gradient under stages 1-2, each
+  // gathered layer and its gradients under stage 3) must go back at once.
+  if (ranks.world() == 1 || args.zero_stage == 0) {
+    engine::keep_freed_host_memory();
+  } else {
+    engine::return_large_blocks_when_freed();
+  }
 
   // Under ZeRO stage 3 each decoder layer is cut to this rank's chunk as it is built or
   // loaded (DeepSpeed's zero.Init): no rank holds the whole model.

@@ -71,10 +71,11 @@ void PartitionedInit::take(torch::nn::Module& module, int64_t index) {
   PartitionedLayers::Layer layer;
   const auto parameters = module.named_parameters();
   if (parameters.is_empty()) return;
-  const auto options = parameters[0].value().options().requires_grad(false);
+  const auto& first = parameters.begin()->value();
+  const auto options = first.options().requires_grad(false);
   for (const auto& item : parameters) {
     const auto& p = item.value();
-    if (p.scalar_type() != options.dtype().toScalarType() || p.device() != options.device())
+    if (p.scalar_type() != first.scalar_type() || p.device() != first.device())
       throw Error("partitioned construction: decoder layer " + std::to_string(index) + " mixes dtypes or devices (" +
                   item.key() + ")");
     layer.parameters[item.key()] = {p.sizes().vec(), layer.numel, {}};
