@@ -33,13 +33,19 @@ int64_t kv_cache_bytes(const ModelShape& shape, int64_t b, int64_t s, int tp, Pr
 
 namespace {
 
-/// The largest rank's share of the trainable elements under ZeRO-1/2: largest tensor
-/// first, each to the rank holding the fewest elements so far (set_optimizer_sharding).
-int64_t largest_owner_share(std::vector<int64_t> sizes, int64_t ranks) {
-  std::stable_sort(sizes.begin(), sizes.end(), std::greater<>());
-  std::vector<int64_t> load(static_cast<size_t>(ranks), 0);
-  for (const int64_t size : sizes) *std::min_element(load.begin(), load.end()) += size;
-  return *std::max_element(load.begin(), load.end());
+/// The most AdamW state elements a rank keeps under ZeRO-1/2: the trainable tensors
+/// (numel, whether they get a gradient) go largest first, each to the rank owning the
+/// fewest elements so far (TrainEngine::set_optimizer_sharding); a tensor without a
+/// gradient has an owner but no state.
+int64_t largest_owner_state(std::vector<std::pair<int64_t, bool>> tensors, int64_t ranks) {
+  std::stable_sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<int64_t> load(static_cast<size_t>(ranks), 0), state(static_cast<size_t>(ranks), 0);
+  for (const auto& [numel, has_state] : tensors) {
+    const auto least = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    load[least] += numel;
+    if (has_state) state[least] += numel;
+  }
+  return *std::max_element(state.begin(), state.end());
 }
 
 /// AdamW's group of a trainable parameter, or the frozen weights (zero3.hpp's flats).
@@ -77,15 +83,15 @@ MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Pr
   auto bytes_per_element = [&](const ParameterTensor& q) -> int64_t { return half && q.linear_weight && !trainable(q) ? 2 : 4; };
 
   int64_t weight_bytes = 0, gradient_elements = 0, optimizer_elements = 0;
-  std::vector<int64_t> trainable_sizes;
+  std::vector<std::pair<int64_t, bool>> trainable_tensors;  // (numel, gets a gradient)
   // Under ZeRO-3: per decoder layer, the flats by (group, bytes per element) and their sizes.
   std::vector<std::map<std::pair<FlatGroup, int64_t>, int64_t>> flats(static_cast<size_t>(shape.layers));
   for (const auto& q : tensors.parameters) {
     m.parameters += q.numel;
-    const bool trained = trainable(q);
+    const bool trained = trainable(q), learns = trained && q.gets_gradient;
     if (trained) {
       m.trainable += q.numel;
-      trainable_sizes.push_back(q.numel);
+      trainable_tensors.emplace_back(q.numel, q.gets_gradient);
     }
     if (stage == 3 && q.layer >= 0) {
       const auto group = !trained ? FlatGroup::Frozen : q.lora ? FlatGroup::Lora : q.dims <= 1 ? FlatGroup::NoDecay : FlatGroup::Decay;
@@ -94,7 +100,7 @@ MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Pr
     }
     // Whole on every rank; under ZeRO-3 its gradient too until the step, its moments 1/N.
     weight_bytes += q.numel * bytes_per_element(q);
-    if (trained) {
+    if (learns) {
       gradient_elements += q.numel;
       if (stage == 3) optimizer_elements += ceil_div(q.numel, n);
     }
@@ -123,7 +129,9 @@ MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Pr
       m.inference_weights = ceil_div(layers, t * role.inference_tp_size);
     }
   } else {
-    optimizer_elements = stage >= 1 ? largest_owner_share(trainable_sizes, n) : m.trainable;
+    optimizer_elements = 0;
+    for (const auto& [numel, has_state] : trainable_tensors) optimizer_elements += has_state ? numel : 0;
+    if (stage >= 1) optimizer_elements = largest_owner_state(trainable_tensors, n);
   }
 
   weight_bytes = ceil_div(weight_bytes, t);

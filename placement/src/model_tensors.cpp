@@ -86,9 +86,10 @@ ModelTensors model_tensors(const ModelShape& s, Head head, int64_t lora_dim) {
       b.norm(h, -1, false);
       break;
   }
-  if (head == Head::LanguageModel) {
-    b.linear(s.vocab, out_width, false, -1, -1, /*tied=*/s.tied_embeddings);
-  } else {
+  // The LM head; a value model keeps it unused (and untrained), then adds v_head.
+  b.linear(s.vocab, out_width, false, -1, -1, /*tied=*/s.tied_embeddings);
+  if (head == Head::Value) {
+    if (!s.tied_embeddings) out.parameters.back().gets_gradient = false;
     b.linear(1, out_width, false, -1, -1);  // v_head
   }
   return out;

@@ -15,6 +15,9 @@ struct ParameterTensor {
   int64_t layer = -1;         ///< its decoder layer; -1 outside them (embeddings, final norm, heads)
   bool linear_weight = false; ///< the weight of a linear layer (kept in 16 bits when frozen under bf16)
   bool lora = false;          ///< a LoRA adapter (lora_A or lora_B)
+  /// False for a value model's untied LM head: no loss reaches it, so it gets no
+  /// gradient and AdamW keeps no state for it (it still has an owner under ZeRO-1/2).
+  bool gets_gradient = true;
 };
 
 /// One linear layer: the inference layout packs its weight (adapters folded in) and
