@@ -8,7 +8,9 @@ batch per rank, in one run of this script.
 
 Each configuration runs alone. The script polls every rank's VmRSS every 0.1 s and
 reads each rank's VmHWM (peak resident set) when it ends; it reports the largest
-per-rank peak, its ratio to the one-process peak, and the seconds per run. What ZeRO
+per-rank peak, its ratio to the one-process peak, and the seconds per run, and splits the
+largest rank's sampled peak into anonymous memory (tensors, heap) and mapped files (the
+libraries' pages: libtorch, gloo, CAF). What ZeRO
 stage 3 should give, per rank: 16 bytes per decoder-layer parameter / N (fp32 weights,
 gradients, AdamW's two moments) plus the parameters kept whole (embeddings, final
 norm) with 4 bytes each and their 12 bytes of state / N, plus activations and the
@@ -58,9 +60,13 @@ def run(binary, workdir, preset, ranks, stage, steps, seq, batch):
     start = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peaks = {}  # pid -> largest VmHWM seen
+    split = {}  # pid -> (VmRSS, RssAnon, RssFile) when VmRSS was largest
     while proc.poll() is None:
         for pid in [proc.pid] + children(proc.pid):
             peaks[pid] = max(peaks.get(pid, 0), status_kib(pid, "VmHWM"))
+            now = (status_kib(pid, "VmRSS"), status_kib(pid, "RssAnon"), status_kib(pid, "RssFile"))
+            if now[0] > split.get(pid, (0, 0, 0))[0]:
+                split[pid] = now
         time.sleep(0.1)
     err = proc.stderr.read()
     seconds = time.time() - start
@@ -68,8 +74,12 @@ def run(binary, workdir, preset, ranks, stage, steps, seq, batch):
         sys.exit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
     shutil.rmtree(out, ignore_errors=True)  # every rank's checkpoint: gigabytes each
     per_rank = sorted(peaks.values(), reverse=True)
+    largest = max(peaks, key=peaks.get)
+    rss, anon, mapped = split.get(largest, (0, 0, 0))
     return {"ranks": ranks, "zero_stage": stage, "seconds": seconds, "peak_rank_gib": per_rank[0] / 2**20,
-            "rank_peaks_gib": [p / 2**20 for p in per_rank]}
+            "rank_peaks_gib": [p / 2**20 for p in per_rank],
+            # the largest rank at its sampled peak: heap and tensors, and mapped files (libraries)
+            "sampled_peak_anon_gib": anon / 2**20, "sampled_peak_file_gib": mapped / 2**20}
 
 
 def main():
@@ -99,10 +109,11 @@ def main():
     base = rows[0]["peak_rank_gib"]
     print(f"step 1, preset:{args.preset}, vocab {args.vocab}, B={args.batch} T={args.seq} per rank, "
           f"{args.steps} optimizer steps, fp32")
-    print(f"{'ranks':>5} {'ZeRO':>4} {'peak GiB (largest rank)':>24} {'vs 1 process':>13} {'seconds':>8}")
+    print(f"{'ranks':>5} {'ZeRO':>4} {'peak GiB (largest rank)':>24} {'vs 1 process':>13} {'seconds':>8} "
+          f"{'of it anon / files GiB':>23}")
     for r in rows:
         print(f"{r['ranks']:>5} {r['zero_stage']:>4} {r['peak_rank_gib']:>24.2f} {r['peak_rank_gib'] / base:>12.2f}x "
-              f"{r['seconds']:>8.1f}")
+              f"{r['seconds']:>8.1f} {r['sampled_peak_anon_gib']:>11.2f} / {r['sampled_peak_file_gib']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

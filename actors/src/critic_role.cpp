@@ -16,7 +16,8 @@ namespace troupe::actors {
 
 CriticRole::CriticRole(models::CausalLM critic, engine::TrainOptions train, std::shared_ptr<const rl::Algorithm> algorithm,
                        PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir,
-                       std::shared_ptr<DataParallel> data_parallel)
+                       std::shared_ptr<DataParallel> data_parallel,
+                       std::shared_ptr<models::PartitionedLayers> partitioned)
     : trainer_(std::move(critic), std::move(train)),
       algorithm_(std::move(algorithm)),
       ppo_(std::move(ppo)),
@@ -25,7 +26,7 @@ CriticRole::CriticRole(models::CausalLM critic, engine::TrainOptions train, std:
   if (!algorithm_) throw Error("CriticRole: no algorithm");
   if (!trainer_.model()->has_value_head()) throw Error("the critic model has no value head (v_head)");
   check_micro_batching(ppo_.max_tokens_per_microbatch, *algorithm_);
-  if (data_parallel_) data_parallel_->attach(trainer_);
+  if (data_parallel_) data_parallel_->attach(trainer_, std::move(partitioned));
 }
 
 TensorBatch CriticRole::score(const TensorBatch& batch) {

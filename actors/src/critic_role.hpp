@@ -23,7 +23,8 @@ class CriticRole : public RoleModel, public Trainable {
  public:
   CriticRole(models::CausalLM critic, engine::TrainOptions train, std::shared_ptr<const rl::Algorithm> algorithm,
              PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir,
-             std::shared_ptr<DataParallel> data_parallel = nullptr);
+             std::shared_ptr<DataParallel> data_parallel = nullptr,
+             std::shared_ptr<models::PartitionedLayers> partitioned = nullptr);
   TensorBatch score(const TensorBatch& sequences) override;
   Metrics train(const std::vector<TensorBatch>& experience, int64_t step) override;
   void save(const std::string& path) override;

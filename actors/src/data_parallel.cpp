@@ -194,11 +194,13 @@ engine::Zero3Collectives zero3_collectives_over(std::function<transport::Communi
   return collectives;
 }
 
-void DataParallel::attach(engine::TrainEngine& trainer) {
+void DataParallel::attach(engine::TrainEngine& trainer, std::shared_ptr<models::PartitionedLayers> built) {
   if (zero_stage_ >= 3) {
-    trainer.set_zero3(zero3_collectives());
+    trainer.set_zero3(zero3_collectives(), std::move(built));
     return;
   }
+  if (built) throw Error("data parallel group " + group_ + ": a model built partitioned needs ZeRO stage 3, not " +
+                         std::to_string(zero_stage_));
   if (zero_stage_ < 2)
     trainer.set_gradient_sync(
         [self = shared_from_this()](const std::vector<torch::Tensor>& parameters) { self->average_gradients(parameters); });

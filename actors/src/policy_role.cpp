@@ -25,7 +25,8 @@ namespace troupe::actors {
 PolicyRole::PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::TrainOptions train,
                        models::GenerationOptions generation, std::shared_ptr<const rl::Algorithm> algorithm,
                        PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir,
-                       std::shared_ptr<DataParallel> data_parallel)
+                       std::shared_ptr<DataParallel> data_parallel,
+                       std::shared_ptr<models::PartitionedLayers> partitioned)
     : hybrid_(std::move(hybrid)),
       trainer_(hybrid_->model(), std::move(train)),
       generation_(std::move(generation)),
@@ -35,7 +36,7 @@ PolicyRole::PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::Tra
       data_parallel_(std::move(data_parallel)) {
   if (!algorithm_) throw Error("PolicyRole: no algorithm");
   check_micro_batching(ppo_.max_tokens_per_microbatch, *algorithm_);
-  if (data_parallel_) data_parallel_->attach(trainer_);
+  if (data_parallel_) data_parallel_->attach(trainer_, std::move(partitioned));
   hybrid_->set_zero3(trainer_.zero3());
   if (ppo_.enable_ema) {
     rl::EmaOptions options;

@@ -31,7 +31,8 @@ class PolicyRole : public RoleModel, public Generator, public Trainable {
   PolicyRole(std::shared_ptr<engine::HybridEngine> hybrid, engine::TrainOptions train,
              models::GenerationOptions generation, std::shared_ptr<const rl::Algorithm> algorithm,
              PpoTrainingOptions ppo, std::filesystem::path tokenizer_dir,
-             std::shared_ptr<DataParallel> data_parallel = nullptr);
+             std::shared_ptr<DataParallel> data_parallel = nullptr,
+             std::shared_ptr<models::PartitionedLayers> partitioned = nullptr);
   /// With a tensor-parallel generation group (hybrid().set_tensor_parallel), every
   /// rank of the group generates as often as the rank with the most prompt chunks, with
   /// no rows when it has none left, and returns no rows when it had no prompts.

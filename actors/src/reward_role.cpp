@@ -35,14 +35,14 @@ std::pair<std::vector<std::string>, std::vector<std::string>> decode_rollouts(co
 }
 
 RewardRole::RewardRole(models::CausalLM reward_model, std::shared_ptr<DataParallel> partition_over,
-                       torch::ScalarType compute_dtype)
+                       torch::ScalarType compute_dtype, std::shared_ptr<models::PartitionedLayers> partitioned)
     : model_(std::move(reward_model)), compute_dtype_(compute_dtype), name_("reward model") {
   if (!model_ || !model_->has_value_head()) throw Error("the reward model has no value head (v_head)");
   model_->eval();
   for (auto& p : model_->parameters()) p.set_requires_grad(false);
   if (compute_dtype_ != torch::kFloat32) models::store_frozen_linears_in(*model_, compute_dtype_);
   if (partition_over && partition_over->world() > 1)
-    partition_ = std::make_unique<engine::Zero3Partition>(model_, partition_over->zero3_collectives());
+    partition_ = std::make_unique<engine::Zero3Partition>(model_, partition_over->zero3_collectives(), std::move(partitioned));
 }
 
 RewardRole::RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared_ptr<const models::Tokenizer> tokenizer,

@@ -25,8 +25,10 @@ class RewardRole : public RoleModel {
   /// frozen): every rank then scores together, one with no rows by a one-token pass.
   /// `compute_dtype` bf16 (the run's --dtype): scores under bf16 autocast with the linear
   /// weights kept in bf16 (frozen_weights.hpp).
+  /// `partitioned`: what building the model inside a models::PartitionedInit left here.
   explicit RewardRole(models::CausalLM reward_model, std::shared_ptr<DataParallel> partition_over = nullptr,
-                      torch::ScalarType compute_dtype = torch::kFloat32);
+                      torch::ScalarType compute_dtype = torch::kFloat32,
+                      std::shared_ptr<models::PartitionedLayers> partitioned = nullptr);
   /// A reward function; the tokenizer decodes prompts and answers for it.
   RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared_ptr<const models::Tokenizer> tokenizer,
              std::string name);

@@ -1,6 +1,8 @@
 /// load_role_model: a step-3 role's model as the run configures it.
 #include "step3_models.hpp"
 
+#include <optional>
+
 #include <troupe/common/error.hpp>
 #include <troupe/models/frozen_weights.hpp>
 #include <troupe/models/lora.hpp>
@@ -25,6 +27,15 @@ models::CausalLM load_role_model(const std::filesystem::path& dir, const RoleMod
   model->set_gradient_checkpointing(options.gradient_checkpointing);
   if (options.dropout) models::set_dropout(*model, *options.dropout);
   return model;
+}
+
+RankModel load_rank_model(const std::filesystem::path& dir, const RoleModelOptions& options, const std::string& role,
+                          const DataParallel* group) {
+  std::optional<models::PartitionedInit> partitioned;
+  if (group && group->partitions_parameters()) partitioned.emplace(group->rank(), group->world());
+  RankModel built{load_role_model(dir, options, role), nullptr};
+  if (partitioned) built.partitioned = partitioned->layers();
+  return built;
 }
 
 }  // namespace troupe::actors

@@ -119,10 +119,11 @@ std::shared_ptr<RoleModel> make_critic(const RoleSpec& spec, ProcessRoles&) {
   const auto basics = read_spec_fields<RoleBasics>(reader);
   // The same seed on every rank: fresh weights (a new value head, LoRA) start equal.
   torch::manual_seed(basics.seed);
-  auto model = load_role_model(model_dir(reader, basics), read_model_options(reader, basics, true), "critic");
-  return std::make_shared<CriticRole>(model, read_spec_fields<engine::TrainOptions>(reader), read_algorithm(reader),
+  auto group = data_parallel_group(reader, basics);
+  auto critic = load_rank_model(model_dir(reader, basics), read_model_options(reader, basics, true), "critic", group.get());
+  return std::make_shared<CriticRole>(critic.model, read_spec_fields<engine::TrainOptions>(reader), read_algorithm(reader),
                                       read_spec_fields<PpoTrainingOptions>(reader),
-                                      reader.nonempty("tokenizer", basics.tokenizer), data_parallel_group(reader, basics));
+                                      reader.nonempty("tokenizer", basics.tokenizer), group, critic.partitioned);
 }
 
 std::shared_ptr<RoleModel> make_reference(const RoleSpec& spec, ProcessRoles& here) {
@@ -146,8 +147,8 @@ std::shared_ptr<RoleModel> make_reward(const RoleSpec& spec, ProcessRoles&) {
   options.dropout.reset();
   // zero_stage 3: the ranks partition the model's layers (joined at dp_rendezvous).
   auto group = read_spec_fields<DataParallelSpec>(reader).zero_stage == 3 ? data_parallel_group(reader, basics) : nullptr;
-  return std::make_shared<RewardRole>(load_role_model(model_dir(reader, basics), options, "reward"), group,
-                                      options.compute_dtype);
+  auto reward = load_rank_model(model_dir(reader, basics), options, "reward", group.get());
+  return std::make_shared<RewardRole>(reward.model, group, options.compute_dtype, reward.partitioned);
 }
 
 std::shared_ptr<RoleModel> make_actor(const RoleSpec& spec, ProcessRoles& here) { return make_policy_role(spec, here); }
@@ -164,7 +165,9 @@ std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec, ProcessRoles&
   const auto basics = read_spec_fields<RoleBasics>(reader);
   // The same seed on every rank: fresh LoRA adapters start equal.
   torch::manual_seed(basics.seed);
-  auto actor = load_role_model(model_dir(reader, basics), read_model_options(reader, basics, false), "actor");
+  auto group = data_parallel_group(reader, basics);
+  auto built = load_rank_model(model_dir(reader, basics), read_model_options(reader, basics, false), "actor", group.get());
+  auto& actor = built.model;
   // log_switches stays on: each generate()'s switch times are a debug line (--log_level debug).
   auto hybrid_options = read_spec_fields<engine::HybridEngineOptions>(reader);
   auto hybrid = std::make_shared<engine::HybridEngine>(actor, hybrid_options);
@@ -177,7 +180,6 @@ std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec, ProcessRoles&
         data::make_unsupervised_blocks(data::read_text_corpus(settings.unsupervised_data),
                                        *models::load_tokenizer(tokenizer_dir), settings.unsupervised_block));
 
-  auto group = data_parallel_group(reader, basics);
   // Generation layout: groups of inference_tp_size actor ranks generate tensor-parallel.
   if (const int tp = settings.inference_tp_size; tp > 1) {
     if (!group) reader.fail("inference_tp_size", std::to_string(tp) + " needs the actor on " + std::to_string(tp) + " ranks or a multiple");
@@ -189,7 +191,7 @@ std::shared_ptr<PolicyRole> make_policy_role(const RoleSpec& spec, ProcessRoles&
   }
   auto role = std::make_shared<PolicyRole>(hybrid, read_spec_fields<engine::TrainOptions>(reader),
                                            read_spec_fields<models::GenerationOptions>(reader), read_algorithm(reader),
-                                           ppo, tokenizer_dir, group);
+                                           ppo, tokenizer_dir, group, built.partitioned);
   role->set_prompts_per_generation(settings.prompts_per_generation);
   here.add(spec, role);  // a reference of the same model built here next shares its weights
   return role;

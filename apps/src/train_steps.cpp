@@ -19,6 +19,7 @@
 #include <troupe/engine/tensorboard_writer.hpp>
 #include <troupe/kernels/cpu_features.hpp>
 #include <troupe/models/lora.hpp>
+#include <troupe/models/partitioned_init.hpp>
 #include <troupe/models/pretrained.hpp>
 #include <troupe/models/tokenizer.hpp>
 #include <troupe/transport/c10d_communicator.hpp>
@@ -162,14 +163,26 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
                         torch::Device(args.device), std::chrono::seconds(args.collective_timeout));
   const torch::Device device = ranks.device();
   // The same large tensors every step: no page faults for them. Not when ranks partition
-  // the model: each builds it whole and frees most of it, and that memory must go back.
-  if (ranks.world() == 1 || args.zero_stage == 0) engine::keep_freed_host_memory();
+  // the model: what a rank frees of it (the whole gradient under stages 1-2, each
+  // gathered layer and its gradients under stage 3) must go back at once.
+  if (ranks.world() == 1 || args.zero_stage == 0) {
+    engine::keep_freed_host_memory();
+  } else {
+    engine::return_large_blocks_when_freed();
+  }
 
+  // Under ZeRO stage 3 each decoder layer is cut to this rank's chunk as it is built or
+  // loaded (DeepSpeed's zero.Init): no rank holds the whole model.
+  std::optional<models::PartitionedInit> partitioned_init;
+  if (ranks.group() && ranks.group()->partitions_parameters()) partitioned_init.emplace(ranks.rank(), ranks.world());
   auto model = build_model(args, *tokenizer, device);
   if (args.step == 2 && !model->has_value_head()) {
     model->add_value_head();
     model->to(device);
   }
+  std::shared_ptr<models::PartitionedLayers> built;
+  if (partitioned_init) built = partitioned_init->layers();
+  partitioned_init.reset();
   apply_lora_flags(*model, args.lora_dim, args);
   model->set_gradient_checkpointing(args.gradient_checkpointing);
   if (args.dropout) models::set_dropout(*model, *args.dropout);
@@ -206,7 +219,7 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   train.max_grad_norm = args.max_grad_norm;
   train.compute_dtype = compute_dtype;
   engine::TrainEngine engine(model, train);
-  if (const auto& group = ranks.group()) group->attach(engine);
+  if (const auto& group = ranks.group()) group->attach(engine, std::move(built));
 
   fs::create_directories(args.output_dir);
   // Rank 0 reports for all (each rank's own lines go to its log).

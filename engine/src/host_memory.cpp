@@ -18,6 +18,12 @@ void keep_freed_host_memory() {
 #endif
 }
 
+void return_large_blocks_when_freed() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);  // a fixed threshold: glibc no longer raises it
+#endif
+}
+
 void return_freed_host_memory() {
 #if defined(__GLIBC__)
   malloc_trim(0);

@@ -62,6 +62,7 @@ double TrainEngine::backward(const std::function<torch::Tensor(models::CausalLMI
     throw Error("training loss is " + std::to_string(value) + " at step " + std::to_string(global_step_) +
                 " (micro-batch " + std::to_string(micro_steps_) + "); stopping before the update");
   (loss / static_cast<double>(options_.gradient_accumulation_steps)).backward();
+  peak_gradient_bytes_ = std::max(peak_gradient_bytes_, gradient_bytes());
   // The layers' gradients reduce-scattered during the backward; the kept-whole ones now.
   if (zero3_) zero3_->reduce_scatter_kept_gradients();
   return value;
@@ -150,14 +151,14 @@ void TrainEngine::set_optimizer_sharding(OptimizerSharding sharding) {
   sharding_ = std::move(sharding);
 }
 
-void TrainEngine::set_zero3(Zero3Collectives collectives) {
+void TrainEngine::set_zero3(Zero3Collectives collectives, std::shared_ptr<models::PartitionedLayers> built) {
   if (global_step_ > 0) throw Error("ZeRO stage 3 must be set before the first optimizer step");
   if (zero3_) throw Error("ZeRO stage 3 is already on for this engine");
   if (sharding_ || gradient_sync_)
     throw Error("ZeRO stage 3: the engine already has a gradient sync or optimizer sharding (stages 0-2)");
   // Gradients accumulated so far belong to whole parameters that are about to go.
   optimizer_->zero_grad();
-  zero3_ = std::make_unique<Zero3Partition>(model_, std::move(collectives));
+  zero3_ = std::make_unique<Zero3Partition>(model_, std::move(collectives), std::move(built));
   scheduler_.reset();  // it refers to the optimizer it replaces
   optimizer_ = make_adamw(zero3_->master_chunks(), options_.optimizer);
   scheduler_ = std::make_unique<LrScheduler>(*optimizer_, options_.schedule);
@@ -247,6 +248,28 @@ int64_t TrainEngine::optimizer_state_bytes() const {
     for (const auto& t : {adamw->exp_avg(), adamw->exp_avg_sq(), adamw->max_exp_avg_sq()})
       if (t.defined()) bytes += t.numel() * static_cast<int64_t>(t.element_size());
   }
+  return bytes;
+}
+
+namespace {
+
+int64_t bytes_of(const torch::Tensor& t) { return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0; }
+
+}  // namespace
+
+int64_t TrainEngine::parameter_bytes() const {
+  if (zero3_) return zero3_->param_resident_bytes();
+  int64_t bytes = 0;
+  for (const auto& item : unique_named_parameters(*model_)) bytes += bytes_of(item.value());
+  return bytes;
+}
+
+int64_t TrainEngine::gradient_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& p : trainable_) bytes += bytes_of(p.grad());
+  if (zero3_)
+    for (const auto& group : zero3_->master_chunks())
+      for (const auto& chunk : group) bytes += bytes_of(chunk.grad());
   return bytes;
 }
 

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <map>
 #include <cstring>
-#include <regex>
 #include <tuple>
 #include <utility>
 
@@ -13,6 +12,7 @@
 
 #include <troupe/common/error.hpp>
 #include <troupe/engine/optimizer.hpp>
+#include <troupe/models/safetensors.hpp>
 
 namespace troupe::engine {
 namespace {
@@ -27,7 +27,8 @@ torch::Tensor placeholder(const torch::Tensor& like) { return torch::empty({0}, 
 
 int64_t Zero3Partition::Flat::gathered_bytes() const { return bytes_of(gathered); }
 
-Zero3Partition::Zero3Partition(models::CausalLM model, Zero3Collectives collectives)
+Zero3Partition::Zero3Partition(models::CausalLM model, Zero3Collectives collectives,
+                               std::shared_ptr<models::PartitionedLayers> built)
     : model_(std::move(model)), collectives_(std::move(collectives)) {
   const int world = collectives_.world, rank = collectives_.rank;
   if (!model_) throw Error("ZeRO stage 3: no model");
@@ -35,35 +36,37 @@ Zero3Partition::Zero3Partition(models::CausalLM model, Zero3Collectives collecti
     throw Error("ZeRO stage 3: rank " + std::to_string(rank) + " is outside a world of " + std::to_string(world));
   if (!collectives_.all_gather || !collectives_.reduce_scatter_sum || !collectives_.all_reduce_sum)
     throw Error("ZeRO stage 3: needs all_gather, reduce_scatter_sum and all_reduce_sum collectives");
-  // Decoder layers by their Hugging Face names: model.layers.3., model.decoder.layers.3.,
-  // transformer.h.3.
-  static const std::regex layer_name(R"((^|\.)(layers|h)\.(\d+)\.)");
+  if (built && (built->rank() != rank || built->world() != world))
+    throw Error("ZeRO stage 3: the model was built partitioned as rank " + std::to_string(built->rank()) + " of " +
+                std::to_string(built->world()) + ", not " + std::to_string(rank) + " of " + std::to_string(world));
   // Per layer, per (group, dtype): the parameters in model order.
-  struct Named {
-    std::vector<torch::Tensor> parameters;
-    std::vector<std::string> names;
-  };
-  std::vector<std::map<std::pair<int, int>, Named>> by_layer;
+  std::vector<std::map<std::pair<int, int>, std::vector<Member>>> by_layer;
   std::vector<std::tuple<int, torch::Tensor, std::string>> kept_trainable;  // (group, parameter, name)
   for (const auto& item : unique_named_parameters(*model_)) {
     const auto& parameter = item.value();
-    whole_bytes_ += bytes_of(parameter);
-    const int group = parameter.requires_grad() ? static_cast<int>(param_group_of(item.key(), parameter)) : kFrozen;
-    std::smatch match;
-    if (!std::regex_search(item.key(), match, layer_name)) {
-      kept_bytes_ += bytes_of(parameter);
+    // A placeholder of a partitioned build counts with its whole shape.
+    const auto* record = built && parameter.numel() == 0 ? built->find(item.key()) : nullptr;
+    if (parameter.numel() == 0 && !record)
+      throw Error("ZeRO stage 3: " + item.key() + " is a placeholder of a partitioned build, and no values for it were "
+                  "passed in (give the partition the build's PartitionedLayers)");
+    auto shape = record ? record->shape : parameter.sizes().vec();
+    const int64_t bytes = c10::multiply_integers(shape) * static_cast<int64_t>(parameter.element_size());
+    whole_bytes_ += bytes;
+    const auto meta = torch::empty(shape, torch::TensorOptions().device(torch::kMeta));  // its shape, no memory
+    const int group = parameter.requires_grad() ? static_cast<int>(param_group_of(item.key(), meta)) : kFrozen;
+    const auto layer = models::decoder_layer_of(item.key());
+    if (!layer) {
+      kept_bytes_ += bytes;
       if (parameter.requires_grad()) {
         kept_trainable.emplace_back(group, parameter, item.key());
       } else {
-        resident_bytes_ += bytes_of(parameter);  // frozen and whole: left as it is
+        resident_bytes_ += bytes;  // frozen and whole: left as it is
       }
       continue;
     }
-    const auto layer = static_cast<size_t>(std::stoll(match[3].str()));
-    if (by_layer.size() <= layer) by_layer.resize(layer + 1);
-    auto& named = by_layer[layer][{group, static_cast<int>(parameter.scalar_type())}];
-    named.parameters.push_back(parameter);
-    named.names.push_back(item.key());
+    const auto index = static_cast<size_t>(layer->first);
+    if (by_layer.size() <= index) by_layer.resize(index + 1);
+    by_layer[index][{group, static_cast<int>(parameter.scalar_type())}].push_back({parameter, item.key(), std::move(shape)});
   }
   if (by_layer.empty())
     throw Error("ZeRO stage 3: the model has no decoder layer parameters (names with layers.N. or h.N.)");
@@ -72,15 +75,27 @@ Zero3Partition::Zero3Partition(models::CausalLM model, Zero3Collectives collecti
   layers_.resize(by_layer.size());
   for (size_t l = 0; l < by_layer.size(); ++l) {
     if (by_layer[l].empty()) throw Error("ZeRO stage 3: decoder layer " + std::to_string(l) + " has no parameters");
-    for (auto& [key, named] : by_layer[l]) {
-      layers_[l].flats.push_back(make_flat(key.first, std::move(named.parameters), std::move(named.names)));
+    // A layer built partitioned is whole here once, from every rank's build chunk, while
+    // this rank takes its chunks of the flats below; a loaded one is read from its source.
+    torch::Tensor whole_built;  // (world * C) the layer's build flat
+    auto* record = built ? built->layer(static_cast<int64_t>(l)) : nullptr;
+    if (record && record->built.defined()) {
+      // On the parameters' device: a GPU group's collectives take GPU tensors.
+      const auto chunk = record->built.to(by_layer[l].begin()->second.front().parameter.device());  // (C)
+      whole_built = torch::empty({record->chunk * world}, chunk.options());
+      collectives_.all_gather(chunk, whole_built);
+    }
+    for (auto& [key, members] : by_layer[l]) {
+      std::vector<torch::Tensor> values;
+      for (const auto& member : members) values.push_back(value_of(member, built.get(), whole_built));
+      layers_[l].flats.push_back(make_flat(key.first, members, values));
       auto& flat = layers_[l].flats.back();
       for (auto& p : flat.parameters) p.set_data(placeholder(p));  // the whole weight is gone until gathered
-      flat.gathered = torch::Tensor();
     }
+    if (built) built->release(static_cast<int64_t>(l));
   }
   for (auto& [group, parameter, name] : kept_trainable) {
-    kept_.push_back(make_flat(group, {parameter}, {name}, /*keep_whole=*/true));
+    kept_.push_back(make_flat(group, {{parameter, name, parameter.sizes().vec()}}, {parameter}, /*keep_whole=*/true));
     auto& flat = kept_.back();
     // The whole value stays, as a view of the gathered buffer the step's all-gather fills.
     flat.parameters[0].set_data(flat.gathered.narrow(0, 0, flat.numel).view(flat.shapes[0]));
@@ -102,32 +117,52 @@ Zero3Partition::~Zero3Partition() {
   if (model_) model_->set_layer_hooks({});
 }
 
-Zero3Partition::Flat Zero3Partition::make_flat(int group, std::vector<torch::Tensor> parameters,
-                                               std::vector<std::string> names, bool keep_whole) {
+torch::Tensor Zero3Partition::value_of(const Member& member, models::PartitionedLayers* built,
+                                       const torch::Tensor& whole_built) {
+  if (member.parameter.numel() == c10::multiply_integers(member.shape)) return member.parameter.detach();
+  const auto* record = built->find(member.name);  // the constructor found it
+  if (record->source.defined()) return record->source;
+  if (!whole_built.defined()) throw Error("ZeRO stage 3: the partitioned build has no values for " + member.name);
+  return whole_built.narrow(0, record->offset, c10::multiply_integers(member.shape)).view(member.shape);
+}
+
+Zero3Partition::Flat Zero3Partition::make_flat(int group, const std::vector<Member>& members,
+                                               const std::vector<torch::Tensor>& values, bool keep_whole) {
   const int64_t world = collectives_.world;
   Flat flat;
   flat.group = group;
-  for (const auto& p : parameters) {
-    flat.shapes.push_back(p.sizes().vec());
+  for (const auto& member : members) {
+    flat.parameters.push_back(member.parameter);
+    flat.names.push_back(member.name);
+    flat.shapes.push_back(member.shape);
     flat.offsets.push_back(flat.numel);
-    flat.numel += p.numel();
+    flat.numel += c10::multiply_integers(member.shape);
   }
   flat.chunk = (flat.numel + world - 1) / world;
-  const auto& first = parameters.front();
-  flat.gathered = torch::zeros({flat.chunk * world}, first.options().requires_grad(false));  // (world * C)
-  for (size_t i = 0; i < parameters.size(); ++i)
-    flat.gathered.narrow(0, flat.offsets[i], parameters[i].numel()).copy_(parameters[i].detach().reshape({-1}));
-  // (C) this rank's chunk: its own storage in a layer (the gathered buffer goes), a view
-  // of the whole buffer in a kept-whole parameter (the step updates the whole value's
-  // own slice in place, and the all-gather finds it there).
-  flat.master = flat.gathered.narrow(0, collectives_.rank * flat.chunk, flat.chunk);
-  if (!keep_whole) flat.master = flat.master.clone();
+  const auto options = members.front().parameter.options().requires_grad(false);
+  const int64_t begin = collectives_.rank * flat.chunk;
+  if (keep_whole) {
+    // (C) a view of the whole buffer: the step updates the whole value's own slice in
+    // place, and the all-gather finds it there.
+    flat.gathered = torch::zeros({flat.chunk * world}, options);  // (world * C)
+    for (size_t i = 0; i < values.size(); ++i)
+      flat.gathered.narrow(0, flat.offsets[i], values[i].numel()).copy_(values[i].reshape({-1}));
+    flat.master = flat.gathered.narrow(0, begin, flat.chunk);
+  } else {
+    // (C) this rank's chunk in its own storage, copied element range by element range:
+    // a value read from a mapped checkpoint is read only where this chunk needs it.
+    flat.master = torch::zeros({flat.chunk}, options);
+    for (size_t i = 0; i < values.size(); ++i) {
+      const int64_t offset = flat.offsets[i], numel = c10::multiply_integers(flat.shapes[i]);
+      const int64_t from = std::max(begin, offset), to = std::min(begin + flat.chunk, offset + numel);
+      if (from < to)
+        flat.master.narrow(0, from - begin, to - from).copy_(values[i].reshape({-1}).narrow(0, from - offset, to - from));
+      models::release_mapped_pages(values[i]);  // a checkpoint's pages go once copied
+    }
+  }
   if (group != kFrozen) flat.master.requires_grad_(true);
-  flat.parameters = std::move(parameters);
-  flat.names = std::move(names);
   resident_bytes_ += keep_whole ? flat.gathered_bytes() : bytes_of(flat.master);
   // Padding sits in the last chunks; count what this rank's chunk holds of it.
-  const int64_t begin = collectives_.rank * flat.chunk;
   padding_bytes_ += std::max<int64_t>(0, std::min(flat.chunk, begin + flat.chunk - flat.numel)) *
                     static_cast<int64_t>(flat.master.element_size());
   return flat;

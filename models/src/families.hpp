@@ -5,6 +5,7 @@
 #include <troupe/common/error.hpp>
 #include <troupe/kernels/decode_linear.hpp>
 #include <troupe/models/causal_lm.hpp>
+#include <troupe/models/partitioned_init.hpp>
 
 namespace troupe::models {
 
@@ -24,6 +25,14 @@ inline torch::Tensor gated_mlp_input(LinearImpl& gate, LinearImpl& up, kernels::
       !up.packed()->bias.defined())
     return kernels::decode_gated_linear(x, *gate.packed(), *up.packed());
   return gate.forward_activated(x, act) * up.forward(x);
+}
+
+/// Appends a decoder layer just built; inside a PartitionedInit scope it is partitioned
+/// before the next one is built (partitioned_init.hpp).
+template <typename LayerHolder>
+void add_decoder_layer(torch::nn::ModuleList& layers, LayerHolder layer) {
+  layers->push_back(layer);
+  PartitionedInit::take_built_layer(*layer, static_cast<int64_t>(layers->size()) - 1);
 }
 
 inline torch::nn::LayerNorm layer_norm(int64_t size, double eps) {

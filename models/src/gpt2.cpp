@@ -63,7 +63,7 @@ struct Gpt2ModelImpl : torch::nn::Module {
     wte = register_module("wte", torch::nn::Embedding(c.vocab_size, c.hidden_size));
     wpe = register_module("wpe", torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
     h = register_module("h", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.num_layers; ++i) h->push_back(Gpt2Block(c));
+    for (int64_t i = 0; i < c.num_layers; ++i) add_decoder_layer(h, Gpt2Block(c));
     ln_f = register_module("ln_f", layer_norm(c.hidden_size, c.norm_eps));
   }
   torch::nn::Embedding wte{nullptr}, wpe{nullptr};

@@ -99,7 +99,7 @@ struct LlamaModelImpl : torch::nn::Module {
   LlamaModelImpl(const Config& c) {
     embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.num_layers; ++i) layers->push_back(LlamaLayer(c));
+    for (int64_t i = 0; i < c.num_layers; ++i) add_decoder_layer(layers, LlamaLayer(c));
     norm = register_module("norm", RmsNorm(c.hidden_size, c.norm_eps));
   }
   torch::nn::Embedding embed_tokens{nullptr};

@@ -79,7 +79,7 @@ struct OptDecoderImpl : torch::nn::Module {
       final_layer_norm = register_module("final_layer_norm", layer_norm(c.hidden_size, 1e-5));
     }
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.num_layers; ++i) layers->push_back(OptLayer(c));
+    for (int64_t i = 0; i < c.num_layers; ++i) add_decoder_layer(layers, OptLayer(c));
   }
   const Config& config;
   torch::nn::Embedding embed_tokens{nullptr}, embed_positions{nullptr};

@@ -6,6 +6,7 @@
 #include <troupe/common/error.hpp>
 #include <troupe/common/files.hpp>
 #include <troupe/models/config.hpp>
+#include <troupe/models/partitioned_init.hpp>
 #include <troupe/models/safetensors.hpp>
 
 namespace troupe::models {
@@ -34,7 +35,13 @@ const char* dtype_name(torch::ScalarType t) {
 
 }  // namespace
 
-void load_weights(CausalLMImpl& model, const TensorMap& tensors, const std::string& source) {
+namespace {
+
+/// load_weights; inside a PartitionedInit (`partitioned`), a partitioned layer's
+/// parameter keeps the mapped tensor as its source instead of a copy, so a rank later
+/// reads only its chunk's elements of it.
+void load_weights(CausalLMImpl& model, const TensorMap& tensors, const std::string& source,
+                  PartitionedInit* partitioned) {
   torch::NoGradGuard no_grad;
   const bool tied = model.config().tie_word_embeddings;
   std::set<std::string> used;
@@ -48,6 +55,11 @@ void load_weights(CausalLMImpl& model, const TensorMap& tensors, const std::stri
       throw Error(source + ": missing weight \"" + name + "\" for a " + family_name(model.config().family) + " model");
     }
     auto& param = item.value();
+    if (partitioned && param.numel() == 0 && partitioned->layers()->find(name)) {
+      partitioned->set_source(name, it->second, source);
+      used.insert(name);
+      continue;
+    }
     if (it->second.sizes() != param.sizes()) {
       std::ostringstream msg;
       msg << source << ": weight \"" << name << "\" has shape " << it->second.sizes() << ", the config implies "
@@ -67,14 +79,22 @@ void load_weights(CausalLMImpl& model, const TensorMap& tensors, const std::stri
   }
 }
 
+}  // namespace
+
+void load_weights(CausalLMImpl& model, const TensorMap& tensors, const std::string& source) {
+  load_weights(model, tensors, source, nullptr);
+}
+
 CausalLM load_pretrained(const std::filesystem::path& dir, const LoadOptions& options) {
   auto config = load_config(dir);
+  auto* partitioned = PartitionedInit::current();
+  if (partitioned) partitioned->expect_loaded_values();  // the layers' values come from the file
   auto model = make_causal_lm(config);
   if (options.value_head) model->add_value_head();
   model->to(options.device, options.dtype.value_or(torch::kFloat32));
   // Views of the mapped file, each tensor's pages dropped once copied: loading needs
   // the model's memory, not a second copy of every weight.
-  load_weights(*model, map_checkpoint(dir), dir.string());
+  load_weights(*model, map_checkpoint(dir), dir.string(), partitioned);
   model->set_name_or_path(std::filesystem::absolute(dir).lexically_normal().string());
   model->eval();
   return model;

@@ -1,6 +1,11 @@
 #include <troupe/placement/memory_estimate.hpp>
 
 #include <algorithm>
+#include <functional>
+#include <map>
+#include <vector>
+
+#include <troupe/placement/model_tensors.hpp>
 
 #include "bytes.hpp"
 
@@ -26,33 +31,116 @@ int64_t kv_cache_bytes(const ModelShape& shape, int64_t b, int64_t s, int tp, Pr
   return 2 * shape.layers * b * s * ceil_div(shape.kv_heads, tp) * shape.head_dim * precision_bytes(precision);
 }
 
-MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Precision precision, const BatchSpec& batch) {
+namespace {
+
+/// The most AdamW state elements a rank keeps under ZeRO-1/2: the trainable tensors
+/// (numel, whether they get a gradient) go largest first, each to the rank owning the
+/// fewest elements so far (TrainEngine::set_optimizer_sharding); a tensor without a
+/// gradient has an owner but no state.
+int64_t largest_owner_state(std::vector<std::pair<int64_t, bool>> tensors, int64_t ranks) {
+  std::stable_sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<int64_t> load(static_cast<size_t>(ranks), 0), state(static_cast<size_t>(ranks), 0);
+  for (const auto& [numel, has_state] : tensors) {
+    const auto least = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    load[least] += numel;
+    if (has_state) state[least] += numel;
+  }
+  return *std::max_element(state.begin(), state.end());
+}
+
+/// AdamW's group of a trainable parameter, or the frozen weights (zero3.hpp's flats).
+enum class FlatGroup { Decay, NoDecay, Lora, Frozen };
+
+}  // namespace
+
+int64_t inference_layout_bytes(const ModelShape& shape, int tp, Precision precision) {
+  const int64_t bytes = precision_bytes(precision);
+  int64_t total = 0;
+  for (const auto& linear : model_tensors(shape, Head::LanguageModel).linears) {
+    int64_t n = linear.out_features, k = linear.in_features;
+    if (linear.split == 0) n = ceil_div(n, tp);
+    if (linear.split == 1) k = ceil_div(k, tp);
+    // fp32 (P, K, 16), bf16 (P, K2, 16, 2): 16 output features a panel, K even in bf16.
+    total += ceil_div(n, 16) * 16 * (bytes == 2 ? ceil_div(k, 2) * 2 : k) * bytes;
+    if (linear.bias) total += 4 * n;
+  }
+  return total;
+}
+
+MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Precision precision, const BatchSpec& batch,
+                               Precision inference_precision) {
   MemoryEstimate m;
   const bool lm_head = role.role == Role::Actor || role.role == Role::Reference;
   const bool trains = role_trains(role.role);
-  const int64_t p = precision_bytes(precision);
-  const int64_t k = precision == Precision::Fp32 ? 8 : 12;
-  const int64_t n = role.dp, t = role.tp, stage = role.zero_stage;
-  const int64_t lora = trains ? lora_parameter_count(shape, role.lora_dim) : 0;
+  const bool half = precision != Precision::Fp32;
+  const int64_t p = precision_bytes(precision);  // activations
+  const int64_t n = role.dp, t = role.tp;
+  const int64_t stage = n > 1 ? role.zero_stage : 0;  // one rank partitions nothing
+  const auto tensors = model_tensors(shape, lm_head ? Head::LanguageModel : Head::Value, trains ? role.lora_dim : 0);
+  const bool lora_only = trains && role.lora_dim > 0 && role.only_optimize_lora;
+  auto trainable = [&](const ParameterTensor& q) { return trains && (!lora_only || q.lora); };
+  // Frozen linear weights computed in 16 bits are kept in 16 bits; the rest is fp32.
+  auto bytes_per_element = [&](const ParameterTensor& q) -> int64_t { return half && q.linear_weight && !trainable(q) ? 2 : 4; };
 
-  m.parameters = parameter_count(shape, lm_head ? Head::LanguageModel : Head::Value) + lora;
-  if (trains) m.trainable = (role.lora_dim > 0 && role.only_optimize_lora) ? lora : m.parameters;
-  const int64_t psi = ceil_div(m.parameters, t);   // per TP rank
-  const int64_t psi_t = ceil_div(m.trainable, t);
-
-  const int64_t weight_bytes = p * (stage == 3 ? ceil_div(psi, n) : psi);
-  (role.offload_params ? m.host : m.weights) += weight_bytes;
-  if (trains) {
-    m.gradients = p * (stage >= 2 ? ceil_div(psi_t, n) : psi_t);
-    const int64_t optimizer_bytes = k * (stage >= 1 ? ceil_div(psi_t, n) : psi_t);
-    if (role.offload_optimizer) m.host += optimizer_bytes + p * ceil_div(psi_t, n);
-    else m.optimizer = optimizer_bytes;
+  int64_t weight_bytes = 0, gradient_elements = 0, optimizer_elements = 0;
+  std::vector<std::pair<int64_t, bool>> trainable_tensors;  // (numel, gets a gradient)
+  // Under ZeRO-3: per decoder layer, the flats by (group, bytes per element) and their sizes.
+  std::vector<std::map<std::pair<FlatGroup, int64_t>, int64_t>> flats(static_cast<size_t>(shape.layers));
+  for (const auto& q : tensors.parameters) {
+    m.parameters += q.numel;
+    const bool trained = trainable(q), learns = trained && q.gets_gradient;
+    if (trained) {
+      m.trainable += q.numel;
+      trainable_tensors.emplace_back(q.numel, q.gets_gradient);
+    }
+    if (stage == 3 && q.layer >= 0) {
+      const auto group = !trained ? FlatGroup::Frozen : q.lora ? FlatGroup::Lora : q.dims <= 1 ? FlatGroup::NoDecay : FlatGroup::Decay;
+      flats[static_cast<size_t>(q.layer)][{group, bytes_per_element(q)}] += q.numel;
+      continue;
+    }
+    // Whole on every rank; under ZeRO-3 its gradient too until the step, its moments 1/N.
+    weight_bytes += q.numel * bytes_per_element(q);
+    if (learns) {
+      gradient_elements += q.numel;
+      if (stage == 3) optimizer_elements += ceil_div(q.numel, n);
+    }
   }
   if (stage == 3) {
-    // DeepSpeed gathers module by module and prefetches the next: about two decoder
-    // layers, or the token embedding when that is larger.
-    const int64_t embed = shape.vocab * (shape.embed_dim ? shape.embed_dim : shape.hidden);
-    m.zero3_gather = p * ceil_div(std::max(2 * layer_parameter_count(shape), embed), t);
+    int64_t largest_layer = 0;
+    for (const auto& layer : flats) {
+      int64_t gathered = 0;
+      for (const auto& [key, numel] : layer) {
+        const int64_t chunk = ceil_div(numel, n);
+        weight_bytes += chunk * key.second;
+        gathered += chunk * n * key.second;
+        if (key.first != FlatGroup::Frozen) {
+          gradient_elements += chunk;
+          optimizer_elements += chunk;
+        }
+      }
+      largest_layer = std::max(largest_layer, gathered);
+    }
+    m.zero3_gather = ceil_div(largest_layer, t);
+    if (role.role == Role::Actor) {
+      // Generation gathers every layer (whole, or the generation group's slices).
+      int64_t layers = 0;
+      for (const auto& layer : flats)
+        for (const auto& [key, numel] : layer) layers += ceil_div(numel, n) * n * key.second;
+      m.inference_weights = ceil_div(layers, t * role.inference_tp_size);
+    }
+  } else {
+    optimizer_elements = 0;
+    for (const auto& [numel, has_state] : trainable_tensors) optimizer_elements += has_state ? numel : 0;
+    if (stage >= 1) optimizer_elements = largest_owner_state(trainable_tensors, n);
+  }
+
+  weight_bytes = ceil_div(weight_bytes, t);
+  (role.offload_params ? m.host : m.weights) += weight_bytes;
+  if (trains) {
+    m.gradients = 4 * ceil_div(gradient_elements, t);
+    const int64_t optimizer_bytes = 8 * ceil_div(optimizer_elements, t);
+    if (role.offload_optimizer) m.host += optimizer_bytes + 4 * ceil_div(m.trainable, t * n);
+    else m.optimizer = optimizer_bytes;
   }
 
   const int64_t s = batch.sequence_len();
@@ -66,13 +154,11 @@ MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Pr
   m.score_activations = layer_activation_bytes(shape, g, s, role.tp, precision);
   if (lm_head) m.score_activations += logits_bytes(shape, g, s, role.tp, precision);
   if (role.role == Role::Actor) {
-    // Under ZeRO-3 the hybrid engine gathers the generation layout's shard (1/its tp of
-    // the training TP shard); otherwise generation reuses the training weights in place.
     // A generation group runs its ranks' prompts as one batch with 1/its tp of the heads.
-    const int64_t itp = role.inference_tp_size;
-    if (stage == 3) m.inference_weights = p * ceil_div(psi, itp);
-    m.kv_cache = kv_cache_bytes(shape, g * itp, s, role.tp * static_cast<int>(itp), precision);
-    m.generation_activations = layer_activation_bytes(shape, g * itp, batch.prompt_len, role.tp * static_cast<int>(itp), precision) +
+    const int itp = role.inference_tp_size;
+    m.inference_layout = inference_layout_bytes(shape, role.tp * itp, inference_precision);
+    m.kv_cache = kv_cache_bytes(shape, g * itp, s, role.tp * itp, inference_precision);
+    m.generation_activations = layer_activation_bytes(shape, g * itp, batch.prompt_len, role.tp * itp, precision) +
                                logits_bytes(shape, g * itp, 1, role.tp, precision);
   }
   return m;
@@ -88,6 +174,7 @@ nlohmann::json to_json(const MemoryEstimate& m) {
           {"zero3_gather", m.zero3_gather},
           {"score_activations", m.score_activations},
           {"inference_weights", m.inference_weights},
+          {"inference_layout", m.inference_layout},
           {"kv_cache", m.kv_cache},
           {"generation_activations", m.generation_activations},
           {"host", m.host},

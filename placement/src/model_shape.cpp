@@ -83,11 +83,9 @@ int64_t parameter_count(const ModelShape& s, Head head) {
       total += s.vocab * h + h;
       break;
   }
-  if (head == Head::LanguageModel) {
-    if (!s.tied_embeddings) total += s.vocab * out_width;
-  } else {
-    total += out_width;  // v_head: Linear(out_width, 1, bias=False)
-  }
+  // troupe's models keep their LM head with a value head (unused there).
+  if (!s.tied_embeddings) total += s.vocab * out_width;
+  if (head == Head::Value) total += out_width;  // v_head: Linear(out_width, 1, bias=False)
   return total;
 }
 

@@ -115,7 +115,7 @@ std::string format_plan(const Plan& plan) {
 
   out << "roles (memory per rank):\n";
   Table roles({"role", "model", "params", "trainable", "dp x tp", "zero", "weights", "optimizer", "grads", "train act",
-               "score act", "kv cache", "gen weights", "host", "alone peak"});
+               "score act", "kv cache", "gen packed", "gen weights", "host", "alone peak"});
   for (const auto& r : plan.roles) {
     const auto& m = r.memory;
     std::string zero = std::to_string(r.spec.zero_stage);
@@ -128,7 +128,8 @@ std::string format_plan(const Plan& plan) {
                    (r.spec.inference_tp_size > 1 ? " (gen tp " + std::to_string(r.spec.inference_tp_size) + ")" : ""),
                zero, bytes_or_dash(m.weights),
                bytes_or_dash(m.optimizer), bytes_or_dash(m.gradients), bytes_or_dash(m.train_activations),
-               bytes_or_dash(m.score_activations), bytes_or_dash(m.kv_cache), bytes_or_dash(m.inference_weights),
+               bytes_or_dash(m.score_activations), bytes_or_dash(m.kv_cache), bytes_or_dash(m.inference_layout),
+               bytes_or_dash(m.inference_weights),
                bytes_or_dash(m.host), format_bytes(m.peak())});
   }
   out << roles.str();

@@ -146,7 +146,8 @@ std::string Topology::set_name(const std::vector<Role>& set) {
 }
 
 Topology parse_topology(const nlohmann::json& json, const std::string& source) {
-  Fields top(json, source, "", {"precision", "strategy", "cpu_threads_per_device", "batch", "roles", "colocate"});
+  Fields top(json, source, "",
+             {"precision", "inference_precision", "strategy", "cpu_threads_per_device", "batch", "roles", "colocate"});
   Topology topology;
   topology.source = source;
   const auto precision = top.string("precision", "fp16");
@@ -154,6 +155,10 @@ Topology parse_topology(const nlohmann::json& json, const std::string& source) {
   else if (precision == "bf16") topology.precision = Precision::Bf16;
   else if (precision == "fp32") topology.precision = Precision::Fp32;
   else throw Error(top.where("precision") + "\"" + precision + "\" is not fp16, bf16 or fp32");
+  const auto inference = top.string("inference_precision", "fp32");
+  if (inference == "bf16") topology.inference_precision = Precision::Bf16;
+  else if (inference == "fp32") topology.inference_precision = Precision::Fp32;
+  else throw Error(top.where("inference_precision") + "\"" + inference + "\" is not fp32 or bf16");
   topology.strategy = parse_strategy(top.string("strategy", "PACK"), source + ": strategy");
   topology.cpu_threads_per_device = static_cast<int>(top.integer("cpu_threads_per_device", 1, 1, 1 << 16));
 
@@ -249,6 +254,7 @@ nlohmann::json to_json(const Topology& topology) {
     colocate.push_back(names);
   }
   return {{"precision", precision_name(topology.precision)},
+          {"inference_precision", precision_name(topology.inference_precision)},
           {"strategy", strategy_name(topology.strategy)},
           {"cpu_threads_per_device", topology.cpu_threads_per_device},
           {"batch",

@@ -25,10 +25,15 @@ const ModelShape& opt13() {
 
 }  // namespace
 
-TEST_CASE("reference and reward hold only fp16 weights: OPT-1.3B is about 2.6 GB", "[placement][memory]") {
+// OPT-1.3B's decoder layers: linear weights (4 h^2 + 2 h I), and with biases and norms.
+constexpr int64_t kLayerLinearWeights = 4LL * 2048 * 2048 + 2LL * 2048 * 8192;  // 50,331,648
+constexpr int64_t kLayer = kLayerLinearWeights + 26'624;
+constexpr int64_t kKept = kOpt13 - 24 * kLayer;  // embeddings, positions, final norm: whole under ZeRO-3
+
+TEST_CASE("reference and reward hold their weights: frozen linear weights in 16 bits under a 16-bit precision",
+          "[placement][memory]") {
   const auto m = estimate_memory(role(Role::Reference), opt13(), Precision::Fp16, BatchSpec{});
-  CHECK(m.weights == 2 * kOpt13);
-  CHECK(m.weights == 2'631'516'160);  // 2.63 GB
+  CHECK(m.weights == 2 * 24 * kLayerLinearWeights + 4 * (kOpt13 - 24 * kLayerLinearWeights));
   CHECK(m.trainable == 0);
   CHECK(m.optimizer == 0);
   CHECK(m.gradients == 0);
@@ -36,67 +41,69 @@ TEST_CASE("reference and reward hold only fp16 weights: OPT-1.3B is about 2.6 GB
   CHECK(m.kv_cache == 0);
   CHECK(m.resident() == m.weights);
   CHECK(m.peak() == m.weights + m.score_activations);
-  // fp32 doubles it.
+  // fp32 keeps them in fp32.
   CHECK(estimate_memory(role(Role::Reward), opt13(), Precision::Fp32, BatchSpec{}).weights ==
         4 * parameter_count(opt13(), Head::Value));
 }
 
-TEST_CASE("mixed-precision Adam: 16 bytes per parameter, partitioned per ZeRO stage", "[placement][memory]") {
-  const auto s0 = estimate_memory(role(Role::Actor, 1, 0), opt13(), Precision::Fp16, BatchSpec{});
-  CHECK(s0.weights + s0.gradients + s0.optimizer == 16 * kOpt13);  // DeepSpeed's 2 + 2 + 12
-  CHECK(s0.optimizer == 12 * kOpt13);
+TEST_CASE("troupe's AdamW: fp32 weights, gradients and two moments, partitioned per ZeRO stage", "[placement][memory]") {
+  // fp32 masters in either precision: 4 + 4 + 8 bytes per trained parameter.
+  for (const auto precision : {Precision::Fp16, Precision::Fp32}) {
+    const auto s0 = estimate_memory(role(Role::Actor, 1, 0), opt13(), precision, BatchSpec{});
+    CHECK(s0.weights == 4 * kOpt13);
+    CHECK(s0.gradients == 4 * kOpt13);
+    CHECK(s0.optimizer == 8 * kOpt13);
+  }
+  // One rank partitions nothing, whatever the stage.
+  CHECK(estimate_memory(role(Role::Actor, 1, 3), opt13(), Precision::Fp16, BatchSpec{}).weights == 4 * kOpt13);
 
-  const int64_t shard = 164'469'760;  // 1,315,758,080 / 8
-  const auto s1 = estimate_memory(role(Role::Actor, 8, 1), opt13(), Precision::Fp16, BatchSpec{});
-  CHECK(s1.weights == 2 * kOpt13);
-  CHECK(s1.gradients == 2 * kOpt13);
-  CHECK(s1.optimizer == 12 * shard);
-  const auto s2 = estimate_memory(role(Role::Actor, 8, 2), opt13(), Precision::Fp16, BatchSpec{});
-  CHECK(s2.weights == 2 * kOpt13);
-  CHECK(s2.gradients == 2 * shard);
-  CHECK(s2.optimizer == 12 * shard);
+  const int64_t shard = kOpt13 / 8;  // 164,469,760
+  for (const int stage : {1, 2}) {
+    INFO("stage " << stage);
+    const auto s = estimate_memory(role(Role::Actor, 8, stage), opt13(), Precision::Fp16, BatchSpec{});
+    CHECK(s.weights == 4 * kOpt13);
+    CHECK(s.gradients == 4 * kOpt13);  // whole at the end of the backward
+    // Whole tensors to owners: the largest rank's share is a little above 1/8.
+    CHECK(s.optimizer >= 8 * shard);
+    CHECK(s.optimizer <= 8 * shard * 103 / 100);
+  }
   const auto s3 = estimate_memory(role(Role::Actor, 8, 3), opt13(), Precision::Fp16, BatchSpec{});
-  CHECK(s3.weights == 2 * shard);  // ZeRO-3 over 8 ranks divides parameters by 8
-  CHECK(s3.gradients == 2 * shard);
-  CHECK(s3.optimizer == 12 * shard);
-  CHECK(s3.weights + s3.gradients + s3.optimizer == 16 * kOpt13 / 8);
-  // ZeRO-3 gathers the embedding (50272 x 2048, larger than two layers) at a time, and
-  // the full model for generation.
-  CHECK(s3.zero3_gather == 2 * 50272 * 2048);
-  CHECK(s3.inference_weights == 2 * kOpt13);
-  CHECK(s2.inference_weights == 0);
+  CHECK(s3.weights == 4 * (24 * kLayer / 8 + kKept));  // the layers' 1/8, the rest whole
+  CHECK(s3.gradients == 4 * (24 * kLayer / 8 + kKept));
+  CHECK(s3.optimizer == 8 * shard);
+  CHECK(s3.zero3_gather == 4 * kLayer);  // one layer whole at a time
+  CHECK(s3.inference_weights == 4 * 24 * kLayer);
+  CHECK(estimate_memory(role(Role::Actor, 8, 2), opt13(), Precision::Fp16, BatchSpec{}).inference_weights == 0);
 
-  // Uneven partitions pad up, as DeepSpeed does: 125,239,296 / 7 -> 17,891,328.
-  const auto uneven = estimate_memory(role(Role::Critic, 7, 3), *find_preset("opt-125m"), Precision::Fp16, BatchSpec{});
-  CHECK(uneven.weights == 2 * ((parameter_count(*find_preset("opt-125m"), Head::Value) + 6) / 7));
-
-  // fp32 training: 4 + 4 + 8 (Adam moments, no master copy).
-  const auto f32 = estimate_memory(role(Role::Actor, 1, 0), opt13(), Precision::Fp32, BatchSpec{});
-  CHECK(f32.weights + f32.gradients + f32.optimizer == 16 * kOpt13);
-  CHECK(f32.optimizer == 8 * kOpt13);
+  // Uneven partitions pad each flat up: OPT-125m's layers over 7 ranks.
+  const auto opt125 = *find_preset("opt-125m");
+  const int64_t decay = 4LL * 768 * 768 + 2LL * 768 * 3072, no_decay = 4 * 768 + 3072 + 768 + 4 * 768;
+  const int64_t kept = parameter_count(opt125, Head::Value) - 12 * (decay + no_decay);
+  const auto uneven = estimate_memory(role(Role::Critic, 7, 3), opt125, Precision::Fp16, BatchSpec{});
+  CHECK(uneven.weights == 4 * (12 * ((decay + 6) / 7 + (no_decay + 6) / 7) + kept));
 
   // TP 2 x DP 4 under ZeRO-3: each TP half partitioned over 4.
   auto tp = role(Role::Actor, 8, 3);
   tp.tp = 2;
   tp.dp = 4;
   const auto t = estimate_memory(tp, opt13(), Precision::Fp16, BatchSpec{});
-  CHECK(t.weights == 2 * (kOpt13 / 2 / 4));
-  CHECK(t.inference_weights == 2 * (kOpt13 / 2));
+  CHECK(t.weights == 4 * (24 * kLayer / 4 + kKept) / 2);
+  CHECK(t.inference_weights == 4 * 24 * kLayer / 2);
 }
 
 TEST_CASE("CPU offload moves optimizer state (and the gradient partition) to the host", "[placement][memory]") {
   auto spec = role(Role::Actor, 8, 2);
+  const auto kept = estimate_memory(spec, opt13(), Precision::Fp16, BatchSpec{});
   spec.offload_optimizer = true;
-  const int64_t shard = kOpt13 / 8;
   const auto m = estimate_memory(spec, opt13(), Precision::Fp16, BatchSpec{});
   CHECK(m.optimizer == 0);
-  CHECK(m.host == 12 * shard + 2 * shard);
-  CHECK(m.weights == 2 * kOpt13);
+  CHECK(m.host == kept.optimizer + 4 * (kOpt13 / 8));
+  CHECK(m.weights == 4 * kOpt13);
   spec.zero_stage = 3;
   spec.offload_params = true;
   const auto p = estimate_memory(spec, opt13(), Precision::Fp16, BatchSpec{});
   CHECK(p.weights == 0);
-  CHECK(p.host == 2 * shard + 12 * shard + 2 * shard);
+  CHECK(p.host == 4 * (24 * kLayer / 8 + kKept) + 8 * (kOpt13 / 8) + 4 * (kOpt13 / 8));
 }
 
 TEST_CASE("LoRA: frozen base weights, adapter-only gradients and optimizer", "[placement][memory]") {
@@ -106,13 +113,33 @@ TEST_CASE("LoRA: frozen base weights, adapter-only gradients and optimizer", "[p
   const auto m = estimate_memory(spec, opt13(), Precision::Fp16, BatchSpec{});
   CHECK(m.parameters == kOpt13 + lora);
   CHECK(m.trainable == lora);
-  CHECK(m.weights == 2 * (kOpt13 + lora));
-  CHECK(m.gradients == 2 * lora);
-  CHECK(m.optimizer == 12 * lora);
+  // The frozen base's linear weights in 16 bits, the rest and the adapters in fp32.
+  CHECK(m.weights == 2 * 24 * kLayerLinearWeights + 4 * (kOpt13 - 24 * kLayerLinearWeights + lora));
+  CHECK(estimate_memory(spec, opt13(), Precision::Fp32, BatchSpec{}).weights == 4 * (kOpt13 + lora));
+  CHECK(m.gradients == 4 * lora);
+  CHECK(m.optimizer == 8 * lora);
   spec.only_optimize_lora = false;
   const auto all = estimate_memory(spec, opt13(), Precision::Fp16, BatchSpec{});
   CHECK(all.trainable == kOpt13 + lora);
-  CHECK(all.optimizer == 12 * (kOpt13 + lora));
+  CHECK(all.weights == 4 * (kOpt13 + lora));
+  CHECK(all.optimizer == 8 * (kOpt13 + lora));
+}
+
+TEST_CASE("the inference layout packs every linear layer in the inference dtype, biases in fp32", "[placement][memory]") {
+  // OPT-1.3B: the layers' linear weights and the tied LM head (50272 x 2048), every size a
+  // multiple of 16; each layer's linear biases are q, k, v, out (4 h), fc1 (I) and fc2 (h).
+  const int64_t biases = 24LL * (4 * 2048 + 8192 + 2048);
+  const int64_t weights = 24 * kLayerLinearWeights + 50272LL * 2048;
+  CHECK(inference_layout_bytes(opt13(), 1, Precision::Fp32) == 4 * weights + 4 * biases);
+  CHECK(inference_layout_bytes(opt13(), 1, Precision::Bf16) == 2 * weights + 4 * biases);
+  const auto actor = estimate_memory(role(Role::Actor), opt13(), Precision::Bf16, BatchSpec{}, Precision::Bf16);
+  CHECK(actor.inference_layout == 2 * weights + 4 * biases);
+  CHECK(actor.generation() == actor.inference_layout + actor.kv_cache + actor.generation_activations);
+  // A tensor-parallel generation group packs 1/tp of the layers; the LM head stays whole.
+  auto grouped = role(Role::Actor, 4, 3);
+  grouped.inference_tp_size = 4;
+  CHECK(estimate_memory(grouped, opt13(), Precision::Bf16, BatchSpec{}, Precision::Bf16).inference_layout ==
+        2 * (24 * kLayerLinearWeights / 4 + 50272LL * 2048) + 4 * 24LL * (3 * 2048 / 4 + 2048 + 8192 / 4 + 2048));
 }
 
 TEST_CASE("activations per layer follow Korthikanti et al.; checkpointing keeps layer inputs", "[placement][memory]") {
@@ -147,9 +174,9 @@ TEST_CASE("KV cache: 2 * layers * batch * tokens * kv_heads * head_dim * bytes",
   const auto llama3 = *find_preset("llama-3-8b");
   CHECK(kv_cache_bytes(llama3, 1, 1024, 1, Precision::Bf16) == 2LL * 32 * 1024 * 8 * 128 * 2);
   CHECK(kv_cache_bytes(llama3, 1, 1024, 2, Precision::Bf16) == 2LL * 32 * 1024 * 4 * 128 * 2);
-  const auto actor = estimate_memory(role(Role::Actor), opt13(), Precision::Fp16, BatchSpec{});
-  CHECK(actor.kv_cache == 3 * kGiB / 2);
-  CHECK(actor.generation() == actor.kv_cache + actor.generation_activations);
+  // In the inference dtype: fp32 unless bf16 is asked for.
+  CHECK(estimate_memory(role(Role::Actor), opt13(), Precision::Fp16, BatchSpec{}).kv_cache == 3 * kGiB);
+  CHECK(estimate_memory(role(Role::Actor), opt13(), Precision::Fp16, BatchSpec{}, Precision::Bf16).kv_cache == 3 * kGiB / 2);
 }
 
 TEST_CASE("a tensor-parallel generation group gathers its ranks' prompts: same KV cache per rank, 1/tp of ZeRO-3's gathered weights",
@@ -161,7 +188,7 @@ TEST_CASE("a tensor-parallel generation group gathers its ranks' prompts: same K
   const auto g = estimate_memory(grouped, opt13(), Precision::Fp16, BatchSpec{});
   // 4x the rows, 1/4 of the heads each.
   CHECK(g.kv_cache == a.kv_cache);
-  CHECK(g.kv_cache == kv_cache_bytes(opt13(), 4 * 16, 512, 4, Precision::Fp16));
+  CHECK(g.kv_cache == kv_cache_bytes(opt13(), 4 * 16, 512, 4, Precision::Fp32));
   CHECK(g.inference_weights * 4 == a.inference_weights);
   CHECK(g.weights == a.weights);  // the training layout is unchanged
 }

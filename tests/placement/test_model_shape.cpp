@@ -41,8 +41,8 @@ TEST_CASE("preset parameter counts match the published models", "[placement][mod
   CHECK(parameter_count(*find_preset("gpt2"), Head::LanguageModel) == 124'439'808);
   CHECK(parameter_count(*find_preset("llama-7b"), Head::LanguageModel) == 6'738'415'616);
   CHECK(parameter_count(*find_preset("llama-3-8b"), Head::LanguageModel) == 8'030'261'248);
-  // A value model drops an untied LM head (32000 x 4096) and adds v_head (4096 x 1).
-  CHECK(parameter_count(*find_preset("llama-7b"), Head::Value) == 6'738'415'616 - 131'072'000 + 4096);
+  // A value model adds v_head (4096 x 1) and keeps its LM head (troupe builds one always).
+  CHECK(parameter_count(*find_preset("llama-7b"), Head::Value) == 6'738'415'616 + 4096);
   // OPT-350m's v_head reads the 512-wide projected output, as in DeepSpeed-Chat.
   CHECK(parameter_count(*find_preset("opt-350m"), Head::Value) == 331'196'416 + 512);
   CHECK_FALSE(find_preset("opt-1.4b"));

@@ -129,8 +129,9 @@ TEST_CASE("an infeasible plan names the role, the device and the shortfall", "[p
   CHECK(plan.problems[1] == expected);
   CHECK_THAT(plan.problems[0], Catch::StartsWith("actor on node0/cuda:0 needs " + format_bytes(actor.peak())));
   CHECK_THAT(format_plan(plan), Catch::Contains("does NOT fit") && Catch::Contains(expected));
-  // ZeRO-3 over 8 GPUs brings it under 16 GiB.
-  const auto sharded = topology(R"({"roles": {
+  // ZeRO-3 over 8 GPUs brings it under 16 GiB, generating from bf16 copies (fp32 ones
+  // and an fp32 KV cache need 17.2 GiB).
+  const auto sharded = topology(R"({"inference_precision": "bf16", "roles": {
       "actor": {"model": "opt-1.3b", "devices": 8, "zero_stage": 3, "gradient_checkpointing": true},
       "critic": {"model": "opt-1.3b", "devices": 8, "zero_stage": 3, "gradient_checkpointing": true}},
     "colocate": [["actor", "critic"]]})");

@@ -31,6 +31,7 @@ TEST_CASE("topology defaults: all four roles in one process", "[placement][topol
   REQUIRE(t.colocate.size() == 1);
   CHECK(Topology::set_name(t.colocate[0]) == "actor+critic+reference+reward");
   CHECK(t.precision == Precision::Fp16);
+  CHECK(t.inference_precision == Precision::Fp32);  // troupe's --inference_dtype default
   CHECK(t.strategy == Strategy::Pack);
   CHECK(t.batch.sequence_len() == 512);
   for (const auto& r : t.roles) {
@@ -87,6 +88,8 @@ TEST_CASE("topology validation names the file and the field", "[placement][topol
         "topology.json: roles.actor.devices: 0 is out of range [1, 1048576]");
   CHECK(error_of(R"({"roles": {"actor": {"devices": "2"}}})") == "topology.json: roles.actor.devices: \"2\" is not an integer");
   CHECK(error_of(R"({"roles": {"actor": {}}, "precision": "fp8"})") == "topology.json: precision: \"fp8\" is not fp16, bf16 or fp32");
+  CHECK(error_of(R"({"roles": {"actor": {}}, "inference_precision": "fp16"})") ==
+        "topology.json: inference_precision: \"fp16\" is not fp32 or bf16");
   CHECK_THAT(error_of(R"({"roles": {"actor": {}}, "strategy": "TIGHT"})"),
              Catch::StartsWith("topology.json: strategy: unknown strategy \"TIGHT\""));
   CHECK(error_of(R"({"roles": {"actor": {}, "critic": {}}, "colocate": [["actor", "critic"], ["critic"]]})") ==

@@ -77,8 +77,12 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
   /// Wires `trainer` to this group at zero_stage(): gradients averaged before every
   /// step (stages 0 and 1) or reduced onto their owners (stage 2), optimizer state
   /// partitioned from stage 1, the parameters too at stage 3 (engine/zero3.hpp). The
-  /// trainer's callbacks keep this group alive: needs a shared_ptr owner.
-  void attach(engine::TrainEngine& trainer);
+  /// trainer's callbacks keep this group alive: needs a shared_ptr owner. `built`: the
+  /// PartitionedLayers of a model built inside a models::PartitionedInit (stage 3).
+  void attach(engine::TrainEngine& trainer, std::shared_ptr<models::PartitionedLayers> built = nullptr);
+  /// Whether the ranks partition the parameters (ZeRO stage 3 on several ranks): then a
+  /// model for this group is best built inside a models::PartitionedInit(rank(), world()).
+  bool partitions_parameters() const { return zero_stage_ >= 3 && world_ > 1; }
   /// The largest `value` over the ranks (ranks agree on how many steps they take).
   int64_t max(int64_t value);
   /// Largest minus smallest, over the ranks, of a float64 sum of `parameters`: 0 when

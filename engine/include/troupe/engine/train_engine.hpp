@@ -112,6 +112,13 @@ class TrainEngine {
   void set_optimizer_sharding(OptimizerSharding sharding);
   /// Bytes of optimizer state this rank holds (AdamW's moments, created at first step).
   int64_t optimizer_state_bytes() const;
+  /// Bytes of parameters this rank holds outside a pass: every parameter once, or under
+  /// ZeRO stage 3 its chunks and the parameters kept whole.
+  int64_t parameter_bytes() const;
+  /// The most gradient bytes this rank has held: measured at the end of each backward,
+  /// before any reduction (every gradient whole under stages 0-2; under stage 3 the
+  /// chunks' gradients and the kept-whole parameters' whole ones).
+  int64_t peak_gradient_bytes() const { return peak_gradient_bytes_; }
 
   /// ZeRO stage 3 across data-parallel ranks (zero3.hpp): the model's parameters,
   /// gradients and AdamW state are partitioned in flat chunks, layers gathered as they
@@ -123,7 +130,8 @@ class TrainEngine {
   /// call micro_step() equally often, each running the model (a step without rows still
   /// needs a forward and backward through every layer). Refused (troupe::Error) after the
   /// first optimizer step, or together with a gradient sync or optimizer sharding.
-  void set_zero3(Zero3Collectives collectives);
+  /// `built`: the PartitionedLayers of a model built inside a models::PartitionedInit.
+  void set_zero3(Zero3Collectives collectives, std::shared_ptr<models::PartitionedLayers> built = nullptr);
   /// The partition under ZeRO stage 3, else null: gather_full_parameters() for savers and
   /// generation, param_resident_bytes() for memory.
   Zero3Partition* zero3() { return zero3_.get(); }
@@ -142,12 +150,15 @@ class TrainEngine {
   /// Stage 2: averages each gradient onto its owner, clips the owned ones by the global
   /// norm and drops the rest; returns the norm.
   double reduce_gradients_to_owners(double max_norm);
+  /// Bytes of the gradients held now.
+  int64_t gradient_bytes() const;
   /// Indices into trainable_ of `root`'s parameters, by dtype.
   std::map<torch::ScalarType, std::vector<size_t>> owned_by(int root) const;
 
   std::optional<OptimizerSharding> sharding_;
   std::unique_ptr<Zero3Partition> zero3_;
   std::vector<int> owners_;  ///< with sharding: the owning rank of each of trainable_
+  int64_t peak_gradient_bytes_ = 0;
   int64_t global_step_ = 0;
   int64_t micro_steps_ = 0;
 };

@@ -32,17 +32,22 @@
 /// Every rank must make the same calls in the same order (each is a collective), with
 /// models that have the same parameter names and shapes. At construction each rank
 /// keeps its chunk of its own weights, so the ranks should start from the same model
-/// (loaded from the same checkpoint).
+/// (loaded from the same checkpoint). A model built inside a models::PartitionedInit
+/// (DeepSpeed's zero.Init) never was whole on any rank: its layers' values come from the
+/// build's PartitionedLayers, one layer whole at a time, or straight from the mapped
+/// checkpoint it was loaded from, each rank reading only its chunks' elements.
 #include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <torch/types.h>
 
 #include <troupe/models/causal_lm.hpp>
+#include <troupe/models/partitioned_init.hpp>
 #include <troupe/models/tensor_parallel.hpp>
 #include <troupe/placement/resharding.hpp>
 
@@ -71,10 +76,13 @@ struct Zero3Collectives {
 
 class Zero3Partition {
  public:
-  /// Partitions `model`'s parameters and sets its layer hooks. Throws troupe::Error for
-  /// a rank outside [0, world), a missing collective, or a model without recognisable
-  /// decoder layers (parameter names with `layers.N.` or `h.N.`).
-  Zero3Partition(models::CausalLM model, Zero3Collectives collectives);
+  /// Partitions `model`'s parameters and sets its layer hooks. `built`: what a
+  /// models::PartitionedInit left on this rank when the model was built in one (its
+  /// layer values are taken and released here). Throws troupe::Error for a rank outside
+  /// [0, world), a missing collective, a model without recognisable decoder layers
+  /// (parameter names with `layers.N.` or `h.N.`), or placeholders without `built`.
+  Zero3Partition(models::CausalLM model, Zero3Collectives collectives,
+                 std::shared_ptr<models::PartitionedLayers> built = nullptr);
   /// Removes the hooks. The layers stay partitioned: materialise them first (a
   /// write-back-free gather_full_parameters() and a copy) if the model must outlive this.
   ~Zero3Partition();
@@ -188,8 +196,17 @@ class Zero3Partition {
     int holds = 0;  ///< open gathers: a pass's hook and FullParameters may overlap
   };
   static constexpr int kFrozen = 3;
+  /// A parameter going into a flat, with its whole shape (a placeholder has none).
+  struct Member {
+    torch::Tensor parameter;
+    std::string name;
+    std::vector<int64_t> shape;
+  };
 
-  Flat make_flat(int group, std::vector<torch::Tensor> parameters, std::vector<std::string> names,
+  /// The member's whole value to copy its chunk elements from: the parameter itself, or
+  /// for a placeholder of a partitioned build its source or its view of `whole_built`.
+  static torch::Tensor value_of(const Member& member, models::PartitionedLayers* built, const torch::Tensor& whole_built);
+  Flat make_flat(int group, const std::vector<Member>& members, const std::vector<torch::Tensor>& values,
                  bool keep_whole = false);
   /// The flat's tensor-parallel plan for a group of `world` (cached per flat and world).
   const SlicePlan& slice_plan(Flat& flat, int world);

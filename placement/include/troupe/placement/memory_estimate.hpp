@@ -1,18 +1,25 @@
 #pragma once
-/// Memory a role needs per device (rank), split by what holds it and when.
+/// Memory a role needs per device (rank), split by what holds it and when, for troupe's
+/// engine (engine/train_engine.hpp, engine/zero3.hpp, engine/hybrid_engine.hpp).
 ///
-/// Model states follow the ZeRO paper (Rajbhandari et al.) with Psi parameters per
-/// tensor-parallel rank and N = dp ranks, p bytes per 16/32-bit value, K optimizer
-/// bytes per trainable parameter (mixed precision: fp32 master weights + Adam m and v
-/// = 12; fp32 training: m and v = 8), so mixed-precision Adam costs 2 + 2 + 12 = 16
-/// bytes per parameter unpartitioned:
-/// - weights     p*Psi, divided by N under ZeRO-3 (moved to host with offload_params)
-/// - gradients   p*Psi_t, divided by N from ZeRO-2
-/// - optimizer   K*Psi_t, divided by N from ZeRO-1 (moved to host with offload_optimizer,
-///               together with the gradient partition the CPU optimizer steps on)
-/// Psi_t is the trainable count: with LoRA and only_optimize_lora just the adapters.
-/// TP divides every tensor by tp (norms and biases are split too, which overstates
-/// the saving by well under 1%).
+/// Model states, with Psi parameters per tensor-parallel rank, Psi_t of them trainable
+/// (with LoRA and only_optimize_lora just the adapters) and N data-parallel ranks:
+/// - weights     fp32, 4 bytes each: troupe's parameters are the fp32 masters, and
+///               `precision` bf16 computes under autocast. Frozen linear weights (a
+///               reference, a reward model, a LoRA base) are kept in 16 bits under a
+///               16-bit precision (models/frozen_weights.hpp).
+/// - gradients   fp32, 4*Psi_t, at their peak: the end of the backward. Stages 0-2 hold
+///               the whole gradient then (troupe reduces after the backward; ZeRO-2 frees
+///               all but a rank's share only at the reduction).
+/// - optimizer   AdamW's two fp32 moments, 8*Psi_t; from ZeRO-1 each rank keeps the
+///               state of the whole parameters it owns (the largest rank's share of a
+///               greedy split by size, as TrainEngine::set_optimizer_sharding deals them).
+/// Under ZeRO-3 each decoder layer's parameters, per optimizer group, are one flat split
+/// into N padded chunks: a rank holds 1/N of the layers' weights, gradients and moments.
+/// The parameters outside the layers (embeddings, final norm, heads) stay whole on every
+/// rank, and so do their gradients until the step reduces them; their moments are 1/N.
+/// The working set is one layer gathered whole at a time (zero3_gather). With one rank
+/// nothing is partitioned, whatever the stage. TP divides every tensor by tp.
 ///
 /// Activations per decoder layer follow Korthikanti et al., "Reducing Activation
 /// Recomputation in Large Transformer Models", for 16-bit values without sequence
@@ -22,7 +29,13 @@
 /// (s*b*h*p) and recomputes one layer at a time. LM-head roles add their logits,
 /// b*s*V*(p + 4)/t (the logits and an fp32 log-softmax).
 ///
-/// The KV cache for generation is 2*L*b*(prompt + answer)*kv_heads*head_dim*p/t.
+/// Generation (the actor), in `inference_precision` (--inference_dtype): the inference
+/// layout packs a copy of every linear layer's weight, the LM head included, padded to
+/// 16 output features, plus an fp32 copy of its bias (models/inference_layout.hpp); the
+/// KV cache is 2*L*b*(prompt + answer)*kv_heads*head_dim*bytes/t. A generation group of
+/// inference_tp_size ranks runs its ranks' prompts as one batch with 1/its size of the
+/// heads and of the layers' linear layers. Under ZeRO-3 the layers are gathered whole (or
+/// as this rank's tensor-parallel slices) in fp32 for the call (inference_weights).
 #include <cstdint>
 
 #include <nlohmann/json.hpp>
@@ -48,8 +61,10 @@ struct MemoryEstimate {
   int64_t zero3_gather = 0;
   // Scoring phase (all four: old log-probs, reference log-probs, values, rewards).
   int64_t score_activations = 0;
-  // Generation phase (actor): the gathered TP shard under ZeRO-3, KV cache, prefill.
+  // Generation phase (actor): the gathered TP shard under ZeRO-3, the packed copies of
+  // the inference layout, KV cache, prefill.
   int64_t inference_weights = 0;
+  int64_t inference_layout = 0;
   int64_t kv_cache = 0;
   int64_t generation_activations = 0;
   /// Host memory per rank for offloaded state.
@@ -58,16 +73,20 @@ struct MemoryEstimate {
   int64_t resident() const { return weights + optimizer; }
   int64_t training() const { return gradients + train_activations + zero3_gather; }
   int64_t scoring() const { return score_activations + zero3_gather; }
-  int64_t generation() const { return inference_weights + kv_cache + generation_activations; }
+  int64_t generation() const { return inference_weights + inference_layout + kv_cache + generation_activations; }
   /// Resident plus the largest phase: the role alone in its process.
   int64_t peak() const;
 };
 
 /// Estimates one role. Reference and reward hold only weights (+ scoring activations).
-MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Precision precision, const BatchSpec& batch);
+MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Precision precision, const BatchSpec& batch,
+                               Precision inference_precision = Precision::Fp32);
 
 /// Activations of one decoder layer kept for backward (batch b, sequence s, tp ranks).
 int64_t layer_activation_bytes(const ModelShape& shape, int64_t b, int64_t s, int tp, Precision precision);
+/// The inference layout of `shape`'s actor: every linear layer packed in `precision`
+/// (the decoder layers' ones cut to 1/tp), biases in fp32.
+int64_t inference_layout_bytes(const ModelShape& shape, int tp, Precision precision);
 /// The KV cache of b sequences of s tokens, per tp rank.
 int64_t kv_cache_bytes(const ModelShape& shape, int64_t b, int64_t s, int tp, Precision precision);
 

@@ -31,7 +31,8 @@ struct ModelShape {
 };
 
 /// Which output a role's model has: actor/reference predict tokens, critic/reward a
-/// value per token (DeepSpeed-Chat: the base model without LM head + `v_head`).
+/// value per token (`v_head`; troupe's model keeps its LM head, which a value model
+/// does not use).
 enum class Head { LanguageModel, Value };
 
 /// Exact parameter count, e.g. 1,315,758,080 for OPT-1.3B with its LM head.

@@ -5,7 +5,8 @@
 /// Schema (every field optional except `roles`; unknown fields are errors):
 /// ```json
 /// {
-///   "precision": "fp16",             // fp16 | bf16 | fp32: weights and activations
+///   "precision": "fp16",             // fp16 | bf16 | fp32: the compute dtype (troupe's --dtype; 16 bits: autocast)
+///   "inference_precision": "fp32",   // fp32 | bf16: the actor's generation copies and KV cache (--inference_dtype)
 ///   "strategy": "PACK",              // how each process's devices are placed (Ray's strategies)
 ///   "cpu_threads_per_device": 1,     // CPU threads reserved per device (per slot on CPU)
 ///   "batch": {"generation_batch_size": 16, "training_batch_size": 16,   // per device
@@ -84,6 +85,7 @@ struct BatchSpec {
 struct Topology {
   std::string source = "topology";  ///< file name for messages
   Precision precision = Precision::Fp16;
+  Precision inference_precision = Precision::Fp32;
   Strategy strategy = Strategy::Pack;
   int cpu_threads_per_device = 1;
   BatchSpec batch;
