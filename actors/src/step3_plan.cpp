@@ -46,6 +46,16 @@ void check_reward_source(const Step3Config& config) {
   (void)RemoteRewardFunction(config.reward_url, RemoteRewardOptions{config.reward_timeout});
 }
 
+bool packs_inference_weights(const Step3Config& config) {
+  if (config.inference_weights == "packed") return true;
+  if (config.inference_weights != "training")
+    throw Error("step 3: --inference_weights must be packed or training, got \"" + config.inference_weights + "\"");
+  if (config.inference_dtype != "fp32")
+    throw Error("step 3: --inference_weights training generates with the training weights in their own dtype; "
+                "--inference_dtype " + config.inference_dtype + " needs --inference_weights packed");
+  return false;
+}
+
 std::vector<std::vector<int64_t>> Step3Plan::cycle_batches(int64_t epoch) const {
   auto options = sampler;
   options.epoch = epoch;
@@ -65,6 +75,7 @@ Step3Plan plan_step3(const Step3Config& config) {
     throw Error("step 3: --per_device_generation_batch_size, --per_device_training_batch_size, --ppo_epochs and "
                 "--generation_batches must be at least 1");
   check_reward_source(config);
+  packs_inference_weights(config);
   Step3Plan plan;
   plan.algorithm = rl::AlgorithmRegistry::global().create(config.algorithm, config.algorithm_options);
   check_micro_batching(config.max_tokens_per_microbatch, *plan.algorithm);

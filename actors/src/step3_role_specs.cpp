@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include <troupe/actors/data_parallel.hpp>
+#include <troupe/actors/step3_plan.hpp>
 #include "host_port.hpp"
 #include "remote_reward_function.hpp"
 #include "step3_models.hpp"
@@ -231,6 +232,7 @@ RoleSpec actor_role_spec(const Step3Config& config, const models::GenerationOpti
   engine::HybridEngineOptions hybrid;
   hybrid.release_inference_cache = config.release_inference_cache;
   hybrid.inference_dtype = models::inference_dtype_from_name(config.inference_dtype, "--inference_dtype");
+  hybrid.pack_inference_weights = packs_inference_weights(config);
   hybrid.compute_dtype = config.actor_train.compute_dtype;
   write_spec_fields(spec, hybrid);
   write_spec_fields(spec, generation);

@@ -140,6 +140,7 @@ template <class Visit>
 void spec_fields(Visit&& v, engine::HybridEngineOptions& o) {
   v("release_inference_cache", o.release_inference_cache);
   v("inference_dtype", NamedField<torch::ScalarType>{o.inference_dtype, dtype_name, models::inference_dtype_from_name});
+  v("pack_inference_weights", o.pack_inference_weights);
   v("dtype", compute_dtype_field(o.compute_dtype));
 }
 

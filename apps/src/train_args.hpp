@@ -65,6 +65,7 @@ struct TrainArgs {
   bool enable_ema = false, release_inference_cache = false, offload_reference_model = false;
   bool offload = false;  ///< --offload (ZeRO-Offload), every step
   std::string inference_dtype = "fp32";
+  std::string inference_weights = "packed";
   double unsup_coef = 27.8;
   std::string reward_function, eval_function;
   std::string reward_url;       ///< an HTTP endpoint scoring each batch instead of a reward model

@@ -215,6 +215,10 @@ Command add_train_command(CLI::App& app) {
              "Free the packed generation weights and the KV cache after every generation");
   step3.opt("inference_dtype", a.inference_dtype, "Dtype of the actor's packed generation weights: fp32 or bf16")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  step3.opt("inference_weights", a.inference_weights,
+            "What generation reads: packed (copies for the decode kernels) or training (the training weights, "
+            "no copy: less memory, slower decoding)")
+      ->check(CLI::IsMember({"packed", "training"}));
   step3.flag("actor_gradient_checkpointing", a.actor_gradient_checkpointing, "Recompute the actor's decoder layers in the backward pass");
   step3.flag("critic_gradient_checkpointing", a.critic_gradient_checkpointing, "Recompute the critic's decoder layers in the backward pass");
   step3.opt("algo", a.algo, "ppo, grpo, dr_grpo, rloo, reinforce++, reinforce++_baseline, remax or a registered algorithm");

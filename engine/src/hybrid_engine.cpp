@@ -155,7 +155,8 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
     } else if (parallel) {
       models::enter_tensor_parallel(model, group);
     }
-    layout_.enter(model, options_.inference_dtype);
+    if (options_.pack_inference_weights) layout_.enter(model, options_.inference_dtype);
+    run_options.pack_weights = options_.pack_inference_weights;
     mode_ = EngineMode::Inference;
     synchronize(device);
     timings.enter_seconds = seconds_since(start);
@@ -165,8 +166,10 @@ models::GenerationResult HybridEngine::generate(const torch::Tensor& prompt_ids,
 
     start = Clock::now();
     const int64_t positions = gathered.ids.size(1) + options.max_new_tokens;
-    // Keys and values in the inference dtype, as the packed weights.
-    auto cache_options = torch::TensorOptions().dtype(options_.inference_dtype).device(device);
+    // Keys and values in the inference dtype, as the packed weights (unpacked: the model's).
+    const auto cache_dtype = options_.pack_inference_weights ? options_.inference_dtype
+                                                              : models::resolve_inference_dtype(model, std::nullopt);
+    auto cache_options = torch::TensorOptions().dtype(cache_dtype).device(device);
     auto& kept = cache_for(timings.group_batch, positions, cache_options, timings.cache_reused);
     timings.kv_cache_bytes = kept.bytes();
     models::KVCache run = kept;  // shares the kept tensors; the copy starts empty

@@ -28,7 +28,8 @@ GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, c
   TORCH_CHECK(input_ids.dim() == 2, "generate: input_ids must be (B, T), got ", input_ids.sizes());
   if (options.max_new_tokens < 0) throw Error("max_new_tokens must be >= 0");
   // The cache holds keys and values in the inference dtype: bf16 halves what a decode step reads.
-  const auto dtype = resolve_inference_dtype(model, options.inference_dtype);
+  // Unpacked, the model computes in its own dtype and the cache follows it.
+  const auto dtype = resolve_inference_dtype(model, options.pack_weights ? options.inference_dtype : std::nullopt);
   KVCache cache(tensor_parallel_cache_config(model.config(), model.tensor_parallel_world()), input_ids.size(0), input_ids.size(1) + options.max_new_tokens,
                 torch::TensorOptions().dtype(dtype).device(input_ids.device()));
   return generate(model, input_ids, attention_mask, options, cache);
@@ -50,7 +51,8 @@ GenerationResult generate(CausalLMImpl& model, const torch::Tensor& input_ids, c
   if (eos.empty() && config.eos_token_id) eos.push_back(*config.eos_token_id);
   const int64_t pad = options.pad_token_id.value_or(config.pad_token_id.value_or(eos.empty() ? 0 : eos.front()));
 
-  ScopedInferenceLayout layout(model, resolve_inference_dtype(model, options.inference_dtype));
+  std::optional<ScopedInferenceLayout> layout;
+  if (options.pack_weights) layout.emplace(model, resolve_inference_dtype(model, options.inference_dtype));
   c10::InferenceMode inference;
   auto device = input_ids.device();
   auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);

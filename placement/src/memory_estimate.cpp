@@ -68,7 +68,7 @@ int64_t inference_layout_bytes(const ModelShape& shape, int tp, Precision precis
 }
 
 MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Precision precision, const BatchSpec& batch,
-                               Precision inference_precision) {
+                               Precision inference_precision, bool packed_inference) {
   MemoryEstimate m;
   const bool lm_head = role.role == Role::Actor || role.role == Role::Reference;
   const bool trains = role_trains(role.role);
@@ -156,7 +156,8 @@ MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Pr
   if (role.role == Role::Actor) {
     // A generation group runs its ranks' prompts as one batch with 1/its tp of the heads.
     const int itp = role.inference_tp_size;
-    m.inference_layout = inference_layout_bytes(shape, role.tp * itp, inference_precision);
+    if (packed_inference) m.inference_layout = inference_layout_bytes(shape, role.tp * itp, inference_precision);
+    else inference_precision = Precision::Fp32;  // the cache follows the fp32 masters
     m.kv_cache = kv_cache_bytes(shape, g * itp, s, role.tp * itp, inference_precision);
     m.generation_activations = layer_activation_bytes(shape, g * itp, batch.prompt_len, role.tp * itp, precision) +
                                logits_bytes(shape, g * itp, 1, role.tp, precision);

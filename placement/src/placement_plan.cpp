@@ -73,7 +73,8 @@ Plan make_plan(const Topology& topology, const ClusterResources& cluster, const 
     const auto name = model_for(topology, spec, default_model);
     if (!shapes.count(name)) shapes.emplace(name, resolve(name));
     const auto& shape = shapes.at(name);
-    RolePlan role{spec, shape, estimate_memory(spec, shape, topology.precision, topology.batch, topology.inference_precision), 0};
+    RolePlan role{spec, shape, estimate_memory(spec, shape, topology.precision, topology.batch, topology.inference_precision,
+                                               topology.packed_inference_weights), 0};
     if (role.spec.tp > shape.heads || shape.heads % role.spec.tp != 0)
       throw Error(topology.source + ": roles." + role_name(spec.role) + ".tp: " + std::to_string(spec.tp) +
                   " does not divide the " + std::to_string(shape.heads) + " attention heads of " + name);

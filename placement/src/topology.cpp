@@ -147,7 +147,7 @@ std::string Topology::set_name(const std::vector<Role>& set) {
 
 Topology parse_topology(const nlohmann::json& json, const std::string& source) {
   Fields top(json, source, "",
-             {"precision", "inference_precision", "strategy", "cpu_threads_per_device", "batch", "roles", "colocate"});
+             {"precision", "inference_precision", "inference_weights", "strategy", "cpu_threads_per_device", "batch", "roles", "colocate"});
   Topology topology;
   topology.source = source;
   const auto precision = top.string("precision", "fp16");
@@ -159,6 +159,13 @@ Topology parse_topology(const nlohmann::json& json, const std::string& source) {
   if (inference == "bf16") topology.inference_precision = Precision::Bf16;
   else if (inference == "fp32") topology.inference_precision = Precision::Fp32;
   else throw Error(top.where("inference_precision") + "\"" + inference + "\" is not fp32 or bf16");
+  const auto weights = top.string("inference_weights", "packed");
+  if (weights != "packed" && weights != "training")
+    throw Error(top.where("inference_weights") + "\"" + weights + "\" is not packed or training");
+  topology.packed_inference_weights = weights == "packed";
+  if (!topology.packed_inference_weights && topology.inference_precision != Precision::Fp32)
+    throw Error(top.where("inference_weights") + "\"training\" computes with the fp32 training weights; "
+                "inference_precision must be fp32");
   topology.strategy = parse_strategy(top.string("strategy", "PACK"), source + ": strategy");
   topology.cpu_threads_per_device = static_cast<int>(top.integer("cpu_threads_per_device", 1, 1, 1 << 16));
 
@@ -255,6 +262,7 @@ nlohmann::json to_json(const Topology& topology) {
   }
   return {{"precision", precision_name(topology.precision)},
           {"inference_precision", precision_name(topology.inference_precision)},
+          {"inference_weights", topology.packed_inference_weights ? "packed" : "training"},
           {"strategy", strategy_name(topology.strategy)},
           {"cpu_threads_per_device", topology.cpu_threads_per_device},
           {"batch",

@@ -139,7 +139,9 @@ TEST_CASE("spec fields: every options struct reads back as written", "[actors][s
     o.release_inference_cache = true;
     o.inference_dtype = torch::kBFloat16;
     o.compute_dtype = torch::kBFloat16;
+    o.pack_inference_weights = false;
     const auto back = round_trip(o);
+    CHECK_FALSE(back.pack_inference_weights);
     CHECK(back.release_inference_cache);
     CHECK(back.inference_dtype == torch::kBFloat16);
     CHECK(back.compute_dtype == torch::kBFloat16);
@@ -310,6 +312,7 @@ TEST_CASE("spec fields: the step-3 role specs carry the config's settings to the
   CHECK(hybrid.release_inference_cache);
   CHECK(hybrid.inference_dtype == torch::kBFloat16);
   CHECK(hybrid.compute_dtype == torch::kBFloat16);
+  CHECK(hybrid.pack_inference_weights);
   const auto ppo = read_spec_fields<PpoTrainingOptions>(reader);
   CHECK(ppo.enable_ema);
   CHECK(ppo.ppo_epochs == 2);

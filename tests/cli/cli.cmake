@@ -126,6 +126,17 @@ add_test(NAME "cli: step 3 with --max_tokens_per_microbatch logs the metrics of 
           ${TROUPE_FIXTURES_DIR}/models/gpt2)
 set_tests_properties("cli: step 3 with --max_tokens_per_microbatch logs the metrics of one pass per minibatch"
   PROPERTIES TIMEOUT 300)
+# --inference_weights training (step 3): generation from the training weights, no packed copy.
+add_test(NAME "cli: step 3 with --inference_weights training samples what the packed copies sample, packing nothing"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/step3_inference_weights.sh ${troupe_cli} ${cli_dir}/inference_weights
+          ${TROUPE_FIXTURES_DIR}/models/gpt2)
+set_tests_properties("cli: step 3 with --inference_weights training samples what the packed copies sample, packing nothing"
+  PROPERTIES TIMEOUT 300)
+troupe_cli_test("--inference_weights training with --inference_dtype bf16 is refused by name"
+  "in their own dtype. --inference_dtype bf16 needs --inference_weights packed"
+  train --step 3 --algo grpo --inference_weights training --inference_dtype bf16 --data_path Dahoas/rm-static=nowhere
+  --actor_model_name_or_path ${TROUPE_FIXTURES_DIR}/models/gpt2
+  --reward_function demo_gold --output_dir ${cli_dir}/inference_weights_bf16)
 troupe_cli_test("a negative --max_tokens_per_microbatch is refused by name" "--max_tokens_per_microbatch: Value -5 not in range 0"
   train --step 3 --max_tokens_per_microbatch -5 --actor_model_name_or_path x --output_dir ${cli_dir}/micro_negative)
 

@@ -115,6 +115,54 @@ TEST_CASE("hybrid engine: greedy generations of the HF fixtures equal transforme
   }
 }
 
+TEST_CASE("hybrid engine: generation from the training weights (no packed copy) equals transformers' and the packed path",
+          "[engine][hybrid]") {
+  engine::HybridEngineOptions unpacked;
+  unpacked.pack_inference_weights = false;
+  SECTION("greedy, the HF fixtures, adapters applied unfused") {
+    for (std::string name : {"opt", "gpt2", "llama"}) {
+      DYNAMIC_SECTION(name) {
+        auto model = models::load_pretrained(test::fixture_dir(name));
+        auto expected = models::read_safetensors(test::fixture_dir(name) / "expected.safetensors");
+        models::apply_lora(*model, {4, 1.0, 0.0, ""});  // B = 0: the unfused adapter adds zero
+        engine::HybridEngine hybrid(model, quiet(unpacked));
+        models::GenerationOptions options;
+        options.max_new_tokens = 16;
+        auto out = hybrid.generate(expected.at("greedy.input_ids"), expected.at("greedy.attention_mask"), options);
+        CHECK(torch::equal(out.sequences, expected.at("greedy.sequences")));
+        CHECK(hybrid.last_timings().packed_layers == 0);
+        CHECK(hybrid.last_timings().packed_bytes == 0);
+        CHECK(hybrid.inference_weight_bytes() == 0);
+      }
+    }
+  }
+  SECTION("sampled, adapters that move the logits: the same tokens as the packed copies with them folded in") {
+    for (std::string family : {"opt", "llama"}) {
+      DYNAMIC_SECTION(family) {
+        auto model = lora_model(family);
+        auto before = snapshot(*model);
+        auto [ids, mask] = prompts();
+        models::GenerationOptions options;
+        options.max_new_tokens = 8;
+        options.do_sample = true;
+        options.top_k = 10;
+        options.seed = 5;
+        options.eos_token_ids = {49};
+        engine::HybridEngine from_training(model, quiet(unpacked));
+        auto ours = from_training.generate(ids, mask, options);
+        CHECK(from_training.last_timings().lora_layers == 0);  // nothing folded
+        engine::HybridEngine packed(model, quiet());
+        auto want = packed.generate(ids, mask, options);
+        CHECK(packed.last_timings().lora_layers > 0);
+        CHECK(torch::equal(ours.sequences, want.sequences));
+        CHECK(torch::equal(ours.attention_mask, want.attention_mask));
+        CHECK(bitwise_equal(*model, before));
+        CHECK(model->is_training());
+      }
+    }
+  }
+}
+
 TEST_CASE("hybrid engine: weights are bit-identical after generation and training mode is back", "[engine][hybrid]") {
   auto model = lora_model("llama");
   auto before = snapshot(*model);

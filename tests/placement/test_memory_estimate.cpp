@@ -142,6 +142,16 @@ TEST_CASE("the inference layout packs every linear layer in the inference dtype,
         2 * (24 * kLayerLinearWeights / 4 + 50272LL * 2048) + 4 * 24LL * (3 * 2048 / 4 + 2048 + 8192 / 4 + 2048));
 }
 
+TEST_CASE("generation from the training weights packs nothing; its KV cache is fp32 as the masters", "[placement][memory]") {
+  const auto packed = estimate_memory(role(Role::Actor), opt13(), Precision::Fp32, BatchSpec{}, Precision::Fp32);
+  const auto unpacked = estimate_memory(role(Role::Actor), opt13(), Precision::Fp32, BatchSpec{}, Precision::Fp32, false);
+  CHECK(packed.inference_layout > 4 * kOpt13 * 9 / 10);
+  CHECK(unpacked.inference_layout == 0);
+  CHECK(unpacked.kv_cache == packed.kv_cache);
+  CHECK(unpacked.weights == packed.weights);
+  CHECK(unpacked.generation() == packed.generation() - packed.inference_layout);
+}
+
 TEST_CASE("activations per layer follow Korthikanti et al.; checkpointing keeps layer inputs", "[placement][memory]") {
   // OPT-1.3B, b = 1, s = 512, t = 1: s*b*h*34 + 5*a*s^2*b = 35,651,584 + 41,943,040.
   CHECK(layer_activation_bytes(opt13(), 1, 512, 1, Precision::Fp16) == 77'594'624);

@@ -90,6 +90,10 @@ TEST_CASE("topology validation names the file and the field", "[placement][topol
   CHECK(error_of(R"({"roles": {"actor": {}}, "precision": "fp8"})") == "topology.json: precision: \"fp8\" is not fp16, bf16 or fp32");
   CHECK(error_of(R"({"roles": {"actor": {}}, "inference_precision": "fp16"})") ==
         "topology.json: inference_precision: \"fp16\" is not fp32 or bf16");
+  CHECK(error_of(R"({"roles": {"actor": {}}, "inference_weights": "fused"})") ==
+        "topology.json: inference_weights: \"fused\" is not packed or training");
+  CHECK_THAT(error_of(R"({"roles": {"actor": {}}, "inference_weights": "training", "inference_precision": "bf16"})"),
+             Catch::StartsWith("topology.json: inference_weights: \"training\" computes with the fp32 training weights"));
   CHECK_THAT(error_of(R"({"roles": {"actor": {}}, "strategy": "TIGHT"})"),
              Catch::StartsWith("topology.json: strategy: unknown strategy \"TIGHT\""));
   CHECK(error_of(R"({"roles": {"actor": {}, "critic": {}}, "colocate": [["actor", "critic"], ["critic"]]})") ==

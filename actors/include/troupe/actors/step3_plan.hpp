@@ -42,6 +42,12 @@ struct Step3Plan {
 /// Only syntax: whether the endpoint answers shows at the first batch it scores.
 void check_reward_source(const Step3Config& config);
 
+/// Whether generation reads packed copies of the actor's weights (--inference_weights
+/// packed) or the training weights themselves (training). Throws troupe::Error for
+/// another value, and for training with --inference_dtype bf16: unpacked weights
+/// compute in their own dtype.
+bool packs_inference_weights(const Step3Config& config);
+
 /// Checks the config and plans the run; throws troupe::Error naming the flag or file.
 Step3Plan plan_step3(const Step3Config& config);
 

@@ -70,6 +70,9 @@ struct Step3Config {
   bool release_inference_cache = false;
   /// The actor's packed generation weights: "fp32" or "bf16" (--inference_dtype).
   std::string inference_dtype = "fp32";
+  /// What generation reads (--inference_weights): "packed" copies in inference_dtype,
+  /// or "training": the training weights themselves, no copy (HybridEngineOptions).
+  std::string inference_weights = "packed";
   /// Keep a frozen-copy reference on the CPU (a shared-base reference is the actor).
   bool offload_reference_model = false;
   /// --offload: ZeRO-Offload of the actor's and the critic's optimizer state (a no-op on

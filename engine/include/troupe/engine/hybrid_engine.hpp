@@ -34,6 +34,11 @@ struct HybridEngineOptions {
   /// bf16 (fp32 sums; DeepSpeed-HE generates in fp16 from fp32 masters, bf16 is the
   /// analogue on CPUs with bf16 dot products). Training keeps the masters' dtype.
   torch::ScalarType inference_dtype = torch::kFloat32;
+  /// false (`--inference_weights training`): generation computes with the training
+  /// weights themselves, adapters unfused, in their dtype (inference_dtype unused):
+  /// no packed copy, so a model too large for two copies still generates, at the BLAS
+  /// path's slower decoding. DeepSpeed-Chat without its Hybrid Engine does the same.
+  bool pack_inference_weights = true;
   /// The training compute dtype (--dtype): score_logprobs() runs under its autocast, so
   /// rollout log-probs are computed as the training forward computes them.
   torch::ScalarType compute_dtype = torch::kFloat32;

@@ -26,6 +26,10 @@ struct GenerationOptions {
   /// when the model has no inference layout attached: fp32 or bf16; unset = bf16 for a
   /// bf16 model, fp32 otherwise.
   std::optional<torch::ScalarType> inference_dtype;
+  /// false: compute with the model's own weights (LoRA adapters applied unfused, the
+  /// BLAS path) instead of entering a packed inference layout, so generation holds no
+  /// copy of the weights. Slower decoding; for models whose copy would not fit.
+  bool pack_weights = true;
 };
 
 struct GenerationResult {

@@ -79,8 +79,10 @@ struct MemoryEstimate {
 };
 
 /// Estimates one role. Reference and reward hold only weights (+ scoring activations).
+/// `packed_inference` false (--inference_weights training): generation computes with the
+/// training weights, so no packed copies, and the KV cache is fp32 as the masters.
 MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Precision precision, const BatchSpec& batch,
-                               Precision inference_precision = Precision::Fp32);
+                               Precision inference_precision = Precision::Fp32, bool packed_inference = true);
 
 /// Activations of one decoder layer kept for backward (batch b, sequence s, tp ranks).
 int64_t layer_activation_bytes(const ModelShape& shape, int64_t b, int64_t s, int tp, Precision precision);

@@ -7,6 +7,7 @@
 /// {
 ///   "precision": "fp16",             // fp16 | bf16 | fp32: the compute dtype (troupe's --dtype; 16 bits: autocast)
 ///   "inference_precision": "fp32",   // fp32 | bf16: the actor's generation copies and KV cache (--inference_dtype)
+///   "inference_weights": "packed",   // packed | training: generation reads copies, or the training weights (--inference_weights)
 ///   "strategy": "PACK",              // how each process's devices are placed (Ray's strategies)
 ///   "cpu_threads_per_device": 1,     // CPU threads reserved per device (per slot on CPU)
 ///   "batch": {"generation_batch_size": 16, "training_batch_size": 16,   // per device
@@ -86,6 +87,8 @@ struct Topology {
   std::string source = "topology";  ///< file name for messages
   Precision precision = Precision::Fp16;
   Precision inference_precision = Precision::Fp32;
+  /// "inference_weights": "packed" (true) or "training" (false, needs fp32 inference_precision).
+  bool packed_inference_weights = true;
   Strategy strategy = Strategy::Pack;
   int cpu_threads_per_device = 1;
   BatchSpec batch;
