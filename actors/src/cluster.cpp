@@ -169,7 +169,8 @@ Cluster::Cluster(caf::actor_system& system, ClusterOptions options) : system_(sy
   state_->custom_log = options.log;
   watcher_ = system_.spawn(watcher, state_);
   registrar_ = caf::actor_cast<caf::actor>(system_.spawn(registrar, state_, watcher_));
-  auto port = system_.middleman().publish(registrar_, options.port, options.host.c_str());
+  // A fixed port (--listen) is reused at once by a run restarted after a lost worker.
+  auto port = system_.middleman().publish(registrar_, options.port, options.host.c_str(), /*reuse=*/options.port != 0);
   if (!port)
     throw Error("cluster: cannot listen on " + options.host + ":" + std::to_string(options.port) + ": " +
                 system_.render(port.error()));

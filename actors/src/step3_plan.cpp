@@ -81,9 +81,6 @@ Step3Plan plan_step3(const Step3Config& config) {
   check_micro_batching(config.max_tokens_per_microbatch, *plan.algorithm);
   plan.placement = plan_placement(config);
   auto offloads = plan.placement.offloads;
-  if (config.max_restarts > 0 && !config.listen.empty())
-    throw Error("step 3: --max_restarts restarts the worker processes this run starts; with --listen the workers are "
-                "started by hand, so it is not supported");
   if (config.offload) offloads.insert(offloads.begin(), "--offload (actor, critic)");
   for (const auto& what : offloads) log::warn("step 3: ", engine::offload_note(what, config.device));
 

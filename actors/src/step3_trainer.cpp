@@ -190,15 +190,20 @@ Step3Result run_step3(const Step3Config& config) {
   Step3Result result;
   bool resume = config.resume;
   std::map<std::string, double> restart;  // the row that marks a restart in the metrics
+  auto attempt = config;
   for (int64_t restarts = 0;; ++restarts) {
     std::string lost;
-    if (run_attempt(config, resume, restart, result, lost)) break;
+    if (run_attempt(attempt, resume, restart, result, lost)) break;
     if (restarts >= config.max_restarts)
       throw Error("step 3: lost worker " + lost + (config.max_restarts > 0 ? "; --max_restarts " + std::to_string(config.max_restarts) + " used up" : ""));
     log::warn("step3: restart ", restarts + 1, " of ", config.max_restarts, ": lost worker ", lost,
-              "; every role reloads from the last checkpoint");
+              "; every role reloads from the last checkpoint",
+              config.listen.empty() ? std::string()
+                                    : " once the worker processes joined again (up to --rejoin_timeout " +
+                                          std::to_string(static_cast<int64_t>(config.rejoin_timeout_seconds)) + " s)");
     restart = {{"restart", static_cast<double>(restarts + 1)}, {"cycles_done_when_lost", static_cast<double>(result.cycles)}};
     resume = true;
+    attempt.listen_wait_seconds = config.rejoin_timeout_seconds;  // workers that joined by hand come back
   }
   result.seconds = seconds_since(started);
   return result;

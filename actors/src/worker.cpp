@@ -3,8 +3,12 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
 #include <mutex>
 #include <thread>
 
@@ -25,6 +29,54 @@ namespace troupe::actors {
 namespace {
 
 constexpr auto handshake_timeout = std::chrono::seconds(30);
+
+/// Set in the environment of a worker that started itself anew to join again.
+constexpr const char* rejoining_variable = "TROUPE_WORKER_REJOINING";
+
+std::string format_rejoin(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g s", seconds);
+  return text;
+}
+
+/// The controller's registrar, trying once a second until `patience` runs out (one try
+/// when it is zero): a restarted controller needs a moment to listen again.
+caf::expected<caf::actor> reach_controller(caf::actor_system& system, const WorkerOptions& options) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(options.rejoin_seconds * 1000));
+  for (;;) {
+    auto remote = system.middleman().remote_actor(options.host, options.port);
+    if (remote || std::chrono::steady_clock::now() >= deadline) return remote;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+/// Replaces this process with a fresh run of the same program and arguments: CAF 0.17's
+/// middleman cannot be shut down while it holds role actors exported to a vanished
+/// controller, so a worker that joins again starts clean.
+[[noreturn]] void start_anew() {
+  std::vector<std::string> args;
+  if (std::FILE* cmdline = std::fopen("/proc/self/cmdline", "rb")) {
+    std::string arg;
+    for (int c; (c = std::fgetc(cmdline)) != EOF;) {
+      if (c == '\0') {
+        args.push_back(arg);
+        arg.clear();
+      } else {
+        arg.push_back(static_cast<char>(c));
+      }
+    }
+    std::fclose(cmdline);
+  }
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  std::fflush(nullptr);
+  ::setenv(rejoining_variable, "1", 1);
+  if (!args.empty()) ::execv("/proc/self/exe", argv.data());
+  log::error("troupe worker: cannot start anew to join again (", std::strerror(errno), "), exiting");
+  std::_Exit(1);
+}
 
 /// The role actors this node spawned: stopped when the agent serves no more (the actor
 /// system waits for every actor before the process can exit). Their ids lead this
@@ -115,8 +167,18 @@ int run_node_agent(const WorkerOptions& options) {
   const auto where = options.host + ":" + std::to_string(options.port);
   SystemConfig config;
   caf::actor_system system{config};
-  auto remote = system.middleman().remote_actor(options.host, options.port);
-  if (!remote) throw Error("troupe worker: cannot reach the controller at " + where + ": " + system.render(remote.error()));
+  auto remote = reach_controller(system, options);
+  if (!remote && std::getenv(rejoining_variable)) {
+    // The run it served ended, or its controller did not come back: nothing failed here.
+    report("troupe worker: no controller at " + where + " within --rejoin " + format_rejoin(options.rejoin_seconds) +
+           " after the last run, exiting");
+    std::fflush(nullptr);
+    std::_Exit(0);
+  }
+  if (!remote)
+    throw Error("troupe worker: cannot reach the controller at " + where +
+                (options.rejoin_seconds > 0 ? " within --rejoin " + format_rejoin(options.rejoin_seconds) : "") + ": " +
+                system.render(remote.error()));
   auto registrar = caf::actor_cast<RegistrarActor>(*remote);
   auto resources = local_resources();
 
@@ -155,11 +217,13 @@ int run_node_agent(const WorkerOptions& options) {
   self->monitor(registrar);
   bool running = true;
   self->receive_while(running)([&](caf::down_msg& down) {
-    report("troupe worker: controller at " + where + " gone (" + system.render(down.reason) + "), exiting");
+    report("troupe worker: controller at " + where + " gone (" + system.render(down.reason) + "), " +
+           (options.rejoin_seconds > 0 ? "joining again for up to " + format_rejoin(options.rejoin_seconds) : "exiting"));
     running = false;
   });
   caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
   spawned->stop_all();
+  if (options.rejoin_seconds > 0) start_anew();
   // End the process here: CAF 0.17's middleman keeps references to the role actors it
   // exported to the vanished controller, so the actor system's destructor would wait
   // for their threads forever. Nothing is left to save once the controller is gone.

@@ -48,7 +48,8 @@ WorkerProcesses::WorkerProcesses(caf::actor_system& system, const Step3Config& c
     log::info("step3: waiting for ", count, " worker process(es): run `troupe worker --join ", options.host, ":",
               cluster_->port(), "` with TROUPE_SECRET set, on this or another machine");
     // Ranks in the order the workers joined.
-    for (const auto& node : cluster_->wait_for_nodes(count, std::chrono::minutes(30))) names.push_back(node.node);
+    const auto wait = std::chrono::milliseconds(static_cast<int64_t>(config.listen_wait_seconds * 1000));
+    for (const auto& node : cluster_->wait_for_nodes(count, wait)) names.push_back(node.node);
   }
   size_t next = 0;
   for (const auto& set : placement.worker_sets) {

@@ -36,6 +36,7 @@ struct TrainArgs {
   int64_t max_tokens_per_microbatch = 0;  ///< step 3: padded tokens per forward-backward pass (0 = off)
   int64_t max_steps = 0, eval_interval = 0, save_interval = 0, eval_samples = 0, eval_prompts = 64;
   int64_t max_restarts = 0, collective_timeout = 300;
+  double rejoin_timeout = 600;  ///< step 3 with --listen: seconds to wait for workers to join a restarted run
   double heartbeat_timeout = 60;  ///< step 3: seconds a worker process may leave heartbeats unanswered
   int64_t num_processes = 1;  ///< steps 1-2: data-parallel ranks started on this machine
   int64_t zero_stage = 0;     ///< steps 1-2: DeepSpeed's ZeRO stage over those ranks

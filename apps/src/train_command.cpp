@@ -81,6 +81,8 @@ void check_flags_for_step(const CLI::App& cmd, const StepFlags& groups, int step
 /// Step 3's flags about worker processes, refused where no worker process runs rather
 /// than ignored.
 void check_worker_flags(const CLI::App& cmd, const TrainArgs& args) {
+  if (args.step == 3 && args.listen.empty() && cmd.count("--rejoin_timeout") > 0)
+    throw Error("--rejoin_timeout needs --listen: a run without it starts its worker processes itself");
   if (args.step != 3 || !args.topology.empty()) return;
   for (const char* flag : {"--heartbeat_timeout", "--max_restarts"})
     if (cmd.count(flag) > 0)
@@ -235,8 +237,13 @@ Command add_train_command(CLI::App& app) {
   step3.opt("top_p", a.top_p, "Nucleus sampling (1 = off)")->check(CLI::Range(1e-6, 1.0));
   step3.opt("eval_prompts", a.eval_prompts, "Held-out prompts evaluated before and after")->check(non_negative);
   step3.opt("max_restarts", a.max_restarts,
-            "When a worker process this run started dies, restart the roles from the last checkpoint at most this many times")
+            "When a worker process dies, restart the roles from the last checkpoint at most this many times (with "
+            "--listen, once the workers joined again: --rejoin_timeout)")
       ->check(non_negative);
+  step3.opt("rejoin_timeout", a.rejoin_timeout,
+            "With --listen and --max_restarts: seconds a restarted run waits for its worker processes to join again "
+            "(`troupe worker --rejoin` ones come back by themselves)")
+      ->check(CLI::Range(1.0, 1e6));
   step3.opt("heartbeat_timeout", a.heartbeat_timeout,
             "With --topology: seconds a worker process may leave the controller's heartbeats unanswered once its "
             "roles are up (hung or stopped) before it counts as lost: one started here is killed and, with "

@@ -337,6 +337,7 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.max_restarts = args.max_restarts;
   c.collective_timeout_seconds = args.collective_timeout;
   c.heartbeat_timeout_seconds = args.heartbeat_timeout;
+  c.rejoin_timeout_seconds = args.rejoin_timeout;
   c.offload_reference_model = args.offload_reference_model;
   c.offload = args.offload;
   c.topology = args.topology;

@@ -12,15 +12,21 @@ Command add_worker_command(CLI::App& app) {
   auto join = std::make_shared<std::string>();
   auto secret = std::make_shared<std::string>();
   auto stage_dir = std::make_shared<std::string>();
+  auto rejoin = std::make_shared<double>(0.0);
   command->add_option("--join", *join, "the controller's HOST:PORT")->required();
   command->add_option("--secret", *secret, "the cluster's shared secret (default: $TROUPE_SECRET)");
   command->add_option("--stage_dir", *stage_dir,
                       "where model, tokenizer and data files this machine lacks are kept when the controller sends "
                       "them (no shared file system); default: $TROUPE_STAGE_DIR, else ~/.cache/troupe/staged");
-  return {command, [join, secret, stage_dir] {
+  command->add_option("--rejoin", *rejoin,
+                      "seconds to keep trying to reach the controller, at start and after it went away (a run "
+                      "restarted after a lost worker); 0 = one attempt, and exit when the controller is gone")
+      ->check(CLI::Range(0.0, 1e6));
+  return {command, [join, secret, stage_dir, rejoin] {
     register_builtin_reward_functions();  // a step-3 reward role may name one
     auto options = actors::step3_worker_options(*join, *secret, "--join");
     options.stage_dir = *stage_dir;
+    options.rejoin_seconds = *rejoin;
     actors::run_node_agent(options);
   }};
 }

@@ -58,6 +58,12 @@ set_tests_properties("cli: steps 1, 2 and 3 from the command line on a small dem
 add_test(NAME "cli: step 3 killed after a checkpoint and resumed equals the uninterrupted run"
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/step3_resume.sh ${troupe_cli} ${cli_dir}/step3_resume)
 set_tests_properties("cli: step 3 killed after a checkpoint and resumed equals the uninterrupted run" PROPERTIES TIMEOUT 600)
+add_test(NAME "cli: step 3 with --listen workers that rejoin survives a lost worker and equals the uninterrupted run"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/step3_rejoin.sh ${troupe_cli} ${cli_dir}/step3_rejoin)
+set_tests_properties("cli: step 3 with --listen workers that rejoin survives a lost worker and equals the uninterrupted run"
+  PROPERTIES TIMEOUT 600)
+troupe_cli_test("--rejoin_timeout without --listen is refused" "--rejoin_timeout needs --listen"
+  train --step 3 --rejoin_timeout 30 --actor_model_name_or_path x --output_dir ${cli_dir}/rejoin_no_listen)
 troupe_cli_test("a misspelt dataset schema is refused before the model is built"
   "--data_path 'Dahoas/rm-statik=x'"
   train --step 1 --model_name_or_path ${broken_model} --data_path Dahoas/rm-statik=x --output_dir ${cli_dir}/schema)

@@ -109,10 +109,17 @@ struct Step3Config {
   /// Continue from output_dir/checkpoint/ (the same flags and topology); without a
   /// complete checkpoint, start from the beginning and say so.
   bool resume = false;
-  /// When a worker process this run started dies: respawn the workers, reload every role
-  /// from the last checkpoint (or start again without one) and go on, at most this many
-  /// times (0 = stop with the error naming the lost role).
+  /// When a worker process dies: respawn the workers this run started (with --listen:
+  /// wait for workers to join again, see rejoin_timeout_seconds), reload every role from
+  /// the last checkpoint (or start again without one) and go on, at most this many times
+  /// (0 = stop with the error naming the lost role).
   int64_t max_restarts = 0;
+  /// With --listen: how long the run waits for its worker processes to join
+  /// (listen_wait_seconds), and after a lost worker for them to join the restarted run
+  /// (--rejoin_timeout): `troupe worker --rejoin` processes come back by themselves, the
+  /// lost one's replacement is started by hand or by a supervisor.
+  double listen_wait_seconds = 1800;
+  double rejoin_timeout_seconds = 600;
   /// How long a data-parallel role's rendezvous and each of its collectives may wait for
   /// the other ranks before failing with an error that names the ranks that did not
   /// arrive (--collective_timeout, seconds).

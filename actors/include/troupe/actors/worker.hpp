@@ -20,14 +20,20 @@ struct WorkerOptions {
   /// Where files the controller sends (this node lacks them) are kept; empty =
   /// StagingArea::default_root() ($TROUPE_STAGE_DIR or ~/.cache/troupe/staged).
   std::filesystem::path stage_dir;
+  /// `troupe worker --rejoin SECONDS`: keep trying to reach the controller for this long
+  /// (at start, and again once the controller went away, as it does when it restarts a
+  /// run after a lost worker: the process then starts itself anew to join the restarted
+  /// run). 0 = one attempt, and exit when the controller is gone.
+  double rejoin_seconds = 0;
 };
 
 /// This machine's CPU threads and memory, named by this process (host:pid).
 NodeResources local_resources();
 
 /// Joins and serves; once the controller is gone it stops its role actors and ends the
-/// process with status 0 (it does not return). Throws troupe::Error when the join fails
-/// (unreachable, rejected, or the controller cannot prove the secret).
+/// process with status 0, or with rejoin_seconds starts the process anew to join again
+/// (it does not return). Throws troupe::Error when the join fails (unreachable within
+/// rejoin_seconds, rejected, or the controller cannot prove the secret).
 int run_node_agent(const WorkerOptions& options);
 
 }  // namespace troupe::actors
