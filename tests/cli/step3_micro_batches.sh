@@ -9,18 +9,14 @@ set -euo pipefail
 troupe=$1
 work=$2
 model=$3
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work"
+source "$(dirname "$0")/step3_common.sh"
+fresh_workdir "$work"
 "$troupe" data demo --out data --train_pairs 40 --eval_pairs 10 --prompts 8 > /dev/null
 
 run() {
   local out=$1
   shift
-  "$troupe" train --step 3 --algo grpo --actor_model_name_or_path "$model" --reward_function demo_gold \
-    --data_path Dahoas/rm-static=data --data_split 2,4,4 --max_prompt_seq_len 48 --max_answer_seq_len 8 \
-    --per_device_generation_batch_size 2 --per_device_training_batch_size 4 --ppo_epochs 2 --max_steps 1 --eval_prompts 0 \
-    --actor_learning_rate 1e-4 --output_dir "$out" "$@" 2> "$out.log" || { cat "$out.log"; exit 1; }
+  grpo_on_fixture "$troupe" "$model" "$out" --ppo_epochs 2 --actor_learning_rate 1e-4 "$@"
 }
 run plain
 run micro --max_tokens_per_microbatch 120

@@ -9,16 +9,9 @@ set -euo pipefail
 troupe=$1
 work=$2
 topologies=$(cd "$(dirname "$0")/../../placement/examples" && pwd)
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work"
-"$troupe" data demo --out data --train_pairs 200 --eval_pairs 20 --prompts 16 --unsupervised_docs 40 > /dev/null
-"$troupe" tokenizer train --input data/train.jsonl --vocab_size 320 --out tok > /dev/null
-common=(--data_path Dahoas/rm-static=data --data_split 2,4,4 --max_seq_len 64 --tokenizer tok --seed 7)
-"$troupe" train --step 1 --model_name_or_path preset:llama-tiny "${common[@]}" \
-  --per_device_train_batch_size 8 --learning_rate 1e-3 --output_dir step1 2> step1.log
-"$troupe" train --step 2 --model_name_or_path step1 "${common[@]}" \
-  --per_device_train_batch_size 8 --learning_rate 5e-4 --output_dir step2 2> step2.log
+source "$(dirname "$0")/step3_common.sh"
+fresh_workdir "$work"
+sft_and_reward_models "$troupe"
 
 # Rows equal but for timings.
 same_metrics() {
