@@ -39,6 +39,11 @@ run tis --async_rollout --rollout_is_truncation 2
 test -f async/actor/model.safetensors
 refused "--rollout_is_truncation corrects rollouts of an older actor: it needs --async_rollout" --rollout_is_truncation 2
 refused "--async_rollout: --resume" --async_rollout --resume
+examples=$(cd "$(dirname "$0")/../../placement/examples" && pwd)
+refused "--async_rollout: the rollout copy takes the actor's weights in this process" \
+  --async_rollout --topology "$examples/step3_two_processes.json"
+refused "--async_rollout: " --async_rollout --topology "$examples/step3_actor_dp2.json"
+refused "--async_rollout: --inference_tp_size > 1" --async_rollout --inference_tp_size 2
 
 python3 - sync/metrics.jsonl async/metrics.jsonl tis/metrics.jsonl <<'PY'
 import json, sys

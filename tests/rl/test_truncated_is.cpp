@@ -1,5 +1,7 @@
 /// Truncated importance sampling (--rollout_is_truncation) against a hand-written
 /// PyTorch-style reference: each token's clipped surrogate times min(exp(old - rollout), C).
+#include <cmath>
+
 #include <torch/torch.h>
 
 #include <troupe/rl/experience.hpp>
