@@ -32,9 +32,9 @@ std::shared_ptr<actors::PolicyRole> lora_policy(const std::filesystem::path& dir
                                               actors::PpoTrainingOptions{}, std::filesystem::path{});
 }
 
-std::map<std::string, torch::Tensor> snapshot(const actors::PolicyRole& role) {
+std::map<std::string, torch::Tensor> snapshot(actors::PolicyRole& role) {
   std::map<std::string, torch::Tensor> out;
-  for (const auto& item : const_cast<actors::PolicyRole&>(role).hybrid().model()->named_parameters())
+  for (const auto& item : role.hybrid().model()->named_parameters())
     out[item.key()] = item.value().detach().clone();
   return out;
 }
