@@ -39,14 +39,38 @@ CycleResult Controller::run_cycle(const TicketList& prompts, int64_t step) {
     };
   };
 
-  CycleResult result;
-  auto& experience = result.experience;
-  experience.prompts = prompts;
-
+  ExperienceTickets generated;
+  generated.prompts = prompts;
   trace("policy.generate", caf::make_message(generate_atom::value, prompts));
   self->request(roles_.policy, timeout, generate_atom::value, prompts)
-      .receive(keep("policy.generate", experience.sequences), fail_with("policy.generate"));
+      .receive(keep("policy.generate", generated.sequences), fail_with("policy.generate"));
   check();
+  return run_cycle_generated(generated, step);
+}
+
+CycleResult Controller::run_cycle_generated(const ExperienceTickets& generated, int64_t step) {
+  caf::scoped_actor self{system_};
+  const caf::duration timeout{timeout_};
+  std::string failure;
+  auto fail_with = [&](const std::string& stage) {
+    return [&, stage](caf::error& error) {
+      if (failure.empty()) failure = "step " + std::to_string(step) + ", " + stage + ": " + system_.render(error);
+    };
+  };
+  auto check = [&] {
+    if (!failure.empty()) throw Error(failure);
+  };
+  auto keep = [&](const std::string& what, TicketList& into) {
+    return [&, what](TicketList& reply) {
+      trace(what + " -> reply", caf::make_message(reply));
+      into = std::move(reply);
+    };
+  };
+
+  CycleResult result;
+  auto& experience = result.experience;
+  experience.prompts = generated.prompts;
+  experience.sequences = generated.sequences;
 
   // The four scores: concurrently, all requests leaving before any reply is awaited, or
   // in turn. Each scorer pulls the sequences from the policy itself.

@@ -7,6 +7,8 @@
 #include <troupe/rl/algorithm.hpp>
 #include <troupe/rl/answer_filter.hpp>
 #include <troupe/rl/experience_metrics.hpp>
+#include <troupe/rl/masked_ops.hpp>
+#include <troupe/rl/truncated_is.hpp>
 
 namespace troupe::actors {
 
@@ -23,6 +25,8 @@ rl::Experience fetch_experience(TicketStore& store, const ExperienceTickets& tic
   const auto rewards = fetch_all(store, tickets.rewards);
   exp.reward_score = rewards.at(keys::reward_score).to(device);  // (B)
   if (rewards.count(keys::baseline_reward)) exp.baseline_reward = rewards.at(keys::baseline_reward).to(device);  // (B)
+  if (generated.count(keys::rollout_logprobs))  // the rollout copy's own (--async_rollout)
+    exp.set_extra(rl::kRolloutLogprobs, rl::Layout::Token, generated.at(keys::rollout_logprobs).to(device));  // (B, T-1)
   return exp;
 }
 
@@ -46,6 +50,19 @@ StageResult AlgorithmStage::run(const ExperienceTickets& experience, int64_t) {
   StageResult result;
   result.metrics["dropped_answers"] = static_cast<double>(exp.batch_size() - kept.batch_size());
   if (kept.batch_size() == 0) return result;  // nothing to train on this cycle
+  if (kept.extras.count(rl::kRolloutLogprobs)) {
+    // Rollouts of another copy of the policy: the old log-probs are the training actor's;
+    // the gap to the sampler's is logged, and with a cap the loss weights correct for it.
+    const auto rollout = kept.extras.at(rl::kRolloutLogprobs).second;  // (B, T-1)
+    kept.extras.erase(rl::kRolloutLogprobs);  // training reads the weights, not these
+    const auto mask = kept.action_mask.to(torch::kFloat32);  // (B, T-1)
+    result.metrics["rollout_logprob_gap"] = rl::masked_mean((kept.logprobs - rollout).abs(), mask).item<double>();
+    if (rollout_is_truncation_ > 0) {
+      auto weights = rl::truncated_is_weights(kept.logprobs, rollout, rollout_is_truncation_);  // (B, T-1)
+      result.metrics["tis_weight_mean"] = rl::masked_mean(weights, mask).item<double>();
+      kept.set_extra(rl::kTruncatedIsWeights, rl::Layout::Token, weights);
+    }
+  }
   algorithm_->compute_advantages(kept);
   for (const auto& [name, value] : rl::experience_metrics(kept)) result.metrics[name] = value;
   result.training.push_back(TicketList{{store_->publish(to_tensor_batch(kept))}});

@@ -59,6 +59,11 @@ class PolicyRole : public RoleModel, public Generator, public Trainable {
   /// --generation_batches > 1 gathers several generation batches into one experience);
   /// the answers are right-padded to one length. 0 = all prompts in one call.
   void set_prompts_per_generation(int64_t prompts) { prompts_per_generation_ = prompts; }
+  /// generate() calls so far: each rollout call's seed is the generation seed plus this.
+  /// A rollout copy (--async_rollout) starts where the actor is, so that its samples are
+  /// the ones the actor would draw.
+  int64_t generations() const { return generations_; }
+  void set_generations(int64_t generations) { generations_ = generations; }
 
   engine::HybridEngine& hybrid() { return *hybrid_; }
   engine::TrainEngine& trainer() { return trainer_; }

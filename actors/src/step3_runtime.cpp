@@ -84,6 +84,19 @@ Step3Runtime::Step3Runtime(const Step3Config& config, const Step3Plan& plan) : c
   hybrid_ = std::shared_ptr<engine::HybridEngine>(policy_role_, &policy_role_->hybrid());
   here_ = {"actor"};
   descriptions_ = {policy_role_->describe()};
+  if (config.async_rollout) {
+    // Built from the actor's spec right after the actor: make_policy_role seeds the global
+    // generator first, so the roles built next draw exactly what they draw without it.
+    // Neither EMA nor mixture data: the copy never trains.
+    auto rollout_config = actor_config;
+    rollout_config.enable_ema = false;
+    rollout_config.unsupervised_data.clear();
+    ProcessRoles apart;  // not this process's actor: no reference shares its weights
+    rollout_role_ = make_policy_role(
+        actor_role_spec(rollout_config, plan.generation, plan.planned_updates(config, placement.actor_ranks, plan.mixture)),
+        apart);
+    descriptions_.push_back("rollout copy of the actor (--async_rollout)");
+  }
 
   // The other roles here or in worker processes; batches between processes over UCX.
   const bool separated = placement.worker_processes() > 0;

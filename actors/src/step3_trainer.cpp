@@ -20,6 +20,7 @@
 #include <troupe/engine/progress.hpp>
 #include <troupe/engine/tensorboard_writer.hpp>
 
+#include "async_rollout.hpp"
 #include "step3_checkpoint.hpp"
 #include "step3_evaluation.hpp"
 #include <troupe/actors/step3_plan.hpp>
@@ -90,6 +91,7 @@ bool run_attempt(const Step3Config& config, bool resume, const std::map<std::str
                  Step3Result& result, std::string& lost) {
   torch::manual_seed(config.seed);
   const auto plan = plan_step3(config);
+  check_async_rollout(config, plan);  // before any model is loaded
   Step3Runtime runtime(config, plan);
   auto& store = *runtime.store();
   result.placement = runtime.placement();
@@ -121,42 +123,84 @@ bool run_attempt(const Step3Config& config, bool resume, const std::map<std::str
 
   int64_t cycle = 0;
   try {
-  Controller controller(runtime.system(), runtime.roles(), std::make_shared<AlgorithmStage>(plan.algorithm, runtime.store()));
+  auto stage = std::make_shared<AlgorithmStage>(plan.algorithm, runtime.store());
+  stage->set_rollout_is_truncation(config.rollout_is_truncation);
+  Controller controller(runtime.system(), runtime.roles(), stage);
   // All four roles in this process: one at a time, so one role's activations exist at once.
   controller.set_roles_in_turn(plan.placement.worker_processes() == 0);
   engine::ProgressReporter progress("step3", plan.total_cycles);
-  for (int64_t epoch = 0; epoch < config.epochs && cycle < plan.total_cycles; ++epoch) {
-    for (const auto& indices : plan.cycle_batches(epoch)) {
-      if (cycle >= plan.total_cycles) break;
-      // A last batch too short to give every actor rank a prompt is left out.
-      if (static_cast<int64_t>(indices.size()) < plan.placement.actor_ranks) continue;
-      if (resumed && cycle < resumed->cycle) {  // done before the checkpoint
-        ++cycle;
-        continue;
-      }
-      const auto cycle_started = Clock::now();
-      const size_t generations_before = runtime.hybrid().timing_history().size();
-      auto prompts = data::make_step3_batch(plan.prompts.train, indices, config.data.lengths.max_prompt_seq_len, plan.pad_id);
-      auto prompt_ticket = store.publish({{keys::input_ids, prompts.input_ids}, {keys::attention_mask, prompts.attention_mask}});
-
-      // generate -> score x4 -> algorithm -> train actor and critic
-      auto done = controller.run_cycle(TicketList{{prompt_ticket}}, cycle);
-      ++cycle;
-
-      const int64_t tokens = cycle_tokens(store, done);
-      release_tickets(store, done.experience);  // every batch of the cycle is consumed
-      release_tickets(store, done.stage.training);
-      const auto timings = generation_timings(runtime.hybrid(), generations_before);
-      auto values = cycle_metrics(done, timings, seconds_since(cycle_started), tokens, cycle);
-      log_metrics(config, "train", cycle, values);
-      result.generate_seconds += timings.generate_seconds;
-      result.tokens += tokens;
-      progress.update(cycle, values.count("actor_loss") ? values["actor_loss"] : 0.0, tokens);
-      result.last_metrics = std::move(values);
-      if (config.eval_interval > 0 && cycle % config.eval_interval == 0 && cycle < plan.total_cycles)
-        evaluate(cycle, nullptr, nullptr);
-      if (config.save_interval > 0 && cycle % config.save_interval == 0 && cycle < plan.total_cycles) checkpoint(cycle, false);
+  // The cycles' prompt batches in order. A last batch too short to give every actor rank
+  // a prompt is left out.
+  std::vector<std::vector<int64_t>> batches;
+  for (int64_t epoch = 0; epoch < config.epochs && static_cast<int64_t>(batches.size()) < plan.total_cycles; ++epoch)
+    for (auto& indices : plan.cycle_batches(epoch)) {
+      if (static_cast<int64_t>(batches.size()) >= plan.total_cycles) break;
+      if (static_cast<int64_t>(indices.size()) >= plan.placement.actor_ranks) batches.push_back(std::move(indices));
     }
+  auto prompt_batch = [&](size_t index) -> TensorBatch {
+    auto prompts = data::make_step3_batch(plan.prompts.train, batches[index], config.data.lengths.max_prompt_seq_len, plan.pad_id);
+    return {{keys::input_ids, prompts.input_ids}, {keys::attention_mask, prompts.attention_mask}};
+  };
+  // --async_rollout: the copy starts from the actor's weights (version 0) and generation
+  // counter, after the evaluation before training, as the actor's rollouts would.
+  std::unique_ptr<AsyncRollout> rollout;
+  if (config.async_rollout)
+    rollout = std::make_unique<AsyncRollout>(runtime.rollout_role(), runtime.policy_role(), config.rollout_is_truncation > 0);
+  if (resumed) cycle = std::min<int64_t>(resumed->cycle, static_cast<int64_t>(batches.size()));  // done before the checkpoint
+  for (auto index = static_cast<size_t>(cycle); index < batches.size(); ++index) {
+    const auto cycle_started = Clock::now();
+    const size_t generations_before = runtime.hybrid().timing_history().size();
+    auto prompts = prompt_batch(index);
+    // The weights' version is the number of cycles trained: the policy that trains this
+    // cycle is at `cycle`; the rollouts' version comes with them.
+    std::map<std::string, double> rollout_values;
+    CycleResult done;
+    engine::SwitchTimings timings;
+    if (!rollout) {
+      // generate -> score x4 -> algorithm -> train actor and critic
+      done = controller.run_cycle(TicketList{{store.publish(prompts)}}, cycle);
+      timings = generation_timings(runtime.hybrid(), generations_before);
+      rollout_values["rollout_weights_version"] = static_cast<double>(cycle);
+    } else {
+      if (!rollout->in_flight()) rollout->start(prompts);  // the first cycle: nothing generated ahead
+      const auto wait_started = Clock::now();
+      auto generated = rollout->wait();
+      const double waited = seconds_since(wait_started);
+      // The copy takes the weights of every update so far, then generates the next
+      // cycle's rollouts while this one scores and trains (one update behind it).
+      const double sync_seconds = rollout->version() == cycle ? 0.0 : rollout->sync_weights(cycle);
+      if (index + 1 < batches.size()) rollout->start(prompt_batch(index + 1));
+      const int64_t version = generated.batch.at(keys::rollout_weights_version)[0].item<int64_t>();
+      if (cycle - version > 1 || version > cycle)
+        throw Error("--async_rollout: cycle " + std::to_string(cycle + 1) + " got rollouts of weights version " +
+                    std::to_string(version) + " to train weights version " + std::to_string(cycle));
+      timings = generated.timings;
+      rollout_values["rollout_weights_version"] = static_cast<double>(version);
+      rollout_values["weight_sync_seconds"] = sync_seconds;
+      rollout_values["rollout_wait_seconds"] = waited;  // generation the training did not hide
+      rollout_values["rollout_overlapped_seconds"] = std::max(0.0, generated.seconds - waited);
+      ExperienceTickets experience;
+      experience.prompts = TicketList{{store.publish(prompts)}};
+      experience.sequences = TicketList{{store.publish(std::move(generated.batch))}};
+      done = controller.run_cycle_generated(experience, cycle);
+    }
+    rollout_values["policy_weights_version"] = static_cast<double>(cycle);
+    rollout_values["rollout_staleness"] = static_cast<double>(cycle) - rollout_values["rollout_weights_version"];
+    ++cycle;
+
+    const int64_t tokens = cycle_tokens(store, done);
+    release_tickets(store, done.experience);  // every batch of the cycle is consumed
+    release_tickets(store, done.stage.training);
+    auto values = cycle_metrics(done, timings, seconds_since(cycle_started), tokens, cycle);
+    for (const auto& [name, value] : rollout_values) values[name] = value;
+    log_metrics(config, "train", cycle, values);
+    result.generate_seconds += timings.generate_seconds;
+    result.tokens += tokens;
+    progress.update(cycle, values.count("actor_loss") ? values["actor_loss"] : 0.0, tokens);
+    result.last_metrics = std::move(values);
+    if (config.eval_interval > 0 && cycle % config.eval_interval == 0 && cycle < plan.total_cycles)
+      evaluate(cycle, nullptr, nullptr);
+    if (config.save_interval > 0 && cycle % config.save_interval == 0 && cycle < plan.total_cycles) checkpoint(cycle, false);
   }
   progress.finish();
   result.cycles = cycle;

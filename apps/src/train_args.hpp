@@ -67,6 +67,8 @@ struct TrainArgs {
   bool offload = false;  ///< --offload (ZeRO-Offload), every step
   std::string inference_dtype = "fp32";
   std::string inference_weights = "packed";
+  bool async_rollout = false;         ///< --async_rollout: generation overlapped with training
+  double rollout_is_truncation = 0;   ///< --rollout_is_truncation C: truncated IS cap (0 = off)
   double unsup_coef = 27.8;
   std::string reward_function, eval_function;
   std::string reward_url;       ///< an HTTP endpoint scoring each batch instead of a reward model

@@ -221,6 +221,14 @@ Command add_train_command(CLI::App& app) {
             "What generation reads: packed (copies for the decode kernels) or training (the training weights, "
             "no copy: less memory, slower decoding)")
       ->check(CLI::IsMember({"packed", "training"}));
+  step3.flag("async_rollout", a.async_rollout,
+             "Generate the next cycle's rollouts with a copy of the actor while this cycle trains; the copy takes "
+             "the new weights after each update, so rollouts are at most one update old (every role in this "
+             "process, one actor rank)");
+  step3.opt("rollout_is_truncation", a.rollout_is_truncation,
+            "With --async_rollout: weight each token's policy-gradient loss by min(pi_old / pi_rollout, C) "
+            "(truncated importance sampling); 0 = off")
+      ->check(non_negative_real);
   step3.flag("actor_gradient_checkpointing", a.actor_gradient_checkpointing, "Recompute the actor's decoder layers in the backward pass");
   step3.flag("critic_gradient_checkpointing", a.critic_gradient_checkpointing, "Recompute the critic's decoder layers in the backward pass");
   step3.opt("algo", a.algo, "ppo, grpo, dr_grpo, rloo, reinforce++, reinforce++_baseline, remax or a registered algorithm");

@@ -324,6 +324,8 @@ actors::Step3Result run_ppo_step(const TrainArgs& args) {
   c.release_inference_cache = args.release_inference_cache;
   c.inference_dtype = args.inference_dtype;
   c.inference_weights = args.inference_weights;
+  c.async_rollout = args.async_rollout;
+  c.rollout_is_truncation = args.rollout_is_truncation;
   c.actor_gradient_checkpointing = args.actor_gradient_checkpointing;
   c.critic_gradient_checkpointing = args.critic_gradient_checkpointing;
   c.dropout = args.dropout;

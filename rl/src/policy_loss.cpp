@@ -1,4 +1,5 @@
 #include <troupe/rl/policy_loss.hpp>
+#include <troupe/rl/truncated_is.hpp>
 
 #include <torch/torch.h>
 
@@ -41,8 +42,10 @@ torch::Tensor clipped_policy_loss(const torch::Tensor& logprobs, const Experienc
   const int64_t start = exp.start(), A = exp.answer_length();
   const auto new_lp = logprobs.narrow(1, start, A);  // (B, A)
   const auto mask = answer_mask(exp);                // (B, A)
-  auto per_token = clipped_surrogate(new_lp, exp.logprobs.narrow(1, start, A), exp.advantages, mask,
-                                     options.cliprange);  // (B, A)
+  // The surrogate alone carries the truncated IS weight (when set), not the KL term.
+  auto per_token = apply_truncated_is(clipped_surrogate(new_lp, exp.logprobs.narrow(1, start, A), exp.advantages,
+                                                        mask, options.cliprange),
+                                      exp);  // (B, A)
   if (options.kl_coef > 0)
     per_token = per_token + options.kl_coef * masked_kl(new_lp, exp.ref_logprobs.narrow(1, start, A), mask,
                                                         options.kl_estimator);

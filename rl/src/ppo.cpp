@@ -8,6 +8,7 @@
 #include <troupe/rl/masked_ops.hpp>
 #include <troupe/rl/ppo_losses.hpp>
 #include <troupe/rl/reward_shaping.hpp>
+#include <troupe/rl/truncated_is.hpp>
 #include "require.hpp"
 
 namespace troupe::rl {
@@ -53,9 +54,11 @@ torch::Tensor Ppo::policy_loss(const torch::Tensor& logprobs, const Experience& 
   const int64_t start = exp.start(), A = exp.answer_length();
   const auto mask = exp.action_mask.narrow(1, start, A);  // (B, A)
   // ppo_actor_loss over the minibatch's tokens: a micro-batch gives its share.
+  // With --rollout_is_truncation, each token weighted by its truncated IS ratio.
   return minibatch_token_mean(
-      clipped_surrogate(logprobs.narrow(1, start, A), exp.logprobs.narrow(1, start, A), exp.advantages, mask,
-                        config_.cliprange),
+      apply_truncated_is(clipped_surrogate(logprobs.narrow(1, start, A), exp.logprobs.narrow(1, start, A),
+                                           exp.advantages, mask, config_.cliprange),
+                         exp),
       mask, exp);
 }
 

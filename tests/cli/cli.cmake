@@ -143,6 +143,12 @@ troupe_cli_test("--inference_weights training with --inference_dtype bf16 is ref
   train --step 3 --algo grpo --inference_weights training --inference_dtype bf16 --data_path Dahoas/rm-static=nowhere
   --actor_model_name_or_path ${TROUPE_FIXTURES_DIR}/models/gpt2
   --reward_function demo_gold --output_dir ${cli_dir}/inference_weights_bf16)
+# --async_rollout (step 3): the first cycle as the synchronous run's, then rollouts one update old.
+add_test(NAME "cli: step 3 with --async_rollout trains on rollouts at most one update old"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/step3_async_rollout.sh ${troupe_cli} ${cli_dir}/async_rollout
+          ${TROUPE_FIXTURES_DIR}/models/gpt2)
+set_tests_properties("cli: step 3 with --async_rollout trains on rollouts at most one update old"
+  PROPERTIES TIMEOUT 300)
 troupe_cli_test("a negative --max_tokens_per_microbatch is refused by name" "--max_tokens_per_microbatch: Value -5 not in range 0"
   train --step 3 --max_tokens_per_microbatch -5 --actor_model_name_or_path x --output_dir ${cli_dir}/micro_negative)
 

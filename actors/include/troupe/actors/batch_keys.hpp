@@ -18,6 +18,9 @@ inline constexpr const char* prompt_length = "prompt_length";  // (B) int64, T0 
 // each row's prompt, padded to the same T; the reward role scores it too.
 inline constexpr const char* greedy_sequences = "greedy_sequences";            // (B, T) int64
 inline constexpr const char* greedy_attention_mask = "greedy_attention_mask";  // (B, T) int64
+// With --async_rollout (async_rollout.hpp), the rollout copy's batch also carries:
+inline constexpr const char* rollout_weights_version = "rollout_weights_version";  // (B) int64, updates in the generating weights
+inline constexpr const char* rollout_logprobs = "rollout_logprobs";  // (B, T-1) fp32, the generating weights' log-probs
 
 // The four scores.
 inline constexpr const char* logprobs = "logprobs";          // (B, T-1) fp32, policy.score: log p(token t+1)

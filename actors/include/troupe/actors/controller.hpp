@@ -48,6 +48,10 @@ class Controller {
   /// critic training (concurrently, or in turn: set_roles_in_turn). Throws troupe::Error naming the stage and the
   /// role's error.
   CycleResult run_cycle(const TicketList& prompts, int64_t step);
+  /// The cycle after generation, on sequences generated elsewhere (`generated.prompts`
+  /// and `generated.sequences`; --async_rollout's rollout copy): the four scores, the
+  /// experience stage, training. run_cycle() is policy.generate, then this.
+  CycleResult run_cycle_generated(const ExperienceTickets& generated, int64_t step);
   /// Roles that share one process share its cores and memory: with `in_turn`, the four
   /// scores and the two trainings run one role after another (DeepSpeed-Chat's order),
   /// so only one role's activations and gradients exist at a time; otherwise (the

@@ -54,10 +54,15 @@ class AlgorithmStage : public ExperienceStage {
  public:
   AlgorithmStage(std::shared_ptr<rl::Algorithm> algorithm, std::shared_ptr<TicketStore> store);
   StageResult run(const ExperienceTickets& experience, int64_t step) override;
+  /// --rollout_is_truncation: when the sequences bring the rollout copy's log-probs
+  /// (--async_rollout), each token's policy-gradient loss is weighted by
+  /// min(exp(logprobs - rollout_logprobs), cap) (rl/truncated_is.hpp); 0 = off.
+  void set_rollout_is_truncation(double cap) { rollout_is_truncation_ = cap; }
 
  private:
   std::shared_ptr<rl::Algorithm> algorithm_;
   std::shared_ptr<TicketStore> store_;
+  double rollout_is_truncation_ = 0;
 };
 
 }  // namespace troupe::actors

@@ -44,6 +44,12 @@ class Step3Runtime {
   const std::shared_ptr<TicketStore>& store() const { return store_; }
   /// The actor's hybrid engine (rank 0, in this process).
   engine::HybridEngine& hybrid() { return *hybrid_; }
+  /// The actor's role (rank 0, in this process).
+  const std::shared_ptr<PolicyRole>& policy_role() const { return policy_role_; }
+  /// With --async_rollout, the actor's rollout copy: a second PolicyRole on its own
+  /// model, built from the same spec (so the same weights and generation), that only
+  /// generates (async_rollout.hpp); null otherwise.
+  const std::shared_ptr<PolicyRole>& rollout_role() const { return rollout_role_; }
   /// Whether the algorithm trains a critic (PPO does; GRPO has a stand-in).
   bool has_critic() const { return has_critic_; }
   /// "actor+reference in this process; critic+reward in worker process host:pid".
@@ -80,6 +86,7 @@ class Step3Runtime {
   /// The roles built in this process (a reference here shares the actor's weights).
   ProcessRoles process_roles_;
   std::shared_ptr<PolicyRole> policy_role_;
+  std::shared_ptr<PolicyRole> rollout_role_;
   std::shared_ptr<engine::HybridEngine> hybrid_;  // lives as long as the role
   SystemConfig system_config_;
   caf::actor_system system_{system_config_};

@@ -100,6 +100,14 @@ struct Step3Config {
   int inference_tp_size = 0;
   /// What averages a data-parallel role's gradients across its processes (--dp_collectives).
   Collectives dp_collectives = default_collectives();
+  /// --async_rollout: a rollout copy of the actor generates cycle k+1's rollouts on its
+  /// own thread while cycle k is scored and trained, with the weights handed over in
+  /// process after each update, so rollouts are at most one update stale
+  /// (async_rollout.hpp). All roles in this process, one actor rank.
+  bool async_rollout = false;
+  /// --rollout_is_truncation C: with --async_rollout, each token's policy-gradient loss
+  /// is weighted by min(pi_old / pi_rollout, C) (truncated IS; 0 = off).
+  double rollout_is_truncation = 0;
   uint64_t seed = 1234;
   std::filesystem::path output_dir;  ///< actor/, critic/, actor_ema/ go here
   int64_t eval_prompts = 64;         ///< held-out prompts evaluated before and after (0 = none)
