@@ -161,8 +161,13 @@ void Zero2Partition::start_backward() {
 }
 
 void Zero2Partition::arrived(size_t s) {
-  if (!in_backward_) start_backward();
   auto& slot = slots_[s];
+  // AccumulateGrad calls the hook for an undefined gradient too (a checkpointed layer's
+  // outer node passes none: its parameters' gradients came in the recomputation's own
+  // backward): nothing arrived then.
+  if (!slot.parameter.grad().defined()) return;
+  if (!in_backward_) start_backward();
+  const bool again = slot.arrived;  // a parameter used in two recomputed layers
   slot.arrived = slot.present = true;
   if (slot.bucket < next_bucket_) {
     slot.late = true;  // its bucket went: reduced alone at the end of the backward
@@ -170,7 +175,7 @@ void Zero2Partition::arrived(size_t s) {
   }
   auto& bucket = buckets_[slot.bucket];
   pack(s, bucket.packing, bucket.buffer);
-  if (slot.expected) --bucket.waiting;
+  if (slot.expected && !again) --bucket.waiting;
   reduce_ready_buckets();
 }
 
@@ -197,8 +202,10 @@ void Zero2Partition::pack(size_t s, const Packing& packing, torch::Tensor& buffe
     buffer_bytes_ += bytes_of(buffer);
   } else {
     if (!buffer.defined()) buffer = new_buffer(packing.numel);
+    // Added, not copied: the buffer starts at zeros, and a second gradient of one
+    // parameter in one backward adds to its first.
     for (const auto& copy : packing.copies)
-      if (copy.slot == s) buffer.narrow(0, copy.to, copy.count).copy_(flat.narrow(0, copy.from, copy.count));
+      if (copy.slot == s) buffer.narrow(0, copy.to, copy.count).add_(flat.narrow(0, copy.from, copy.count));
   }
   p.mutable_grad() = torch::Tensor();  // packed: the whole gradient goes now
 }

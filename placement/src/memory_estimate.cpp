@@ -138,8 +138,9 @@ MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Pr
     int64_t chunks = 0;
     for (const auto& [group, numel] : group_elements) chunks += ceil_div(numel, n);
     optimizer_elements = chunks;
-    const int64_t bucket = std::min(std::max(role.reduce_bucket_size, largest_learning), m.trainable);
-    gradient_elements = chunks + bucket + largest_learning;
+    // A bucket filling, and the largest whole gradient: being copied into it, or the
+    // buffer of a bucket of its own (a tensor larger than reduce_bucket_size).
+    gradient_elements = chunks + std::min(role.reduce_bucket_size, m.trainable) + largest_learning;
   } else {
     optimizer_elements = 0;
     for (const auto& [numel, has_state] : trainable_tensors) optimizer_elements += has_state ? numel : 0;

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -13,6 +14,8 @@
 #include <troupe/engine/losses.hpp>
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/engine/zero2.hpp>
+#include <troupe/models/lora.hpp>
+#include <troupe/models/pretrained.hpp>
 
 #include "thread_collectives.hpp"
 #include "zero3_fixtures.hpp"
@@ -51,13 +54,14 @@ struct RankRecord {
 };
 
 /// Trains `kWorld` ranks on their halves of `batches` at `stage` (0 or 2; stage 2 with
-/// buckets of `bucket` elements) from the OPT fixture in `dtype`.
+/// buckets of `bucket` elements) from `load()`'s model (the OPT fixture) in `dtype`.
 std::vector<RankRecord> train_ranks(int stage, const engine::TrainOptions& options, const std::vector<torch::Tensor>& batches,
-                                    torch::ScalarType dtype, int64_t bucket = engine::kDefaultReduceBucketElements) {
+                                    torch::ScalarType dtype, int64_t bucket = engine::kDefaultReduceBucketElements,
+                                    const std::function<models::CausalLM()>& load = load_opt) {
   test::ThreadCollectives group(kWorld);
   std::vector<RankRecord> records(kWorld);
   run_ranks([&](int rank) {
-    auto model = load_opt();
+    auto model = load();
     model->to(dtype);
     engine::TrainEngine trainer(model, options);
     if (stage == 0) {
@@ -131,6 +135,57 @@ TEST_CASE("engine: ZeRO stage 2 trains as stage 0 (accumulation, clipping, bucke
     // One parameter a bucket: most reduce during the backward, in order.
     CHECK(stage2[0].bucket_count > 50);
     CHECK(stage2[0].reduced_in_backward > stage2[0].bucket_count);  // over all eight backwards
+  }
+}
+
+TEST_CASE("engine: ZeRO stage 2 trains Llama with gradient checkpointing, and all three AdamW groups, as stage 0",
+          "[engine][zero2]") {
+  const auto options = zero2_train_options(2, 0.5);
+  const auto batches = make_batches(4);
+  const int variant = GENERATE(0, 1, 2);  // Llama, Llama checkpointed, OPT with LoRA
+  const bool lora = variant == 2;
+  std::function<models::CausalLM()> load;
+  if (lora) {
+    INFO("OPT with LoRA adapters, everything trained: decay, no-decay and LoRA flats");
+    auto with_lora = [] {
+      auto model = load_opt();
+      models::LoraOptions options;
+      options.rank = 2;
+      options.module_filter = "decoder.layers.";
+      models::apply_lora(*model, options);
+      return model;
+    };
+    // The adapters start random: every rank takes this one's, as ranks loading one checkpoint would.
+    std::map<std::string, torch::Tensor> start;
+    for (const auto& item : with_lora()->named_parameters()) start[item.key()] = item.value().detach().clone();
+    load = [with_lora, start] {
+      auto model = with_lora();
+      torch::NoGradGuard no_grad;
+      for (auto& item : model->named_parameters()) item.value().copy_(start.at(item.key()));
+      return model;
+    };
+  } else {
+    load = [variant] {
+      auto model = models::load_pretrained(test::fixture_dir("llama"));
+      models::set_dropout(*model, 0.0);
+      model->set_gradient_checkpointing(variant == 1);  // the layers' gradients arrive inside the recomputation
+      return model;
+    };
+  }
+  const auto stage0 = train_ranks(0, options, batches, torch::kFloat64, engine::kDefaultReduceBucketElements, load);
+  const auto stage2 = train_ranks(2, options, batches, torch::kFloat64, 2000, load);
+  for (int rank = 0; rank < kWorld; ++rank) {
+    INFO("rank " << rank << ", variant " << variant);
+    const auto& want = stage0[static_cast<size_t>(rank)];
+    const auto& got = stage2[static_cast<size_t>(rank)];
+    for (size_t i = 0; i < want.losses.size(); ++i) CHECK(got.losses[i] == Approx(want.losses[i]).epsilon(1e-10));
+    for (size_t i = 0; i < want.grad_norms.size(); ++i)
+      CHECK(got.grad_norms[i] == Approx(want.grad_norms[i]).epsilon(1e-10));
+    for (const auto& [name, value] : want.parameters) {
+      INFO(name);
+      if (comparable(name)) CHECK(relative_difference(got.parameters.at(name), value) <= 1e-9);
+    }
+    CHECK(got.reduced_in_backward > 0);
   }
 }
 

@@ -11,8 +11,8 @@
 /// - gradients   fp32, 4*Psi_t, at their peak: the end of the backward. Stages 0-1 hold
 ///               the whole gradient then (they reduce after the backward). ZeRO-2
 ///               (engine/zero2.hpp) holds its 1/N chunk of each optimizer group's flat, one
-///               bucket being filled (reduce_bucket_size elements, or the largest tensor,
-///               at most Psi_t) and the one whole gradient being copied into it.
+///               bucket being filled (reduce_bucket_size elements, at most Psi_t) and the
+///               largest whole gradient (being copied into it, or a bucket of its own).
 /// - optimizer   AdamW's two fp32 moments, 8*Psi_t; ZeRO-1 keeps, on each rank, the
 ///               state of the whole parameters it owns (the largest rank's share of a
 ///               greedy split by size, as TrainEngine::set_optimizer_sharding deals them);
