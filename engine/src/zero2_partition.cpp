@@ -70,7 +70,10 @@ Zero2Partition::Zero2Partition(models::CausalLM model, Zero2Collectives collecti
     }
     flat.chunk = ceil_div(flat.numel, world);
     const auto& first = slots_[in_group.front()].parameter;
-    flat.buffer = torch::zeros({flat.chunk * world}, first.options().requires_grad(false));  // (world * C)
+    // Uninitialised, so its pages are touched one parameter at a time as each one's old
+    // storage goes: the flat never costs a second copy of the weights.
+    flat.buffer = torch::empty({flat.chunk * world}, first.options().requires_grad(false));  // (world * C)
+    flat.buffer.narrow(0, flat.numel, flat.chunk * world - flat.numel).zero_();  // the padding
     for (const size_t s : in_group) {
       auto& p = slots_[s].parameter;
       auto view = flat.buffer.narrow(0, slots_[s].offset, p.numel());

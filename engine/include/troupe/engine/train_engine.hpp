@@ -123,9 +123,9 @@ class TrainEngine {
   int64_t parameter_bytes() const;
   /// The most gradient bytes this rank has held: measured at the end of each backward,
   /// before any reduction (every gradient whole under stages 0-1; under stage 3 the
-  /// chunks' gradients and the kept-whole parameters' whole ones), and under stage 2 at
-  /// each bucket's reduction (its chunk gradients, the whole gradients not yet reduced
-  /// and the packed bucket).
+  /// chunks' gradients and the kept-whole parameters' whole ones), and under stage 2 also
+  /// as each gradient arrives (its chunk gradients, the bucket buffers being filled and
+  /// the whole gradient being copied into one).
   int64_t peak_gradient_bytes() const { return peak_gradient_bytes_; }
 
   /// ZeRO stage 3 across data-parallel ranks (zero3.hpp): the model's parameters,
