@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Steps 1 and 2 on two data-parallel ranks (`--num_processes 2`) at ZeRO stages 0-3.
-# - Every stage trains the same model: the stages change where the optimizer state,
+# - Every stage trains the same model (stage 2 in small buckets): the stages change where the optimizer state,
 #   gradients and parameters live, not the arithmetic (weights agree within 1e-5).
 # - The two ranks together train on what one rank with twice the batch trains on.
 # - Rank 1 logs to its own file, each line led by "[rank 1/2]"; rank 0 alone writes
@@ -18,7 +18,10 @@ base=(--data_path Dahoas/rm-static=data --data_split 2,4,4 --max_seq_len 48 --to
 common=("${base[@]}" --per_device_train_batch_size 4)
 
 for stage in 0 1 2 3; do
-  "$troupe" train --step 1 "${common[@]}" --num_processes 2 --zero_stage $stage --output_dir "step1_zero$stage" \
+  # Stage 2 in buckets of 4096 gradient elements: reduced during the backward, many per pass.
+  buckets=()
+  if [ "$stage" = 2 ]; then buckets=(--reduce_bucket_size 4096); fi
+  "$troupe" train --step 1 "${common[@]}" "${buckets[@]}" --num_processes 2 --zero_stage $stage --output_dir "step1_zero$stage" \
     2> "zero$stage.log" || { cat "zero$stage.log"; cat "step1_zero$stage"/logs/rank1.log || true; exit 1; }
   grep -q "2 data-parallel ranks, ZeRO stage $stage" "zero$stage.log"
   grep -q "^\[rank 1/2\] step1: eval at step 0" "step1_zero$stage/logs/rank1.log"  # its lines say whose they are

@@ -5,7 +5,9 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <fstream>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <string>
 #include <vector>
@@ -14,6 +16,7 @@
 #include <troupe/engine/losses.hpp>
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/engine/zero2.hpp>
+#include <troupe/models/config.hpp>
 #include <troupe/models/lora.hpp>
 #include <troupe/models/pretrained.hpp>
 
@@ -248,4 +251,42 @@ TEST_CASE("engine: ZeRO stage 2 refuses a bad bucket size and a gradient sync", 
   engine::TrainEngine synced(load_opt(), zero2_train_options(1, 1.0));
   synced.set_gradient_sync(group.average_gradients(0));
   CHECK_THROWS_WITH(synced.set_optimizer_sharding(group.sharding(0, 2)), Catch::Contains("gradient sync"));
+}
+
+namespace {
+
+int64_t resident_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("engine: ZeRO stage 2 moves the weights into its flats without a second copy; RSS per step", "[.][zero2_rss]") {
+  const nlohmann::json config = {{"model_type", "opt"}, {"vocab_size", 8000}, {"hidden_size", 768},
+                                 {"num_hidden_layers", 12}, {"num_attention_heads", 12}, {"ffn_dim", 3072},
+                                 {"max_position_embeddings", 128}, {"word_embed_proj_dim", 768},
+                                 {"do_layer_norm_before", true}};
+  auto model = models::make_causal_lm(models::parse_config(config, "rss test"));
+  int64_t bytes = 0;
+  for (const auto& p : model->parameters()) bytes += p.numel() * 4;
+  test::ThreadCollectives group(1);
+  engine::TrainEngine trainer(model, zero2_train_options(1, 1.0));
+  const int64_t before = resident_kib();
+  trainer.set_optimizer_sharding(group.sharding(0, 2));
+  const int64_t after = resident_kib();
+  std::cout << "weights " << bytes / 1024 << " KiB; RSS " << before << " -> " << after << " KiB after the setup\n";
+  CHECK(after - before < bytes / 1024 / 4);
+  const auto ids = torch::randint(3, 8000, {1, 64}, torch::kLong);  // (B, T)
+  for (int step = 0; step < 3; ++step) {
+    trainer.micro_step([&](models::CausalLMImpl& m) {
+      return engine::language_model_loss(m.forward(ids, torch::ones_like(ids)), ids);
+    });
+    std::cout << "after step " << step << ": RSS " << resident_kib() << " KiB, optimizer state "
+              << trainer.optimizer_state_bytes() / 1024 << " KiB, peak gradients " << trainer.peak_gradient_bytes() / 1024
+              << " KiB\n";
+  }
 }
