@@ -295,8 +295,15 @@ int64_t Zero2Partition::largest_bucket_bytes() const {
 double Zero2Partition::clip_gradients(double max_norm) {
   torch::NoGradGuard no_grad;
   auto squares = torch::zeros({1}, torch::kFloat64);  // (1)
-  for (const auto& flat : flats_)
-    if (flat.master.grad().defined()) squares += flat.master.grad().to(torch::kFloat64).pow(2).sum();
+  // Summed in float64 a slice at a time: a float64 copy of the whole chunk would cost
+  // twice its fp32 gradient, for a moment, on top of it.
+  constexpr int64_t kSlice = int64_t{1} << 20;
+  for (const auto& flat : flats_) {
+    if (!flat.master.grad().defined()) continue;
+    const auto& grad = flat.master.grad();  // (C)
+    for (int64_t begin = 0; begin < grad.numel(); begin += kSlice)
+      squares += grad.narrow(0, begin, std::min(kSlice, grad.numel() - begin)).to(torch::kFloat64).square().sum();
+  }
   collectives_.all_reduce_sum(squares);
   const double norm = std::sqrt(squares.item<double>());
   const double coefficient = max_norm / (norm + 1e-6);
