@@ -58,6 +58,15 @@ Zero2Partition::Zero2Partition(models::CausalLM model, Zero2Collectives collecti
     slots_.push_back(std::move(slot));
   }
   if (slots_.empty()) throw Error("ZeRO stage 2: the model has no trainable parameter");
+  // A value model's own (untied) LM head gets no gradient from its value loss: not waited
+  // for, so it holds no bucket back in the first window (were a loss to reach it, it would
+  // be reduced late, at the end of the backward). The same on every rank: the model says.
+  if (model_->has_value_head() && model_->lm_head) {
+    const auto* head = model_->lm_head->weight.unsafeGetTensorImpl();
+    if (head != model_->input_embedding_weight().unsafeGetTensorImpl())
+      for (auto& slot : slots_)
+        if (slot.parameter.unsafeGetTensorImpl() == head) slot.expected = false;
+  }
   for (int group = 0; group < 3; ++group) {
     const auto& in_group = members[static_cast<size_t>(group)];
     if (in_group.empty()) continue;

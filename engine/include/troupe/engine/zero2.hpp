@@ -27,11 +27,11 @@
 /// Buckets are reduced strictly in order, on every rank the same sequence of collectives:
 /// a bucket whose parameter got no gradient in this backward waits for the end of the
 /// backward (finish_backward()), and reduces zeros for it. A parameter that got no gradient
-/// on any rank in the last accumulation window is not waited for in the next; should it
-/// get one after its bucket went, finish_backward() reduces it alone (one all-reduce of a
-/// flag per parameter agrees which). In the first window every parameter is waited for, so
-/// a never-trained one (a value model's untied LM head) holds back the buckets after it in
-/// that window's backwards.
+/// on any rank in the last accumulation window is not waited for in the next, nor is a
+/// value model's untied LM head from the start; should one get a gradient after its bucket
+/// went, finish_backward() reduces it alone (one all-reduce of a flag per parameter agrees
+/// which). In the first window every other parameter is waited for, so one that never
+/// gets a gradient holds back the buckets after it in that window's backwards.
 ///
 /// A parameter that got no gradient on any rank in a window is left as it was by the step
 /// (its chunk elements restored after it), as AdamW leaves one without a gradient in one
