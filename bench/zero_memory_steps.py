@@ -4,7 +4,8 @@
 batch per rank, in one run of this script.
 
     python3 bench/zero_memory_steps.py [--build build] [--preset opt-350m] [--ranks 4]
-        [--stages 0,1,2,3] [--steps 3] [--seq 128] [--batch 1] [--vocab 8000] [--json out.json]
+        [--stages 0,1,2,3] [--steps 3] [--seq 128] [--batch 1] [--vocab 8000]
+        [--reduce_bucket_size ELEMENTS] [--json out.json]
 
 Each configuration runs alone. The script polls every rank's VmRSS every 0.1 s and
 reads each rank's VmHWM (peak resident set) when it ends; it reports the largest
@@ -50,13 +51,15 @@ def children(pid):
     return out
 
 
-def run(binary, workdir, preset, ranks, stage, steps, seq, batch):
+def run(binary, workdir, preset, ranks, stage, steps, seq, batch, bucket=None):
     out = os.path.join(workdir, f"ranks{ranks}_zero{stage}")
     cmd = [binary, "train", "--step", "1", "--model_name_or_path", f"preset:{preset}", "--tokenizer",
            os.path.join(workdir, "tok"), "--data_path", "Dahoas/rm-static=" + os.path.join(workdir, "data"),
            "--data_split", "2,4,4", "--max_seq_len", str(seq), "--per_device_train_batch_size", str(batch),
            "--max_steps", str(steps), "--eval_samples", "1", "--per_device_eval_batch_size", "1",
            "--num_processes", str(ranks), "--zero_stage", str(stage), "--output_dir", out]
+    if bucket is not None and stage == 2:
+        cmd += ["--reduce_bucket_size", str(bucket)]
     start = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peaks = {}  # pid -> largest VmHWM seen
@@ -92,6 +95,8 @@ def main():
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--vocab", type=int, default=8000)
+    ap.add_argument("--reduce_bucket_size", type=int,
+                    help="stage 2: gradient elements per bucket (troupe's default: DeepSpeed's 5e8)")
     ap.add_argument("--json")
     args = ap.parse_args()
     binary = os.path.abspath(os.path.join(args.build, "bin", "troupe"))
@@ -104,7 +109,8 @@ def main():
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rows = [run(binary, work, args.preset, 1, 0, args.steps, args.seq, args.batch)]
     for stage in [int(s) for s in args.stages.split(",")]:
-        rows.append(run(binary, work, args.preset, args.ranks, stage, args.steps, args.seq, args.batch))
+        rows.append(run(binary, work, args.preset, args.ranks, stage, args.steps, args.seq, args.batch,
+                        args.reduce_bucket_size))
     shutil.rmtree(work, ignore_errors=True)
     base = rows[0]["peak_rank_gib"]
     print(f"step 1, preset:{args.preset}, vocab {args.vocab}, B={args.batch} T={args.seq} per rank, "

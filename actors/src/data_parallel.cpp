@@ -158,6 +158,7 @@ engine::TrainEngine::OptimizerSharding DataParallel::optimizer_sharding(int stag
   sharding.reduce_sum = [this](torch::Tensor& flat, int root) { reduce_sum(flat, root); };
   sharding.all_reduce_sum = [this](torch::Tensor& tensor) { all_reduce_sum(tensor); };
   sharding.all_reduce_max = [this](torch::Tensor& tensor) { all_reduce_max(tensor); };
+  sharding.reduce_bucket_size = reduce_bucket_size_;
   return sharding;
 }
 

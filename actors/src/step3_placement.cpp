@@ -43,12 +43,16 @@ Step3Placement place_step3_roles(const placement::Topology& topology, const Step
   const auto plan = placement::make_plan(planned, placement::ClusterResources({machine}), models.actor.string());
   Step3Placement result;
   result.plan_text = placement::format_plan(plan);
-  if (const auto* critic = topology.find(placement::Role::Critic)) result.critic_zero_stage = critic->zero_stage;
+  if (const auto* critic = topology.find(placement::Role::Critic)) {
+    result.critic_zero_stage = critic->zero_stage;
+    result.critic_reduce_bucket_size = critic->reduce_bucket_size;
+  }
   if (const auto* reward = topology.find(placement::Role::Reward)) result.reward_zero_stage = reward->zero_stage;
   if (const auto* reference = topology.find(placement::Role::Reference))
     result.reference_zero_stage = reference->zero_stage;
   if (const auto* actor = topology.find(placement::Role::Actor)) {
     result.actor_zero_stage = actor->zero_stage;
+    result.actor_reduce_bucket_size = actor->reduce_bucket_size;
     result.actor_inference_tp = actor->inference_tp_size;
   }
   for (const auto& role : topology.roles) {

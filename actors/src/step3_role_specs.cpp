@@ -112,6 +112,7 @@ std::shared_ptr<DataParallel> data_parallel_group(const SpecReader& reader, cons
                                               std::chrono::seconds(dp.collective_timeout_seconds), dp.collectives,
                                               device.is_cuda() ? device.index() : -1);
   group->set_zero_stage(dp.zero_stage);
+  group->set_reduce_bucket_size(dp.reduce_bucket_size);
   return group;
 }
 

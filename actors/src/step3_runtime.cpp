@@ -28,7 +28,7 @@ std::string join(const std::vector<std::string>& names, const char* separator) {
 
 }  // namespace
 
-void Step3Runtime::join_group(RoleSpec& spec, int ranks, int zero_stage) {
+void Step3Runtime::join_group(RoleSpec& spec, int ranks, int zero_stage, int64_t reduce_bucket_size) {
   if (ranks <= 1) return;
   // On loopback, or where --listen lets workers of other machines in.
   const auto host = config_.listen.empty() ? std::string("127.0.0.1") : parse_host_port(config_.listen, "--listen", true).host;
@@ -38,6 +38,7 @@ void Step3Runtime::join_group(RoleSpec& spec, int ranks, int zero_stage) {
   group.rendezvous = point->address();
   group.collectives = config_.dp_collectives;
   group.zero_stage = zero_stage;
+  group.reduce_bucket_size = reduce_bucket_size;
   group.collective_timeout_seconds = config_.collective_timeout_seconds;
   write_spec_fields(spec, group);
   spec.id.world = ranks;  // rank 0 here; WorkerProcesses numbers the others
@@ -79,7 +80,7 @@ Step3Runtime::Step3Runtime(const Step3Config& config, const Step3Plan& plan) : c
   actor_config.inference_tp_size = generation_tp;
   auto actor_spec =
       actor_role_spec(actor_config, plan.generation, plan.planned_updates(config, placement.actor_ranks, plan.mixture));
-  join_group(actor_spec, placement.actor_ranks, placement.actor_zero_stage);
+  join_group(actor_spec, placement.actor_ranks, placement.actor_zero_stage, placement.actor_reduce_bucket_size);
   policy_role_ = make_policy_role(actor_spec, process_roles_);
   hybrid_ = std::shared_ptr<engine::HybridEngine>(policy_role_, &policy_role_->hybrid());
   here_ = {"actor"};
@@ -165,7 +166,7 @@ void Step3Runtime::start_critic() {
   }
   const int ranks = plan_.placement.ranks("critic");
   auto spec = critic_role_spec(config_, plan_.planned_updates(config_, ranks, false));
-  join_group(spec, ranks, plan_.placement.critic_zero_stage);
+  join_group(spec, ranks, plan_.placement.critic_zero_stage, plan_.placement.critic_reduce_bucket_size);
   roles_.critic = start_from_spec(spec, actors::spawn_critic, spawn_critic_group);
 }
 

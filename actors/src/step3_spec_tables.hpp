@@ -56,6 +56,7 @@ struct DataParallelSpec {
   std::string rendezvous;  ///< HOST:PORT the controller hosts
   Collectives collectives = default_collectives();
   int zero_stage = 0;  ///< >= 1: optimizer state partitioned over the ranks; 3: the model too
+  int64_t reduce_bucket_size = 500'000'000;  ///< zero_stage 2: gradient elements per bucket
   int64_t collective_timeout_seconds = 300;
 };
 
@@ -165,6 +166,7 @@ void spec_fields(Visit&& v, DataParallelSpec& o) {
   v("dp_rendezvous", o.rendezvous);
   v("dp_collectives", NamedField<Collectives>{o.collectives, collectives_name, parse_collectives});
   v("zero_stage", o.zero_stage);
+  v("reduce_bucket_size", o.reduce_bucket_size);
   v("collective_timeout_s", o.collective_timeout_seconds);
 }
 

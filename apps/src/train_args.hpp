@@ -40,6 +40,8 @@ struct TrainArgs {
   double heartbeat_timeout = 60;  ///< step 3: seconds a worker process may leave heartbeats unanswered
   int64_t num_processes = 1;  ///< steps 1-2: data-parallel ranks started on this machine
   int64_t zero_stage = 0;     ///< steps 1-2: DeepSpeed's ZeRO stage over those ranks
+  /// Steps 1-2, ZeRO stage 2: gradient elements per bucket reduced during the backward.
+  int64_t reduce_bucket_size = 500'000'000;
   // optimisation
   double learning_rate = 1e-3, weight_decay = 0.0, lora_learning_rate = 5e-4, max_grad_norm = 1.0;
   double actor_learning_rate = 9.65e-6, critic_learning_rate = 5e-6;

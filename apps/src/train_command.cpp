@@ -2,6 +2,7 @@
 /// flag names (underscores or dashes), DPO in place of steps 2 and 3, or all three on
 /// the bundled demo task.
 #include <iostream>
+#include <limits>
 #include <memory>
 
 #include <troupe/common/error.hpp>
@@ -178,6 +179,10 @@ Command add_train_command(CLI::App& app) {
               "With --num_processes > 1: ZeRO stage 0 (gradients averaged), 1 (optimizer state partitioned), "
               "2 (gradients too) or 3 (parameters too, gathered layer by layer)")
       ->check(CLI::Range(int64_t{0}, int64_t{3}));
+  steps12.opt("reduce_bucket_size", a.reduce_bucket_size,
+              "With --zero_stage 2: gradient elements per bucket reduced onto the ranks during the backward "
+              "(DeepSpeed's reduce_bucket_size); a rank holds about one bucket of whole gradients")
+      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()));
 
   dpo.opt("beta", a.beta, "Strength of the implicit KL penalty to the reference model");
   dpo.opt("label_smoothing", a.label_smoothing, "Probability that a preference label is wrong, in [0, 0.5)");

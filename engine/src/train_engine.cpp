@@ -63,6 +63,11 @@ double TrainEngine::backward(const std::function<torch::Tensor(models::CausalLMI
                 " (micro-batch " + std::to_string(micro_steps_) + "); stopping before the update");
   (loss / static_cast<double>(options_.gradient_accumulation_steps)).backward();
   peak_gradient_bytes_ = std::max(peak_gradient_bytes_, gradient_bytes());
+  // Stage 2 reduced most buckets during the backward; the rest now.
+  if (zero2_) {
+    zero2_->finish_backward();
+    peak_gradient_bytes_ = std::max(peak_gradient_bytes_, zero2_->peak_gradient_bytes());
+  }
   // The layers' gradients reduce-scattered during the backward; the kept-whole ones now.
   if (zero3_) zero3_->reduce_scatter_kept_gradients();
   return value;
@@ -84,19 +89,23 @@ MicroStep TrainEngine::micro_step(const std::function<torch::Tensor(models::Caus
   const double max_norm = options_.max_grad_norm > 0 ? options_.max_grad_norm : std::numeric_limits<double>::infinity();
   if (zero3_) {
     result.grad_norm = zero3_->clip_gradients(max_norm);
-  } else if (sharding_ && sharding_->stage >= 2) {
-    result.grad_norm = reduce_gradients_to_owners(max_norm);
+  } else if (zero2_) {
+    result.grad_norm = zero2_->clip_gradients(max_norm);
   } else {
     if (gradient_sync_) gradient_sync_(trainable_);
     result.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, max_norm);
   }
-  if (sharding_) {
-    // AdamW skips a parameter without a gradient: no update and no state for it here.
-    for (size_t i = 0; i < trainable_.size(); ++i)
-      if (owners_[i] != sharding_->rank) trainable_[i].mutable_grad() = torch::Tensor();
+  if (zero2_) {
+    zero2_->step(*optimizer_);
+  } else {
+    if (sharding_) {
+      // AdamW skips a parameter without a gradient: no update and no state for it here.
+      for (size_t i = 0; i < trainable_.size(); ++i)
+        if (owners_[i] != sharding_->rank) trainable_[i].mutable_grad() = torch::Tensor();
+    }
+    optimizer_->step();
+    if (sharding_) broadcast_owned_parameters();
   }
-  optimizer_->step();
-  if (sharding_) broadcast_owned_parameters();
   if (zero3_) zero3_->gather_kept_parameters();
   optimizer_->zero_grad();
   ++global_step_;
@@ -123,6 +132,7 @@ void TrainEngine::set_progress(int64_t global_step, int64_t micro_steps) {
 
 void TrainEngine::set_gradient_sync(GradientSync sync) {
   if (zero3_ && sync) throw Error("gradient sync: ZeRO stage 3 reduce-scatters the gradients itself");
+  if (zero2_ && sync) throw Error("gradient sync: ZeRO stage 2 reduces the gradients onto their owners itself");
   gradient_sync_ = std::move(sync);
 }
 
@@ -135,6 +145,21 @@ void TrainEngine::set_optimizer_sharding(OptimizerSharding sharding) {
     throw Error("optimizer sharding: stage " + std::to_string(sharding.stage) + " needs reduce_sum, all_reduce_sum "
                 "and all_reduce_max");
   if (global_step_ > 0) throw Error("optimizer sharding must be set before the first optimizer step");
+  if (sharding_) throw Error("optimizer sharding is already set for this engine");
+  if (sharding.stage >= 2) {
+    if (gradient_sync_) throw Error("optimizer sharding: stage 2 reduces the gradients itself; drop the gradient sync");
+    // Gradients accumulated so far belong to the whole-parameter layout.
+    optimizer_->zero_grad();
+    Zero2Collectives collectives{sharding.rank, sharding.world, sharding.broadcast, sharding.reduce_sum,
+                                 sharding.all_reduce_sum, sharding.all_reduce_max};
+    zero2_ = std::make_unique<Zero2Partition>(model_, std::move(collectives), sharding.reduce_bucket_size);
+    scheduler_.reset();  // it refers to the optimizer it replaces
+    optimizer_ = make_adamw(zero2_->master_chunks(), options_.optimizer);
+    scheduler_ = std::make_unique<LrScheduler>(*optimizer_, options_.schedule);
+    scheduler_->set_step(global_step_);
+    sharding_ = std::move(sharding);
+    return;
+  }
   // Largest parameters first, each to the rank holding the fewest elements so far (ties:
   // the lower rank): deterministic, so every rank computes the same owners.
   std::vector<size_t> order(trainable_.size());
@@ -191,55 +216,6 @@ void TrainEngine::broadcast_owned_parameters() {
   }
 }
 
-double TrainEngine::reduce_gradients_to_owners(double max_norm) {
-  torch::NoGradGuard no_grad;
-  const auto count = static_cast<int64_t>(trainable_.size());
-  // A gradient present on some ranks only counts zeros elsewhere; one present nowhere
-  // stays absent (as in one process), so AdamW skips that parameter.
-  auto present = torch::zeros({count}, torch::kFloat32);
-  for (int64_t i = 0; i < count; ++i) present[i] = trainable_[static_cast<size_t>(i)].grad().defined() ? 1.0f : 0.0f;
-  sharding_->all_reduce_max(present);
-  const auto anywhere = present.accessor<float, 1>();
-  for (int root = 0; root < sharding_->world; ++root) {
-    for (const auto& [dtype, all] : owned_by(root)) {
-      std::vector<size_t> indices;
-      for (const size_t i : all)
-        if (anywhere[static_cast<int64_t>(i)] != 0.0f) indices.push_back(i);
-      if (indices.empty()) continue;
-      std::vector<torch::Tensor> flat;
-      for (const size_t i : indices) {
-        const auto& g = trainable_[i].grad();
-        flat.push_back(g.defined() ? g.reshape({-1}) : torch::zeros({trainable_[i].numel()}, trainable_[i].options()));
-      }
-      auto buffer = torch::cat(flat);
-      sharding_->reduce_sum(buffer, root);
-      int64_t offset = 0;
-      for (const size_t i : indices) {
-        auto& p = trainable_[i];
-        if (root == sharding_->rank) {
-          if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-          p.mutable_grad().copy_(buffer.slice(0, offset, offset + p.numel()).view_as(p) / sharding_->world);
-        } else {
-          p.mutable_grad() = torch::Tensor();  // its owner holds it now
-        }
-        offset += p.numel();
-      }
-    }
-  }
-  // The global norm over the owned shards, clipped as clip_grad_norm_ does.
-  auto squares = torch::zeros({1}, torch::kFloat64);
-  for (size_t i = 0; i < trainable_.size(); ++i)
-    if (owners_[i] == sharding_->rank && trainable_[i].grad().defined())
-      squares += trainable_[i].grad().to(torch::kFloat64).pow(2).sum();
-  sharding_->all_reduce_sum(squares);
-  const double norm = std::sqrt(squares.item<double>());
-  const double coefficient = max_norm / (norm + 1e-6);
-  if (coefficient < 1.0)
-    for (size_t i = 0; i < trainable_.size(); ++i)
-      if (owners_[i] == sharding_->rank && trainable_[i].grad().defined()) trainable_[i].mutable_grad().mul_(coefficient);
-  return norm;
-}
-
 int64_t TrainEngine::optimizer_state_bytes() const {
   int64_t bytes = 0;
   for (const auto& [key, state] : optimizer_->state()) {
@@ -269,6 +245,9 @@ int64_t TrainEngine::gradient_bytes() const {
   for (const auto& p : trainable_) bytes += bytes_of(p.grad());
   if (zero3_)
     for (const auto& group : zero3_->master_chunks())
+      for (const auto& chunk : group) bytes += bytes_of(chunk.grad());
+  if (zero2_)
+    for (const auto& group : zero2_->master_chunks())
       for (const auto& chunk : group) bytes += bytes_of(chunk.grad());
   return bytes;
 }

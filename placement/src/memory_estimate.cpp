@@ -33,7 +33,7 @@ int64_t kv_cache_bytes(const ModelShape& shape, int64_t b, int64_t s, int tp, Pr
 
 namespace {
 
-/// The most AdamW state elements a rank keeps under ZeRO-1/2: the trainable tensors
+/// The most AdamW state elements a rank keeps under ZeRO-1: the trainable tensors
 /// (numel, whether they get a gradient) go largest first, each to the rank owning the
 /// fewest elements so far (TrainEngine::set_optimizer_sharding); a tensor without a
 /// gradient has an owner but no state.
@@ -83,6 +83,10 @@ MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Pr
   auto bytes_per_element = [&](const ParameterTensor& q) -> int64_t { return half && q.linear_weight && !trainable(q) ? 2 : 4; };
 
   int64_t weight_bytes = 0, gradient_elements = 0, optimizer_elements = 0;
+  // Under ZeRO-2: the trainable elements per optimizer group (zero2.hpp's flats), and the
+  // largest tensor that gets a gradient.
+  std::map<FlatGroup, int64_t> group_elements;
+  int64_t largest_learning = 0;
   std::vector<std::pair<int64_t, bool>> trainable_tensors;  // (numel, gets a gradient)
   // Under ZeRO-3: per decoder layer, the flats by (group, bytes per element) and their sizes.
   std::vector<std::map<std::pair<FlatGroup, int64_t>, int64_t>> flats(static_cast<size_t>(shape.layers));
@@ -92,6 +96,8 @@ MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Pr
     if (trained) {
       m.trainable += q.numel;
       trainable_tensors.emplace_back(q.numel, q.gets_gradient);
+      group_elements[q.lora ? FlatGroup::Lora : q.dims <= 1 ? FlatGroup::NoDecay : FlatGroup::Decay] += q.numel;
+      if (learns) largest_learning = std::max(largest_learning, q.numel);
     }
     if (stage == 3 && q.layer >= 0) {
       const auto group = !trained ? FlatGroup::Frozen : q.lora ? FlatGroup::Lora : q.dims <= 1 ? FlatGroup::NoDecay : FlatGroup::Decay;
@@ -128,6 +134,13 @@ MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Pr
         for (const auto& [key, numel] : layer) layers += ceil_div(numel, n) * n * key.second;
       m.inference_weights = ceil_div(layers, t * role.inference_tp_size);
     }
+  } else if (stage == 2) {
+    int64_t chunks = 0;
+    for (const auto& [group, numel] : group_elements) chunks += ceil_div(numel, n);
+    optimizer_elements = chunks;
+    // A bucket filling, and the largest whole gradient: being copied into it, or the
+    // buffer of a bucket of its own (a tensor larger than reduce_bucket_size).
+    gradient_elements = chunks + std::min(role.reduce_bucket_size, m.trainable) + largest_learning;
   } else {
     optimizer_elements = 0;
     for (const auto& [numel, has_state] : trainable_tensors) optimizer_elements += has_state ? numel : 0;

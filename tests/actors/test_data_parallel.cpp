@@ -129,8 +129,11 @@ TEST_CASE("data parallel: ZeRO stage 1 and 2 ranks step as one process and each 
   };
   auto other = std::async(std::launch::async, run_rank, 1);
   const int64_t state0 = run_rank(0), state1 = other.get();
-  // The state is split between the ranks, nothing held twice, neither rank holding most of it.
-  CHECK(state0 + state1 == single_state);
+  // The state is split between the ranks, nothing held twice (stage 2 pads each group's
+  // flat to a multiple of the ranks: < 1 element of 8 bytes a group), neither rank
+  // holding most of it.
+  CHECK(state0 + state1 >= single_state);
+  CHECK(state0 + state1 <= single_state + (stage == 2 ? 3 * 8 : 0));
   CHECK(state0 > 0);
   CHECK(state1 > 0);
   CHECK(std::max(state0, state1) < single_state * 3 / 4);

@@ -86,7 +86,8 @@ void print_row(const placement::RoleSpec& role, int rank, const char* what, int6
 
 /// Two optimizer steps of `kRanks` ranks at `stage`, and for an actor under stage 3 one
 /// generation of `batch` prompts; what each rank held.
-std::vector<Held> run_ranks(int stage, bool critic, const placement::BatchSpec& batch, torch::ScalarType inference_dtype) {
+std::vector<Held> run_ranks(int stage, bool critic, const placement::BatchSpec& batch, torch::ScalarType inference_dtype,
+                            int64_t reduce_bucket_size) {
   // Built on this thread (one generator): every rank the same weights.
   std::vector<models::CausalLM> models;
   std::vector<std::shared_ptr<models::PartitionedLayers>> built;
@@ -106,6 +107,7 @@ std::vector<Held> run_ranks(int stage, bool critic, const placement::BatchSpec& 
     auto group = std::make_shared<actors::DataParallel>("127.0.0.1", rendezvous.port(), rank, kRanks,
                                                         "plan_zero" + std::to_string(stage), std::chrono::minutes(1));
     group->set_zero_stage(stage);
+    group->set_reduce_bucket_size(reduce_bucket_size);
     engine::TrainOptions options;
     options.optimizer.learning_rate = 1e-3;
     auto& model = models[static_cast<size_t>(rank)];
@@ -154,24 +156,29 @@ TEST_CASE("plan: the per-rank memory estimate is within 15% of the tensor bytes 
     return;
   }
   // An actor at stages 0-3 generating in fp32, at stage 3 generating in bf16; a critic
-  // at stages 1 and 3.
-  const int variant = GENERATE(0, 1, 2, 3, 4, 5, 6);
-  const int stage = variant < 4 ? variant : variant == 4 ? 3 : variant == 5 ? 1 : 3;
-  const bool critic = variant >= 5;
+  // at stages 1, 3 and 2 (its untied LM head gets no gradient); an actor and a critic at
+  // stage 2 with buckets of 5000 elements instead of one bucket for the whole model (the
+  // critic's LM head holds none back).
+  const int variant = GENERATE(0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
+  const int stage = variant < 4 ? variant : variant == 4 ? 3 : variant == 5 ? 1 : variant == 6 ? 3 : 2;
+  const bool critic = (variant >= 5 && variant <= 7) || variant == 9;
+  const int64_t bucket = variant >= 8 ? 5000 : placement::RoleSpec{}.reduce_bucket_size;
   const auto inference = variant == 4 ? placement::Precision::Bf16 : placement::Precision::Fp32;
-  INFO((critic ? "critic" : "actor") << ", ZeRO stage " << stage << ", inference " << placement::precision_name(inference));
+  INFO((critic ? "critic" : "actor") << ", ZeRO stage " << stage << ", inference " << placement::precision_name(inference)
+                                     << ", reduce_bucket_size " << bucket);
   placement::BatchSpec batch;
   batch.generation_batch_size = 2;
   batch.training_batch_size = 2;
   batch.prompt_len = 12;
   batch.answer_len = 8;
   const auto held = run_ranks(stage, critic, batch,
-                              inference == placement::Precision::Bf16 ? torch::kBFloat16 : torch::kFloat32);
+                              inference == placement::Precision::Bf16 ? torch::kBFloat16 : torch::kFloat32, bucket);
 
   placement::RoleSpec actor;
   actor.role = critic ? placement::Role::Critic : placement::Role::Actor;
   actor.devices = actor.dp = kRanks;
   actor.zero_stage = stage;
+  actor.reduce_bucket_size = bucket;
   const auto shape = placement::model_shape_from_config(critic ? llama_config() : opt_config(), "plan memory test");
   const auto plan = placement::estimate_memory(actor, shape, placement::Precision::Fp32, batch, inference);
   int64_t largest_optimizer = 0;
@@ -184,8 +191,9 @@ TEST_CASE("plan: the per-rank memory estimate is within 15% of the tensor bytes 
     print_row(actor, rank, "optimizer", h.optimizer, plan.optimizer);
     compare("weights", rank, h.weights, plan.weights);
     compare("gradients", rank, h.gradients, plan.gradients);
-    // ZeRO-1/2 ranks own whole tensors: the estimate is the largest rank's state.
-    const bool owner_shares = stage == 1 || stage == 2;
+    // ZeRO-1 ranks own whole tensors: the estimate is the largest rank's state (ZeRO-2's
+    // equal chunks are every rank's).
+    const bool owner_shares = stage == 1;
     compare("optimizer", rank, h.optimizer, plan.optimizer, owner_shares);
     if (stage != 3) continue;
     print_row(actor, rank, "one layer gathered", h.zero3_gather, plan.zero3_gather);

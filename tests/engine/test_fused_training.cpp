@@ -270,7 +270,11 @@ TEST_CASE("FusedAdamW under ZeRO 1 and 2: two ranks step as one engine and split
   };
   auto other = std::async(std::launch::async, run_rank, 1);
   const int64_t state0 = run_rank(0), state1 = other.get();
-  CHECK(state0 + state1 == single.optimizer_state_bytes());
+  // Stage 2's equal chunks pad each group's flat to a multiple of the ranks (< 2 elements
+  // of 8 bytes of moments per group, 3 groups at most).
+  const int64_t padding = stage == 2 ? 3 * 8 : 0;
+  CHECK(state0 + state1 >= single.optimizer_state_bytes());
+  CHECK(state0 + state1 <= single.optimizer_state_bytes() + padding);
   CHECK(state0 > 0);
   CHECK(state1 > 0);
   for (const auto& item : whole->named_parameters()) {

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <troupe/common/error.hpp>
+#include <troupe/engine/train_engine.hpp>
 #include <troupe/engine/zero3.hpp>
 
 namespace troupe::test {
@@ -67,7 +68,60 @@ class ThreadCollectives {
     return c;
   }
 
+  /// ZeRO stage 1/2's collectives (TrainEngine::set_optimizer_sharding) at `stage`.
+  engine::TrainEngine::OptimizerSharding sharding(int rank, int stage) {
+    engine::TrainEngine::OptimizerSharding s;
+    s.rank = rank;
+    s.world = world_;
+    s.stage = stage;
+    s.broadcast = [this, rank](torch::Tensor& tensor, int root) {
+      publish(rank, tensor.clone());
+      if (rank != root) tensor.copy_(slots_[static_cast<size_t>(root)]);
+      finish(rank);
+    };
+    s.reduce_sum = [this, rank](torch::Tensor& tensor, int root) {
+      publish(rank, tensor.clone());
+      if (rank == root) tensor.copy_(sum_of_slots());
+      finish(rank);
+    };
+    s.all_reduce_sum = [this, rank](torch::Tensor& tensor) {
+      publish(rank, tensor.clone());
+      auto sum = sum_of_slots();
+      finish(rank);
+      tensor.copy_(sum);
+    };
+    s.all_reduce_max = [this, rank](torch::Tensor& tensor) {
+      publish(rank, tensor.clone());
+      auto most = slots_.front().clone();
+      for (int r = 1; r < world_; ++r) most = torch::max(most, slots_[static_cast<size_t>(r)]);
+      finish(rank);
+      tensor.copy_(most);
+    };
+    return s;
+  }
+
+  /// Stage 0's gradient sync: every gradient summed over the ranks in rank order, then
+  /// divided by the world, as c10d's Gloo average does.
+  engine::TrainEngine::GradientSync average_gradients(int rank) {
+    return [this, rank](const std::vector<torch::Tensor>& parameters) {
+      for (const auto& p : parameters) {
+        auto grad = p.grad().defined() ? p.grad() : torch::zeros_like(p);
+        publish(rank, grad.clone());
+        auto sum = sum_of_slots();
+        finish(rank);
+        grad.copy_(sum.div_(world_));
+        if (!p.grad().defined()) const_cast<torch::Tensor&>(p).mutable_grad() = grad;
+      }
+    };
+  }
+
  private:
+  torch::Tensor sum_of_slots() const {
+    auto sum = slots_.front().clone();
+    for (int r = 1; r < world_; ++r) sum.add_(slots_[static_cast<size_t>(r)]);
+    return sum;
+  }
+
   /// Puts this rank's tensor in its slot and waits until every rank has.
   void publish(int rank, const torch::Tensor& tensor) {
     slots_[static_cast<size_t>(rank)] = tensor;

@@ -54,6 +54,10 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
   /// stay whole on every rank); 3 = parameters too, in flat chunks (engine/zero3.hpp).
   int zero_stage() const { return zero_stage_; }
   void set_zero_stage(int stage) { zero_stage_ = stage; }
+  /// ZeRO stage 2: gradient elements per bucket reduced during the backward (DeepSpeed's
+  /// reduce_bucket_size; engine/zero2.hpp).
+  int64_t reduce_bucket_size() const { return reduce_bucket_size_; }
+  void set_reduce_bucket_size(int64_t elements) { reduce_bucket_size_ = elements; }
 
   /// Averages the gradients of `parameters` over the ranks in place (one flattened
   /// all-reduce per dtype). A parameter with a gradient on some rank only (its rows
@@ -75,7 +79,8 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
   /// this object alive; needs a shared_ptr owner.
   engine::Zero3Collectives zero3_collectives();
   /// Wires `trainer` to this group at zero_stage(): gradients averaged before every
-  /// step (stages 0 and 1) or reduced onto their owners (stage 2), optimizer state
+  /// step (stages 0 and 1) or reduced onto their chunks' owners in buckets during the
+  /// backward (stage 2, engine/zero2.hpp), optimizer state
   /// partitioned from stage 1, the parameters too at stage 3 (engine/zero3.hpp). The
   /// trainer's callbacks keep this group alive: needs a shared_ptr owner. `built`: the
   /// PartitionedLayers of a model built inside a models::PartitionedInit (stage 3).
@@ -108,6 +113,7 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
   Collectives collectives_;
   int cuda_device_ = -1;
   int zero_stage_ = 0;
+  int64_t reduce_bucket_size_ = engine::kDefaultReduceBucketElements;
   /// Joins `name` as `rank` of `size` over this group's rendezvous and collectives.
   std::unique_ptr<transport::Communicator> join(const std::string& name, int rank, int size);
 

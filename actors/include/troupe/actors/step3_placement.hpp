@@ -29,6 +29,8 @@ struct Step3Placement {
   /// The critic's zero_stage in the topology: 1 partitions a data-parallel critic's
   /// optimizer state, 2 its gradients too, 3 its parameters too (engine/zero3.hpp).
   int critic_zero_stage = 0;
+  /// The trained roles' reduce_bucket_size in the topology (their zero_stage 2).
+  int64_t critic_reduce_bucket_size = 500'000'000, actor_reduce_bucket_size = 500'000'000;
   /// The actor's data-parallel ranks (its devices): rank 0 here, the others in workers.
   int actor_ranks = 1;
   int actor_zero_stage = 0;

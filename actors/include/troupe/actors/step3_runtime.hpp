@@ -65,7 +65,8 @@ class Step3Runtime {
 
  private:
   /// A data-parallel role's ranks meet at a rendezvous this process hosts.
-  void join_group(RoleSpec& spec, int ranks, int zero_stage);
+  void join_group(RoleSpec& spec, int ranks, int zero_stage,
+                  int64_t reduce_bucket_size = engine::kDefaultReduceBucketElements);
   /// `here` alone, or first of the role's data-parallel ranks, the others spawned in
   /// worker processes, all behind one `group` handle.
   template <class Handle, class Group>

@@ -11,6 +11,7 @@
 
 #include <troupe/engine/lr_schedule.hpp>
 #include <troupe/engine/optimizer.hpp>
+#include <troupe/engine/zero2.hpp>
 #include <troupe/engine/zero3.hpp>
 #include <troupe/models/causal_lm.hpp>
 
@@ -90,15 +91,18 @@ class TrainEngine {
   using GradientSync = std::function<void(const std::vector<torch::Tensor>& parameters)>;
   void set_gradient_sync(GradientSync sync);
 
-  /// ZeRO across data-parallel ranks. Every parameter has an owner rank (a balanced
-  /// split by size, the same on every rank); the optimizer steps, and keeps AdamW state
-  /// for, only the owned parameters, and after each step every owner broadcasts their new
-  /// values, so each rank holds about 1/world of the optimizer state.
-  ///   stage 1: the gradient sync averages the whole gradient on every rank first.
-  ///   stage 2: no gradient sync; each gradient is summed onto its owner only (`reduce`)
-  ///            and the other ranks drop it at once, so clipping and the step touch
-  ///            only a rank's share, and a reduce sends half the bytes of an
-  ///            all-reduce; the clipping norm is summed over the ranks.
+  /// ZeRO stages 1 and 2 across data-parallel ranks.
+  ///   stage 1: every parameter has an owner rank (a balanced split by size, the same on
+  ///            every rank); the optimizer steps, and keeps AdamW state for, only the
+  ///            owned parameters, and after each step every owner broadcasts their new
+  ///            values. The gradient sync averages the whole gradient on every rank first.
+  ///   stage 2: DeepSpeed's layout (zero2.hpp): the trainable parameters of each optimizer
+  ///            group in one flat buffer cut into `world` equal chunks; a rank's AdamW state
+  ///            and fp32 gradient cover its chunk only, the gradients are reduced onto the
+  ///            chunks' owners in buckets of `reduce_bucket_size` elements during the
+  ///            backward, clipping takes the global norm over the chunks, and the updated
+  ///            chunks are all-gathered after the step. No gradient sync. Replaces the
+  ///            optimizer and the schedule by ones over this rank's chunks.
   struct OptimizerSharding {
     int rank = 0;
     int world = 1;
@@ -108,6 +112,8 @@ class TrainEngine {
     std::function<void(torch::Tensor& flat, int root)> reduce_sum;
     /// Stage 2: in place, the sum and the maximum over the ranks.
     std::function<void(torch::Tensor& tensor)> all_reduce_sum, all_reduce_max;
+    /// Stage 2: gradient elements per bucket (DeepSpeed's reduce_bucket_size).
+    int64_t reduce_bucket_size = kDefaultReduceBucketElements;
   };
   void set_optimizer_sharding(OptimizerSharding sharding);
   /// Bytes of optimizer state this rank holds (AdamW's moments, created at first step).
@@ -116,8 +122,10 @@ class TrainEngine {
   /// ZeRO stage 3 its chunks and the parameters kept whole.
   int64_t parameter_bytes() const;
   /// The most gradient bytes this rank has held: measured at the end of each backward,
-  /// before any reduction (every gradient whole under stages 0-2; under stage 3 the
-  /// chunks' gradients and the kept-whole parameters' whole ones).
+  /// before any reduction (every gradient whole under stages 0-1; under stage 3 the
+  /// chunks' gradients and the kept-whole parameters' whole ones), and under stage 2 also
+  /// as each gradient arrives (its chunk gradients, the bucket buffers being filled and
+  /// the whole gradient being copied into one).
   int64_t peak_gradient_bytes() const { return peak_gradient_bytes_; }
 
   /// ZeRO stage 3 across data-parallel ranks (zero3.hpp): the model's parameters,
@@ -132,6 +140,8 @@ class TrainEngine {
   /// first optimizer step, or together with a gradient sync or optimizer sharding.
   /// `built`: the PartitionedLayers of a model built inside a models::PartitionedInit.
   void set_zero3(Zero3Collectives collectives, std::shared_ptr<models::PartitionedLayers> built = nullptr);
+  /// The partition under ZeRO stage 2, else null.
+  const Zero2Partition* zero2() const { return zero2_.get(); }
   /// The partition under ZeRO stage 3, else null: gather_full_parameters() for savers and
   /// generation, param_resident_bytes() for memory.
   Zero3Partition* zero3() { return zero3_.get(); }
@@ -147,17 +157,15 @@ class TrainEngine {
   /// The forward and backward of micro_step() and partial_step(): the loss, checked finite.
   double backward(const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn);
   void broadcast_owned_parameters();
-  /// Stage 2: averages each gradient onto its owner, clips the owned ones by the global
-  /// norm and drops the rest; returns the norm.
-  double reduce_gradients_to_owners(double max_norm);
   /// Bytes of the gradients held now.
   int64_t gradient_bytes() const;
   /// Indices into trainable_ of `root`'s parameters, by dtype.
   std::map<torch::ScalarType, std::vector<size_t>> owned_by(int root) const;
 
   std::optional<OptimizerSharding> sharding_;
+  std::unique_ptr<Zero2Partition> zero2_;
   std::unique_ptr<Zero3Partition> zero3_;
-  std::vector<int> owners_;  ///< with sharding: the owning rank of each of trainable_
+  std::vector<int> owners_;  ///< stage 1: the owning rank of each of trainable_
   int64_t peak_gradient_bytes_ = 0;
   int64_t global_step_ = 0;
   int64_t micro_steps_ = 0;

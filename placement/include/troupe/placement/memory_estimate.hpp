@@ -8,12 +8,16 @@
 ///               `precision` bf16 computes under autocast. Frozen linear weights (a
 ///               reference, a reward model, a LoRA base) are kept in 16 bits under a
 ///               16-bit precision (models/frozen_weights.hpp).
-/// - gradients   fp32, 4*Psi_t, at their peak: the end of the backward. Stages 0-2 hold
-///               the whole gradient then (troupe reduces after the backward; ZeRO-2 frees
-///               all but a rank's share only at the reduction).
-/// - optimizer   AdamW's two fp32 moments, 8*Psi_t; from ZeRO-1 each rank keeps the
+/// - gradients   fp32, 4*Psi_t, at their peak: the end of the backward. Stages 0-1 hold
+///               the whole gradient then (they reduce after the backward). ZeRO-2
+///               (engine/zero2.hpp) holds its 1/N chunk of each optimizer group's flat, one
+///               bucket being filled (reduce_bucket_size elements, at most Psi_t) and the
+///               largest whole gradient (being copied into it, or a bucket of its own).
+/// - optimizer   AdamW's two fp32 moments, 8*Psi_t; ZeRO-1 keeps, on each rank, the
 ///               state of the whole parameters it owns (the largest rank's share of a
-///               greedy split by size, as TrainEngine::set_optimizer_sharding deals them).
+///               greedy split by size, as TrainEngine::set_optimizer_sharding deals them);
+///               ZeRO-2 the state of its 1/N chunk of each group's flat (every trainable
+///               element, one that gets no gradient too).
 /// Under ZeRO-3 each decoder layer's parameters, per optimizer group, are one flat split
 /// into N padded chunks: a rank holds 1/N of the layers' weights, gradients and moments.
 /// The parameters outside the layers (embeddings, final norm, heads) stay whole on every

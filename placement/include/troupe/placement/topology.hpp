@@ -67,6 +67,9 @@ struct RoleSpec {
   /// layout. Divides `devices`.
   int inference_tp_size = 1;
   int zero_stage = 0;
+  /// zero_stage 2: gradient elements per bucket reduced during the backward (DeepSpeed's
+  /// reduce_bucket_size; engine/zero2.hpp). A rank holds about one bucket of whole gradients.
+  int64_t reduce_bucket_size = 500'000'000;
   bool offload_optimizer = false;
   bool offload_params = false;
   int lora_dim = 0;
