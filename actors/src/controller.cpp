@@ -1,11 +1,45 @@
 /// The step-3 controller: tickets in, tickets and metrics out.
 #include <troupe/actors/controller.hpp>
 
+#include <functional>
+#include <string>
+
 #include <caf/all.hpp>
 
 #include <troupe/common/error.hpp>
 
 namespace troupe::actors {
+namespace {
+
+/// The reply handlers of one cycle's requests: the first failure, named by the step and
+/// the request, is kept for check() to throw; each reply is traced before it is kept.
+struct CycleReplies {
+  CycleReplies(caf::actor_system& system, int64_t step, std::function<void(const std::string&, caf::message)> trace)
+      : system(system), step(step), trace(std::move(trace)) {}
+
+  caf::actor_system& system;
+  int64_t step;
+  std::function<void(const std::string&, caf::message)> trace;
+  std::string failure;
+
+  auto fail_with(const std::string& stage) {
+    return [this, stage](caf::error& error) {
+      if (failure.empty()) failure = "step " + std::to_string(step) + ", " + stage + ": " + system.render(error);
+    };
+  }
+  void check() const {
+    if (!failure.empty()) throw Error(failure);
+  }
+  template <class Reply>
+  auto keep(const std::string& what, Reply& into) {
+    return [this, what, &into](Reply& reply) {
+      trace(what + " -> reply", caf::make_message(reply));
+      into = std::move(reply);
+    };
+  }
+};
+
+}  // namespace
 
 Controller::Controller(caf::actor_system& system, StepThreeRoles roles, std::shared_ptr<ExperienceStage> stage,
                        std::chrono::milliseconds timeout)
@@ -22,50 +56,21 @@ void Controller::trace(const std::string& what, caf::message message) {
 CycleResult Controller::run_cycle(const TicketList& prompts, int64_t step) {
   caf::scoped_actor self{system_};
   const caf::duration timeout{timeout_};
-  std::string failure;
-  auto fail_with = [&](const std::string& stage) {
-    return [&, stage](caf::error& error) {
-      if (failure.empty()) failure = "step " + std::to_string(step) + ", " + stage + ": " + system_.render(error);
-    };
-  };
-  auto check = [&] {
-    if (!failure.empty()) throw Error(failure);
-  };
-  // Each reply handler records what came back before keeping it.
-  auto keep = [&](const std::string& what, TicketList& into) {
-    return [&, what](TicketList& reply) {
-      trace(what + " -> reply", caf::make_message(reply));
-      into = std::move(reply);
-    };
-  };
+  CycleReplies replies{system_, step, [this](const std::string& what, caf::message m) { trace(what, std::move(m)); }};
 
   ExperienceTickets generated;
   generated.prompts = prompts;
   trace("policy.generate", caf::make_message(generate_atom::value, prompts));
   self->request(roles_.policy, timeout, generate_atom::value, prompts)
-      .receive(keep("policy.generate", generated.sequences), fail_with("policy.generate"));
-  check();
+      .receive(replies.keep("policy.generate", generated.sequences), replies.fail_with("policy.generate"));
+  replies.check();
   return run_cycle_generated(generated, step);
 }
 
 CycleResult Controller::run_cycle_generated(const ExperienceTickets& generated, int64_t step) {
   caf::scoped_actor self{system_};
   const caf::duration timeout{timeout_};
-  std::string failure;
-  auto fail_with = [&](const std::string& stage) {
-    return [&, stage](caf::error& error) {
-      if (failure.empty()) failure = "step " + std::to_string(step) + ", " + stage + ": " + system_.render(error);
-    };
-  };
-  auto check = [&] {
-    if (!failure.empty()) throw Error(failure);
-  };
-  auto keep = [&](const std::string& what, TicketList& into) {
-    return [&, what](TicketList& reply) {
-      trace(what + " -> reply", caf::make_message(reply));
-      into = std::move(reply);
-    };
-  };
+  CycleReplies replies{system_, step, [this](const std::string& what, caf::message m) { trace(what, std::move(m)); }};
 
   CycleResult result;
   auto& experience = result.experience;
@@ -88,8 +93,8 @@ CycleResult Controller::run_cycle_generated(const ExperienceTickets& generated, 
     for (const auto& score : scores) {
       trace(score.name, caf::make_message(score_atom::value, sequences));
       self->request(score.role, timeout, score_atom::value, sequences)
-          .receive(keep(score.name, *score.into), fail_with(score.name));
-      check();
+          .receive(replies.keep(score.name, *score.into), replies.fail_with(score.name));
+      replies.check();
     }
   } else {
     for (const auto& score : scores) trace(score.name, caf::make_message(score_atom::value, sequences));
@@ -97,11 +102,11 @@ CycleResult Controller::run_cycle_generated(const ExperienceTickets& generated, 
     auto reference_score = self->request(roles_.reference, timeout, score_atom::value, sequences);
     auto critic_score = self->request(roles_.critic, timeout, score_atom::value, sequences);
     auto reward_score = self->request(roles_.reward, timeout, score_atom::value, sequences);
-    policy_score.receive(keep("policy.score", experience.logprobs), fail_with("policy.score"));
-    reference_score.receive(keep("reference.score", experience.ref_logprobs), fail_with("reference.score"));
-    critic_score.receive(keep("critic.score", experience.values), fail_with("critic.score"));
-    reward_score.receive(keep("reward.score", experience.rewards), fail_with("reward.score"));
-    check();
+    policy_score.receive(replies.keep("policy.score", experience.logprobs), replies.fail_with("policy.score"));
+    reference_score.receive(replies.keep("reference.score", experience.ref_logprobs), replies.fail_with("reference.score"));
+    critic_score.receive(replies.keep("critic.score", experience.values), replies.fail_with("critic.score"));
+    reward_score.receive(replies.keep("reward.score", experience.rewards), replies.fail_with("reward.score"));
+    replies.check();
   }
 
   try {
@@ -113,25 +118,19 @@ CycleResult Controller::run_cycle_generated(const ExperienceTickets& generated, 
   TrainRequest request{result.stage.training, step};
   trace("policy.train", caf::make_message(train_atom::value, request));
   trace("critic.train", caf::make_message(train_atom::value, request));
-  auto keep_metrics = [&](const std::string& what, Metrics& into) {
-    return [&, what](Metrics& reply) {
-      trace(what + " -> reply", caf::make_message(reply));
-      into = std::move(reply);
-    };
-  };
   if (in_turn_) {
     self->request(roles_.policy, timeout, train_atom::value, request)
-        .receive(keep_metrics("policy.train", result.policy), fail_with("policy.train"));
-    check();
+        .receive(replies.keep("policy.train", result.policy), replies.fail_with("policy.train"));
+    replies.check();
     self->request(roles_.critic, timeout, train_atom::value, request)
-        .receive(keep_metrics("critic.train", result.critic), fail_with("critic.train"));
+        .receive(replies.keep("critic.train", result.critic), replies.fail_with("critic.train"));
   } else {
     auto policy_train = self->request(roles_.policy, timeout, train_atom::value, request);
     auto critic_train = self->request(roles_.critic, timeout, train_atom::value, request);
-    policy_train.receive(keep_metrics("policy.train", result.policy), fail_with("policy.train"));
-    critic_train.receive(keep_metrics("critic.train", result.critic), fail_with("critic.train"));
+    policy_train.receive(replies.keep("policy.train", result.policy), replies.fail_with("policy.train"));
+    critic_train.receive(replies.keep("critic.train", result.critic), replies.fail_with("critic.train"));
   }
-  check();
+  replies.check();
   return result;
 }
 

@@ -62,27 +62,33 @@ check one_process
 # Killed five times in a row at random moments (loading, generation, training, a
 # checkpoint write, the final save), each time continued with --resume, then run to the
 # end: still the uninterrupted run's files and rows.
-one=("${step3_flags[@]}")
-start=$(date +%s%N)
-"$troupe" train --step 3 "${one[@]}" --output_dir timing 2> /dev/null
-whole_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-for attempt in 1 2 3 4 5; do
-  delay_ms=$(( RANDOM % (whole_ms + 1) ))
-  "$troupe" train --step 3 "${one[@]}" --output_dir random.killed --resume 2>> random.log &
-  pid=$!
-  sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
-  kill -9 "$pid" 2> /dev/null || true
-  wait "$pid" 2> /dev/null || true
-  echo "kill $attempt after ${delay_ms} ms of a ${whole_ms} ms run" >> random.log
-done
-"$troupe" train --step 3 "${one[@]}" --output_dir random.killed --resume 2>> random.log || { cat random.log; exit 1; }
-for file in actor/model.safetensors actor_ema/model.safetensors critic/model.safetensors; do
-  cmp one_process.whole/$file random.killed/$file || { grep "kill\|resum\|checkpoint" random.log; exit 1; }
-done
-same_metrics one_process.whole/metrics.jsonl random.killed/metrics.jsonl || { grep "kill\|resum\|checkpoint" random.log; exit 1; }
+random_kills() {  # NAME [more flags]: against NAME.whole, into NAME.random
+  local name=$1
+  shift
+  local s3=("${step3_flags[@]}" "$@") log="$name.random.log"
+  local start whole_ms delay_ms pid
+  start=$(date +%s%N)
+  "$troupe" train --step 3 "${s3[@]}" --output_dir "$name.timing" 2> /dev/null
+  whole_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  for attempt in 1 2 3 4 5; do
+    delay_ms=$(( RANDOM % (whole_ms + 1) ))
+    "$troupe" train --step 3 "${s3[@]}" --output_dir "$name.random" --resume 2>> "$log" &
+    pid=$!
+    sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+    kill -9 "$pid" 2> /dev/null || true
+    wait "$pid" 2> /dev/null || true
+    echo "kill $attempt after ${delay_ms} ms of a ${whole_ms} ms run" >> "$log"
+  done
+  "$troupe" train --step 3 "${s3[@]}" --output_dir "$name.random" --resume 2>> "$log" || { cat "$log"; exit 1; }
+  for file in actor/model.safetensors actor_ema/model.safetensors critic/model.safetensors; do
+    cmp "$name.whole/$file" "$name.random/$file" || { grep "kill\|resum\|checkpoint" "$log"; exit 1; }
+  done
+  same_metrics "$name.whole/metrics.jsonl" "$name.random/metrics.jsonl" || { grep "kill\|resum\|checkpoint" "$log"; exit 1; }
+}
+random_kills one_process
 # TensorBoard, reading every event file of the run, shows each cycle once, as in the
 # uninterrupted run.
-python3 - one_process.whole/tensorboard random.killed/tensorboard <<'PY'
+python3 - one_process.whole/tensorboard one_process.random/tensorboard <<'PY'
 import sys
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 def series(log_dir):
@@ -97,6 +103,8 @@ PY
 # A LoRA actor over a frozen base: its checkpoint holds the adapters, against the base on disk.
 check lora --actor_lora_dim 4 --only_optimize_lora
 check data_parallel --topology "$topologies/step3_actor_dp2.json"
+# Two processes (the actor's second rank in a worker): killing the controller ends its worker too.
+random_kills data_parallel --topology "$topologies/step3_actor_dp2.json"
 # ZeRO stage 3: each rank checkpoints its chunks.
 sed 's/"zero_stage": 2/"zero_stage": 3/' "$topologies/step3_actor_dp2.json" > zero3.json
 check zero3 --topology zero3.json
