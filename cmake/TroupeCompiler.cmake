@@ -2,11 +2,10 @@
 find_program(TROUPE_CCACHE ccache)
 if(TROUPE_CCACHE)
   # Precompiled headers need these sloppiness settings to be cached at all; the base
-  # dir makes paths relative so a fresh clone elsewhere (CI) hits the same entries, and
-  # so does a -g build (scripts/sanitize), whose working folder ccache would otherwise hash.
+  # dir makes paths relative so a fresh clone elsewhere (CI) hits the same entries.
   set(troupe_launcher ${CMAKE_COMMAND} -E env
       CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
-      CCACHE_BASEDIR=${CMAKE_SOURCE_DIR} CCACHE_NOHASHDIR=1 ${TROUPE_CCACHE})
+      CCACHE_BASEDIR=${CMAKE_SOURCE_DIR} ${TROUPE_CCACHE})
   set(CMAKE_CXX_COMPILER_LAUNCHER ${troupe_launcher})
   set(CMAKE_C_COMPILER_LAUNCHER ${troupe_launcher})
   set(CMAKE_CUDA_COMPILER_LAUNCHER ${troupe_launcher})
