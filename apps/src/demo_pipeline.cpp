@@ -1,10 +1,12 @@
 /// `troupe train` without --step: the three steps on the bundled demo task, start to
 /// finish on a CPU, ending with a summary table and an HTML report of the curves; with
-/// --demo_dpo also DPO from step 1's model, graded on the same held-out prompts.
+/// --demo_dpo also DPO from step 1's model, graded on the same held-out prompts; with
+/// --demo_algos also step 3 with other RL algorithms from the same models.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <set>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -17,6 +19,7 @@
 #include <troupe/engine/metrics_log.hpp>
 #include <troupe/models/bpe_trainer.hpp>
 #include <troupe/models/bpe_tokenizer.hpp>
+#include <troupe/rl/algorithm_registry.hpp>
 
 #include "builtin_rewards.hpp"
 #include "train_args.hpp"
@@ -79,10 +82,53 @@ double metric(const engine::MetricValues& values, const std::string& name) {
   return found == values.end() ? std::nan("") : found->second;
 }
 
+/// A step-3 run's two summary rows: greedy and sampled held-out answers, before -> after.
+void append_step3_rows(std::vector<std::vector<std::string>>& rows, const std::string& label,
+                       const actors::Step3Result& run) {
+  rows.push_back({label, duration(run.seconds),
+                  "greedy: reward " + number(run.before.reward_score) + " -> " + number(run.after.reward_score) +
+                      ", gold " + number(run.before.gold_score, "%.1f") + " -> " + number(run.after.gold_score, "%.1f") +
+                      ", KL to reference " + number(run.after.kl_per_answer)});
+  rows.push_back({"", "",
+                  "sampled: reward " + number(run.before_sampled.reward_score) + " -> " +
+                      number(run.after_sampled.reward_score) + ", gold " + number(run.before_sampled.gold_score, "%.1f") +
+                      " -> " + number(run.after_sampled.gold_score, "%.1f") + ", KL " +
+                      number(run.after_sampled.kl_per_answer)});
+}
+
+/// --demo_algos' names, checked before any work: known algorithms, each once, not the
+/// demo's own step-3 algorithm (that run is already in the table).
+void check_demo_algos(const TrainArgs& given) {
+  std::set<std::string> seen;
+  for (const auto& name : given.demo_algos) {
+    if (name == given.algo)
+      throw Error("--demo_algos: '" + name + "' is the demo's own step-3 algorithm (--algo); list only the others");
+    if (!seen.insert(name).second) throw Error("--demo_algos: '" + name + "' is listed twice");
+    rl::AlgorithmRegistry::global().create(name);  // throws naming the known algorithms
+  }
+}
+
+/// Step 3 of `algo` with its default options, otherwise as `ppo_run`. Algorithms that
+/// answer each prompt k times take 1/k of the prompts per cycle, so every run trains on
+/// as many answers per cycle, and sees as many in all, as the PPO run.
+actors::Step3Result run_other_algorithm(const TrainArgs& ppo_run, const std::string& algo, const fs::path& dir) {
+  TrainArgs run = ppo_run;
+  run.algo = algo;
+  run.algo_options.clear();
+  run.kl_ctl = run.clip_reward_value = run.cliprange = run.cliprange_value = run.gamma = run.lam = std::nullopt;
+  const int64_t answers_per_prompt = rl::AlgorithmRegistry::global().create(algo)->samples_per_prompt();
+  run.per_device_generation_batch_size = std::max<int64_t>(1, ppo_run.per_device_generation_batch_size / answers_per_prompt);
+  run.output_dir = dir.string();
+  log::info("demo: step 3 with --algo ", algo, " (", run.per_device_generation_batch_size, " prompts x ",
+            answers_per_prompt, " answers per cycle)");
+  return run_ppo_step(run);
+}
+
 }  // namespace
 
 void run_demo_pipeline(const TrainArgs& given) {
   register_builtin_reward_functions();
+  check_demo_algos(given);
   const fs::path out = given.output_dir.empty() ? fs::path("troupe_demo") : fs::path(given.output_dir);
   fs::create_directories(out);
   const auto started = std::chrono::steady_clock::now();
@@ -198,6 +244,10 @@ void run_demo_pipeline(const TrainArgs& given) {
     dpo_graded = run_ppo_step(dpo_grading);
   }
 
+  std::vector<std::pair<std::string, actors::Step3Result>> other_algorithms;
+  for (const auto& algo : given.demo_algos)
+    other_algorithms.emplace_back(algo, run_other_algorithm(step3, algo, out / ("step3_" + algo)));
+
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
   // The summary table.
@@ -215,15 +265,8 @@ void run_demo_pipeline(const TrainArgs& given) {
        "eval accuracy " + number(metric(reward.final_eval, "accuracy")) + " (chosen " +
            number(metric(reward.final_eval, "chosen_score")) + ", rejected " +
            number(metric(reward.final_eval, "rejected_score")) + ")"},
-      {"3 PPO", duration(ppo.seconds),
-       "greedy: reward " + number(ppo.before.reward_score) + " -> " + number(ppo.after.reward_score) + ", gold " +
-           number(ppo.before.gold_score, "%.1f") + " -> " + number(ppo.after.gold_score, "%.1f") +
-           ", KL to reference " + number(ppo.after.kl_per_answer)},
-      {"", "",
-       "sampled: reward " + number(ppo.before_sampled.reward_score) + " -> " + number(ppo.after_sampled.reward_score) +
-           ", gold " + number(ppo.before_sampled.gold_score, "%.1f") + " -> " +
-           number(ppo.after_sampled.gold_score, "%.1f") + ", KL " + number(ppo.after_sampled.kl_per_answer)},
   };
+  append_step3_rows(step_rows, "3 PPO", ppo);
   if (given.demo_dpo) {
     // "before" is step 1's model, graded in step 3's evaluation before its first cycle.
     step_rows.push_back({"DPO", duration(dpo_result.seconds),
@@ -237,6 +280,7 @@ void run_demo_pipeline(const TrainArgs& given) {
                              number(ppo.before_sampled.gold_score, "%.1f") + " -> " +
                              number(dpo_graded.before_sampled.gold_score, "%.1f")});
   }
+  for (const auto& [algo, result] : other_algorithms) append_step3_rows(step_rows, "3 " + algo, result);
   step_rows.push_back({"all", duration(total), "seed " + std::to_string(given.seed)});
   rows.insert(rows.end(), step_rows.begin(), step_rows.end());
   std::printf("\n%-16s %-8s %s\n", "step", "time", "result");
@@ -268,6 +312,9 @@ void run_demo_pipeline(const TrainArgs& given) {
   curves(step3.output_dir, "step3/train", {"kl_per_answer"}, "Step 3: KL to the reference per answer");
   curves(step3.output_dir, "step3/train", {"actor_loss", "critic_loss"}, "Step 3: losses");
   curves(step3.output_dir, "step3/eval", {"gold_score", "sampled_gold_score"}, "Step 3: held-out gold score");
+  for (const auto& [algo, result] : other_algorithms)
+    curves((out / ("step3_" + algo)).string(), "step3/eval", {"gold_score", "sampled_gold_score"},
+           "Step 3 with --algo " + algo + ": held-out gold score");
   if (given.demo_dpo) {
     curves(dpo.output_dir, "dpo/train", {"loss"}, "DPO: training loss");
     curves(dpo.output_dir, "dpo/eval", {"rewards/accuracies"}, "DPO: eval reward accuracy");

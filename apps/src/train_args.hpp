@@ -61,6 +61,7 @@ struct TrainArgs {
   // DPO
   double beta = 0.1, label_smoothing = 0.0;
   bool demo_dpo = false;  ///< the demo runs DPO from step 1's model too and compares gold
+  std::vector<std::string> demo_algos;  ///< the demo also runs step 3 with each of these algorithms
   // step 3
   std::string algo = "ppo";
   std::vector<std::string> algo_options;  ///< KEY=VALUE

@@ -70,7 +70,8 @@ void check_flags_for_step(const CLI::App& cmd, const StepFlags& groups, int step
       throw Error(flag + " applies to --step dpo, or to the demo run with --demo_dpo");
     return;
   }
-  if (cmd.count("--demo_dpo") > 0) throw Error("--demo_dpo belongs to the demo run (troupe train without --step)");
+  for (const char* demo_only : {"--demo_dpo", "--demo_algos"})
+    if (cmd.count(demo_only) > 0) throw Error(std::string(demo_only) + " belongs to the demo run (troupe train without --step)");
   auto refuse = [&](const CLI::App& group, const std::string& whose) {
     if (const auto flag = first_given(group); !flag.empty())
       throw Error(flag + " does not apply to --step " + step_label(step) + " (it is a " + whose + " flag)");
@@ -158,6 +159,10 @@ Command add_train_command(CLI::App& app) {
              "Seconds a data-parallel rank waits at a rendezvous or collective before failing, naming the ranks that did not arrive")
       ->check(CLI::PositiveNumber);
   shared.flag("demo_dpo", a.demo_dpo, "Demo run only: also run DPO from step 1's model and compare its held-out gold with PPO's");
+  shared.opt("demo_algos", a.demo_algos,
+             "Demo run only: also run step 3 with each of these algorithms (comma-separated, e.g. grpo,rloo) from the same "
+             "step-1 and step-2 models, and compare their held-out gold with PPO's")
+      ->delimiter(',');
 
   steps12.opt("model_name_or_path", a.model_name_or_path, "A Hugging Face model directory, or preset:NAME (random weights)");
   steps12.opt("per_device_train_batch_size", a.per_device_train_batch_size, "Micro-batch size")->check(positive);

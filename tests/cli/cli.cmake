@@ -99,6 +99,12 @@ troupe_cli_test("a step-3 flag with --step dpo is refused by name" "--ppo_epochs
   train --step dpo --ppo_epochs 2 --model_name_or_path x --data_path Dahoas/rm-static=x --output_dir x)
 troupe_cli_test("an unknown --step is named" "expected 1, 2, 3 or dpo" train --step 4)
 troupe_cli_test("--demo_dpo with a --step is refused" "--demo_dpo belongs to the demo run" train --step 1 --demo_dpo)
+troupe_cli_test("--demo_algos with a --step is refused" "--demo_algos belongs to the demo run"
+  train --step 3 --demo_algos grpo)
+troupe_cli_test("--demo_algos naming the demo's own algorithm is refused" "'ppo' is the demo's own step-3 algorithm"
+  train --output_dir ${cli_dir}/demo_algos_ppo --demo_algos grpo,ppo)
+troupe_cli_test("--demo_algos naming an unknown algorithm lists the known ones" "unknown RL algorithm 'ppo2' \\(known:"
+  train --output_dir ${cli_dir}/demo_algos_unknown --demo_algos rloo,ppo2)
 troupe_cli_test("--beta in the demo run without --demo_dpo is refused" "--beta applies to --step dpo, or to the demo run"
   train --beta 0.2)
 add_test(NAME "cli: --step dpo trains on a small demo corpus and logs DPO's metrics"
