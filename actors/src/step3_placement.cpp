@@ -1,4 +1,4 @@
-/// place_step3_roles: the topology's processes on this machine.
+/// place_step3_roles: the topology's processes on this machine or the cluster's nodes.
 #include <troupe/actors/step3_placement.hpp>
 
 #include <algorithm>
@@ -28,7 +28,7 @@ int Step3Placement::worker_processes() const {
 }
 
 Step3Placement place_step3_roles(const placement::Topology& topology, const Step3Models& models,
-                                 const placement::NodeResources& machine) {
+                                 const placement::ClusterResources& cluster) {
   auto planned = topology;
   for (auto& role : planned.roles) {
     const std::string field = topology.source + ": roles." + placement::role_name(role.role);
@@ -40,9 +40,16 @@ Step3Placement place_step3_roles(const placement::Topology& topology, const Step
                                                              : models.actor;
     if (!dir.empty()) role.model = dir.string();
   }
-  const auto plan = placement::make_plan(planned, placement::ClusterResources({machine}), models.actor.string());
+  const auto plan = placement::make_plan(planned, cluster, models.actor.string());
   Step3Placement result;
   result.plan_text = placement::format_plan(plan);
+  result.spans_nodes = cluster.nodes().size() > 1;
+  // The nodes of ranks [first, ...) of a process, once it is placed.
+  auto nodes_of = [](const placement::ProcessPlan& process, size_t first) {
+    std::vector<std::string> nodes;
+    for (size_t i = first; i < process.ranks.size(); ++i) nodes.push_back(process.ranks[i].node);
+    return nodes;
+  };
   if (const auto* critic = topology.find(placement::Role::Critic)) {
     result.critic_zero_stage = critic->zero_stage;
     result.critic_reduce_bucket_size = critic->reduce_bucket_size;
@@ -70,13 +77,16 @@ Step3Placement place_step3_roles(const placement::Topology& topology, const Step
         for (auto role : process.roles) ranks.roles.emplace_back(placement::role_name(role));
         ranks.ranks = actor_devices - 1;
         ranks.first_rank = 1;
+        ranks.nodes = nodes_of(process, 1);
         result.worker_sets.push_back(ranks);
       }
+      if (!process.ranks.empty()) result.controller_node = process.ranks.front().node;
       continue;
     }
     WorkerSet set;
     set.ranks = topology.find(process.roles.front())->devices;
     for (auto role : process.roles) set.roles.emplace_back(placement::role_name(role));
+    set.nodes = nodes_of(process, 0);
     result.worker_sets.push_back(set);
   }
   placement::require_feasible(plan);

@@ -22,15 +22,18 @@ Step3Placement plan_placement(const Step3Config& config) {
   Step3Models models{config.actor_model, config.critic_model,
                      config.reward_from_model() ? (config.reward_model.empty() ? config.critic_model : config.reward_model)
                                                 : std::filesystem::path()};
-  placement::NodeResources machine = placement::detect_local_node("local");
+  auto cluster = placement::ClusterResources({placement::detect_local_node("local")});
   if (!config.cluster.empty()) {
-    const auto described = placement::ClusterResources::load(config.cluster.string());
-    if (described.nodes().size() != 1)
-      throw Error(config.cluster.string() + ": step 3 starts its workers on this machine; describe one node, not " +
-                  std::to_string(described.nodes().size()));
-    machine = described.nodes().front();
+    cluster = placement::ClusterResources::load(config.cluster.string());
+    if (cluster.nodes().size() != 1 && config.listen.empty())
+      throw Error(config.cluster.string() + ": describes " + std::to_string(cluster.nodes().size()) +
+                  " nodes, but without --listen step 3 starts its workers on this machine (describe one node, or "
+                  "listen for workers started on each node with `troupe worker --join HOST:PORT --node NAME`)");
   }
-  auto placement = place_step3_roles(placement::load_topology(config.topology), models, machine);
+  auto placement = place_step3_roles(placement::load_topology(config.topology), models, cluster);
+  if (placement.spans_nodes)
+    log::info("step3: this process holds the actor's rank 0, which the plan puts on node ", placement.controller_node,
+              ": run it there");
   log::info(placement.plan_text);
   return placement;
 }

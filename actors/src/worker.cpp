@@ -181,6 +181,7 @@ int run_node_agent(const WorkerOptions& options) {
                 system.render(remote.error()));
   auto registrar = caf::actor_cast<RegistrarActor>(*remote);
   auto resources = local_resources();
+  resources.cluster_node = options.cluster_node;
 
   caf::scoped_actor self{system};
   std::string failure;

@@ -10,6 +10,40 @@
 #include <troupe/common/log.hpp>
 
 namespace troupe::actors {
+namespace {
+
+/// The joined workers in the order of the plan's worker ranks (every set's ranks, set by
+/// set), each on the cluster node the plan puts that rank on, as the worker reported it
+/// (`troupe worker --node`). Throws troupe::Error naming the rank and the node when the
+/// joined workers do not fit the plan.
+std::vector<std::string> match_to_plan(const std::vector<NodeResources>& joined, const Step3Placement& placement) {
+  std::string who;  // every joined worker and its node, for the errors
+  for (const auto& worker : joined)
+    who += (who.empty() ? "" : ", ") + worker.node + " on " + (worker.cluster_node.empty() ? "no --node" : worker.cluster_node);
+  for (const auto& worker : joined)
+    if (worker.cluster_node.empty())
+      throw Error("step 3: worker " + worker.node + " joined without --node, but the --cluster file has several nodes: "
+                  "start each worker with `troupe worker --join HOST:PORT --node NAME` naming its node (joined: " + who + ")");
+  std::vector<bool> taken(joined.size(), false);
+  std::vector<std::string> names;
+  for (const auto& set : placement.worker_sets) {
+    std::string roles;
+    for (const auto& role : set.roles) roles += (roles.empty() ? "" : "+") + role;
+    for (int i = 0; i < set.ranks; ++i) {
+      const auto& planned = set.nodes.at(static_cast<size_t>(i));
+      size_t w = 0;
+      while (w < joined.size() && (taken[w] || joined[w].cluster_node != planned)) ++w;
+      if (w == joined.size())
+        throw Error("step 3: the plan puts " + roles + " rank " + std::to_string(set.first_rank + i) + " on node " +
+                    planned + ", but no other worker joined with --node " + planned + " (joined: " + who + ")");
+      taken[w] = true;
+      names.push_back(joined[w].node);
+    }
+  }
+  return names;
+}
+
+}  // namespace
 
 WorkerProcesses::WorkerProcesses(caf::actor_system& system, const Step3Config& config, const Step3Placement& placement,
                                  std::function<void(const std::string&)> on_node_lost)
@@ -47,9 +81,13 @@ WorkerProcesses::WorkerProcesses(caf::actor_system& system, const Step3Config& c
     cluster_ = std::make_unique<Cluster>(system, options);
     log::info("step3: waiting for ", count, " worker process(es): run `troupe worker --join ", options.host, ":",
               cluster_->port(), "` with TROUPE_SECRET set, on this or another machine");
-    // Ranks in the order the workers joined.
     const auto wait = std::chrono::milliseconds(static_cast<int64_t>(config.listen_wait_seconds * 1000));
-    for (const auto& node : cluster_->wait_for_nodes(count, wait)) names.push_back(node.node);
+    const auto joined = cluster_->wait_for_nodes(count, wait);
+    if (placement.spans_nodes) {
+      names = match_to_plan(joined, placement);
+    } else {  // one machine: ranks in the order the workers joined
+      for (const auto& node : joined) names.push_back(node.node);
+    }
   }
   size_t next = 0;
   for (const auto& set : placement.worker_sets) {
@@ -70,7 +108,8 @@ WorkerProcesses::WorkerProcesses(caf::actor_system& system, const Step3Config& c
                                    std::to_string(set.first_rank + set.ranks - 1) + " in data-parallel worker processes ";
     else
       text += set.ranks == 1 ? " in worker process " : " in " + std::to_string(set.ranks) + " data-parallel worker processes ";
-    for (size_t i = 0; i < nodes.size(); ++i) text += (i ? ", " : "") + nodes[i];
+    for (size_t i = 0; i < nodes.size(); ++i)
+      text += (i ? ", " : "") + nodes[i] + (placement.spans_nodes ? " (node " + set.nodes[i] + ")" : "");
     descriptions_.push_back(text);
   }
 }

@@ -62,6 +62,10 @@ add_test(NAME "cli: step 3 with --listen workers that rejoin survives a lost wor
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/step3_rejoin.sh ${troupe_cli} ${cli_dir}/step3_rejoin)
 set_tests_properties("cli: step 3 with --listen workers that rejoin survives a lost worker and equals the uninterrupted run"
   PROPERTIES TIMEOUT 600)
+add_test(NAME "cli: step 3 over a two-node cluster places the actor's ranks by the node each worker reports"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/step3_cluster_nodes.sh ${troupe_cli} ${cli_dir}/step3_cluster_nodes)
+set_tests_properties("cli: step 3 over a two-node cluster places the actor's ranks by the node each worker reports"
+  PROPERTIES TIMEOUT 400)
 troupe_cli_test("--rejoin_timeout without --listen is refused" "--rejoin_timeout needs --listen"
   train --step 3 --rejoin_timeout 30 --actor_model_name_or_path x --output_dir ${cli_dir}/rejoin_no_listen)
 troupe_cli_test("a misspelt dataset schema is refused before the model is built"

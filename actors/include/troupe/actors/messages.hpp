@@ -145,11 +145,14 @@ struct NodeResources {
   std::string node;  ///< host:pid
   int64_t cpu_threads = 0;
   int64_t memory_bytes = 0;
+  /// The --cluster file's node this process runs on (`troupe worker --node`); empty when
+  /// not said.
+  std::string cluster_node;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, NodeResources& x) {
-  return f(caf::meta::type_name("troupe::NodeResources"), x.node, x.cpu_threads, x.memory_bytes);
+  return f(caf::meta::type_name("troupe::NodeResources"), x.node, x.cpu_threads, x.memory_bytes, x.cluster_node);
 }
 
 /// Bytes on the wire: nonces, proofs, serialized batches.

@@ -22,6 +22,8 @@ struct WorkerSet {
   /// The set's processes are ranks first_rank.. of a group of first_rank + ranks; the
   /// ranks below live in the controller's process (the actor's rank 0).
   int first_rank = 0;
+  /// The cluster node the plan puts each of the set's processes on, in rank order.
+  std::vector<std::string> nodes;
 };
 
 struct Step3Placement {
@@ -45,6 +47,11 @@ struct Step3Placement {
   std::vector<std::string> offloads;
   /// The plan as `troupe plan` prints it.
   std::string plan_text;
+  /// The cluster node the plan puts the actor's rank 0 on: the controller's process.
+  std::string controller_node;
+  /// The cluster has several nodes: workers are matched to the plan by the node they
+  /// report (`troupe worker --node`), not by the order they join.
+  bool spans_nodes = false;
   /// True when `role` (its rank 0) shares the controller's (the actor's) process.
   bool with_actor(const std::string& role) const;
   /// The data-parallel ranks of `role` (1 unless its devices say more).
@@ -58,11 +65,12 @@ struct Step3Models {
   std::filesystem::path actor, critic, reward;  ///< empty = none (e.g. a reward function)
 };
 
-/// Plans `topology` on `machine` (this machine's resources, or a description of it).
-/// Throws troupe::Error naming the topology file and the field for what step 3 cannot
-/// run (tp > 1), or the plan's problems when it does not
-/// fit. Roles the topology leaves out run with the actor.
+/// Plans `topology` on `cluster` (this machine's resources, a description of it, or the
+/// machines of a --listen run). Throws troupe::Error naming the topology file and the
+/// field for what step 3 cannot run (tp > 1), or the plan's problems when it does not
+/// fit (a strategy the nodes cannot satisfy included). Roles the topology leaves out run
+/// with the actor.
 Step3Placement place_step3_roles(const placement::Topology& topology, const Step3Models& models,
-                                 const placement::NodeResources& machine);
+                                 const placement::ClusterResources& cluster);
 
 }  // namespace troupe::actors

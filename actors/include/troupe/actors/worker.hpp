@@ -25,6 +25,9 @@ struct WorkerOptions {
   /// run after a lost worker: the process then starts itself anew to join the restarted
   /// run). 0 = one attempt, and exit when the controller is gone.
   double rejoin_seconds = 0;
+  /// `troupe worker --node NAME`: the controller's --cluster node this process runs on;
+  /// a run whose cluster has several nodes gives it the ranks its plan puts there.
+  std::string cluster_node;
 };
 
 /// This machine's CPU threads and memory, named by this process (host:pid).
