@@ -118,7 +118,7 @@ SupervisedRanks::SupervisedRanks(int64_t num_processes, int zero_stage, const st
   auto collectives = actors::default_collectives();
   if (device_.is_cuda()) {
     cuda_device = launch ? launch->local_rank.value_or(rank_) : rank_;
-    device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(rank_));
+    device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(cuda_device));
     collectives = actors::Collectives::kNccl;
   }
   group_ = std::make_shared<actors::DataParallel>(host, port, rank_, world_, phase_,

@@ -3,6 +3,7 @@
 # - Steps 1, 2 and DPO on two ranks report the evaluation one process reports (within 1e-6 relative) on an
 #   eval set of 5 samples: each rank scores its share (3 and 2 samples; in batches of 2 rank 1 has one batch
 #   fewer and runs a padding pass, so that under ZeRO stage 3 it joins rank 0's per-layer gathers), none twice.
+# - DPO's evaluation after training on two ranks equals one process's that trained the same steps.
 # - DPO over two ranks at ZeRO stage 3 (policy and frozen reference partitioned) trains the weights and logs
 #   the metrics of stage 0 (within 1e-5, as the stages agree in data_parallel_steps.sh).
 # Usage: data_parallel_eval.sh TROUPE_BINARY WORK_DIR
@@ -12,7 +13,7 @@ work=$2
 source "$(dirname "${BASH_SOURCE[0]}")/demo_workdir.sh"
 demo_workdir "$troupe" "$work" 96
 common=(--data_path Dahoas/rm-static=data --data_split 4,4,2 --max_seq_len 48 --tokenizer tok --seed 7
-  --model_name_or_path preset:llama-tiny --per_device_train_batch_size 4 --learning_rate 1e-3
+  --model_name_or_path preset:llama-tiny --learning_rate 1e-3
   --eval_samples 5 --per_device_eval_batch_size 2)
 
 run() {  # OUTPUT_DIR FLAGS...
@@ -23,14 +24,18 @@ run() {  # OUTPUT_DIR FLAGS...
 }
 for step in 1 2 dpo; do
   # Steps 1 and 2 stop after two steps (their eval before training is compared); DPO runs its epoch.
-  limit=(--max_steps 2)
-  if [ $step = dpo ]; then limit=(--beta 0.2); fi
+  limit=(--per_device_train_batch_size 4 --max_steps 2)
+  if [ $step = dpo ]; then limit=(--per_device_train_batch_size 4 --beta 0.2); fi
   run "${step}_one" --step $step "${limit[@]}"
   run "${step}_zero0" --step $step "${limit[@]}" --num_processes 2 --zero_stage 0
   run "${step}_zero3" --step $step "${limit[@]}" --num_processes 2 --zero_stage 3
   grep -q "training and [6-9][0-9]* evaluation samples" "${step}_one.log"  # more than the 5 evaluated
 done
 grep -q "reference model: a frozen copy, ZeRO-3: layers partitioned over 2 ranks" dpo_zero3.log
+# DPO's loss is a mean over pairs, so one process with twice the batch trains what two ranks train (the 38
+# pairs split evenly): its evaluation after training, of a model that is no longer its reference, is the
+# two ranks' too.
+run dpo_one_batch8 --step dpo --beta 0.2 --per_device_train_batch_size 8
 
 python3 - <<'PYEOF'
 import json
@@ -50,6 +55,13 @@ for step in ("1", "2", "dpo"):
             assert close(one[name], two[name], 1e-6), (step, stage, name, one[name], two[name])
         print(f"{step}: eval before training, one process and two ranks at ZeRO stage {stage}:",
               ", ".join(f"{n} {one[n]:.6g}/{two[n]:.6g}" for n in names))
+
+one, two = rows("dpo_one_batch8", "eval")[-1], rows("dpo_zero0", "eval")[-1]
+assert one["step"] == two["step"] > 0 and one["rewards/margins"] != 0, (one, two)
+for name in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins"):
+    assert close(one[name], two[name], 1e-6), ("dpo after training", name, one[name], two[name])
+print("dpo: eval after training, one process of batch 8 and two ranks of batch 4:",
+      ", ".join(f"{n} {one[n]:.7g}/{two[n]:.7g}" for n in ("loss", "rewards/margins")))
 
 # DPO at stage 3 against stage 0: the same weights and metrics.
 zero0, zero3 = (load_file(f"dpo_zero{s}/model.safetensors") for s in (0, 3))

@@ -100,6 +100,18 @@ expect_refused "MASTER_PORT=70000: must be in [1, 65535]" RANK=0 WORLD_SIZE=2 MA
 expect_refused "LOCAL_RANK=2: must be in [0, LOCAL_WORLD_SIZE - 1]" RANK=0 WORLD_SIZE=4 MASTER_ADDR=127.0.0.1 \
   MASTER_PORT=29500 LOCAL_RANK=2 LOCAL_WORLD_SIZE=2
 expect_refused "MASTER_ADDR is empty" RANK=0 WORLD_SIZE=2 MASTER_ADDR= MASTER_PORT=29500
+# A MASTER_PORT another program listens on: rank 0 says it cannot host the rendezvous there.
+busy=$(free_port)
+python3 -c "import socket, sys, time; s = socket.socket(); s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(); time.sleep(60)" \
+  "$busy" &
+listener=$!
+sleep 0.5
+status=0
+env RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT="$busy" "$troupe" train "${flags[@]}" --output_dir busy \
+  > busy.log 2>&1 || status=$?
+kill "$listener"
+test "$status" -ne 0
+grep -qF "MASTER_PORT=$busy: rank 0 cannot host the rendezvous there" busy.log || { cat busy.log; exit 1; }
 status=0
 env RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 "$troupe" train "${flags[@]}" --num_processes 3 \
   --output_dir refused > refused.log 2>&1 || status=$?
