@@ -5,6 +5,7 @@
 #   "machines" (an output folder each, every rank tokenizing its own), at ZeRO stage 3, each trains the model
 #   a `--num_processes 2` run of the same flags trains (weights within 1e-7) and reports the same metrics;
 # - under torchrun (where installed), which hosts the store itself, the same;
+# - when a rank dies, the others stop with an error naming it;
 # - a missing, malformed or out-of-range variable, or --num_processes against WORLD_SIZE, is refused by name
 #   before any model is built.
 # Usage: external_launch.sh TROUPE_BINARY WORK_DIR
@@ -16,9 +17,10 @@ demo_workdir "$troupe" "$work" 96
 # One thread per process in every run: the same arithmetic whoever started the ranks.
 export OMP_NUM_THREADS=1
 unset RANK WORLD_SIZE MASTER_ADDR MASTER_PORT LOCAL_RANK LOCAL_WORLD_SIZE
-flags=(--step 1 --data_path Dahoas/rm-static=data --data_split 2,4,4 --max_seq_len 48 --tokenizer tok --seed 7
-  --model_name_or_path preset:llama-tiny --per_device_train_batch_size 4 --learning_rate 1e-3 --max_steps 4
-  --eval_samples 5 --per_device_eval_batch_size 2 --zero_stage 3 --collective_timeout 60)
+common=(--step 1 --data_path Dahoas/rm-static=data --data_split 2,4,4 --max_seq_len 48 --tokenizer tok --seed 7
+  --model_name_or_path preset:llama-tiny --per_device_train_batch_size 4 --learning_rate 1e-3
+  --eval_samples 5 --per_device_eval_batch_size 2 --zero_stage 3)
+flags=("${common[@]}" --max_steps 4 --collective_timeout 60)
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -80,6 +82,28 @@ for run in os.environ["RUNS"].split():
             if name in x:
                 assert abs(x[name] - y[name]) <= 1e-6 * abs(x[name]), (run, x, y)
 PYEOF
+
+# A rank that dies: the launcher owns the processes, so troupe does not watch them, but the rank waiting for
+# it at a collective stops with an error naming it (here at once: the dead rank's connection closes; a rank
+# that hangs is named when --collective_timeout runs out).
+port=$(free_port)
+long=("${common[@]}" --num_train_epochs 100 --collective_timeout 20)
+env RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" "$troupe" train "${long[@]}" --output_dir dies \
+  2> dies.log &
+rank0=$!
+env RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" "$troupe" train "${long[@]}" --output_dir dies \
+  2> dies.rank1.log &
+rank1=$!
+for _ in $(seq 150); do
+  grep -q "step1: eval at step 0" dies.rank1.log 2>/dev/null && break
+  sleep 0.2
+done
+{ kill -9 "$rank1" && wait "$rank1"; } 2> /dev/null || true
+timeout 40 tail --pid="$rank0" -f /dev/null || { echo "rank 0 did not stop"; kill -9 "$rank0"; exit 1; }
+status=0
+wait "$rank0" || status=$?
+test "$status" -ne 0
+grep -q "ranks that did not arrive: 1" dies.log || { cat dies.log; exit 1; }
 
 # The launcher's variables are checked before any model is built, each error naming its variable.
 expect_refused() {  # EXPECTED_TEXT ENV...
