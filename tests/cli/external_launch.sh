@@ -4,6 +4,7 @@
 # - on one machine (one output folder, LOCAL_RANK 0/1: rank 1 waits for rank 0's tokenized cache) and on two
 #   "machines" (an output folder each, every rank tokenizing its own), at ZeRO stage 3, each trains the model
 #   a `--num_processes 2` run of the same flags trains (weights within 1e-7) and reports the same metrics;
+# - stopped by --max_steps and resumed, the two "machines" train what they train uninterrupted;
 # - under torchrun (where installed), which hosts the store itself, the same;
 # - when a rank dies, the others stop with an error naming it;
 # - a missing, malformed or out-of-range variable, or --num_processes against WORLD_SIZE, is refused by name
@@ -27,20 +28,23 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 # The reference: troupe starts the second rank itself.
 "$troupe" train "${flags[@]}" --num_processes 2 --output_dir spawned 2> spawned.log || { cat spawned.log; exit 1; }
 
-# Two processes as a launcher starts them. Args: OUT0 OUT1 EXTRA_ENV0 EXTRA_ENV1
+# Two processes as a launcher starts them. Args: OUT0 OUT1 EXTRA_ENV0 EXTRA_ENV1 [FLAGS...] (default: $flags)
 launch_two() {
-  local port
+  local port out0=$1 out1=$2 env0=$3 env1=$4
+  shift 4
+  local run_flags=("$@")
+  if [ ${#run_flags[@]} -eq 0 ]; then run_flags=("${flags[@]}"); fi
   port=$(free_port)
-  env RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" $3 \
-    "$troupe" train "${flags[@]}" --output_dir "$1" 2> "$1.log" &
+  env RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" $env0 \
+    "$troupe" train "${run_flags[@]}" --output_dir "$out0" 2> "$out0.log" &
   local rank0=$!
-  env RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" $4 \
-    "$troupe" train "${flags[@]}" --output_dir "$2" 2> "$2.rank1.log" &
+  env RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" $env1 \
+    "$troupe" train "${run_flags[@]}" --output_dir "$out1" 2> "$out1.rank1.log" &
   local rank1=$!
   local status=0
   wait "$rank0" || status=$?
   wait "$rank1" || status=$?
-  if [ "$status" -ne 0 ]; then cat "$1.log" "$2.rank1.log"; exit 1; fi
+  if [ "$status" -ne 0 ]; then cat "$out0.log" "$out1.rank1.log"; exit 1; fi
 }
 
 launch_two one_machine one_machine "LOCAL_RANK=0 LOCAL_WORLD_SIZE=2" "LOCAL_RANK=1 LOCAL_WORLD_SIZE=2"
@@ -51,6 +55,13 @@ test "$(ls one_machine/data_cache/*.trpdata | wc -l)" -eq 2      # tokenized onc
 launch_two machine_a machine_b "" ""
 test -f machine_a/config.json && test ! -f machine_b/config.json  # rank 0 writes the model
 test -d machine_b/data_cache && test -d machine_b/checkpoint/rank1 # rank 1 has its own data and checkpoint
+
+# Stopped by --max_steps and resumed (each rank from its machine's checkpoint) equals the uninterrupted run.
+launch_two resumed_a resumed_b "" "" "${common[@]}" --max_steps 2 --collective_timeout 60
+launch_two resumed_a resumed_b "" "" "${flags[@]}" --resume
+grep -q "step1: resumed from resumed_a/checkpoint/rank0 at step 2" resumed_a.log
+grep -q "step1: resumed from resumed_b/checkpoint/rank1 at step 2" resumed_b.rank1.log
+cmp resumed_a/model.safetensors machine_a/model.safetensors
 
 # torchrun itself, where installed: its agent hosts the store at MASTER_PORT, which every rank then joins.
 runs="one_machine machine_a"
