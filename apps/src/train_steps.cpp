@@ -142,6 +142,26 @@ engine::DpoOptions dpo_options(const TrainArgs& args) {
   return dpo;
 }
 
+/// Under a launcher each rank was given its own flags: those the ranks must share are
+/// compared (one all-reduce), since a difference would otherwise hang at a collective or
+/// mix stages. Throws troupe::Error naming the first that differs.
+void require_same_on_every_rank(actors::DataParallel& group, const torch::Device& device,
+                                const std::vector<std::pair<std::string, int64_t>>& values) {
+  std::vector<int64_t> both;  // each value, then each negated: one max gives the largest and the smallest
+  for (const auto& [name, value] : values) both.push_back(value);
+  for (const auto& [name, value] : values) both.push_back(-value);
+  auto tensor = torch::tensor(both, torch::kLong).to(device);  // (2 * values)
+  group.all_reduce_max(tensor);
+  tensor = tensor.cpu();
+  const auto* reduced = tensor.data_ptr<int64_t>();
+  for (size_t i = 0; i < values.size(); ++i) {
+    const int64_t largest = reduced[i], smallest = -reduced[i + values.size()];
+    if (largest != smallest)
+      throw Error(values[i].first + " differs between the ranks (" + std::to_string(smallest) + " to " +
+                  std::to_string(largest) + "): give every rank the launcher starts the same flags");
+  }
+}
+
 /// DPO's frozen reference when the policy's layers are partitioned (ZeRO stage 3): a
 /// reference that is the policy's own base (LoRA over a frozen base) runs through the
 /// policy's gathers; otherwise the policy is gathered whole once to be copied, and the
@@ -190,6 +210,21 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   SupervisedRanks ranks(args.num_processes, static_cast<int>(args.zero_stage), name, args.output_dir,
                         torch::Device(args.device), std::chrono::seconds(args.collective_timeout), launch);
   if (ranks.group()) ranks.group()->set_reduce_bucket_size(args.reduce_bucket_size);
+  if (launch && ranks.group())
+    require_same_on_every_rank(*ranks.group(), ranks.device(),
+                               {{"--step", args.step},
+                                {"--zero_stage", args.zero_stage},
+                                {"--per_device_train_batch_size", args.per_device_train_batch_size},
+                                {"--per_device_eval_batch_size", args.per_device_eval_batch_size},
+                                {"--gradient_accumulation_steps", args.gradient_accumulation_steps},
+                                {"--num_train_epochs", args.num_train_epochs},
+                                {"--max_steps", args.max_steps},
+                                {"--eval_interval", args.eval_interval},
+                                {"--save_interval", args.save_interval},
+                                {"--eval_samples", args.eval_samples},
+                                {"--lora_dim", args.lora_dim},
+                                {"the training samples (the data flags)", data.train.size()},
+                                {"the evaluation samples (the data flags)", data.eval.size()}});
   const torch::Device device = ranks.device();
   // The same large tensors every step: no page faults for them. Not when ranks partition
   // the model: what a rank frees of it (the whole gradient under stages 1-2, each

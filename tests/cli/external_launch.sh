@@ -6,7 +6,7 @@
 #   a `--num_processes 2` run of the same flags trains (weights within 1e-7) and reports the same metrics;
 # - stopped by --max_steps and resumed, the two "machines" train what they train uninterrupted;
 # - under torchrun (where installed), which hosts the store itself, the same;
-# - when a rank dies, the others stop with an error naming it;
+# - when a rank dies, the others stop with an error naming it; ranks given different flags say which;
 # - a missing, malformed or out-of-range variable, or --num_processes against WORLD_SIZE, is refused by name
 #   before any model is built.
 # Usage: external_launch.sh TROUPE_BINARY WORK_DIR
@@ -115,6 +115,20 @@ status=0
 wait "$rank0" || status=$?
 test "$status" -ne 0
 grep -q "ranks that did not arrive: 1" dies.log || { cat dies.log; exit 1; }
+
+# Ranks given different flags: both say which flag differs rather than hang at a collective.
+port=$(free_port)
+env RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" "$troupe" train "${flags[@]}" --output_dir mixed \
+  2> mixed.log &
+rank0=$!
+status1=0
+env RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" "$troupe" train "${common[@]}" --max_steps 3 \
+  --collective_timeout 60 --output_dir mixed 2> mixed.rank1.log || status1=$?
+status0=0
+wait "$rank0" || status0=$?
+test "$status0" -ne 0 && test "$status1" -ne 0
+grep -qF -- "--max_steps differs between the ranks (3 to 4)" mixed.log || { cat mixed.log; exit 1; }
+grep -qF -- "--max_steps differs between the ranks (3 to 4)" mixed.rank1.log || { cat mixed.rank1.log; exit 1; }
 
 # The launcher's variables are checked before any model is built, each error naming its variable.
 expect_refused() {  # EXPECTED_TEXT ENV...
