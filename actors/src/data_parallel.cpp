@@ -236,9 +236,9 @@ struct Rendezvous::Server {
   c10::intrusive_ptr<c10d::Store> store;
 };
 
-Rendezvous::Rendezvous(std::string host) : server_(std::make_unique<Server>()), host_(std::move(host)) {
+Rendezvous::Rendezvous(std::string host, uint16_t port) : server_(std::make_unique<Server>()), host_(std::move(host)) {
   // The server counts as the only worker it waits for; ranks connect later as clients.
-  server_->store = transport::make_tcp_store(host_, 0, true, 1, std::chrono::minutes(5));
+  server_->store = transport::make_tcp_store(host_, port, true, 1, std::chrono::minutes(5));
   port_ = transport::tcp_store_port(server_->store);
 }
 

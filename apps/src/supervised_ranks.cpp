@@ -49,14 +49,18 @@ bool failed(int status) { return !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 
 }  // namespace
 
-void prefix_log_of_started_rank(int64_t num_processes) {
+void prefix_log_of_started_rank(int64_t num_processes, const std::optional<LaunchEnvironment>& launch) {
+  if (launch) {
+    if (launch->world > 1) log::set_prefix("rank " + std::to_string(launch->rank) + "/" + std::to_string(launch->world));
+    return;
+  }
   if (const char* rank = std::getenv(kRankVariable))
     log::set_prefix("rank " + std::string(rank) + "/" + std::to_string(num_processes));
 }
 
 SupervisedRanks::SupervisedRanks(int64_t num_processes, int zero_stage, const std::string& phase,
                                  const std::filesystem::path& output_dir, const torch::Device& device,
-                                 std::chrono::seconds timeout)
+                                 std::chrono::seconds timeout, const std::optional<LaunchEnvironment>& launch)
     : phase_(phase), device_(device) {
   if (num_processes < 1) throw Error("--num_processes must be at least 1, got " + std::to_string(num_processes));
   if (zero_stage < 0 || zero_stage > 3) throw Error("--zero_stage must be 0, 1, 2 or 3, got " + std::to_string(zero_stage));
@@ -65,7 +69,26 @@ SupervisedRanks::SupervisedRanks(int64_t num_processes, int zero_stage, const st
   uint16_t port = 0;
   const char* rank_text = std::getenv(kRankVariable);
   const char* store_text = std::getenv(kStoreVariable);
-  if (rank_text && store_text) {  // a rank the launcher started
+  if (launch) {  // an external launcher started every rank
+    prefix_log_of_started_rank(launch->world, launch);
+    rank_ = launch->rank;
+    world_ = launch->world;
+    host = launch->master_addr;
+    port = launch->master_port;
+    // Rank 0 listens on every interface, as torchrun's store does: MASTER_ADDR is how the
+    // other machines reach it, which may not be an address this machine can bind.
+    if (rank_ == 0 && world_ > 1 && !launch->launcher_hosts_store) {
+      const std::string any = host.find(':') != std::string::npos ? "::" : "0.0.0.0";
+      try {
+        rendezvous_ = std::make_unique<actors::Rendezvous>(any, port);
+      } catch (const Error& e) {
+        throw Error("MASTER_PORT=" + std::to_string(port) + ": rank 0 cannot host the rendezvous there (" + e.what() +
+                    "); pick a free port");
+      }
+    }
+    if (world_ > 1)
+      log::info(phase_, ": started by a launcher as ", describe(*launch), ", ZeRO stage ", zero_stage);
+  } else if (rank_text && store_text) {  // a rank the launcher started
     prefix_log_of_started_rank(num_processes);
     rank_ = std::atoi(rank_text);
     const std::string store = store_text;
@@ -88,20 +111,21 @@ SupervisedRanks::SupervisedRanks(int64_t num_processes, int zero_stage, const st
   }
 
   // The cores are shared by the ranks of this machine, as torchrun does unless told.
+  const int ranks_here = launch ? launch->local_world.value_or(1) : world_;
   if (!std::getenv("OMP_NUM_THREADS"))
-    at::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world_));
+    at::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / ranks_here));
   int cuda_device = -1;
   auto collectives = actors::default_collectives();
   if (device_.is_cuda()) {
-    cuda_device = rank_;
-    device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(rank_));
+    cuda_device = launch ? launch->local_rank.value_or(rank_) : rank_;
+    device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(cuda_device));
     collectives = actors::Collectives::kNccl;
   }
   group_ = std::make_shared<actors::DataParallel>(host, port, rank_, world_, phase_,
                                                   std::chrono::duration_cast<std::chrono::milliseconds>(timeout),
                                                   collectives, cuda_device);
   group_->set_zero_stage(zero_stage);
-  if (rank_ == 0) start_ranks(output_dir);
+  if (rank_ == 0 && !launch) start_ranks(output_dir);
 }
 
 SupervisedRanks::~SupervisedRanks() {

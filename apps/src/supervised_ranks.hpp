@@ -8,11 +8,17 @@
 /// TROUPE_DP_STORE). A started rank writes its log to <output_dir>/logs/rank<r>.log.
 /// When a started rank dies, the launcher stops the run at once, naming the rank, its
 /// exit status and its log, rather than waiting at the next collective.
+///
+/// Started by an external launcher instead (torchrun's RANK, WORLD_SIZE, MASTER_ADDR,
+/// MASTER_PORT; launch_environment.hpp), this process is one rank and starts none: rank 0
+/// hosts the rendezvous at MASTER_ADDR:MASTER_PORT, the others connect to it, and the
+/// launcher owns the processes' lifetimes.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,21 +29,27 @@
 
 #include <troupe/actors/data_parallel.hpp>
 
+#include "launch_environment.hpp"
+
 namespace troupe::apps {
 
 /// In a rank the launcher started (TROUPE_DP_RANK set), "[rank r/N] " leads every log
-/// line from here on; the launcher's own lines stay as they are. SupervisedRanks does it
-/// too; a step calls it first so that its lines before the ranks meet carry it as well.
-void prefix_log_of_started_rank(int64_t num_processes);
+/// line from here on; the launcher's own lines stay as they are. Under an external
+/// launcher every rank's lines carry it (their outputs often meet in one stream).
+/// SupervisedRanks does it too; a step calls it first so that its lines before the ranks
+/// meet carry it as well.
+void prefix_log_of_started_rank(int64_t num_processes, const std::optional<LaunchEnvironment>& launch = std::nullopt);
 
 class SupervisedRanks {
  public:
   /// This process's place among `num_processes` ranks of `phase` ("step1"); starts the
-  /// others when it is the launcher. Rank r trains on `device`, or cuda:r with a CUDA
-  /// device. Throws troupe::Error when num_processes < 1 or a rank cannot start.
+  /// others when it is the launcher. With `launch` (an external launcher's variables) it
+  /// is rank RANK of WORLD_SIZE and starts nothing. Rank r trains on `device`, or on
+  /// cuda:r (cuda:LOCAL_RANK under a launcher) with a CUDA device. Throws troupe::Error
+  /// when num_processes < 1, a rank cannot start or the rendezvous cannot listen.
   SupervisedRanks(int64_t num_processes, int zero_stage, const std::string& phase,
                   const std::filesystem::path& output_dir, const torch::Device& device,
-                  std::chrono::seconds timeout);
+                  std::chrono::seconds timeout, const std::optional<LaunchEnvironment>& launch = std::nullopt);
   /// The launcher: waits for the started ranks to exit (they end with the last
   /// collective) and stops any still running.
   ~SupervisedRanks();

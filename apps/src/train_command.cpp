@@ -178,7 +178,8 @@ Command add_train_command(CLI::App& app) {
                "sample, positions restarting) instead of padding every sample to --max_seq_len; the same loss");
   steps12.opt("num_processes", a.num_processes,
               "Data-parallel ranks, each a process of this machine started here (as `deepspeed --num_gpus`); "
-              "ranks 1.. log to <output_dir>/logs/")
+              "ranks 1.. log to <output_dir>/logs/. Under a launcher that sets RANK, WORLD_SIZE, MASTER_ADDR and "
+              "MASTER_PORT (torchrun, deepspeed, SLURM) each process is one rank: leave it out")
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   steps12.opt("zero_stage", a.zero_stage,
               "With --num_processes > 1: ZeRO stage 0 (gradients averaged), 1 (optimizer state partitioned), "

@@ -14,9 +14,11 @@
 #include <troupe/engine/metrics_log.hpp>
 #include <troupe/engine/model_presets.hpp>
 #include <troupe/engine/host_memory.hpp>
+#include <troupe/engine/hybrid_memory.hpp>
 #include <troupe/engine/offload.hpp>
 #include <troupe/engine/supervised_tasks.hpp>
 #include <troupe/engine/tensorboard_writer.hpp>
+#include <troupe/engine/zero3.hpp>
 #include <troupe/kernels/cpu_features.hpp>
 #include <troupe/models/lora.hpp>
 #include <troupe/models/partitioned_init.hpp>
@@ -25,6 +27,7 @@
 #include <troupe/transport/c10d_communicator.hpp>
 
 #include "builtin_rewards.hpp"
+#include "launch_environment.hpp"
 #include "supervised_ranks.hpp"
 #include "train_args.hpp"
 
@@ -37,7 +40,8 @@ void require_flag(bool present, const std::string& flag, const std::string& why)
   if (!present) throw Error(flag + " is required " + why);
 }
 
-data::PipelineOptions pipeline_options(const TrainArgs& args, const fs::path& tokenizer_dir) {
+data::PipelineOptions pipeline_options(const TrainArgs& args, const fs::path& tokenizer_dir,
+                                       const std::optional<LaunchEnvironment>& launch = std::nullopt) {
   data::PipelineOptions options;
   require_flag(!args.data_path.empty(), "--data_path", "(SCHEMA=PATH, e.g. Dahoas/rm-static=demo_data)");
   for (const auto& spec : args.data_path) options.data_path.push_back(data::parse_dataset_spec(spec));
@@ -49,6 +53,13 @@ data::PipelineOptions pipeline_options(const TrainArgs& args, const fs::path& to
   options.lengths.max_prompt_seq_len = args.max_prompt_seq_len;
   options.tokenizer_dir = tokenizer_dir;
   options.cache_dir = args.data_output_path.empty() ? fs::path(args.output_dir) / "data_cache" : fs::path(args.data_output_path);
+  if (launch) {
+    // Under a launcher each machine needs the data: its local rank 0 tokenizes into the
+    // cache and the machine's other ranks wait for the files. Without LOCAL_RANK every
+    // rank tokenizes (files are written atomically, so ranks sharing a cache agree).
+    options.rank = launch->local_rank.value_or(0);
+    options.world_size = launch->local_world.value_or(launch->local_rank ? launch->world : 1);
+  }
   return options;
 }
 
@@ -131,12 +142,51 @@ engine::DpoOptions dpo_options(const TrainArgs& args) {
   return dpo;
 }
 
+/// Under a launcher each rank was given its own flags: those the ranks must share are
+/// compared (one all-reduce), since a difference would otherwise hang at a collective or
+/// mix stages. Throws troupe::Error naming the first that differs.
+void require_same_on_every_rank(actors::DataParallel& group, const torch::Device& device,
+                                const std::vector<std::pair<std::string, int64_t>>& values) {
+  std::vector<int64_t> both;  // each value, then each negated: one max gives the largest and the smallest
+  for (const auto& [name, value] : values) both.push_back(value);
+  for (const auto& [name, value] : values) both.push_back(-value);
+  auto tensor = torch::tensor(both, torch::kLong).to(device);  // (2 * values)
+  group.all_reduce_max(tensor);
+  tensor = tensor.cpu();
+  const auto* reduced = tensor.data_ptr<int64_t>();
+  for (size_t i = 0; i < values.size(); ++i) {
+    const int64_t largest = reduced[i], smallest = -reduced[i + values.size()];
+    if (largest != smallest)
+      throw Error(values[i].first + " differs between the ranks (" + std::to_string(smallest) + " to " +
+                  std::to_string(largest) + "): give every rank the launcher starts the same flags");
+  }
+}
+
+/// DPO's frozen reference when the policy's layers are partitioned (ZeRO stage 3): a
+/// reference that is the policy's own base (LoRA over a frozen base) runs through the
+/// policy's gathers; otherwise the policy is gathered whole once to be copied, and the
+/// copy's layers are partitioned like the policy's (`partition` keeps them so).
+std::shared_ptr<engine::ReferencePolicy> partitioned_reference(engine::TrainEngine& engine, actors::DataParallel& group,
+                                                               torch::ScalarType compute_dtype,
+                                                               std::unique_ptr<engine::Zero3Partition>& partition) {
+  auto model = engine.model();
+  if (engine::reference_can_share(*model)) return std::make_shared<engine::ReferencePolicy>(model, nullptr, compute_dtype);
+  std::shared_ptr<engine::ReferencePolicy> reference;
+  {
+    const auto whole = engine.zero3()->gather_full_parameters();
+    reference = std::make_shared<engine::ReferencePolicy>(model, nullptr, compute_dtype);
+  }
+  partition = std::make_unique<engine::Zero3Partition>(reference->model(), group.zero3_collectives());
+  return reference;
+}
+
 }  // namespace
 
 std::string step_name(int step) { return step == kDpoStep ? "dpo" : "step" + std::to_string(step); }
 
 engine::PhaseResult run_supervised_step(const TrainArgs& args) {
-  prefix_log_of_started_rank(args.num_processes);
+  const auto launch = launch_environment(args.num_processes);  // RANK, WORLD_SIZE, ... of a launcher
+  prefix_log_of_started_rank(args.num_processes, launch);
   require_flag(!args.output_dir.empty(), "--output_dir", "(where the trained model goes)");
   torch::manual_seed(args.seed);
   if (args.only_optimize_lora && args.lora_dim <= 0) throw Error("--only_optimize_lora needs --lora_dim > 0");
@@ -146,22 +196,35 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   if (dpo && args.packing)
     throw Error("--step dpo with --packing: not supported yet (its sequence log-probs are read from padded rows); "
                 "drop --packing");
-  if (dpo && args.num_processes > 1 && args.zero_stage == 3)
-    throw Error("--step dpo with --zero_stage 3: not supported yet (its frozen reference is not partitioned); use 0-2");
   if (args.offload) log::warn(name, ": ", engine::offload_note("--offload", torch::Device(args.device)));
   say_cpu_bf16(args.dtype, torch::Device(args.device), name);
   // Flags, tokenizer and data first: a wrong schema or path is refused before a large
   // model is built.
   const auto tokenizer_dir = tokenizer_dir_of(args);
   auto tokenizer = models::load_tokenizer(tokenizer_dir);
-  auto data = data::load_phase_data(pipeline_options(args, tokenizer_dir), data_phase(args.step));
+  auto data = data::load_phase_data(pipeline_options(args, tokenizer_dir, launch), data_phase(args.step));
   if (dpo) require_pairs(data);
   log::info(name, ": ", data.train.size(), " training and ", data.eval.size(), " evaluation samples");
   // Only now the other ranks (--num_processes): the flags and data are checked, and they
-  // read the tokenized data this process has cached.
+  // read the tokenized data this process has cached. Under a launcher, every rank joins here.
   SupervisedRanks ranks(args.num_processes, static_cast<int>(args.zero_stage), name, args.output_dir,
-                        torch::Device(args.device), std::chrono::seconds(args.collective_timeout));
+                        torch::Device(args.device), std::chrono::seconds(args.collective_timeout), launch);
   if (ranks.group()) ranks.group()->set_reduce_bucket_size(args.reduce_bucket_size);
+  if (launch && ranks.group())
+    require_same_on_every_rank(*ranks.group(), ranks.device(),
+                               {{"--step", args.step},
+                                {"--zero_stage", args.zero_stage},
+                                {"--per_device_train_batch_size", args.per_device_train_batch_size},
+                                {"--per_device_eval_batch_size", args.per_device_eval_batch_size},
+                                {"--gradient_accumulation_steps", args.gradient_accumulation_steps},
+                                {"--num_train_epochs", args.num_train_epochs},
+                                {"--max_steps", args.max_steps},
+                                {"--eval_interval", args.eval_interval},
+                                {"--save_interval", args.save_interval},
+                                {"--eval_samples", args.eval_samples},
+                                {"--lora_dim", args.lora_dim},
+                                {"the training samples (the data flags)", data.train.size()},
+                                {"the evaluation samples (the data flags)", data.eval.size()}});
   const torch::Device device = ranks.device();
   // The same large tensors every step: no page faults for them. Not when ranks partition
   // the model: what a rank frees of it (the whole gradient under stages 1-2, each
@@ -198,29 +261,43 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   task_options.rank = ranks.rank();
   task_options.world_size = ranks.world();
   task_options.packing = args.packing;
+  if (const auto& group = ranks.group())
+    task_options.sum_over_ranks = [group](torch::Tensor& tensor) { group->all_reduce_sum(tensor); };
   const auto compute_dtype = engine::parse_compute_dtype(args.dtype);
-  engine::PhaseTask task;
-  if (dpo) {
-    // The frozen reference is the model as loaded: its own base with the adapters off for
-    // a LoRA model whose base is frozen, else a copy (bf16 linears under --dtype bf16).
-    auto reference = std::make_shared<engine::ReferencePolicy>(model, nullptr, compute_dtype);
-    log::info(name, ": ", reference->memory_summary());
-    task = engine::make_dpo_task(data, task_options, dpo_options(args), reference);
-  } else {
-    task = args.step == 1 ? engine::make_sft_task(data, task_options) : engine::make_reward_model_task(data, task_options);
-  }
+  // The frozen reference of DPO is the model as loaded: its own base with the adapters off
+  // for a LoRA model whose base is frozen, else a copy (bf16 linears under --dtype bf16).
+  // A partitioned model gets it once the engine holds the partition.
+  std::shared_ptr<engine::ReferencePolicy> reference;
+  std::unique_ptr<engine::Zero3Partition> reference_partition;
+  const bool partitioned = ranks.group() && ranks.group()->partitions_parameters();
+  if (dpo && !partitioned) reference = std::make_shared<engine::ReferencePolicy>(model, nullptr, compute_dtype);
 
   engine::TrainOptions train;
   train.optimizer.learning_rate = args.learning_rate;
   train.optimizer.weight_decay = args.weight_decay;
   train.optimizer.lora_learning_rate = args.lora_learning_rate;
   train.schedule = schedule(args, args.num_warmup_steps);
-  train.schedule.total_steps = std::max<int64_t>(1, args.num_train_epochs * task.batches_per_epoch / args.gradient_accumulation_steps);
+  const int64_t batches_per_epoch = engine::training_batches_per_epoch(data.train.size(), task_options);
+  train.schedule.total_steps = std::max<int64_t>(1, args.num_train_epochs * batches_per_epoch / args.gradient_accumulation_steps);
   train.gradient_accumulation_steps = args.gradient_accumulation_steps;
   train.max_grad_norm = args.max_grad_norm;
   train.compute_dtype = compute_dtype;
   engine::TrainEngine engine(model, train);
   if (const auto& group = ranks.group()) group->attach(engine, std::move(built));
+
+  engine::PhaseTask task;
+  if (dpo) {
+    if (partitioned) reference = partitioned_reference(engine, *ranks.group(), compute_dtype, reference_partition);
+    if (reference_partition)
+      log::info(name, ": reference model: a frozen copy, ZeRO-3: layers partitioned over ", reference_partition->world(),
+                " ranks (holds ", engine::format_bytes(reference_partition->param_resident_bytes()), " of ",
+                engine::format_bytes(reference_partition->whole_param_bytes()), " of parameters)");
+    else
+      log::info(name, ": ", reference->memory_summary());
+    task = engine::make_dpo_task(data, task_options, dpo_options(args), reference);
+  } else {
+    task = args.step == 1 ? engine::make_sft_task(data, task_options) : engine::make_reward_model_task(data, task_options);
+  }
 
   fs::create_directories(args.output_dir);
   // Rank 0 reports for all (each rank's own lines go to its log).

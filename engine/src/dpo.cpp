@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include <torch/nn/functional/activation.h>
 #include <torch/torch.h>
@@ -11,6 +12,7 @@
 #include <troupe/engine/progress.hpp>
 
 #include "epoch_batches.hpp"
+#include "eval_share.hpp"
 
 namespace troupe::engine {
 
@@ -111,24 +113,34 @@ PhaseTask make_dpo_task(const data::PhaseData& data, const SupervisedTaskOptions
   };
   auto eval = data.eval;
   task.evaluate = [eval, options, dpo, reference](models::CausalLMImpl& model) {
-    MetricValues sums;
-    double loss = 0;
-    int64_t pairs = 0, done = 0;
-    const auto index_batches = eval_batches(eval, options);
-    ProgressReporter progress("dpo eval", static_cast<int64_t>(index_batches.size()));
+    // Sums over the eval pairs, which add over the ranks.
+    const std::vector<std::string> names{"rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins"};
+    std::vector<double> sums(names.size() + 2, 0.0);  // the names' sums, loss, pairs
+    double& loss = sums[names.size()];
+    double& pairs = sums[names.size() + 1];
+    const auto share = eval_share(eval.size(), options);
+    ProgressReporter progress("dpo eval", share.passes);
     progress.set_value_name("accuracy");
-    for (const auto& indices : index_batches) {
-      auto b = data::make_step2_batch(eval, indices, options.max_seq_len, options.pad_token_id);
+    for (int64_t pass = 0; pass < share.passes; ++pass) {
+      if (pass >= static_cast<int64_t>(share.batches.size())) {
+        // This rank's share is done; the others' is not: the same passes as a batch's.
+        join_partitioned_pass(*reference->model());
+        join_partitioned_pass(model);
+        continue;
+      }
+      auto b = data::make_step2_batch(eval, share.batches[static_cast<size_t>(pass)], options.max_seq_len,
+                                      options.pad_token_id);
       auto out = batch_dpo_loss(model, *reference, b, dpo);
-      for (const auto& [name, sum] : dpo_reward_sums(out)) sums[name] += sum;
-      loss += out.loss.item<double>();
-      pairs += b.pairs;
-      ++done;
-      progress.update(done, sums["rewards/accuracies"] / static_cast<double>(pairs), b.attention_mask.sum().item<int64_t>());
+      const auto batch_sums = dpo_reward_sums(out);
+      for (size_t i = 0; i < names.size(); ++i) sums[i] += batch_sums.at(names[i]);
+      loss += out.loss.item<double>() * static_cast<double>(b.pairs);  // the loss is the batch's mean over pairs
+      pairs += static_cast<double>(b.pairs);
+      progress.update(pass + 1, sums[2] / pairs, b.attention_mask.sum().item<int64_t>());
     }
+    add_over_ranks(sums, options, model.parameters().front().device());
     if (pairs == 0) return MetricValues{};
-    MetricValues values{{"loss", loss / static_cast<double>(done)}};
-    for (const auto& [name, sum] : sums) values[name] = sum / static_cast<double>(pairs);
+    MetricValues values{{"loss", loss / pairs}};
+    for (size_t i = 0; i < names.size(); ++i) values[names[i]] = sums[i] / pairs;
     return values;
   };
   return task;

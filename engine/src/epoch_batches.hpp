@@ -1,6 +1,6 @@
 #pragma once
 // The training batches of the supervised-style phases (steps 1, 2 and DPO): each epoch's
-// shuffled index batches as DistributedSampler gives them, and the eval batches.
+// shuffled index batches as DistributedSampler gives them.
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -38,11 +38,6 @@ class EpochBatches {
   int64_t epoch_ = -1;
   std::vector<std::vector<int64_t>> batches_;
 };
-
-/// Consecutive index batches over the first max_eval_samples of the eval split.
-inline std::vector<std::vector<int64_t>> eval_batches(const data::PhaseDataset& eval, const SupervisedTaskOptions& options) {
-  return data::sequential_batches(eval.size(), options.eval_batch_size, options.max_eval_samples);
-}
 
 /// Micro-batches per epoch of `samples` training samples (the same every epoch).
 inline int64_t batches_per_epoch(int64_t samples, const SupervisedTaskOptions& options) {

@@ -10,10 +10,12 @@
 #include <troupe/data/collate.hpp>
 #include <troupe/data/packed_batch.hpp>
 #include <troupe/data/sampler.hpp>
+#include <troupe/engine/hybrid_scoring.hpp>
 #include <troupe/engine/losses.hpp>
 #include <troupe/engine/progress.hpp>
 
 #include "epoch_batches.hpp"
+#include "eval_share.hpp"
 
 namespace troupe::engine {
 
@@ -83,18 +85,26 @@ PhaseTask make_sft_task(const data::PhaseData& data, const SupervisedTaskOptions
   };
   auto eval = data.eval;
   task.evaluate = [eval, options](models::CausalLMImpl& model) {
-    double total = 0;
-    int64_t count = 0;
-    const auto batches = eval_batches(eval, options);
-    ProgressReporter progress("step1 eval", static_cast<int64_t>(batches.size()));  // a large model takes minutes
-    for (const auto& indices : batches) {
-      auto b = data::make_step1_batch(eval, indices, options.max_seq_len, options.pad_token_id);
-      total += sft_batch_loss(model, b, options).loss.item<double>();
-      ++count;
-      progress.update(count, total / static_cast<double>(count), b.attention_mask.sum().item<int64_t>());
+    // The mean over every label token of the eval samples: sums that add over the ranks.
+    std::vector<double> sums{0, 0};  // loss summed over label tokens, label tokens
+    const auto share = eval_share(eval.size(), options);
+    ProgressReporter progress("step1 eval", share.passes);  // a large model takes minutes
+    for (int64_t pass = 0; pass < share.passes; ++pass) {
+      if (pass >= static_cast<int64_t>(share.batches.size())) {
+        join_partitioned_pass(model);  // this rank's share is done; the others' is not
+        continue;
+      }
+      auto b = data::make_step1_batch(eval, share.batches[static_cast<size_t>(pass)], options.max_seq_len,
+                                      options.pad_token_id);
+      const int64_t labels = (b.labels.narrow(1, 1, b.labels.size(1) - 1) != -100).sum().item<int64_t>();
+      const double loss = sft_batch_loss(model, b, options).loss.item<double>();
+      if (labels > 0) sums[0] += loss * static_cast<double>(labels);
+      sums[1] += static_cast<double>(labels);
+      progress.update(pass + 1, sums[1] > 0 ? sums[0] / sums[1] : 0.0, b.attention_mask.sum().item<int64_t>());
     }
-    if (count == 0) return MetricValues{};
-    const double loss = total / static_cast<double>(count);
+    add_over_ranks(sums, options, device_of(model));
+    if (sums[1] == 0) return MetricValues{};
+    const double loss = sums[0] / sums[1];
     return MetricValues{{"loss", loss}, {"perplexity", std::exp(loss)}};
   };
   return task;
@@ -112,30 +122,39 @@ PhaseTask make_reward_model_task(const data::PhaseData& data, const SupervisedTa
   };
   auto eval = data.eval;
   task.evaluate = [eval, options](models::CausalLMImpl& model) {
-    double correct = 0, chosen = 0, rejected = 0, loss = 0;
-    int64_t pairs = 0, batches = 0;
-    const auto index_batches = eval_batches(eval, options);
-    ProgressReporter progress("step2 eval", static_cast<int64_t>(index_batches.size()));
+    // Sums over the eval pairs, which add over the ranks.
+    std::vector<double> sums{0, 0, 0, 0, 0};  // correct, chosen, rejected, loss, pairs
+    const auto share = eval_share(eval.size(), options);
+    ProgressReporter progress("step2 eval", share.passes);
     progress.set_value_name("accuracy");
-    for (const auto& indices : index_batches) {
-      auto b = data::make_step2_batch(eval, indices, options.max_seq_len, options.pad_token_id);
+    for (int64_t pass = 0; pass < share.passes; ++pass) {
+      if (pass >= static_cast<int64_t>(share.batches.size())) {
+        join_partitioned_pass(model);  // this rank's share is done; the others' is not
+        continue;
+      }
+      auto b = data::make_step2_batch(eval, share.batches[static_cast<size_t>(pass)], options.max_seq_len,
+                                      options.pad_token_id);
       auto out = reward_model_loss(pair_values(model, b, options).first, b.input_ids, b.attention_mask);
-      correct += (out.chosen_scores > out.rejected_scores).sum().item<double>();
-      chosen += out.chosen_scores.sum().item<double>();
-      rejected += out.rejected_scores.sum().item<double>();
-      loss += out.loss.item<double>();
-      pairs += b.pairs;
-      ++batches;
-      progress.update(batches, correct / static_cast<double>(pairs), b.attention_mask.sum().item<int64_t>());
+      sums[0] += (out.chosen_scores > out.rejected_scores).sum().item<double>();
+      sums[1] += out.chosen_scores.sum().item<double>();
+      sums[2] += out.rejected_scores.sum().item<double>();
+      sums[3] += out.loss.item<double>() * static_cast<double>(b.pairs);  // the loss is the batch's mean over pairs
+      sums[4] += static_cast<double>(b.pairs);
+      progress.update(pass + 1, sums[0] / sums[4], b.attention_mask.sum().item<int64_t>());
     }
-    if (pairs == 0) return MetricValues{};
-    const double n = static_cast<double>(pairs);
-    return MetricValues{{"accuracy", correct / n},
-                        {"chosen_score", chosen / n},
-                        {"rejected_score", rejected / n},
-                        {"loss", loss / static_cast<double>(batches)}};
+    add_over_ranks(sums, options, device_of(model));
+    if (sums[4] == 0) return MetricValues{};
+    const double n = sums[4];
+    return MetricValues{{"accuracy", sums[0] / n},
+                        {"chosen_score", sums[1] / n},
+                        {"rejected_score", sums[2] / n},
+                        {"loss", sums[3] / n}};
   };
   return task;
+}
+
+int64_t training_batches_per_epoch(int64_t samples, const SupervisedTaskOptions& options) {
+  return batches_per_epoch(samples, options);
 }
 
 }  // namespace troupe::engine

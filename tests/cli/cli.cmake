@@ -76,6 +76,14 @@ troupe_cli_test("a missing dataset folder is refused before the model is built" 
 add_test(NAME "cli: steps 1-2 on two data-parallel ranks at ZeRO stages 0-3"
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/data_parallel_steps.sh ${troupe_cli} ${cli_dir}/data_parallel)
 set_tests_properties("cli: steps 1-2 on two data-parallel ranks at ZeRO stages 0-3" PROPERTIES TIMEOUT 600)
+add_test(NAME "cli: steps 1-2 and DPO evaluate a share per rank; DPO at ZeRO stage 3 trains as at stage 0"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/data_parallel_eval.sh ${troupe_cli} ${cli_dir}/data_parallel_eval)
+set_tests_properties("cli: steps 1-2 and DPO evaluate a share per rank; DPO at ZeRO stage 3 trains as at stage 0"
+  PROPERTIES TIMEOUT 600)
+add_test(NAME "cli: step 1 started by an external launcher (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/external_launch.sh ${troupe_cli} ${cli_dir}/external_launch)
+set_tests_properties("cli: step 1 started by an external launcher (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)"
+  PROPERTIES TIMEOUT 600)
 troupe_cli_test("--heartbeat_timeout without --topology is refused, not ignored"
   "--heartbeat_timeout needs --topology: it acts on worker processes"
   train --step 3 --heartbeat_timeout 5 --actor_model_name_or_path x --output_dir ${cli_dir}/heartbeat)

@@ -123,11 +123,11 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
 };
 
 /// The rendezvous a controller hosts for its data-parallel roles: a c10d TCPStore
-/// server listening on `host` (127.0.0.1 by default: ranks on this machine only) and a
-/// free port, alive as long as this object.
+/// server listening on `host` (127.0.0.1 by default: ranks on this machine only) and
+/// `port` (0: a free one), alive as long as this object.
 class Rendezvous {
  public:
-  explicit Rendezvous(std::string host = "127.0.0.1");
+  explicit Rendezvous(std::string host = "127.0.0.1", uint16_t port = 0);
   ~Rendezvous();
   uint16_t port() const { return port_; }
   /// "HOST:port", the form a role spec carries; a wildcard host (0.0.0.0, ::) is

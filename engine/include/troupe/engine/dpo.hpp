@@ -57,7 +57,7 @@ MetricValues dpo_reward_sums(const DpoLoss& out);
 /// `reference`, the frozen starting model (a copy, or the model's own base with its LoRA
 /// adapters off). Training logs the loss and TRL's rewards/chosen, rewards/rejected,
 /// rewards/accuracies, rewards/margins (means over the batch's pairs); eval reports these
-/// over the eval pairs plus "loss" (mean over batches).
+/// over the eval pairs plus "loss" (mean over the eval pairs).
 PhaseTask make_dpo_task(const data::PhaseData& data, const SupervisedTaskOptions& options, const DpoOptions& dpo,
                         std::shared_ptr<ReferencePolicy> reference);
 

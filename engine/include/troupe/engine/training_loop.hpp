@@ -55,8 +55,9 @@ struct PhaseOptions {
   MetricsLog* metrics = nullptr;
   TensorBoardWriter* tensorboard = nullptr;
   /// Data-parallel ranks (the engine is wired to their group): each rank trains on its
-  /// own batches and evaluates the same ones; each keeps its checkpoint in
-  /// checkpoint/rank<r>; rank 0 writes the final model (gathered first under ZeRO stage 3).
+  /// own batches and evaluates its share of the eval samples (the task adds the sums over
+  /// the ranks); each keeps its checkpoint in checkpoint/rank<r>; rank 0 writes the final
+  /// model (gathered first under ZeRO stage 3).
   int rank = 0;
   int world = 1;
   int zero_stage = 0;  ///< recorded in checkpoints: a resume must have the same ranks and stage
