@@ -10,14 +10,15 @@
 #include <troupe/common/error.hpp>
 #include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/transport/communicator.hpp>
+#include <troupe/transport/shm_communicator.hpp>
 #include <troupe/transport/ucx_communicator.hpp>
 
 #include "transport_fixtures.hpp"
 
 namespace troupe::test {
 
-/// The communicators under test: troupe's UCX ring and c10d's Gloo.
-enum class CollectiveBackend { kUcxRing, kGloo };
+/// The communicators under test: troupe's UCX ring, c10d's Gloo and troupe's shared memory.
+enum class CollectiveBackend { kUcxRing, kGloo, kShm };
 
 inline std::unique_ptr<transport::Communicator> make_test_communicator(CollectiveBackend backend,
                                                                       c10::intrusive_ptr<c10d::Store> store, int rank,
@@ -25,6 +26,8 @@ inline std::unique_ptr<transport::Communicator> make_test_communicator(Collectiv
                                                                       std::chrono::milliseconds timeout) {
   if (backend == CollectiveBackend::kGloo)
     return transport::make_gloo_communicator(std::move(store), rank, size, group, timeout);
+  if (backend == CollectiveBackend::kShm)
+    return std::make_unique<transport::SharedMemoryCommunicator>(std::move(store), rank, size, group, timeout);
   return std::make_unique<transport::UcxCommunicator>(std::make_shared<transport::UcxWorker>(), std::move(store), rank,
                                                       size, group, timeout);
 }
