@@ -188,7 +188,7 @@ engine::Zero3Collectives zero3_collectives_over(std::function<transport::Communi
       flat.copy_(chunk);
       return;
     }
-    flat.copy_(communicator().all_gather(chunk).reshape({-1}));  // (W, C) -> (W * C)
+    communicator().all_gather_into(chunk, flat);  // (W * C)
   };
   collectives.reduce_scatter_sum = [communicator, world](const torch::Tensor& flat, torch::Tensor& chunk) {
     if (world == 1) {
@@ -206,7 +206,7 @@ engine::Zero3Collectives zero3_collectives_over(std::function<transport::Communi
       receive.copy_(send);
       return;
     }
-    receive.copy_(communicator().all_to_all(send, send_counts, receive_counts));
+    communicator().all_to_all_into(send, send_counts, receive, receive_counts);
   };
   return collectives;
 }

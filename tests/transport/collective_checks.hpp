@@ -80,6 +80,13 @@ inline std::string run_collective_checks(transport::Communicator& comm) {
       }
       auto gathered = comm.all_gather(inputs[r]);  // (W, n)
       expect(bit_equal(gathered, at::stack(inputs)), "all_gather " + std::string(c10::toString(type)));
+      auto flat = at::full({W * n}, 99, type);  // (W * n)
+      comm.all_gather_into(inputs[r], flat);
+      expect(bit_equal(flat, at::cat(inputs)), "all_gather_into " + std::string(c10::toString(type)));
+      auto strided = at::full({W * n, 2}, 99, type);  // written through a non-contiguous view (W * n)
+      auto column = strided.select(1, 0);
+      comm.all_gather_into(inputs[r], column);
+      expect(bit_equal(column, at::cat(inputs)), "all_gather_into a strided view " + std::string(c10::toString(type)));
     }
   }
   // Broadcast over several 4 MiB segments, from the last rank.
@@ -112,6 +119,9 @@ inline std::string run_collective_checks(transport::Communicator& comm) {
   };
   auto exchanged = comm.all_to_all(to_tensor(send_values), send_counts, receive_counts);
   expect(bit_equal(exchanged, to_tensor(expected_values)), "all_to_all");
+  auto into = at::full({static_cast<std::int64_t>(expected_values.size())}, -1.0f);
+  comm.all_to_all_into(to_tensor(send_values), send_counts, into, receive_counts);
+  expect(bit_equal(into, to_tensor(expected_values)), "all_to_all_into");
   comm.barrier();
   return failures;
 }

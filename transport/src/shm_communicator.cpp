@@ -403,16 +403,27 @@ void SharedMemoryCommunicator::reduce(at::Tensor& tensor, ReduceOp op, int root)
 }
 
 at::Tensor SharedMemoryCommunicator::all_gather(const at::Tensor& input) {
-  begin("all-gather");
-  const auto dense = on_host(input);
   std::vector<int64_t> shape{size_};
   for (auto s : input.sizes()) shape.push_back(s);
-  auto output = at::empty(shape, dense.options());  // (W, *S)
+  auto output = at::empty(shape, input.options().device(at::kCPU));  // (W, *S)
+  all_gather_into(input, output);
+  return output.to(input.device());
+}
+
+void SharedMemoryCommunicator::all_gather_into(const at::Tensor& input, at::Tensor& output) {
+  const int64_t total = input.numel();
+  if (output.numel() != total * size_ || output.scalar_type() != input.scalar_type())
+    throw Error(where("all-gather") + ": into " + std::to_string(output.numel()) + " " +
+                c10::toString(output.scalar_type()) + " elements of " + std::to_string(total) + " " +
+                c10::toString(input.scalar_type()) + " from each rank");
+  begin("all-gather");
+  const auto dense = on_host(input);
+  const bool direct = output.is_cpu() && output.is_contiguous();
+  auto target = direct ? output : at::empty({output.numel()}, dense.options());  // (W * n)
   const int64_t element = dense.element_size();
-  const int64_t total = dense.numel();
   const int64_t piece = slot_bytes_ / element;
   const auto* data = static_cast<const char*>(dense.data_ptr());
-  auto* out = static_cast<char*>(output.data_ptr());
+  auto* out = static_cast<char*>(target.data_ptr());
   for (int64_t offset = 0; offset < total; offset += piece) {
     const auto bytes = static_cast<size_t>(std::min(piece, total - offset) * element);
     std::memcpy(slot(rank_), data + offset * element, bytes);
@@ -421,7 +432,7 @@ at::Tensor SharedMemoryCommunicator::all_gather(const at::Tensor& input) {
       std::memcpy(out + (r * total + offset) * element, r == rank_ ? data + offset * element : slot(r), bytes);
     arrive_and_wait();
   }
-  return output.to(input.device());
+  if (!direct) output.copy_(target.view(output.sizes()));
 }
 
 at::Tensor SharedMemoryCommunicator::reduce_scatter(const at::Tensor& input, ReduceOp op) {
@@ -457,7 +468,22 @@ at::Tensor SharedMemoryCommunicator::reduce_scatter(const at::Tensor& input, Red
 
 at::Tensor SharedMemoryCommunicator::all_to_all(const at::Tensor& input, const std::vector<int64_t>& send_counts,
                                                 const std::vector<int64_t>& receive_counts) {
+  int64_t total = 0;
+  for (auto n : receive_counts) total += n;
+  auto output = at::empty({total}, input.options().device(at::kCPU));  // (sum of receive_counts)
+  all_to_all_into(input, send_counts, output, receive_counts);
+  return output.to(input.device());
+}
+
+void SharedMemoryCommunicator::all_to_all_into(const at::Tensor& input, const std::vector<int64_t>& send_counts,
+                                               at::Tensor& output, const std::vector<int64_t>& receive_counts) {
   check_all_to_all(input, send_counts, receive_counts, size_, where("all-to-all"));
+  int64_t total = 0;
+  for (auto n : receive_counts) total += n;
+  if (output.numel() != total || output.scalar_type() != input.scalar_type())
+    throw Error(where("all-to-all") + ": into " + std::to_string(output.numel()) + " " +
+                c10::toString(output.scalar_type()) + " elements for " + std::to_string(total) + " " +
+                c10::toString(input.scalar_type()) + " ones received");
   begin("all-to-all");
   const auto W = static_cast<size_t>(size_);
   // Everyone's counts: sends[s][d] is what s sends d, receives[d][s] what d expects from s.
@@ -485,9 +511,8 @@ at::Tensor SharedMemoryCommunicator::all_to_all(const at::Tensor& input, const s
                     " elements to rank " + std::to_string(d) + ", which expects " + std::to_string(receives[d * W + s]));
 
   const auto dense = on_host(input);
-  int64_t total = 0;
-  for (auto n : receive_counts) total += n;
-  auto output = at::empty({total}, dense.options());
+  const bool direct = output.is_cpu() && output.is_contiguous();
+  auto target = direct ? output : at::empty({total}, dense.options());  // (sum of receive_counts)
   const int64_t element = dense.element_size();
   std::vector<int64_t> send_offset(W, 0), receive_offset(W, 0);
   for (size_t r = 1; r < W; ++r) {
@@ -495,7 +520,7 @@ at::Tensor SharedMemoryCommunicator::all_to_all(const at::Tensor& input, const s
     receive_offset[r] = receive_offset[r - 1] + receive_counts[r - 1];
   }
   const auto* data = static_cast<const char*>(dense.data_ptr());
-  auto* out = static_cast<char*>(output.data_ptr());
+  auto* out = static_cast<char*>(target.data_ptr());
   const auto me = static_cast<size_t>(rank_);
   std::memcpy(out + receive_offset[me] * element, data + send_offset[me] * element,
               static_cast<size_t>(send_counts[me] * element));  // my part for myself
@@ -520,7 +545,7 @@ at::Tensor SharedMemoryCommunicator::all_to_all(const at::Tensor& input, const s
                     static_cast<size_t>(in_box(receive_counts[s], offset) * element));
     arrive_and_wait();
   }
-  return output.to(input.device());
+  if (!direct) output.copy_(target.view(output.sizes()));
 }
 
 void SharedMemoryCommunicator::broadcast(at::Tensor& tensor, int root) {

@@ -59,10 +59,14 @@ class SharedMemoryCommunicator final : public Communicator {
   /// ranks keep their input with their own reduced part in it.
   void reduce(at::Tensor& tensor, ReduceOp op, int root) override;
   at::Tensor all_gather(const at::Tensor& input) override;
+  /// Straight from the slots into `output` when it is contiguous on the CPU.
+  void all_gather_into(const at::Tensor& input, at::Tensor& output) override;
   at::Tensor reduce_scatter(const at::Tensor& input, ReduceOp op) override;
   /// Each part goes only to its rank, through a 1/W share of the sender's slot.
   at::Tensor all_to_all(const at::Tensor& input, const std::vector<int64_t>& send_counts,
                         const std::vector<int64_t>& receive_counts) override;
+  void all_to_all_into(const at::Tensor& input, const std::vector<int64_t>& send_counts, at::Tensor& output,
+                       const std::vector<int64_t>& receive_counts) override;
   void broadcast(at::Tensor& tensor, int root) override;
   void barrier() override;
 
