@@ -54,8 +54,9 @@ std::string collectives_name(Collectives collectives) {
   return "?";
 }
 
-// Shared memory moves a ZeRO-3 reshard 10-40x faster than Gloo over loopback
-// (docs/benchmarks.md), so it is the default wherever the ranks share a machine.
+// Shared memory copies at memory speed where Gloo goes through loopback TCP (a ZeRO-3
+// whole-model gather 2-3.5x faster, docs/benchmarks.md): the default wherever the ranks
+// share a machine.
 Collectives default_collectives() { return Collectives::kAuto; }
 
 Collectives cross_host_collectives() { return transport::gloo_available() ? Collectives::kGloo : Collectives::kUcx; }
