@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -151,6 +152,24 @@ void accumulate(at::Tensor& out, const at::Tensor& other, ReduceOp op) {
     at::maximum_out(out, out, other);
   else
     out.add_(other);
+}
+
+/// out = sources(0) (op) sources(1) (op) ... (op) sources(W - 1), in that order, then / W
+/// for kAvg: `length` elements of `type` each. In runs of ATen's grain size, which ATen
+/// keeps on this thread: its intra-op threads would spin afterwards on the cores the
+/// other ranks need to arrive.
+template <class Source>
+void reduce_in_order(char* out, const Source& source, int world, int64_t length, at::ScalarType type,
+                     int64_t element, ReduceOp op) {
+  constexpr int64_t kRun = 32768;  // at::internal::GRAIN_SIZE
+  for (int64_t begin = 0; begin < length; begin += kRun) {
+    const int64_t n = std::min(kRun, length - begin);
+    const int64_t at = begin * element;
+    std::memcpy(out + at, source(0) + at, static_cast<size_t>(n * element));
+    auto reduced = view_bytes(out + at, n, type);
+    for (int r = 1; r < world; ++r) accumulate(reduced, view_bytes(const_cast<char*>(source(r)) + at, n, type), op);
+    if (op == ReduceOp::kAvg) reduced.div_(world);
+  }
 }
 
 /// `tensor` itself when contiguous on the CPU, else a contiguous CPU copy.
@@ -368,11 +387,9 @@ void SharedMemoryCommunicator::reduce_pieces(at::Tensor& dense, ReduceOp op, int
     // My part of the piece, reduced over ranks 0, 1, ... in order into my own tensor.
     const auto [begin, length] = part_of(count, size_, rank_, element);
     if (length > 0) {
-      auto out = view_bytes(mine + begin * element, length, type);
-      out.copy_(view_bytes(slot(0) + begin * element, length, type));
-      for (int r = 1; r < size_; ++r) accumulate(out, view_bytes(slot(r) + begin * element, length, type), op);
-      if (op == ReduceOp::kAvg) out.div_(size_);
-      std::memcpy(slot(rank_) + begin * element, out.data_ptr(), static_cast<size_t>(length * element));
+      reduce_in_order(mine + begin * element, [&](int r) { return slot(r) + begin * element; }, size_, length, type,
+                      element, op);
+      std::memcpy(slot(rank_) + begin * element, mine + begin * element, static_cast<size_t>(length * element));
     }
     arrive_and_wait();
     if (root < 0 || root == rank_)
@@ -457,10 +474,8 @@ at::Tensor SharedMemoryCommunicator::reduce_scatter(const at::Tensor& input, Red
       std::memcpy(slot(rank_) + d * piece * element, data + (d * row + offset) * element,
                   static_cast<size_t>(count * element));
     arrive_and_wait();
-    auto reduced = view_bytes(out + offset * element, count, type);
-    reduced.copy_(view_bytes(slot(0) + rank_ * piece * element, count, type));
-    for (int r = 1; r < size_; ++r) accumulate(reduced, view_bytes(slot(r) + rank_ * piece * element, count, type), op);
-    if (op == ReduceOp::kAvg) reduced.div_(size_);
+    reduce_in_order(out + offset * element, [&](int r) { return slot(r) + rank_ * piece * element; }, size_, count, type,
+                    element, op);
     arrive_and_wait();
   }
   return output.to(input.device());
