@@ -1,5 +1,6 @@
-// All-reduce bandwidth of troupe's UCX ring next to c10d's ProcessGroupGloo (what
-// torch.distributed uses on CPUs), both across the same processes in the same run.
+// All-reduce bandwidth of troupe's UCX ring and troupe's shared-memory collectives next to
+// c10d's ProcessGroupGloo (what torch.distributed uses on CPUs), all across the same
+// processes in the same run.
 //
 //   troupe_bench_allreduce [--ranks 2] [--min-mb 1] [--max-mb 256] [--seconds 1.0] [--json FILE]
 //
@@ -7,7 +8,7 @@
 // ranks meet through a c10d FileStore. For each size (powers of 4 MiB) and backend: one
 // warm-up, then float32 sum all-reduces for about `seconds`; prints the algorithm
 // bandwidth (bytes / time per all-reduce), the bus bandwidth (x 2 (W-1)/W, NCCL's
-// convention: what each link carries) and the ratio UCX ring / Gloo.
+// convention: what each link carries) and the ratios UCX ring / Gloo and shm / Gloo.
 #include <unistd.h>
 
 #include <chrono>
@@ -23,6 +24,7 @@
 
 #include <troupe/common/error.hpp>
 #include <troupe/transport/c10d_communicator.hpp>
+#include <troupe/transport/shm_communicator.hpp>
 #include <troupe/transport/ucx_communicator.hpp>
 
 #include "bench_processes.hpp"
@@ -66,13 +68,19 @@ double seconds_per_all_reduce(Communicator& comm, std::int64_t bytes, double sec
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / static_cast<double>(n);
 }
 
-/// One rank's communicators, UCX ring first, over the FileStore in `dir`.
-std::pair<std::unique_ptr<Communicator>, std::unique_ptr<Communicator>> join(const fs::path& dir, int rank, int size) {
+struct Communicators {
+  std::unique_ptr<Communicator> ucx, gloo, shm;
+};
+
+/// One rank's communicators over the FileStore in `dir`.
+Communicators join(const fs::path& dir, int rank, int size) {
   auto store = make_file_store((dir / "store").string(), size);
-  auto ucx = std::make_unique<UcxCommunicator>(std::make_shared<UcxWorker>(), store, rank, size, "bench_ucx",
-                                               std::chrono::minutes(5));
-  auto gloo = make_gloo_communicator(store, rank, size, "bench_gloo", std::chrono::minutes(5));
-  return {std::move(ucx), std::move(gloo)};
+  Communicators c;
+  c.ucx = std::make_unique<UcxCommunicator>(std::make_shared<UcxWorker>(), store, rank, size, "bench_ucx",
+                                            std::chrono::minutes(5));
+  c.gloo = make_gloo_communicator(store, rank, size, "bench_gloo", std::chrono::minutes(5));
+  c.shm = std::make_unique<SharedMemoryCommunicator>(store, rank, size, "bench_shm", std::chrono::minutes(5));
+  return c;
 }
 
 std::vector<std::int64_t> sizes_mb(const Options& options) {
@@ -82,10 +90,11 @@ std::vector<std::int64_t> sizes_mb(const Options& options) {
 }
 
 int run_peer(const fs::path& dir, int rank, const Options& options) {
-  auto [ucx, gloo] = join(dir, rank, options.ranks);
+  auto c = join(dir, rank, options.ranks);
   for (auto mb : sizes_mb(options)) {
-    seconds_per_all_reduce(*ucx, mb * kMiB, options.seconds);
-    seconds_per_all_reduce(*gloo, mb * kMiB, options.seconds);
+    seconds_per_all_reduce(*c.ucx, mb * kMiB, options.seconds);
+    seconds_per_all_reduce(*c.gloo, mb * kMiB, options.seconds);
+    seconds_per_all_reduce(*c.shm, mb * kMiB, options.seconds);
   }
   return 0;
 }
@@ -127,20 +136,22 @@ int main(int argc, char** argv) {
                                        std::to_string(options.max_mb), "--seconds", std::to_string(options.seconds)};
       peers.push_back(troupe::bench::spawn(args));
     }
-    auto [ucx, gloo] = join(dir, 0, options.ranks);
+    auto c = join(dir, 0, options.ranks);
     const double bus = 2.0 * (options.ranks - 1) / options.ranks;
     nlohmann::json rows = nlohmann::json::array();
     std::printf("all-reduce, float32 sum, %d processes on this machine\n", options.ranks);
-    std::printf("%10s %18s %18s %18s %18s %8s\n", "size", "ucx ring MB/s", "ucx ring bus MB/s", "gloo MB/s",
-                "gloo bus MB/s", "ratio");
+    std::printf("%10s %14s %14s %14s %14s %14s %14s %9s %9s\n", "size", "ucx ring MB/s", "ucx bus MB/s", "gloo MB/s",
+                "gloo bus MB/s", "shm MB/s", "shm bus MB/s", "ucx/gloo", "shm/gloo");
     for (auto mb : sizes_mb(options)) {
       const double bytes = static_cast<double>(mb * kMiB);
-      const double ring = bytes / seconds_per_all_reduce(*ucx, mb * kMiB, options.seconds) / 1e6;
-      const double c10d = bytes / seconds_per_all_reduce(*gloo, mb * kMiB, options.seconds) / 1e6;
-      std::printf("%6lld MiB %18.0f %18.0f %18.0f %18.0f %7.0f%%\n", static_cast<long long>(mb), ring, ring * bus, c10d,
-                  c10d * bus, 100.0 * ring / c10d);
+      const double ring = bytes / seconds_per_all_reduce(*c.ucx, mb * kMiB, options.seconds) / 1e6;
+      const double c10d = bytes / seconds_per_all_reduce(*c.gloo, mb * kMiB, options.seconds) / 1e6;
+      const double shm = bytes / seconds_per_all_reduce(*c.shm, mb * kMiB, options.seconds) / 1e6;
+      std::printf("%6lld MiB %14.0f %14.0f %14.0f %14.0f %14.0f %14.0f %8.0f%% %8.0f%%\n", static_cast<long long>(mb), ring,
+                  ring * bus, c10d, c10d * bus, shm, shm * bus, 100.0 * ring / c10d, 100.0 * shm / c10d);
       std::fflush(stdout);
-      rows.push_back({{"bytes", mb * kMiB}, {"ucx_ring_MBps", ring}, {"gloo_MBps", c10d}, {"ratio", ring / c10d}});
+      rows.push_back({{"bytes", mb * kMiB}, {"ucx_ring_MBps", ring}, {"gloo_MBps", c10d}, {"shm_MBps", shm},
+                      {"ratio", ring / c10d}, {"shm_ratio", shm / c10d}});
     }
     int failed = 0;
     for (auto pid : peers) failed += troupe::bench::wait_pid(pid) != 0;

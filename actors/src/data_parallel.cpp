@@ -11,6 +11,7 @@
 #include <troupe/common/error.hpp>
 #include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/transport/c10d_store.hpp>
+#include <troupe/transport/shm_communicator.hpp>
 #include <troupe/transport/ucx_communicator.hpp>
 #include <troupe/transport/ucx_worker.hpp>
 
@@ -37,7 +38,9 @@ Collectives parse_collectives(const std::string& name, const std::string& where)
   if (name == "gloo") return Collectives::kGloo;
   if (name == "ucx") return Collectives::kUcx;
   if (name == "nccl") return Collectives::kNccl;
-  throw Error(where + ": collectives '" + name + "' is not gloo, ucx or nccl");
+  if (name == "shm") return Collectives::kShm;
+  if (name == "auto") return Collectives::kAuto;
+  throw Error(where + ": collectives '" + name + "' is not gloo, ucx, nccl, shm or auto");
 }
 
 std::string collectives_name(Collectives collectives) {
@@ -45,11 +48,18 @@ std::string collectives_name(Collectives collectives) {
     case Collectives::kGloo: return "gloo";
     case Collectives::kUcx: return "ucx";
     case Collectives::kNccl: return "nccl";
+    case Collectives::kShm: return "shm";
+    case Collectives::kAuto: return "auto";
   }
   return "?";
 }
 
-Collectives default_collectives() { return transport::gloo_available() ? Collectives::kGloo : Collectives::kUcx; }
+// Shared memory copies at memory speed where Gloo goes through loopback TCP (a ZeRO-3
+// whole-model gather 2-3.5x faster, docs/benchmarks.md): the default wherever the ranks
+// share a machine.
+Collectives default_collectives() { return Collectives::kAuto; }
+
+Collectives cross_host_collectives() { return transport::gloo_available() ? Collectives::kGloo : Collectives::kUcx; }
 
 DataParallel::DataParallel(std::string host, uint16_t port, int rank, int world, std::string group,
                            std::chrono::milliseconds timeout, Collectives collectives, int cuda_device)
@@ -60,6 +70,7 @@ DataParallel::DataParallel(std::string host, uint16_t port, int rank, int world,
       group_(std::move(group)),
       timeout_(timeout),
       collectives_(collectives),
+      joined_collectives_(collectives),
       cuda_device_(cuda_device) {
   if (world_ < 1 || rank_ < 0 || rank_ >= world_)
     throw Error("data parallel group " + group_ + ": rank " + std::to_string(rank_) + " of " + std::to_string(world_));
@@ -75,9 +86,15 @@ DataParallel::~DataParallel() = default;
 
 std::unique_ptr<transport::Communicator> DataParallel::join(const std::string& name, int rank, int size) {
   auto store = transport::make_tcp_store(host_, port_, false, world_, timeout_);
-  if (collectives_ == Collectives::kGloo)
+  auto collectives = collectives_;
+  if (collectives == Collectives::kAuto)
+    collectives = transport::ranks_share_host(store, rank, size, name, timeout_) ? Collectives::kShm : cross_host_collectives();
+  if (name == group_) joined_collectives_ = collectives;  // not a generation group's choice
+  if (collectives == Collectives::kShm)
+    return std::make_unique<transport::SharedMemoryCommunicator>(store, rank, size, name, timeout_);
+  if (collectives == Collectives::kGloo)
     return transport::make_gloo_communicator(store, rank, size, name, timeout_, gloo_hostname(host_, port_));
-  if (collectives_ == Collectives::kNccl) return transport::make_nccl_communicator(store, rank, size, cuda_device_, name, timeout_);
+  if (collectives == Collectives::kNccl) return transport::make_nccl_communicator(store, rank, size, cuda_device_, name, timeout_);
   if (!worker_) worker_ = std::make_shared<transport::UcxWorker>();
   return std::make_unique<transport::UcxCommunicator>(worker_, store, rank, size, name, timeout_);
 }
@@ -172,7 +189,7 @@ engine::Zero3Collectives zero3_collectives_over(std::function<transport::Communi
       flat.copy_(chunk);
       return;
     }
-    flat.copy_(communicator().all_gather(chunk).reshape({-1}));  // (W, C) -> (W * C)
+    communicator().all_gather_into(chunk, flat);  // (W * C)
   };
   collectives.reduce_scatter_sum = [communicator, world](const torch::Tensor& flat, torch::Tensor& chunk) {
     if (world == 1) {
@@ -190,7 +207,7 @@ engine::Zero3Collectives zero3_collectives_over(std::function<transport::Communi
       receive.copy_(send);
       return;
     }
-    receive.copy_(communicator().all_to_all(send, send_counts, receive_counts));
+    communicator().all_to_all_into(send, send_counts, receive, receive_counts);
   };
   return collectives;
 }

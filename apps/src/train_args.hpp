@@ -79,7 +79,7 @@ struct TrainArgs {
   std::string topology;  ///< which roles share a process (placement/examples)
   std::string cluster;   ///< this machine's resources for the plan (one node)
   std::string listen;    ///< wait for external workers on HOST:PORT instead of starting them
-  std::string dp_collectives;  ///< gloo, ucx or nccl; empty = nccl on CUDA (CUDA build), else gloo
+  std::string dp_collectives;  ///< gloo, ucx, nccl, shm or auto; empty = nccl on CUDA (CUDA build), else auto
   int64_t inference_tp_size = 0;  ///< 0 = the topology's (roles.actor.inference_tp_size)
   bool do_sample = true;
   double temperature = 1.0, top_p = 1.0;

@@ -281,10 +281,11 @@ Command add_train_command(CLI::App& app) {
             "with TROUPE_SECRET set, here or on other machines) instead of starting them here");
   step3.opt("dp_collectives", a.dp_collectives,
             "With --topology: what carries the collectives (gradient averaging, tensor-parallel generation) of a "
-            "role placed on several processes: gloo (c10d ProcessGroupGloo), ucx (troupe's ring) or nccl (c10d "
-            "ProcessGroupNCCL; each rank on its own GPU, `--device cuda` gives rank r cuda:r modulo the GPUs). Default: "
-            "nccl with --device cuda in a CUDA build, else gloo when built with it")
-      ->check(CLI::IsMember({"gloo", "ucx", "nccl"}));
+            "role placed on several processes: shm (shared memory; every rank on one machine), gloo (c10d "
+            "ProcessGroupGloo), ucx (troupe's ring), nccl (c10d ProcessGroupNCCL; each rank on its own GPU, "
+            "`--device cuda` gives rank r cuda:r modulo the GPUs) or auto (shm when a group's ranks share a machine, "
+            "else gloo when built with it, else ucx). Default: nccl with --device cuda in a CUDA build, else auto")
+      ->check(CLI::IsMember({"gloo", "ucx", "nccl", "shm", "auto"}));
   step3.opt("inference_tp_size", a.inference_tp_size,
             "Tensor-parallel size of the actor's generation layout (DeepSpeed-Chat's flag): groups of this many "
             "actor ranks generate their prompts together, each with 1/size of the attention and MLP weights. Divides "

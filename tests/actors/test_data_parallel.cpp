@@ -51,7 +51,7 @@ void step(engine::TrainEngine& engine, const torch::Tensor& ids) {
 }  // namespace
 
 TEST_CASE("data parallel: two ranks averaging gradients step as one process on the whole batch", "[actors][dp]") {
-  auto collectives = GENERATE(actors::Collectives::kGloo, actors::Collectives::kUcx);
+  auto collectives = GENERATE(actors::Collectives::kGloo, actors::Collectives::kUcx, actors::Collectives::kShm);
   if (collectives == actors::Collectives::kGloo && !transport::gloo_available()) {
     WARN("this build has no c10d Gloo");
     return;
@@ -96,7 +96,7 @@ TEST_CASE("data parallel: two ranks averaging gradients step as one process on t
 TEST_CASE("data parallel: ZeRO stage 1 and 2 ranks step as one process and each hold part of the optimizer state",
           "[actors][dp][zero]") {
   const int stage = GENERATE(1, 2);
-  auto collectives = GENERATE(actors::Collectives::kGloo, actors::Collectives::kUcx);
+  auto collectives = GENERATE(actors::Collectives::kGloo, actors::Collectives::kUcx, actors::Collectives::kShm);
   INFO("ZeRO stage " << stage);
   if (collectives == actors::Collectives::kGloo && !transport::gloo_available()) {
     WARN("this build has no c10d Gloo");
@@ -148,12 +148,34 @@ TEST_CASE("data parallel: ZeRO stage 1 and 2 ranks step as one process and each 
 TEST_CASE("data parallel: a bad rank or collectives are refused", "[actors][dp]") {
   CHECK_THROWS_WITH(actors::DataParallel("127.0.0.1", 1, 2, 2, "critic"), Catch::Contains("rank 2 of 2"));
   CHECK_THROWS_WITH(actors::parse_collectives("mpi", "--dp_collectives"),
-                    Catch::Contains("--dp_collectives: collectives 'mpi' is not gloo, ucx or nccl"));
+                    Catch::Contains("--dp_collectives: collectives 'mpi' is not gloo, ucx, nccl, shm or auto"));
   CHECK(actors::parse_collectives("nccl", "--dp_collectives") == actors::Collectives::kNccl);
+  CHECK(actors::parse_collectives("shm", "--dp_collectives") == actors::Collectives::kShm);
+  CHECK(actors::parse_collectives("auto", "--dp_collectives") == actors::Collectives::kAuto);
+  CHECK(actors::collectives_name(actors::Collectives::kShm) == "shm");
   // NCCL ranks each need a CUDA device of their own.
   CHECK_THROWS_WITH(actors::DataParallel("127.0.0.1", 1, 0, 2, "actor", std::chrono::seconds(1), actors::Collectives::kNccl),
                     Catch::Contains(transport::nccl_available() ? "nccl collectives need the ranks on CUDA devices"
                                                                 : "this build has no CUDA parts"));
+}
+
+TEST_CASE("data parallel: the default collectives are shared memory for ranks of one machine", "[actors][dp]") {
+  CHECK(actors::default_collectives() == actors::Collectives::kAuto);
+  actors::Rendezvous rendezvous;
+  auto run_rank = [&](int rank) {
+    actors::DataParallel group("127.0.0.1", rendezvous.port(), rank, 2, "auto", std::chrono::minutes(1));
+    CHECK(group.joined_collectives() == actors::Collectives::kAuto);  // not joined yet
+    auto values = torch::full({5}, static_cast<double>(rank + 1));    // (5)
+    group.all_reduce_sum(values);
+    return std::make_pair(values, group.joined_collectives());
+  };
+  auto other = std::async(std::launch::async, run_rank, 1);
+  auto [values0, joined0] = run_rank(0);
+  auto [values1, joined1] = other.get();
+  CHECK(joined0 == actors::Collectives::kShm);
+  CHECK(joined1 == actors::Collectives::kShm);
+  CHECK(torch::equal(values0, torch::full({5}, 3.0)));
+  CHECK(torch::equal(values1, torch::full({5}, 3.0)));
 }
 
 TEST_CASE("data parallel: a bare cuda device gives each rank its own GPU", "[actors][dp]") {

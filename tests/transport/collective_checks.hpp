@@ -10,14 +10,15 @@
 #include <troupe/common/error.hpp>
 #include <troupe/transport/c10d_communicator.hpp>
 #include <troupe/transport/communicator.hpp>
+#include <troupe/transport/shm_communicator.hpp>
 #include <troupe/transport/ucx_communicator.hpp>
 
 #include "transport_fixtures.hpp"
 
 namespace troupe::test {
 
-/// The communicators under test: troupe's UCX ring and c10d's Gloo.
-enum class CollectiveBackend { kUcxRing, kGloo };
+/// The communicators under test: troupe's UCX ring, c10d's Gloo and troupe's shared memory.
+enum class CollectiveBackend { kUcxRing, kGloo, kShm };
 
 inline std::unique_ptr<transport::Communicator> make_test_communicator(CollectiveBackend backend,
                                                                       c10::intrusive_ptr<c10d::Store> store, int rank,
@@ -25,6 +26,8 @@ inline std::unique_ptr<transport::Communicator> make_test_communicator(Collectiv
                                                                       std::chrono::milliseconds timeout) {
   if (backend == CollectiveBackend::kGloo)
     return transport::make_gloo_communicator(std::move(store), rank, size, group, timeout);
+  if (backend == CollectiveBackend::kShm)
+    return std::make_unique<transport::SharedMemoryCommunicator>(std::move(store), rank, size, group, timeout);
   return std::make_unique<transport::UcxCommunicator>(std::make_shared<transport::UcxWorker>(), std::move(store), rank,
                                                       size, group, timeout);
 }
@@ -77,6 +80,13 @@ inline std::string run_collective_checks(transport::Communicator& comm) {
       }
       auto gathered = comm.all_gather(inputs[r]);  // (W, n)
       expect(bit_equal(gathered, at::stack(inputs)), "all_gather " + std::string(c10::toString(type)));
+      auto flat = at::full({W * n}, 99, type);  // (W * n)
+      comm.all_gather_into(inputs[r], flat);
+      expect(bit_equal(flat, at::cat(inputs)), "all_gather_into " + std::string(c10::toString(type)));
+      auto strided = at::full({W * n, 2}, 99, type);  // written through a non-contiguous view (W * n)
+      auto column = strided.select(1, 0);
+      comm.all_gather_into(inputs[r], column);
+      expect(bit_equal(column, at::cat(inputs)), "all_gather_into a strided view " + std::string(c10::toString(type)));
     }
   }
   // Broadcast over several 4 MiB segments, from the last rank.
@@ -109,6 +119,9 @@ inline std::string run_collective_checks(transport::Communicator& comm) {
   };
   auto exchanged = comm.all_to_all(to_tensor(send_values), send_counts, receive_counts);
   expect(bit_equal(exchanged, to_tensor(expected_values)), "all_to_all");
+  auto into = at::full({static_cast<std::int64_t>(expected_values.size())}, -1.0f);
+  comm.all_to_all_into(to_tensor(send_values), send_counts, into, receive_counts);
+  expect(bit_equal(into, to_tensor(expected_values)), "all_to_all_into");
   comm.barrier();
   return failures;
 }

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <troupe/transport/c10d_communicator.hpp>
+#include <troupe/transport/shm_communicator.hpp>
 #include <troupe/transport/tensor_store.hpp>
 #include <troupe/transport/ucx_channel.hpp>
 #include <troupe/transport/ucx_communicator.hpp>
@@ -99,4 +100,27 @@ TEST_CASE("c10d Gloo collectives across three processes equal the single-process
     return;
   }
   check_collectives_on_processes(troupe::test::CollectiveBackend::kGloo, "gloo_collective", "mp_gloo_collectives");
+}
+
+TEST_CASE("shared-memory collectives across three processes equal the single-process reference",
+          "[transport][multiprocess][collectives][shm]") {
+  check_collectives_on_processes(troupe::test::CollectiveBackend::kShm, "shm_collective", "mp_shm_collectives");
+}
+
+TEST_CASE("a shared-memory peer process that exits is reported, not waited on for the whole timeout",
+          "[transport][multiprocess][shm][errors]") {
+  auto dir = troupe::test::transport_scratch("mp_shm_exit");
+  ChildProcess peer({TROUPE_TRANSPORT_PEER, "shm_exit", dir.string(), "1", "2"});
+  auto store = make_file_store((dir / "store").string(), 2);
+  SharedMemoryCommunicator comm(store, 0, 2, "exits", std::chrono::seconds(60));
+  auto x = at::ones({4});
+  comm.all_reduce(x, ReduceOp::kSum);
+  CHECK(x.equal(at::full({4}, 2.0)));
+  REQUIRE(peer.wait() == 0);
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE_THROWS_WITH(comm.all_reduce(x, ReduceOp::kSum),
+                      Catch::Contains("all-reduce in group 'exits' (rank 0 of 2) (collective 2)") &&
+                          Catch::Contains("ranks that did not arrive: 1 (its process") && Catch::Contains("has exited"));
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  REQUIRE_THROWS_WITH(comm.barrier(), Catch::Contains("failed earlier and is unusable"));
 }

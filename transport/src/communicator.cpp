@@ -66,6 +66,21 @@ at::Tensor Communicator::all_to_all(const at::Tensor& input, const std::vector<i
   return at::cat(parts);
 }
 
+void Communicator::all_gather_into(const at::Tensor& input, at::Tensor& output) {
+  if (output.numel() != input.numel() * size())
+    throw Error("transport: all-gather into " + std::to_string(output.numel()) + " elements of " +
+                std::to_string(input.numel()) + " from each of " + std::to_string(size()) + " ranks");
+  output.copy_(all_gather(input).reshape(output.sizes()));
+}
+
+void Communicator::all_to_all_into(const at::Tensor& input, const std::vector<int64_t>& send_counts, at::Tensor& output,
+                                   const std::vector<int64_t>& receive_counts) {
+  if (output.numel() != sum_of(receive_counts))
+    throw Error("transport: all-to-all into " + std::to_string(output.numel()) + " elements for receive counts summing to " +
+                std::to_string(sum_of(receive_counts)));
+  output.copy_(all_to_all(input, send_counts, receive_counts).reshape(output.sizes()));
+}
+
 at::Tensor reference_reduce(const std::vector<at::Tensor>& inputs, ReduceOp op) {
   if (inputs.empty()) throw Error("transport: reference_reduce needs at least one input");
   auto stacked = at::stack(inputs);  // (W, *S)

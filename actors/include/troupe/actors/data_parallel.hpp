@@ -1,7 +1,8 @@
 #pragma once
 /// The ranks of one data-parallel role in separate processes: each trains on its rows,
 /// and gradients are averaged by an all-reduce before every optimizer step, so the
-/// ranks stay identical. The all-reduce is c10d's ProcessGroupGloo (as torch.distributed
+/// ranks stay identical. By default the collectives go through shared memory when every
+/// rank of the group is on one machine, else c10d's ProcessGroupGloo (as torch.distributed
 /// with backend "gloo") when the build has it, else troupe's UCX ring. The ranks find each other through a c10d TCPStore that
 /// the controller hosts (the rendezvous); they join on first use, so spawning rank 0
 /// does not wait for rank 1.
@@ -25,13 +26,18 @@ class UcxWorker;
 namespace troupe::actors {
 
 /// Which collectives carry the all-reduces: c10d Gloo (CPU, device tensors staged
-/// through the host), troupe's UCX ring, or c10d NCCL (each rank on its own CUDA device).
-enum class Collectives { kGloo, kUcx, kNccl };
-/// "gloo", "ucx" or "nccl"; anything else throws naming `where`.
+/// through the host), troupe's UCX ring, c10d NCCL (each rank on its own CUDA device),
+/// shared memory (every rank on one machine; transport/shm_communicator.hpp), or auto:
+/// shared memory when the group's ranks turn out to share a machine, else what
+/// cross_host_collectives() says (decided at the group's join, the same on every rank).
+enum class Collectives { kGloo, kUcx, kNccl, kShm, kAuto };
+/// "gloo", "ucx", "nccl", "shm" or "auto"; anything else throws naming `where`.
 Collectives parse_collectives(const std::string& name, const std::string& where);
 std::string collectives_name(Collectives collectives);
-/// Gloo when this build has c10d Gloo, else UCX.
+/// Auto: shared memory within a machine, cross_host_collectives() across machines.
 Collectives default_collectives();
+/// Gloo when this build has c10d Gloo, else UCX.
+Collectives cross_host_collectives();
 
 /// ZeRO stage 3's collectives (engine/zero3.hpp) over the group `communicator()` returns
 /// (asked on each call, so it may join lazily): rank `rank` of `world`.
@@ -48,7 +54,10 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
   ~DataParallel();
   int rank() const { return rank_; }
   int world() const { return world_; }
+  /// As asked (possibly kAuto); joined_collectives() says what auto became.
   Collectives collectives() const { return collectives_; }
+  /// What the group's communicator runs on, once joined (before: collectives()).
+  Collectives joined_collectives() const { return joined_collectives_; }
   /// ZeRO stage the group's roles train with: 0 = every rank holds all optimizer state;
   /// 1 = optimizer state partitioned over the ranks; 2 = gradients too (parameters
   /// stay whole on every rank); 3 = parameters too, in flat chunks (engine/zero3.hpp).
@@ -111,6 +120,7 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
   std::string group_;
   std::chrono::milliseconds timeout_;
   Collectives collectives_;
+  Collectives joined_collectives_;
   int cuda_device_ = -1;
   int zero_stage_ = 0;
   int64_t reduce_bucket_size_ = engine::kDefaultReduceBucketElements;

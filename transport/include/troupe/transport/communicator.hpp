@@ -37,6 +37,14 @@ class Communicator {
   /// each part only to its rank.
   virtual at::Tensor all_to_all(const at::Tensor& input, const std::vector<int64_t>& send_counts,
                                 const std::vector<int64_t>& receive_counts);
+  /// all_gather written into `output`: W * input.numel() elements of input's dtype, rank
+  /// i's input at [i * n, (i + 1) * n). Saves allocating (and faulting in) and copying a
+  /// result; this default copies all_gather's.
+  virtual void all_gather_into(const at::Tensor& input, at::Tensor& output);
+  /// all_to_all written into `output` (sum of receive_counts elements); this default
+  /// copies all_to_all's result.
+  virtual void all_to_all_into(const at::Tensor& input, const std::vector<int64_t>& send_counts, at::Tensor& output,
+                               const std::vector<int64_t>& receive_counts);
   /// In place: every rank ends with `root`'s tensor.
   virtual void broadcast(at::Tensor& tensor, int root) = 0;
   /// Returns once every rank has called barrier().
