@@ -161,7 +161,10 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   // read the tokenized data this process has cached.
   SupervisedRanks ranks(args.num_processes, static_cast<int>(args.zero_stage), name, args.output_dir,
                         torch::Device(args.device), std::chrono::seconds(args.collective_timeout));
-  if (ranks.group()) ranks.group()->set_reduce_bucket_size(args.reduce_bucket_size);
+  if (ranks.group()) {
+    ranks.group()->set_reduce_bucket_size(args.reduce_bucket_size);
+    ranks.group()->set_zero3_prefetch_layers(static_cast<int>(args.zero3_prefetch_layers));
+  }
   const torch::Device device = ranks.device();
   // The same large tensors every step: no page faults for them. Not when ranks partition
   // the model: what a rank frees of it (the whole gradient under stages 1-2, each
