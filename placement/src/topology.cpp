@@ -249,6 +249,8 @@ nlohmann::json to_json(const Topology& topology) {
                                 {"tp", r.tp},
                                 {"inference_tp_size", r.inference_tp_size},
                                 {"zero_stage", r.zero_stage},
+                                {"reduce_bucket_size", r.reduce_bucket_size},
+                                {"zero3_prefetch_layers", r.zero3_prefetch_layers},
                                 {"offload_optimizer", r.offload_optimizer},
                                 {"offload_params", r.offload_params},
                                 {"lora_dim", r.lora_dim},
