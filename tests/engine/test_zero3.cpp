@@ -273,6 +273,8 @@ TEST_CASE("engine: a ZeRO stage 3 pass that throws mid-forward leaves no gather 
 }
 
 TEST_CASE("engine: ZeRO stage 3 trains GPT-2, Llama and LoRA adapters as one process", "[engine][zero3]") {
+  const int prefetch = GENERATE(1, 0);
+  INFO("prefetch_layers " << prefetch);
   auto options = zero3_train_options();
   options.gradient_accumulation_steps = 1;
   options.schedule = {engine::ScheduleType::Constant, 0, 4};
@@ -285,7 +287,7 @@ TEST_CASE("engine: ZeRO stage 3 trains GPT-2, Llama and LoRA adapters as one pro
           models::set_dropout(*model, 0.0);
           return model;
         },
-        options, batches);
+        options, batches, kWorld, prefetch);
   }
   {
     INFO("opt, only the LoRA adapters training: the frozen layer weights are partitioned too");
@@ -311,7 +313,7 @@ TEST_CASE("engine: ZeRO stage 3 trains GPT-2, Llama and LoRA adapters as one pro
           for (auto& item : model->named_parameters()) item.value().copy_(start.at(item.key()));
           return model;
         },
-        lora_options, batches);
+        lora_options, batches, kWorld, prefetch);
   }
 }
 
