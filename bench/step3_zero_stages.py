@@ -35,11 +35,14 @@ def descendants(pid):
     return out
 
 
-def topology(stage, prefetch):
+def topology(stage, prefetch, args):
     actor = {"devices": 2, "zero_stage": stage}
     if prefetch is not None:
         actor["zero3_prefetch_layers"] = prefetch
-    return {"precision": "fp32", "roles": {"actor": actor, "reference": {"devices": 2}},
+    # The batch this run uses, so the plan's memory estimate is its own.
+    batch = {"generation_batch_size": args.prompts * 4, "training_batch_size": args.prompts * 4, "prompt_len": 64,
+             "answer_len": args.answer}
+    return {"precision": "fp32", "batch": batch, "roles": {"actor": actor, "reference": {"devices": 2}},
             "colocate": [["actor", "reference"]]}
 
 
@@ -48,7 +51,7 @@ def run(binary, tmp, model, stage, prefetch, args):
     out = os.path.join(tmp, name)
     topo = os.path.join(tmp, name + ".json")
     with open(topo, "w") as f:
-        json.dump(topology(stage, prefetch), f)
+        json.dump(topology(stage, prefetch, args), f)
     cmd = [binary, "train", "--step", "3", "--algo", "grpo", "--actor_model_name_or_path", model,
            "--reward_function", "demo_gold", "--data_path", "Dahoas/rm-static=" + os.path.join(tmp, "data"),
            "--data_split", "2,4,4", "--max_prompt_seq_len", "64", "--max_answer_seq_len", str(args.answer),
