@@ -5,17 +5,20 @@ batch per rank, in one run of this script.
 
     python3 bench/zero_memory_steps.py [--build build] [--preset opt-350m] [--ranks 4]
         [--stages 0,1,2,3] [--steps 3] [--seq 128] [--batch 1] [--vocab 8000]
-        [--reduce_bucket_size ELEMENTS] [--json out.json]
+        [--reduce_bucket_size ELEMENTS] [--zero3_prefetch_layers 1,0] [--json out.json]
 
 Each configuration runs alone. The script polls every rank's VmRSS every 0.1 s and
 reads each rank's VmHWM (peak resident set) when it ends; it reports the largest
-per-rank peak, its ratio to the one-process peak, and the seconds per run, and splits the
+per-rank peak, its ratio to the one-process peak, the seconds per run and per optimizer step
+(between the first and the last step's metrics rows: no start-up, evaluation or saving),
+and splits the
 largest rank's sampled peak into anonymous memory (tensors, heap) and mapped files (the
 libraries' pages: libtorch, gloo, CAF). What ZeRO
 stage 3 should give, per rank: 16 bytes per decoder-layer parameter / N (fp32 weights,
 gradients, AdamW's two moments) plus the parameters kept whole (embeddings, final
 norm) with 4 bytes each and their 12 bytes of state / N, plus activations and the
-runtime. The model is a preset with random weights whose vocabulary is the tokenizer's
+runtime. --zero3_prefetch_layers runs stage 3 once per value listed (layers gathered
+ahead of the running one; 0 = none), one after the other. The model is a preset with random weights whose vocabulary is the tokenizer's
 (--vocab), so the kept-whole embedding is vocab x hidden."""
 import argparse
 import json
@@ -51,7 +54,17 @@ def children(pid):
     return out
 
 
-def run(binary, workdir, preset, ranks, stage, steps, seq, batch, bucket=None):
+def seconds_per_step(metrics):
+    """Seconds per optimizer step between the first and the last train row of metrics.jsonl."""
+    try:
+        with open(metrics) as f:
+            times = [row["time"] for row in map(json.loads, f) if row.get("phase", "").endswith("/train")]
+    except OSError:
+        return None
+    return (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else None
+
+
+def run(binary, workdir, preset, ranks, stage, steps, seq, batch, bucket=None, prefetch=None):
     out = os.path.join(workdir, f"ranks{ranks}_zero{stage}")
     cmd = [binary, "train", "--step", "1", "--model_name_or_path", f"preset:{preset}", "--tokenizer",
            os.path.join(workdir, "tok"), "--data_path", "Dahoas/rm-static=" + os.path.join(workdir, "data"),
@@ -60,6 +73,8 @@ def run(binary, workdir, preset, ranks, stage, steps, seq, batch, bucket=None):
            "--num_processes", str(ranks), "--zero_stage", str(stage), "--output_dir", out]
     if bucket is not None and stage == 2:
         cmd += ["--reduce_bucket_size", str(bucket)]
+    if prefetch is not None:
+        cmd += ["--zero3_prefetch_layers", str(prefetch)]
     start = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peaks = {}  # pid -> largest VmHWM seen
@@ -75,11 +90,13 @@ def run(binary, workdir, preset, ranks, stage, steps, seq, batch, bucket=None):
     seconds = time.time() - start
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
+    step_seconds = seconds_per_step(os.path.join(out, "metrics.jsonl"))
     shutil.rmtree(out, ignore_errors=True)  # every rank's checkpoint: gigabytes each
     per_rank = sorted(peaks.values(), reverse=True)
     largest = max(peaks, key=peaks.get)
     rss, anon, mapped = split.get(largest, (0, 0, 0))
-    return {"ranks": ranks, "zero_stage": stage, "seconds": seconds, "peak_rank_gib": per_rank[0] / 2**20,
+    return {"ranks": ranks, "zero_stage": stage, "zero3_prefetch_layers": prefetch, "seconds": seconds,
+            "seconds_per_step": step_seconds, "peak_rank_gib": per_rank[0] / 2**20,
             "rank_peaks_gib": [p / 2**20 for p in per_rank],
             # the largest rank at its sampled peak: heap and tensors, and mapped files (libraries)
             "sampled_peak_anon_gib": anon / 2**20, "sampled_peak_file_gib": mapped / 2**20}
@@ -97,6 +114,8 @@ def main():
     ap.add_argument("--vocab", type=int, default=8000)
     ap.add_argument("--reduce_bucket_size", type=int,
                     help="stage 2: gradient elements per bucket (troupe's default: DeepSpeed's 5e8)")
+    ap.add_argument("--zero3_prefetch_layers",
+                    help="stage 3: comma-separated values, one run each (troupe's default: 1)")
     ap.add_argument("--json")
     args = ap.parse_args()
     binary = os.path.abspath(os.path.join(args.build, "bin", "troupe"))
@@ -109,17 +128,24 @@ def main():
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rows = [run(binary, work, args.preset, 1, 0, args.steps, args.seq, args.batch)]
     for stage in [int(s) for s in args.stages.split(",")]:
-        rows.append(run(binary, work, args.preset, args.ranks, stage, args.steps, args.seq, args.batch,
-                        args.reduce_bucket_size))
+        prefetches = [None]
+        if stage == 3 and args.zero3_prefetch_layers:
+            prefetches = [int(p) for p in args.zero3_prefetch_layers.split(",")]
+        for prefetch in prefetches:
+            rows.append(run(binary, work, args.preset, args.ranks, stage, args.steps, args.seq, args.batch,
+                            args.reduce_bucket_size, prefetch))
     shutil.rmtree(work, ignore_errors=True)
     base = rows[0]["peak_rank_gib"]
     print(f"step 1, preset:{args.preset}, vocab {args.vocab}, B={args.batch} T={args.seq} per rank, "
           f"{args.steps} optimizer steps, fp32")
-    print(f"{'ranks':>5} {'ZeRO':>4} {'peak GiB (largest rank)':>24} {'vs 1 process':>13} {'seconds':>8} "
-          f"{'of it anon / files GiB':>23}")
+    print(f"{'ranks':>5} {'ZeRO':>4} {'prefetch':>8} {'peak GiB (largest rank)':>24} {'vs 1 process':>13} "
+          f"{'seconds':>8} {'s/step':>7} {'of it anon / files GiB':>23}")
     for r in rows:
-        print(f"{r['ranks']:>5} {r['zero_stage']:>4} {r['peak_rank_gib']:>24.2f} {r['peak_rank_gib'] / base:>12.2f}x "
-              f"{r['seconds']:>8.1f} {r['sampled_peak_anon_gib']:>11.2f} / {r['sampled_peak_file_gib']:.2f}")
+        prefetch = "-" if r["zero3_prefetch_layers"] is None else str(r["zero3_prefetch_layers"])
+        per_step = "-" if r["seconds_per_step"] is None else f"{r['seconds_per_step']:.2f}"
+        print(f"{r['ranks']:>5} {r['zero_stage']:>4} {prefetch:>8} {r['peak_rank_gib']:>24.2f} "
+              f"{r['peak_rank_gib'] / base:>12.2f}x {r['seconds']:>8.1f} {per_step:>7} "
+              f"{r['sampled_peak_anon_gib']:>11.2f} / {r['sampled_peak_file_gib']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

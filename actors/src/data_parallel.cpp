@@ -191,6 +191,15 @@ engine::Zero3Collectives zero3_collectives_over(std::function<transport::Communi
     }
     communicator().all_gather_into(chunk, flat);  // (W * C)
   };
+  collectives.start_all_gather = [communicator, world](const torch::Tensor& chunk,
+                                                      torch::Tensor& flat) -> std::function<void()> {
+    if (world == 1) {
+      flat.copy_(chunk);
+      return [] {};
+    }
+    std::shared_ptr<transport::StartedCollective> started = communicator().start_all_gather(chunk);
+    return [started, flat] { flat.copy_(started->wait().reshape({-1})); };  // (W, C) -> (W * C)
+  };
   collectives.reduce_scatter_sum = [communicator, world](const torch::Tensor& flat, torch::Tensor& chunk) {
     if (world == 1) {
       chunk.copy_(flat);
@@ -214,7 +223,7 @@ engine::Zero3Collectives zero3_collectives_over(std::function<transport::Communi
 
 void DataParallel::attach(engine::TrainEngine& trainer, std::shared_ptr<models::PartitionedLayers> built) {
   if (zero_stage_ >= 3) {
-    trainer.set_zero3(zero3_collectives(), std::move(built));
+    trainer.set_zero3(zero3_collectives(), std::move(built), zero3_prefetch_layers_);
     return;
   }
   if (built) throw Error("data parallel group " + group_ + ": a model built partitioned needs ZeRO stage 3, not " +

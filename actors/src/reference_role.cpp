@@ -17,7 +17,8 @@ ReferenceRole::ReferenceRole(std::shared_ptr<engine::ReferencePolicy> reference,
     : reference_(std::move(reference)) {
   if (!reference_) throw Error("ReferenceRole: no reference policy");
   if (partition_over && partition_over->world() > 1 && reference_->kind() == engine::ReferenceKind::FrozenCopy)
-    partition_ = std::make_unique<engine::Zero3Partition>(reference_->model(), partition_over->zero3_collectives());
+    partition_ = std::make_unique<engine::Zero3Partition>(reference_->model(), partition_over->zero3_collectives(), nullptr,
+                                                          partition_over->zero3_prefetch_layers());
 }
 
 TensorBatch ReferenceRole::score(const TensorBatch& batch) {

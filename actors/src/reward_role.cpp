@@ -42,7 +42,8 @@ RewardRole::RewardRole(models::CausalLM reward_model, std::shared_ptr<DataParall
   for (auto& p : model_->parameters()) p.set_requires_grad(false);
   if (compute_dtype_ != torch::kFloat32) models::store_frozen_linears_in(*model_, compute_dtype_);
   if (partition_over && partition_over->world() > 1)
-    partition_ = std::make_unique<engine::Zero3Partition>(model_, partition_over->zero3_collectives(), std::move(partitioned));
+    partition_ = std::make_unique<engine::Zero3Partition>(model_, partition_over->zero3_collectives(), std::move(partitioned),
+                                                          partition_over->zero3_prefetch_layers());
 }
 
 RewardRole::RewardRole(std::shared_ptr<rl::RewardFunction> function, std::shared_ptr<const models::Tokenizer> tokenizer,

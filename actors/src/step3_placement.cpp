@@ -64,6 +64,7 @@ Step3Placement place_step3_roles(const placement::Topology& topology, const Step
   }
   for (const auto& role : topology.roles) {
     const std::string name = placement::role_name(role.role);
+    result.zero3_prefetch_layers[name] = role.zero3_prefetch_layers;
     if (role.offload_optimizer) result.offloads.push_back(name + ": offload_optimizer");
     if (role.offload_params) result.offloads.push_back(name + ": offload_params");
   }

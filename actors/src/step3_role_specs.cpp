@@ -113,6 +113,7 @@ std::shared_ptr<DataParallel> data_parallel_group(const SpecReader& reader, cons
                                               device.is_cuda() ? device.index() : -1);
   group->set_zero_stage(dp.zero_stage);
   group->set_reduce_bucket_size(dp.reduce_bucket_size);
+  group->set_zero3_prefetch_layers(dp.zero3_prefetch_layers);
   return group;
 }
 

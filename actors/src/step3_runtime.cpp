@@ -39,6 +39,8 @@ void Step3Runtime::join_group(RoleSpec& spec, int ranks, int zero_stage, int64_t
   group.collectives = config_.dp_collectives;
   group.zero_stage = zero_stage;
   group.reduce_bucket_size = reduce_bucket_size;
+  const auto prefetch = plan_.placement.zero3_prefetch_layers.find(spec.id.role);
+  if (prefetch != plan_.placement.zero3_prefetch_layers.end()) group.zero3_prefetch_layers = prefetch->second;
   group.collective_timeout_seconds = config_.collective_timeout_seconds;
   write_spec_fields(spec, group);
   spec.id.world = ranks;  // rank 0 here; WorkerProcesses numbers the others

@@ -57,6 +57,7 @@ struct DataParallelSpec {
   Collectives collectives = default_collectives();
   int zero_stage = 0;  ///< >= 1: optimizer state partitioned over the ranks; 3: the model too
   int64_t reduce_bucket_size = 500'000'000;  ///< zero_stage 2: gradient elements per bucket
+  int zero3_prefetch_layers = 1;  ///< zero_stage 3: layers gathered ahead of the running one
   int64_t collective_timeout_seconds = 300;
 };
 
@@ -167,6 +168,7 @@ void spec_fields(Visit&& v, DataParallelSpec& o) {
   v("dp_collectives", NamedField<Collectives>{o.collectives, collectives_name, parse_collectives});
   v("zero_stage", o.zero_stage);
   v("reduce_bucket_size", o.reduce_bucket_size);
+  v("zero3_prefetch_layers", o.zero3_prefetch_layers);
   v("collective_timeout_s", o.collective_timeout_seconds);
 }
 

@@ -42,6 +42,8 @@ struct TrainArgs {
   int64_t zero_stage = 0;     ///< steps 1-2: DeepSpeed's ZeRO stage over those ranks
   /// Steps 1-2, ZeRO stage 2: gradient elements per bucket reduced during the backward.
   int64_t reduce_bucket_size = 500'000'000;
+  /// Steps 1-2, ZeRO stage 3: decoder layers gathered ahead of the running one (0 = none).
+  int64_t zero3_prefetch_layers = 1;
   // optimisation
   double learning_rate = 1e-3, weight_decay = 0.0, lora_learning_rate = 5e-4, max_grad_norm = 1.0;
   double actor_learning_rate = 9.65e-6, critic_learning_rate = 5e-6;

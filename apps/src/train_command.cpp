@@ -189,6 +189,10 @@ Command add_train_command(CLI::App& app) {
               "With --zero_stage 2: gradient elements per bucket reduced onto the ranks during the backward "
               "(DeepSpeed's reduce_bucket_size); a rank holds about one bucket of whole gradients")
       ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()));
+  steps12.opt("zero3_prefetch_layers", a.zero3_prefetch_layers,
+              "With --zero_stage 3: decoder layers whose all-gather starts while the current one computes "
+              "(DeepSpeed's stage3_prefetch_bucket_size, in layers); 0 = gather each layer when it runs")
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
 
   dpo.opt("beta", a.beta, "Strength of the implicit KL penalty to the reference model");
   dpo.opt("label_smoothing", a.label_smoothing, "Probability that a preference label is wrong, in [0, 0.5)");

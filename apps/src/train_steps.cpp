@@ -209,7 +209,10 @@ engine::PhaseResult run_supervised_step(const TrainArgs& args) {
   // read the tokenized data this process has cached. Under a launcher, every rank joins here.
   SupervisedRanks ranks(args.num_processes, static_cast<int>(args.zero_stage), name, args.output_dir,
                         torch::Device(args.device), std::chrono::seconds(args.collective_timeout), launch);
-  if (ranks.group()) ranks.group()->set_reduce_bucket_size(args.reduce_bucket_size);
+  if (ranks.group()) {
+    ranks.group()->set_reduce_bucket_size(args.reduce_bucket_size);
+    ranks.group()->set_zero3_prefetch_layers(static_cast<int>(args.zero3_prefetch_layers));
+  }
   if (launch && ranks.group())
     require_same_on_every_rank(*ranks.group(), ranks.device(),
                                {{"--step", args.step},

@@ -50,18 +50,24 @@ TrainEngine::TrainEngine(models::CausalLM model, TrainOptions options)
 double TrainEngine::backward(const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn) {
   model_->train();
   torch::Tensor loss;
-  {
-    AutocastScope autocast(model_->parameters().front().device().type(), options_.compute_dtype);
-    loss = loss_fn(*model_);
-    // Half-precision losses are reported and back-propagated from fp32; a float64 model
-    // (the tests' exact comparisons) keeps its precision.
-    if (loss.scalar_type() != torch::kDouble) loss = loss.to(torch::kFloat32);
+  double value = 0;
+  try {
+    {
+      AutocastScope autocast(model_->parameters().front().device().type(), options_.compute_dtype);
+      loss = loss_fn(*model_);
+      // Half-precision losses are reported and back-propagated from fp32; a float64 model
+      // (the tests' exact comparisons) keeps its precision.
+      if (loss.scalar_type() != torch::kDouble) loss = loss.to(torch::kFloat32);
+    }
+    value = loss.item<double>();
+    if (!std::isfinite(value))
+      throw Error("training loss is " + std::to_string(value) + " at step " + std::to_string(global_step_) +
+                  " (micro-batch " + std::to_string(micro_steps_) + "); stopping before the update");
+    (loss / static_cast<double>(options_.gradient_accumulation_steps)).backward();
+  } catch (...) {
+    finish_abandoned_prefetches();
+    throw;
   }
-  const double value = loss.item<double>();
-  if (!std::isfinite(value))
-    throw Error("training loss is " + std::to_string(value) + " at step " + std::to_string(global_step_) +
-                " (micro-batch " + std::to_string(micro_steps_) + "); stopping before the update");
-  (loss / static_cast<double>(options_.gradient_accumulation_steps)).backward();
   peak_gradient_bytes_ = std::max(peak_gradient_bytes_, gradient_bytes());
   // Stage 2 reduced most buckets during the backward; the rest now.
   if (zero2_) {
@@ -116,12 +122,25 @@ MicroStep TrainEngine::micro_step(const std::function<torch::Tensor(models::Caus
 
 void TrainEngine::evaluate(const std::function<void(models::CausalLMImpl&)>& fn) {
   model_->eval();
-  {
+  try {
     torch::NoGradGuard no_grad;
     AutocastScope autocast(model_->parameters().front().device().type(), options_.compute_dtype);
     fn(*model_);
+  } catch (...) {
+    finish_abandoned_prefetches();
+    model_->train();
+    throw;
   }
   model_->train();
+}
+
+void TrainEngine::finish_abandoned_prefetches() noexcept {
+  if (!zero3_) return;
+  try {
+    zero3_->finish_prefetches();
+  } catch (...) {
+    // The pass's own error is the one to report; a gather that failed too adds nothing.
+  }
 }
 
 void TrainEngine::set_progress(int64_t global_step, int64_t micro_steps) {
@@ -176,14 +195,15 @@ void TrainEngine::set_optimizer_sharding(OptimizerSharding sharding) {
   sharding_ = std::move(sharding);
 }
 
-void TrainEngine::set_zero3(Zero3Collectives collectives, std::shared_ptr<models::PartitionedLayers> built) {
+void TrainEngine::set_zero3(Zero3Collectives collectives, std::shared_ptr<models::PartitionedLayers> built,
+                            int prefetch_layers) {
   if (global_step_ > 0) throw Error("ZeRO stage 3 must be set before the first optimizer step");
   if (zero3_) throw Error("ZeRO stage 3 is already on for this engine");
   if (sharding_ || gradient_sync_)
     throw Error("ZeRO stage 3: the engine already has a gradient sync or optimizer sharding (stages 0-2)");
   // Gradients accumulated so far belong to whole parameters that are about to go.
   optimizer_->zero_grad();
-  zero3_ = std::make_unique<Zero3Partition>(model_, std::move(collectives), std::move(built));
+  zero3_ = std::make_unique<Zero3Partition>(model_, std::move(collectives), std::move(built), prefetch_layers);
   scheduler_.reset();  // it refers to the optimizer it replaces
   optimizer_ = make_adamw(zero3_->master_chunks(), options_.optimizer);
   scheduler_ = std::make_unique<LrScheduler>(*optimizer_, options_.schedule);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <cstring>
+#include <exception>
 #include <tuple>
 #include <utility>
 
@@ -28,10 +29,12 @@ torch::Tensor placeholder(const torch::Tensor& like) { return torch::empty({0}, 
 int64_t Zero3Partition::Flat::gathered_bytes() const { return bytes_of(gathered); }
 
 Zero3Partition::Zero3Partition(models::CausalLM model, Zero3Collectives collectives,
-                               std::shared_ptr<models::PartitionedLayers> built)
-    : model_(std::move(model)), collectives_(std::move(collectives)) {
+                               std::shared_ptr<models::PartitionedLayers> built, int prefetch_layers)
+    : model_(std::move(model)), collectives_(std::move(collectives)), prefetch_layers_(prefetch_layers) {
   const int world = collectives_.world, rank = collectives_.rank;
   if (!model_) throw Error("ZeRO stage 3: no model");
+  if (prefetch_layers < 0)
+    throw Error("ZeRO stage 3: zero3_prefetch_layers must be 0 (off) or more, got " + std::to_string(prefetch_layers));
   if (world < 1 || rank < 0 || rank >= world)
     throw Error("ZeRO stage 3: rank " + std::to_string(rank) + " is outside a world of " + std::to_string(world));
   if (!collectives_.all_gather || !collectives_.reduce_scatter_sum || !collectives_.all_reduce_sum)
@@ -107,7 +110,8 @@ Zero3Partition::Zero3Partition(models::CausalLM model, Zero3Collectives collecti
   peak_bytes_ = resident_bytes_;
 
   models::CausalLMImpl::LayerHooks hooks;
-  hooks.before = [this](int64_t layer) { gather(layer); };
+  hooks.before = [this](int64_t layer) { gather(layer, +1); };
+  hooks.before_backward = [this](int64_t layer) { gather(layer, -1); };
   hooks.after = [this](int64_t layer) { release(layer); };
   hooks.after_backward = [this](int64_t layer) { after_backward(layer); };
   model_->set_layer_hooks(std::move(hooks));
@@ -115,6 +119,11 @@ Zero3Partition::Zero3Partition(models::CausalLM model, Zero3Collectives collecti
 
 Zero3Partition::~Zero3Partition() {
   if (model_) model_->set_layer_hooks({});
+  try {
+    finish_prefetches();  // nothing may still write into the buffers about to go
+  } catch (...) {
+    // A failed gather: the other ranks see the failure in their own collectives.
+  }
 }
 
 torch::Tensor Zero3Partition::value_of(const Member& member, models::PartitionedLayers* built,
@@ -196,18 +205,104 @@ void Zero3Partition::gather_flat(Flat& flat) {
   received_bytes_ += flat.chunk * (collectives_.world - 1) * flat.master.element_size();  // the other ranks' chunks
 }
 
-void Zero3Partition::gather(int64_t index) {
+void Zero3Partition::gather(int64_t index, int ahead) {
   auto& layer = layer_at(index, "gather");
-  if (layer.holds++ > 0) return;  // already whole (a FullParameters scope)
+  if (layer.holds > 0) {  // already whole (a FullParameters scope)
+    ++layer.holds;
+    return;
+  }
   torch::NoGradGuard no_grad;
+  if (!in_flight_.empty() && in_flight_.front() == index) {
+    in_flight_.pop_front();  // the pass continues as the prefetch foresaw
+  } else {
+    finish_prefetches();  // another pass, or a layer out of turn: what was started ahead goes first
+    start_gather(index, /*ahead=*/false);
+  }
+  finish_gather(layer);
+  use_gathered(layer);
+  layer.holds = 1;
+  if (ahead == 0) return;
+  for (int64_t next = index + ahead, n = 0; n < prefetch_layers_ && next >= 0 && next < layer_count(); next += ahead, ++n) {
+    const bool on_its_way = std::find(in_flight_.begin(), in_flight_.end(), next) != in_flight_.end();
+    if (on_its_way || layers_[static_cast<size_t>(next)].holds > 0) continue;  // or whole already
+    start_gather(next, /*ahead=*/true);
+    in_flight_.push_back(next);
+  }
+}
+
+void Zero3Partition::start_gather(int64_t index, bool ahead) {
+  auto& layer = layers_[static_cast<size_t>(index)];
+  layer.arrivals.clear();
+  try {
+    for (auto& flat : layer.flats) {
+      flat.gathered = torch::empty({flat.chunk * collectives_.world}, flat.master.options().requires_grad(false));
+      add_resident(flat.gathered_bytes());
+      if (ahead && collectives_.start_all_gather) {
+        layer.arrivals.push_back(collectives_.start_all_gather(flat.master.detach(), flat.gathered));
+        received_bytes_ += flat.chunk * (collectives_.world - 1) * flat.master.element_size();
+      } else {
+        gather_flat(flat);  // arrived already
+      }
+    }
+  } catch (...) {
+    try {
+      finish_gather(layer);  // the flats started before the failure; frees the layer's buffers
+    } catch (...) {
+    }
+    free_gathered(layer);
+    throw;
+  }
+}
+
+void Zero3Partition::finish_gather(Layer& layer) {
+  auto arrivals = std::move(layer.arrivals);
+  layer.arrivals.clear();
+  std::exception_ptr failure;
+  for (auto& arrival : arrivals) {
+    try {
+      arrival();  // every one, even after a failure: none may still write into a freed buffer
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) {
+    free_gathered(layer);
+    std::rethrow_exception(failure);
+  }
+}
+
+void Zero3Partition::use_gathered(Layer& layer) {
   for (auto& flat : layer.flats) {
-    flat.gathered = torch::empty({flat.chunk * collectives_.world}, flat.master.options().requires_grad(false));
-    gather_flat(flat);
+    TORCH_CHECK(flat.gathered.numel() == flat.chunk * collectives_.world, "all_gather changed the flat's size");
     for (size_t i = 0; i < flat.parameters.size(); ++i)
       flat.parameters[i].set_data(
           flat.gathered.narrow(0, flat.offsets[i], c10::multiply_integers(flat.shapes[i])).view(flat.shapes[i]));
-    add_resident(flat.gathered_bytes());
   }
+}
+
+void Zero3Partition::free_gathered(Layer& layer) {
+  for (auto& flat : layer.flats) {
+    for (auto& p : flat.parameters) p.set_data(placeholder(p));
+    resident_bytes_ -= flat.gathered_bytes();
+    flat.gathered = torch::Tensor();
+  }
+}
+
+void Zero3Partition::finish_prefetches() {
+  torch::NoGradGuard no_grad;
+  std::exception_ptr failure;
+  while (!in_flight_.empty()) {
+    auto& layer = layers_[static_cast<size_t>(in_flight_.front())];
+    in_flight_.pop_front();
+    try {
+      finish_gather(layer);
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+      continue;  // freed already
+    }
+    free_gathered(layer);
+  }
+  if (failure) std::rethrow_exception(failure);
 }
 
 void Zero3Partition::release(int64_t index) {
@@ -215,11 +310,7 @@ void Zero3Partition::release(int64_t index) {
   if (layer.holds <= 0) throw Error("ZeRO stage 3: layer " + std::to_string(index) + " released but not gathered");
   if (--layer.holds > 0) return;
   torch::NoGradGuard no_grad;
-  for (auto& flat : layer.flats) {
-    for (auto& p : flat.parameters) p.set_data(placeholder(p));
-    resident_bytes_ -= flat.gathered_bytes();
-    flat.gathered = torch::Tensor();
-  }
+  free_gathered(layer);
 }
 
 void Zero3Partition::reduce_scatter_flat(Flat& flat) {
@@ -251,6 +342,7 @@ void Zero3Partition::after_backward(int64_t index) {
 }
 
 void Zero3Partition::reduce_scatter_kept_gradients() {
+  finish_prefetches();
   if (kept_.empty()) return;
   torch::NoGradGuard no_grad;
   // Which kept parameters have a gradient on some rank: those reduce-scatter (zeros
@@ -269,6 +361,7 @@ void Zero3Partition::reduce_scatter_kept_gradients() {
 }
 
 double Zero3Partition::clip_gradients(double max_norm) {
+  finish_prefetches();
   torch::NoGradGuard no_grad;
   const auto device = layers_.front().flats.front().master.device();
   auto squares = torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
@@ -286,6 +379,7 @@ double Zero3Partition::clip_gradients(double max_norm) {
 }
 
 void Zero3Partition::gather_kept_parameters() {
+  finish_prefetches();
   torch::NoGradGuard no_grad;
   for (auto& flat : kept_) gather_flat(flat);  // the parameter is a view of flat.gathered
 }
@@ -297,6 +391,7 @@ Zero3Partition::FullParameters Zero3Partition::gather_full_parameters(bool write
 Zero3Partition::FullParameters::FullParameters(Zero3Partition& owner, bool write_back)
     : owner_(&owner), write_back_(write_back) {
   if (owner.sliced_) throw Error("ZeRO stage 3: the whole parameters were asked for while the layers are tensor-parallel slices");
+  owner.finish_prefetches();
   int64_t gathered = 0;
   try {
     for (; gathered < owner.layer_count(); ++gathered) owner.gather(gathered);
@@ -460,6 +555,7 @@ Zero3Partition::TensorParallelSlices::TensorParallelSlices(Zero3Partition& owner
     throw Error("ZeRO stage 3: tensor-parallel rank " + std::to_string(group.rank) + " of " + std::to_string(group.world) +
                 " for ZeRO rank " + std::to_string(rank) + " of " + std::to_string(owner.collectives_.world) +
                 " (generation groups are consecutive ranks)");
+  owner.finish_prefetches();
   for (const auto& layer : owner.layers_)
     if (layer.holds > 0) throw Error("ZeRO stage 3: tensor-parallel slices asked for while a layer is gathered whole");
   torch::NoGradGuard no_grad;

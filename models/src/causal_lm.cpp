@@ -62,19 +62,25 @@ torch::Tensor CausalLMImpl::run_layer(torch::nn::Module& layer, const torch::Ten
     throw Error("run_layer: layer " + std::to_string(context.layer) +
                 " has partitioned weights (ZeRO stage 3) and cannot run with autograd over a KV cache");
   const bool checkpoint = grad && !context.cache && (partitioned || (gradient_checkpointing_ && is_training()));
-  if (!checkpoint) {
-    if (layer_hooks_.before) layer_hooks_.before(context.layer);
-    auto out = fn(h);
-    if (layer_hooks_.after) layer_hooks_.after(context.layer);
-    return out;
-  }
-  const auto parameters = layer.parameters();
-  if (!partitioned) return run_checkpointed(fn, h, parameters);
+  if (checkpoint && !partitioned) return run_checkpointed(fn, h, layer.parameters());
   const int64_t index = context.layer;
-  RecomputeHooks recompute{[hooks = layer_hooks_, index] { hooks.before(index); },
-                           [hooks = layer_hooks_, index] { hooks.after_backward(index); }};
   if (layer_hooks_.before) layer_hooks_.before(index);
-  auto out = run_checkpointed(fn, h, parameters, std::move(recompute));
+  torch::Tensor out;
+  try {
+    if (!checkpoint) {
+      out = fn(h);
+    } else {
+      RecomputeHooks recompute{[hooks = layer_hooks_, index] {
+                                 hooks.before_backward ? hooks.before_backward(index) : hooks.before(index);
+                               },
+                               [hooks = layer_hooks_, index] { hooks.after_backward(index); }};
+      out = run_checkpointed(fn, h, layer.parameters(), std::move(recompute));
+    }
+  } catch (...) {
+    // Partitioned weights go back even so: the next pass gathers the layer afresh.
+    if (layer_hooks_.after) layer_hooks_.after(index);
+    throw;
+  }
   if (layer_hooks_.after) layer_hooks_.after(index);
   return out;
 }

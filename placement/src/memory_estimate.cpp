@@ -126,7 +126,10 @@ MemoryEstimate estimate_memory(const RoleSpec& role, const ModelShape& shape, Pr
       }
       largest_layer = std::max(largest_layer, gathered);
     }
-    m.zero3_gather = ceil_div(largest_layer, t);
+    // The running layer and the ones whose gathers were started ahead of it.
+    const int64_t whole_at_once = 1 + std::min<int64_t>(role.zero3_prefetch_layers,
+                                                        std::max<int64_t>(0, static_cast<int64_t>(flats.size()) - 1));
+    m.zero3_gather = ceil_div(largest_layer, t) * whole_at_once;
     if (role.role == Role::Actor) {
       // Generation gathers every layer (whole, or the generation group's slices).
       int64_t layers = 0;

@@ -69,7 +69,7 @@ class Fields {
 RoleSpec parse_role_spec(Role role, const nlohmann::json& json, const std::string& source) {
   const std::string path = std::string("roles.") + role_name(role);
   Fields f(json, source, path,
-           {"model", "devices", "dp", "tp", "inference_tp_size", "zero_stage", "reduce_bucket_size", "offload_optimizer", "offload_params", "lora_dim",
+           {"model", "devices", "dp", "tp", "inference_tp_size", "zero_stage", "reduce_bucket_size", "zero3_prefetch_layers", "offload_optimizer", "offload_params", "lora_dim",
             "only_optimize_lora", "gradient_checkpointing"});
   RoleSpec spec;
   spec.role = role;
@@ -91,6 +91,7 @@ RoleSpec parse_role_spec(Role role, const nlohmann::json& json, const std::strin
                 std::to_string(spec.devices));
   spec.zero_stage = static_cast<int>(f.integer("zero_stage", 0, 0, 3));
   spec.reduce_bucket_size = f.integer("reduce_bucket_size", spec.reduce_bucket_size, 1, int64_t{1} << 50);
+  spec.zero3_prefetch_layers = static_cast<int>(f.integer("zero3_prefetch_layers", spec.zero3_prefetch_layers, 0, 1 << 20));
   spec.offload_optimizer = f.boolean("offload_optimizer", false);
   spec.offload_params = f.boolean("offload_params", false);
   spec.lora_dim = static_cast<int>(f.integer("lora_dim", 0, 0, 1 << 16));
@@ -248,6 +249,8 @@ nlohmann::json to_json(const Topology& topology) {
                                 {"tp", r.tp},
                                 {"inference_tp_size", r.inference_tp_size},
                                 {"zero_stage", r.zero_stage},
+                                {"reduce_bucket_size", r.reduce_bucket_size},
+                                {"zero3_prefetch_layers", r.zero3_prefetch_layers},
                                 {"offload_optimizer", r.offload_optimizer},
                                 {"offload_params", r.offload_params},
                                 {"lora_dim", r.lora_dim},

@@ -196,8 +196,8 @@ TEST_CASE("plan: the per-rank memory estimate is within 15% of the tensor bytes 
     const bool owner_shares = stage == 1;
     compare("optimizer", rank, h.optimizer, plan.optimizer, owner_shares);
     if (stage != 3) continue;
-    print_row(actor, rank, "one layer gathered", h.zero3_gather, plan.zero3_gather);
-    compare("one layer gathered", rank, h.zero3_gather, plan.zero3_gather);
+    print_row(actor, rank, "layers gathered (one and one prefetched)", h.zero3_gather, plan.zero3_gather);
+    compare("layers gathered (one and one prefetched)", rank, h.zero3_gather, plan.zero3_gather);
     if (critic) continue;
     print_row(actor, rank, "generation: gathered layers", h.inference_weights, plan.inference_weights);
     print_row(actor, rank, "generation: inference layout", h.inference_layout, plan.inference_layout);

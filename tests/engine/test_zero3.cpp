@@ -20,6 +20,8 @@
 #include <troupe/engine/losses.hpp>
 #include <troupe/engine/train_engine.hpp>
 #include <troupe/engine/zero3.hpp>
+#include <troupe/models/causal_lm.hpp>
+#include <troupe/models/config.hpp>
 #include <troupe/models/lora.hpp>
 #include <troupe/models/pretrained.hpp>
 
@@ -89,12 +91,16 @@ torch::Tensor comparable(const std::string& name, const torch::Tensor& value) {
 }
 
 /// Trains `load()`'s model on `batches` in one process (whole batches) and as `world`
-/// ZeRO stage 3 ranks (each its rows), both in float64, and checks that the two agree:
-/// each micro-batch's loss (the ranks' mean) within 1e-6 relative, each step's gradient
-/// norm within 1e-10 and every parameter at the end within 1e-9.
+/// ZeRO stage 3 ranks (each its rows, gathering `prefetch_layers` ahead), both in
+/// float64, and checks that the two agree: each micro-batch's loss (the ranks' mean)
+/// within 1e-6 relative, each step's gradient norm within 1e-10 and every parameter at
+/// the end within 1e-9; and that no started gather was left unwaited. Each rank calls
+/// `before_training` (when set) with its engine and the collectives before its first batch.
+using BeforeTraining = std::function<void(engine::TrainEngine&, int rank, test::ThreadCollectives&)>;
 RunRecord check_zero3_matches_one_process(const std::function<models::CausalLM()>& load_fp32,
                                           const engine::TrainOptions& options, const std::vector<Batch>& batches,
-                                          int world = kWorld) {
+                                          int world = kWorld, int prefetch_layers = engine::kDefaultZero3PrefetchLayers,
+                                          const BeforeTraining& before_training = {}) {
   OneIntraOpThread one_thread;  // the same arithmetic as the ranks'
   // In float64: half-batch matmuls sum in another order than whole-batch ones, and 20
   // AdamW steps amplify fp32 round-off past any tolerance that would still catch a
@@ -119,7 +125,8 @@ RunRecord check_zero3_matches_one_process(const std::function<models::CausalLM()
   std::vector<RunRecord> ranks(static_cast<size_t>(world));
   run_ranks([&](int rank) {
     engine::TrainEngine trainer(load(), options);
-    trainer.set_zero3(group.zero3(rank));
+    trainer.set_zero3(group.zero3(rank), nullptr, prefetch_layers);
+    if (before_training) before_training(trainer, rank, group);
     auto& record = ranks[static_cast<size_t>(rank)];
     for (const auto& batch : batches) {
       const int64_t rows = batch.input_ids.size(0) / world;
@@ -131,6 +138,7 @@ RunRecord check_zero3_matches_one_process(const std::function<models::CausalLM()
     auto whole = trainer.zero3()->gather_full_parameters();
     record.parameters = snapshot(*trainer.model());
   }, world);
+  for (int rank = 0; rank < world; ++rank) CHECK(group.unfinished_gathers(rank) == 0);
 
   const auto steps = static_cast<size_t>(batches.size()) / static_cast<size_t>(options.gradient_accumulation_steps);
   REQUIRE(single.grad_norms.size() == steps);
@@ -181,7 +189,92 @@ TEST_CASE("engine: ZeRO stage 3 on four ranks trains as one process on the whole
   check_zero3_matches_one_process(load_opt, zero3_train_options(), make_batches(kSteps * kAccumulation), 4);
 }
 
+TEST_CASE("engine: ZeRO stage 3 without prefetch trains as one process on the whole batch", "[engine][zero3]") {
+  check_zero3_matches_one_process(load_opt, zero3_train_options(), make_batches(kSteps * kAccumulation), kWorld,
+                                  /*prefetch_layers=*/0);
+}
+
+TEST_CASE("engine: ZeRO stage 3 prefetching two of five layers trains as one process", "[engine][zero3]") {
+  // The fixtures have two layers: here gathers of two layers are on their way at once,
+  // and the backward's prefetch runs down three layers.
+  auto config = models::load_config(test::fixture_dir("opt"));
+  config.num_layers = 5;
+  config.dropout = 0.0f;
+  const auto start = snapshot(*models::make_causal_lm(config));
+  auto options = zero3_train_options();
+  options.gradient_accumulation_steps = 1;
+  options.schedule = {engine::ScheduleType::Constant, 0, 4};
+  check_zero3_matches_one_process(
+      [&] {
+        auto model = models::make_causal_lm(config);
+        torch::NoGradGuard no_grad;
+        for (auto& item : model->named_parameters()) item.value().copy_(start.at(item.key()));
+        return model;
+      },
+      options, make_batches(4), kWorld, /*prefetch_layers=*/2);
+}
+
+TEST_CASE("engine: a ZeRO stage 3 pass that throws mid-forward leaves no gather in flight", "[engine][zero3]") {
+  auto options = zero3_train_options();
+  options.gradient_accumulation_steps = 1;
+  options.schedule = {engine::ScheduleType::Constant, 0, 4};
+  const auto batches = make_batches(4);
+  // What each rank saw (Catch's assertions run on this thread only).
+  struct Seen {
+    bool step_threw = false, forward_threw = false;
+    int64_t outside = 0, resident_after_step = 0, in_flight_after_step = -1, unfinished_after_step = -1;
+    int64_t in_flight_after_forward = -1;
+  };
+  std::vector<Seen> seen(kWorld);
+  // Before its first batch each rank runs two passes that fail at layer 1, whose gather
+  // layer 0 started: a training micro-step (the engine waits for it and frees it) and a
+  // bare forward (the next pass's first gather does). The training after must still
+  // match one process that never saw them.
+  const auto fail_twice = [&](engine::TrainEngine& trainer, int rank, test::ThreadCollectives& group) {
+    auto& s = seen[static_cast<size_t>(rank)];
+    models::CausalLM model = trainer.model();
+    const auto hooks = model->layer_hooks();
+    auto failing = hooks;
+    failing.before = [hooks](int64_t layer) {
+      if (layer == 1) throw Error("injected failure before layer 1");
+      hooks.before(layer);
+    };
+    const auto ids = batches.front().input_ids.narrow(0, rank * 2, 2);  // (2, T)
+    s.outside = trainer.zero3()->param_resident_bytes();
+    model->set_layer_hooks(failing);
+    try {
+      trainer.micro_step([&](models::CausalLMImpl& m) { return sft_loss(m, ids); });
+    } catch (const Error&) {
+      s.step_threw = true;
+    }
+    s.resident_after_step = trainer.zero3()->param_resident_bytes();
+    s.in_flight_after_step = trainer.zero3()->layers_in_flight();
+    s.unfinished_after_step = group.unfinished_gathers(rank);
+    try {
+      torch::NoGradGuard no_grad;
+      model->forward(ids);
+    } catch (const Error&) {
+      s.forward_threw = true;
+    }
+    s.in_flight_after_forward = trainer.zero3()->layers_in_flight();
+    model->set_layer_hooks(hooks);
+  };
+  check_zero3_matches_one_process(load_opt, options, batches, kWorld, /*prefetch_layers=*/1, fail_twice);
+  for (int rank = 0; rank < kWorld; ++rank) {
+    INFO("rank " << rank);
+    const auto& s = seen[static_cast<size_t>(rank)];
+    CHECK(s.step_threw);
+    CHECK(s.in_flight_after_step == 0);
+    CHECK(s.unfinished_after_step == 0);
+    CHECK(s.resident_after_step == s.outside);
+    CHECK(s.forward_threw);
+    CHECK(s.in_flight_after_forward == 1);  // until the next collective (then checked: none unfinished)
+  }
+}
+
 TEST_CASE("engine: ZeRO stage 3 trains GPT-2, Llama and LoRA adapters as one process", "[engine][zero3]") {
+  const int prefetch = GENERATE(1, 0);
+  INFO("prefetch_layers " << prefetch);
   auto options = zero3_train_options();
   options.gradient_accumulation_steps = 1;
   options.schedule = {engine::ScheduleType::Constant, 0, 4};
@@ -194,7 +287,7 @@ TEST_CASE("engine: ZeRO stage 3 trains GPT-2, Llama and LoRA adapters as one pro
           models::set_dropout(*model, 0.0);
           return model;
         },
-        options, batches);
+        options, batches, kWorld, prefetch);
   }
   {
     INFO("opt, only the LoRA adapters training: the frozen layer weights are partitioned too");
@@ -220,12 +313,14 @@ TEST_CASE("engine: ZeRO stage 3 trains GPT-2, Llama and LoRA adapters as one pro
           for (auto& item : model->named_parameters()) item.value().copy_(start.at(item.key()));
           return model;
         },
-        lora_options, batches);
+        lora_options, batches, kWorld, prefetch);
   }
 }
 
-TEST_CASE("engine: a ZeRO stage 3 rank keeps 1/N of the parameters and one layer at a time",
+TEST_CASE("engine: a ZeRO stage 3 rank keeps 1/N of the parameters and one layer at a time, two with prefetch",
           "[engine][zero3]") {
+  const int prefetch = GENERATE(1, 0);
+  INFO("prefetch_layers " << prefetch);
   const auto reference = load_opt();
   const auto whole_values = snapshot(*reference);
   const auto ids = make_batches(1).front().input_ids;  // (4, 12)
@@ -249,7 +344,7 @@ TEST_CASE("engine: a ZeRO stage 3 rank keeps 1/N of the parameters and one layer
     auto& s = seen[static_cast<size_t>(rank)];
     auto model = load_opt();
     engine::TrainEngine trainer(model, zero3_train_options());
-    trainer.set_zero3(group.zero3(rank));
+    trainer.set_zero3(group.zero3(rank), nullptr, prefetch);
     const auto& zero3 = *trainer.zero3();
     s.whole = zero3.whole_param_bytes();
     s.kept = zero3.kept_whole_bytes();
@@ -305,8 +400,10 @@ TEST_CASE("engine: a ZeRO stage 3 rank keeps 1/N of the parameters and one layer
     CHECK(s.outside <= s.whole / kWorld + s.padding + s.kept);
     CHECK(s.outside < s.whole);
     CHECK(s.peak > s.outside);
-    CHECK(s.peak <= s.outside + s.largest_layer);
-    CHECK(s.peak <= s.whole / kWorld + s.padding + s.largest_layer + s.kept);  // the bound of zero3.hpp
+    CHECK(s.peak <= s.outside + (1 + prefetch) * s.largest_layer);
+    CHECK(s.peak <= s.whole / kWorld + s.padding + (1 + prefetch) * s.largest_layer + s.kept);  // the bound of zero3.hpp
+    // The layer on its way counts: the two equal layers are whole together at the peak.
+    if (prefetch > 0) CHECK(s.peak == s.outside + 2 * s.largest_layer);
     CHECK(s.after_step == s.outside);
     CHECK(s.view_equal);
     CHECK(s.logits_difference <= 1e-6);

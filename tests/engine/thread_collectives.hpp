@@ -4,6 +4,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <mutex>
 #include <vector>
 
@@ -31,6 +33,21 @@ class ThreadCollectives {
       const int64_t n = chunk.numel();
       for (int r = 0; r < world_; ++r) flat.narrow(0, r * n, n).copy_(slots_[static_cast<size_t>(r)]);
       finish(rank);
+    };
+    // Started: the ranks meet now (where the gather counts as a collective); `flat` holds
+    // NaN until it is waited for, so a layer used before its gather completes shows.
+    c.start_all_gather = [this, rank](const torch::Tensor& chunk, torch::Tensor& flat) -> std::function<void()> {
+      auto arrived = torch::empty_like(flat);  // (world * C)
+      publish(rank, chunk);
+      const int64_t n = chunk.numel();
+      for (int r = 0; r < world_; ++r) arrived.narrow(0, r * n, n).copy_(slots_[static_cast<size_t>(r)]);
+      finish(rank);
+      if (flat.is_floating_point()) flat.fill_(std::numeric_limits<double>::quiet_NaN());
+      ++unfinished_gathers_[static_cast<size_t>(rank)];
+      return [this, rank, arrived, flat] {
+        flat.copy_(arrived);
+        --unfinished_gathers_[static_cast<size_t>(rank)];
+      };
     };
     c.reduce_scatter_sum = [this, rank](const torch::Tensor& flat, torch::Tensor& chunk) {
       publish(rank, flat);
@@ -115,6 +132,10 @@ class ThreadCollectives {
     };
   }
 
+  /// Gathers `rank` started (start_all_gather) and has not waited for. Read it on the
+  /// rank's own thread, or once the ranks have joined.
+  int64_t unfinished_gathers(int rank) const { return unfinished_gathers_[static_cast<size_t>(rank)]; }
+
  private:
   torch::Tensor sum_of_slots() const {
     auto sum = slots_.front().clone();
@@ -154,6 +175,7 @@ class ThreadCollectives {
   std::condition_variable all_arrived_;
   int arrived_ = 0;
   int64_t generation_ = 0;
+  std::vector<int64_t> unfinished_gathers_ = std::vector<int64_t>(static_cast<size_t>(world_), 0);
 };
 
 }  // namespace troupe::test

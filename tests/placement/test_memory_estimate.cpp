@@ -80,7 +80,10 @@ TEST_CASE("troupe's AdamW: fp32 weights, gradients and two moments, partitioned 
   CHECK(s3.weights == 4 * (24 * kLayer / 8 + kKept));  // the layers' 1/8, the rest whole
   CHECK(s3.gradients == 4 * (24 * kLayer / 8 + kKept));
   CHECK(s3.optimizer == 8 * shard);
-  CHECK(s3.zero3_gather == 4 * kLayer);  // one layer whole at a time
+  CHECK(s3.zero3_gather == 2 * 4 * kLayer);  // one layer whole at a time, and the next one on its way
+  auto no_prefetch = role(Role::Actor, 8, 3);
+  no_prefetch.zero3_prefetch_layers = 0;
+  CHECK(estimate_memory(no_prefetch, opt13(), Precision::Fp16, BatchSpec{}).zero3_gather == 4 * kLayer);
   CHECK(s3.inference_weights == 4 * 24 * kLayer);
   CHECK(estimate_memory(role(Role::Actor, 8, 2), opt13(), Precision::Fp16, BatchSpec{}).inference_weights == 0);
 

@@ -60,6 +60,9 @@ TEST_CASE("topology: dp follows devices / tp; colocation sets and singletons", "
   CHECK(again.find(Role::Actor)->inference_tp_size == 1);
   const auto generation_tp = parse(R"({"roles": {"actor": {"devices": 4, "inference_tp_size": 2}}})");
   CHECK(parse_topology(to_json(generation_tp), "again").find(Role::Actor)->inference_tp_size == 2);
+  CHECK(t.find(Role::Actor)->zero3_prefetch_layers == 1);  // DeepSpeed prefetches by default
+  const auto prefetch = parse(R"({"roles": {"actor": {"zero_stage": 3, "zero3_prefetch_layers": 0}}})");
+  CHECK(parse_topology(to_json(prefetch), "again").find(Role::Actor)->zero3_prefetch_layers == 0);
 }
 
 TEST_CASE("topology validation names the file and the field", "[placement][topology]") {
@@ -73,6 +76,8 @@ TEST_CASE("topology validation names the file and the field", "[placement][topol
         "topology.json: roles.critic.inference_tp_size: critic does not generate; the generation layout is the actor's");
   CHECK(error_of(R"({"roles": {"actor": {"zero_stage": 4}}})") ==
         "topology.json: roles.actor.zero_stage: 4 is out of range [0, 3]");
+  CHECK(error_of(R"({"roles": {"actor": {"zero_stage": 3, "zero3_prefetch_layers": -1}}})") ==
+        "topology.json: roles.actor.zero3_prefetch_layers: -1 is out of range [0, 1048576]");
   CHECK(error_of(R"({"roles": {"actor": {"zero_stage": 2, "offload_params": true}}})") ==
         "topology.json: roles.actor.offload_params: needs zero_stage 3 (has 2)");
   CHECK(error_of(R"({"roles": {"actor": {"offload_optimizer": true}}})") ==

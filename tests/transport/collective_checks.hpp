@@ -87,7 +87,24 @@ inline std::string run_collective_checks(transport::Communicator& comm) {
       auto column = strided.select(1, 0);
       comm.all_gather_into(inputs[r], column);
       expect(bit_equal(column, at::cat(inputs)), "all_gather_into a strided view " + std::string(c10::toString(type)));
+      // A started all-gather with another collective issued before it is waited for
+      // (the c10d backends leave it running; the others finish it at once).
+      auto started = comm.start_all_gather(inputs[r]);
+      auto meanwhile = inputs[r].clone().view({n});
+      comm.all_reduce(meanwhile, ReduceOp::kMax);
+      expect(bit_equal(meanwhile, transport::reference_reduce(inputs, ReduceOp::kMax)),
+             "all_reduce while an all-gather runs " + std::string(c10::toString(type)));
+      expect(bit_equal(started->wait(), at::stack(inputs)), "started all_gather " + std::string(c10::toString(type)));
+      try {
+        started->wait();
+        expect(false, "a started all_gather waited for twice should throw");
+      } catch (const Error&) {
+      }
     }
+  }
+  {
+    // Dropped unwaited: it waits for itself, and the next collective finds the group in step.
+    auto dropped = comm.start_all_gather(collective_input(r, 7, at::kFloat));
   }
   // Broadcast over several 4 MiB segments, from the last rank.
   auto big = collective_input(W - 1, (5 << 20) / 4 + 3, at::kFloat);  // (n) ~5 MiB

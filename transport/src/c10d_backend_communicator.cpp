@@ -3,6 +3,7 @@
 #include <chrono>
 #include <map>
 #include <thread>
+#include <utility>
 
 #include <troupe/common/error.hpp>
 
@@ -75,6 +76,54 @@ at::Tensor BackendCommunicator::all_gather(const at::Tensor& input) {
   return at::stack(outputs[0]).to(input.device());  // (W, *S)
 }
 
+/// An all-gather whose c10d Work runs on: its outputs are stacked once it is waited for.
+class StartedBackendAllGather final : public StartedCollective {
+ public:
+  StartedBackendAllGather(const BackendCommunicator& owner, c10::intrusive_ptr<c10d::Work> work,
+                          std::vector<std::vector<at::Tensor>> outputs, std::vector<at::Tensor> inputs,
+                          at::Device device, int64_t op)
+      : owner_(owner), work_(std::move(work)), outputs_(std::move(outputs)), inputs_(std::move(inputs)),
+        device_(device), op_(op) {}
+
+  ~StartedBackendAllGather() override {
+    if (!work_) return;
+    try {
+      work_->wait();  // the transfer still writes into outputs_: never left running behind us
+    } catch (...) {
+      // Nobody is left to tell: the owner dropped it, and the other ranks see the failure themselves.
+    }
+  }
+
+  at::Tensor wait() override {
+    if (!work_) throw Error(owner_.where("all-gather") + ": a started all-gather was waited for twice");
+    const auto work = std::exchange(work_, {});
+    owner_.wait(work, "all-gather", op_);
+    auto result = at::stack(outputs_[0]).to(device_);  // (W, *S)
+    outputs_.clear();
+    inputs_.clear();
+    return result;
+  }
+
+ private:
+  const BackendCommunicator& owner_;
+  c10::intrusive_ptr<c10d::Work> work_;
+  std::vector<std::vector<at::Tensor>> outputs_;  // [1][W] (*S) each
+  std::vector<at::Tensor> inputs_;                // kept alive until the transfer ends
+  at::Device device_;
+  int64_t op_;
+};
+
+std::unique_ptr<StartedCollective> BackendCommunicator::start_all_gather(const at::Tensor& input) {
+  auto dense = on_backend(input);
+  std::vector<at::Tensor> inputs{dense};
+  std::vector<std::vector<at::Tensor>> outputs(1);
+  for (int i = 0; i < size_; ++i) outputs[0].push_back(at::empty_like(dense));
+  const int64_t op = ++collectives_;
+  auto work = backend_->allgather(outputs, inputs);
+  return std::make_unique<StartedBackendAllGather>(*this, std::move(work), std::move(outputs), std::move(inputs),
+                                                   input.device(), op);
+}
+
 at::Tensor BackendCommunicator::reduce_scatter(const at::Tensor& input, ReduceOp op) {
   if (input.dim() < 1 || input.size(0) != size_)
     throw Error(where("reduce-scatter") + ": input needs a leading dimension of " + std::to_string(size_) + ", got " +
@@ -127,7 +176,10 @@ void BackendCommunicator::check_average(const at::Tensor& tensor, ReduceOp op, c
 }
 
 void BackendCommunicator::wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what) const {
-  const int64_t op = ++collectives_;
+  wait(work, what, ++collectives_);
+}
+
+void BackendCommunicator::wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what, int64_t op) const {
   try {
     work->wait();
   } catch (const std::exception& error) {

@@ -25,6 +25,9 @@ class BackendCommunicator final : public Communicator {
   void all_reduce(at::Tensor& tensor, ReduceOp op) override;
   void reduce(at::Tensor& tensor, ReduceOp op, int root) override;
   at::Tensor all_gather(const at::Tensor& input) override;
+  /// Returns the c10d Work unwaited: gloo's worker threads (NCCL's stream) move the
+  /// chunks while the caller computes.
+  std::unique_ptr<StartedCollective> start_all_gather(const at::Tensor& input) override;
   at::Tensor reduce_scatter(const at::Tensor& input, ReduceOp op) override;
   at::Tensor all_to_all(const at::Tensor& input, const std::vector<int64_t>& send_counts,
                         const std::vector<int64_t>& receive_counts) override;
@@ -35,7 +38,10 @@ class BackendCommunicator final : public Communicator {
   /// `tensor` itself when the backend can use it in place (contiguous, on its device), else a copy.
   at::Tensor on_backend(const at::Tensor& tensor) const;
   void check_average(const at::Tensor& tensor, ReduceOp op, const std::string& what) const;
+  friend class StartedBackendAllGather;
   void wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what) const;
+  /// Waits for collective number `op` (counted when it started).
+  void wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what, int64_t op) const;
   std::string where(const std::string& op) const;
   /// After collective number `op` failed: "ranks that did not arrive: ..." from what the
   /// other failing ranks recorded in the store within a short wait.

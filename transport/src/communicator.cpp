@@ -1,6 +1,7 @@
 #include <troupe/transport/communicator.hpp>
 
 #include <algorithm>
+#include <utility>
 
 #include <troupe/common/error.hpp>
 
@@ -23,7 +24,24 @@ int64_t sum_of(const std::vector<int64_t>& counts) {
   return total;
 }
 
+/// A collective that finished before it was handed back (Communicator's defaults).
+class FinishedCollective final : public StartedCollective {
+ public:
+  explicit FinishedCollective(at::Tensor result) : result_(std::move(result)) {}
+  at::Tensor wait() override {
+    if (!result_.defined()) throw Error("transport: a started collective was waited for twice");
+    return std::exchange(result_, at::Tensor());
+  }
+
+ private:
+  at::Tensor result_;
+};
+
 }  // namespace
+
+std::unique_ptr<StartedCollective> Communicator::start_all_gather(const at::Tensor& input) {
+  return std::make_unique<FinishedCollective>(all_gather(input));
+}
 
 void check_all_to_all(const at::Tensor& input, const std::vector<int64_t>& send_counts,
                       const std::vector<int64_t>& receive_counts, int size, const std::string& where) {

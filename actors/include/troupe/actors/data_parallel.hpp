@@ -67,6 +67,9 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
   /// reduce_bucket_size; engine/zero2.hpp).
   int64_t reduce_bucket_size() const { return reduce_bucket_size_; }
   void set_reduce_bucket_size(int64_t elements) { reduce_bucket_size_ = elements; }
+  /// ZeRO stage 3: decoder layers gathered ahead of the running one (0 = none; engine/zero3.hpp).
+  int zero3_prefetch_layers() const { return zero3_prefetch_layers_; }
+  void set_zero3_prefetch_layers(int layers) { zero3_prefetch_layers_ = layers; }
 
   /// Averages the gradients of `parameters` over the ranks in place (one flattened
   /// all-reduce per dtype). A parameter with a gradient on some rank only (its rows
@@ -124,6 +127,7 @@ class DataParallel : public std::enable_shared_from_this<DataParallel> {
   int cuda_device_ = -1;
   int zero_stage_ = 0;
   int64_t reduce_bucket_size_ = engine::kDefaultReduceBucketElements;
+  int zero3_prefetch_layers_ = engine::kDefaultZero3PrefetchLayers;
   /// Joins `name` as `rank` of `size` over this group's rendezvous and collectives.
   std::unique_ptr<transport::Communicator> join(const std::string& name, int rank, int size);
 

@@ -7,6 +7,7 @@
 /// all models on every device): rank 0 of each in the controller's process, ranks 1..
 /// in worker processes. Tensor parallelism (tp > 1) is not run by step 3.
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,8 @@ struct Step3Placement {
   int critic_zero_stage = 0;
   /// The trained roles' reduce_bucket_size in the topology (their zero_stage 2).
   int64_t critic_reduce_bucket_size = 500'000'000, actor_reduce_bucket_size = 500'000'000;
+  /// Each role's zero3_prefetch_layers in the topology (its zero_stage 3), by role name.
+  std::map<std::string, int> zero3_prefetch_layers;
   /// The actor's data-parallel ranks (its devices): rank 0 here, the others in workers.
   int actor_ranks = 1;
   int actor_zero_stage = 0;

@@ -139,7 +139,10 @@ class TrainEngine {
   /// needs a forward and backward through every layer). Refused (troupe::Error) after the
   /// first optimizer step, or together with a gradient sync or optimizer sharding.
   /// `built`: the PartitionedLayers of a model built inside a models::PartitionedInit.
-  void set_zero3(Zero3Collectives collectives, std::shared_ptr<models::PartitionedLayers> built = nullptr);
+  /// `prefetch_layers`: layers gathered ahead of the running one (0 = none; zero3.hpp).
+  /// A pass that throws leaves no gather running (Zero3Partition::finish_prefetches).
+  void set_zero3(Zero3Collectives collectives, std::shared_ptr<models::PartitionedLayers> built = nullptr,
+                 int prefetch_layers = kDefaultZero3PrefetchLayers);
   /// The partition under ZeRO stage 2, else null.
   const Zero2Partition* zero2() const { return zero2_.get(); }
   /// The partition under ZeRO stage 3, else null: gather_full_parameters() for savers and
@@ -156,6 +159,8 @@ class TrainEngine {
   GradientSync gradient_sync_;
   /// The forward and backward of micro_step() and partial_step(): the loss, checked finite.
   double backward(const std::function<torch::Tensor(models::CausalLMImpl&)>& loss_fn);
+  /// After a pass threw: ZeRO stage 3's gathers started ahead for it are waited for and freed.
+  void finish_abandoned_prefetches() noexcept;
   void broadcast_owned_parameters();
   /// Bytes of the gradients held now.
   int64_t gradient_bytes() const;

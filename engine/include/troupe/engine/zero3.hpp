@@ -15,8 +15,22 @@
 /// keeping autograd state (checkpointed), free the gathered buffer. Backward of the
 /// layer: all-gather again, recompute it with grad, back-propagate, reduce-scatter its
 /// full gradients into this rank's chunk gradients (averaged over the ranks), free the
-/// gradients and the gathered weights. One layer is whole at a time; the next one is
-/// not prefetched (a gather waits for its collective).
+/// gradients and the gathered weights.
+///
+/// Prefetch (DeepSpeed's stage3_prefetch_bucket_size, counted in layers): when layer i
+/// is gathered for the forward, the gathers of layers i+1 .. i+P start and run while it
+/// computes (P = prefetch_layers; in the backward, which runs the layers in reverse,
+/// i-1 .. i-P); P = 0 gathers each layer only when it runs. Resident parameters: this
+/// rank's chunks, the kept-whole parameters below and at most 1 + P whole layers.
+/// Why every rank still issues the same collectives in the same order: whether a gather
+/// is started ahead, used or waited for and dropped depends only on the layer index, the
+/// layer count, P and which layers are whole, which every rank shares; a gather counts
+/// as a collective where it starts, not where it is waited for; and every collective
+/// that does not continue the pass (the next pass's first layer, a layer out of turn,
+/// the gradient and step collectives, a FullParameters or TensorParallelSlices scope,
+/// finish_prefetches(), destruction) first waits for and frees the gathers started
+/// ahead and unused (a pass that ended early: an exception, a model that stops). A
+/// started gather only completes, so waiting for it cannot deadlock: every rank started it.
 ///
 /// The exception: the parameters outside the decoder layers (token and position
 /// embeddings, the final norm, OPT's projections, the LM head, the value head) stay
@@ -38,6 +52,7 @@
 /// checkpoint it was loaded from, each rank reading only its chunks' elements.
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -61,6 +76,12 @@ struct Zero3Collectives {
   int world = 1;
   /// `flat` (world * C) receives every rank's `chunk` (C), rank r's at [r * C, (r + 1) * C).
   std::function<void(const torch::Tensor& chunk, torch::Tensor& flat)> all_gather;
+  /// Optional: all_gather(chunk, flat) started, and what completes it: `flat` holds the
+  /// result once the returned function has run (call it once; `chunk` and `flat` must
+  /// stay as they are until then). It counts as a collective where it starts, whenever
+  /// it is completed. Without it, a prefetch (Zero3Partition's prefetch_layers) runs
+  /// all_gather where it starts: the same order of collectives, nothing overlapped.
+  std::function<std::function<void()>(const torch::Tensor& chunk, torch::Tensor& flat)> start_all_gather;
   /// `chunk` (C) receives the sum over the ranks of their `flat` (world * C) slices
   /// [rank * C, (rank + 1) * C).
   std::function<void(const torch::Tensor& flat, torch::Tensor& chunk)> reduce_scatter_sum;
@@ -74,15 +95,21 @@ struct Zero3Collectives {
       all_to_all;
 };
 
+/// Decoder layers a pass gathers ahead of the one it runs, by default (DeepSpeed-Chat's
+/// stage3_prefetch_bucket_size, 3e7 elements, is most of one OPT-1.3b layer, 5e7).
+constexpr int kDefaultZero3PrefetchLayers = 1;
+
 class Zero3Partition {
  public:
   /// Partitions `model`'s parameters and sets its layer hooks. `built`: what a
   /// models::PartitionedInit left on this rank when the model was built in one (its
   /// layer values are taken and released here). Throws troupe::Error for a rank outside
   /// [0, world), a missing collective, a model without recognisable decoder layers
-  /// (parameter names with `layers.N.` or `h.N.`), or placeholders without `built`.
+  /// (parameter names with `layers.N.` or `h.N.`), placeholders without `built`, or a
+  /// negative `prefetch_layers` (gathers started ahead of the running layer; 0 = none).
   Zero3Partition(models::CausalLM model, Zero3Collectives collectives,
-                 std::shared_ptr<models::PartitionedLayers> built = nullptr);
+                 std::shared_ptr<models::PartitionedLayers> built = nullptr,
+                 int prefetch_layers = kDefaultZero3PrefetchLayers);
   /// Removes the hooks. The layers stay partitioned: materialise them first (a
   /// write-back-free gather_full_parameters() and a copy) if the model must outlive this.
   ~Zero3Partition();
@@ -150,8 +177,16 @@ class Zero3Partition {
   /// least any reshard can move), in bytes.
   int64_t tensor_parallel_minimum_bytes(int world);
 
+  int prefetch_layers() const { return prefetch_layers_; }
+  /// Layers whose gathers were started ahead and not yet used (0 outside a pass).
+  int64_t layers_in_flight() const { return static_cast<int64_t>(in_flight_.size()); }
+  /// Waits for and frees the gathers a pass started ahead and did not use (one that
+  /// stopped early, e.g. on an exception). Starts no collective; the next collective of
+  /// this partition does the same first. TrainEngine calls it when a pass throws.
+  void finish_prefetches();
+
   /// This rank's parameter bytes now: master chunks, kept-whole parameters and any
-  /// gathered layer (none outside a pass or a FullParameters scope).
+  /// gathered or in-flight layer (none outside a pass or a FullParameters scope).
   int64_t param_resident_bytes() const { return resident_bytes_; }
   /// The most param_resident_bytes() has been since construction or reset_peak().
   int64_t peak_param_resident_bytes() const { return peak_bytes_; }
@@ -194,6 +229,8 @@ class Zero3Partition {
   struct Layer {
     std::vector<Flat> flats;
     int holds = 0;  ///< open gathers: a pass's hook and FullParameters may overlap
+    /// A gather started ahead: what completes each flat's, until waited for.
+    std::vector<std::function<void()>> arrivals;
   };
   static constexpr int kFrozen = 3;
   /// A parameter going into a flat, with its whole shape (a placeholder has none).
@@ -216,7 +253,18 @@ class Zero3Partition {
   void gather_flat(Flat& flat);
   /// Sums the flat's parameter gradients into its chunk gradient (averaged) and frees them.
   void reduce_scatter_flat(Flat& flat);
-  void gather(int64_t layer);
+  /// Makes `layer` whole (for a pass when `ahead` is +1 forward or -1 backward: then
+  /// also starts the gathers of the next prefetch_layers in that direction).
+  void gather(int64_t layer, int ahead = 0);
+  /// Allocates the layer's gathered buffers and gathers into them: started and left
+  /// running when `ahead` (a prefetch, with start_all_gather), else done before it returns.
+  void start_gather(int64_t layer, bool ahead);
+  /// Waits for the layer's started gathers; frees its buffers if one fails.
+  void finish_gather(Layer& layer);
+  /// Points the layer's parameters at its gathered buffers.
+  void use_gathered(Layer& layer);
+  /// Frees the layer's gathered buffers; its parameters become placeholders.
+  void free_gathered(Layer& layer);
   void release(int64_t layer);
   void after_backward(int64_t layer);
   Layer& layer_at(int64_t layer, const char* where);
@@ -227,6 +275,8 @@ class Zero3Partition {
   std::vector<Layer> layers_;
   std::vector<Flat> kept_;  ///< trainable parameters outside the layers, one flat each, always gathered
   std::array<std::vector<torch::Tensor>, 3> masters_;
+  int prefetch_layers_ = kDefaultZero3PrefetchLayers;
+  std::deque<int64_t> in_flight_;  ///< layers gathered ahead, in the order their gathers started
   int64_t whole_bytes_ = 0;
   int64_t kept_bytes_ = 0;
   int64_t padding_bytes_ = 0;

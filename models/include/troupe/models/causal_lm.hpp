@@ -80,12 +80,16 @@ class CausalLMImpl : public torch::nn::Module {
   /// reference to the gathered weights, and the backward calls `before(layer)` again
   /// before recomputing the layer and `after_backward(layer)` once that layer's
   /// parameter gradients are complete (instead of `after`). Such passes cannot use a KV
-  /// cache (troupe::Error).
+  /// cache (troupe::Error). `before_backward`, when set, is called there instead of
+  /// `before` (the backward visits the layers in reverse: a hook that prefetches looks
+  /// the other way). A layer whose run throws still gets `after`.
   struct LayerHooks {
     std::function<void(int64_t)> before, after;
     std::function<void(int64_t)> after_backward;
+    std::function<void(int64_t)> before_backward;
   };
   void set_layer_hooks(LayerHooks hooks) { layer_hooks_ = std::move(hooks); }
+  const LayerHooks& layer_hooks() const { return layer_hooks_; }
   /// Whether layer hooks are set: the layers' weights are partitioned over ranks, and
   /// every rank must run each pass (one with no rows runs a one-token pass instead).
   bool has_layer_hooks() const { return static_cast<bool>(layer_hooks_.before); }

@@ -22,7 +22,8 @@
 /// into N padded chunks: a rank holds 1/N of the layers' weights, gradients and moments.
 /// The parameters outside the layers (embeddings, final norm, heads) stay whole on every
 /// rank, and so do their gradients until the step reduces them; their moments are 1/N.
-/// The working set is one layer gathered whole at a time (zero3_gather). With one rank
+/// The working set is one layer gathered whole at a time, plus the zero3_prefetch_layers
+/// whose gathers run ahead of it (zero3_gather). With one rank
 /// nothing is partitioned, whatever the stage. TP divides every tensor by tp.
 ///
 /// Activations per decoder layer follow Korthikanti et al., "Reducing Activation

@@ -70,6 +70,9 @@ struct RoleSpec {
   /// zero_stage 2: gradient elements per bucket reduced during the backward (DeepSpeed's
   /// reduce_bucket_size; engine/zero2.hpp). A rank holds about one bucket of whole gradients.
   int64_t reduce_bucket_size = 500'000'000;
+  /// zero_stage 3: decoder layers gathered ahead of the running one, their transfer
+  /// overlapping its compute (0 = none; engine/zero3.hpp).
+  int zero3_prefetch_layers = 1;
   bool offload_optimizer = false;
   bool offload_params = false;
   int lora_dim = 0;

@@ -1,6 +1,7 @@
 #pragma once
 /// Collectives over a fixed group of ranks.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,17 @@ namespace troupe::transport {
 /// Reductions the collectives support. kAvg needs a floating dtype.
 enum class ReduceOp { kSum, kAvg, kMax };
 std::string reduce_op_name(ReduceOp op);
+
+/// A collective that has been started and may still be running: wait() blocks until it
+/// is complete and returns its result. Its tensors stay in use until then; destroying it
+/// unwaited waits for it (and drops any error), so none is left running behind its owner.
+/// It must not outlive the Communicator that started it.
+class StartedCollective {
+ public:
+  virtual ~StartedCollective() = default;
+  /// The result (once: a second call throws troupe::Error).
+  virtual at::Tensor wait() = 0;
+};
 
 /// A group of `size()` ranks. Every rank calls the same collectives in the same order,
 /// with tensors of the same dtype and shape.
@@ -27,6 +39,12 @@ class Communicator {
   virtual void reduce(at::Tensor& tensor, ReduceOp op, int root) = 0;
   /// input (*S) on every rank -> (W, *S) with rank i's input at index i.
   virtual at::Tensor all_gather(const at::Tensor& input) = 0;
+  /// all_gather() started, not waited for: the transfer may run while the caller computes
+  /// (the c10d backends), and wait() returns the (W, *S) result. It counts as a collective
+  /// when started: every rank starts it at the same point of its sequence of collectives,
+  /// whenever it waits. `input` must stay unchanged until then. This default runs
+  /// all_gather() at once and hands back the finished result.
+  virtual std::unique_ptr<StartedCollective> start_all_gather(const at::Tensor& input);
   /// input (W, *S) on every rank -> (*S): the reduction over ranks of input[rank()].
   virtual at::Tensor reduce_scatter(const at::Tensor& input, ReduceOp op) = 0;
   /// input (sum of send_counts), 1-D: its first send_counts[0] elements go to rank 0,
