@@ -121,6 +121,9 @@ std::string describe_hosts(const std::vector<std::string>& ids) {
   return text;
 }
 
+/// What rank 0 publishes instead of a segment name when it cannot make the segment.
+const std::string kFailedMark = "!failed";
+
 /// A name for shm_open: the group (only [A-Za-z0-9_-], at most 64 of them) and a nonce.
 std::string segment_name(const std::string& group) {
   std::string safe;
@@ -222,18 +225,31 @@ SharedMemoryCommunicator::SharedMemoryCommunicator(c10::intrusive_ptr<c10d::Stor
     int fd = -1;
     if (rank == 0) {
       segment_name_ = segment_name(group);
+      // The other ranks wait for the segment's name: on failure, tell them why there is none.
+      auto refuse = [&](const std::string& why) {
+        store->set(prefix + "segment", std::vector<uint8_t>(kFailedMark.begin(), kFailedMark.end()));
+        store->set(prefix + "failed", std::vector<uint8_t>(why.begin(), why.end()));
+        throw Error(why);
+      };
       fd = shm_open(segment_name_.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
-      if (fd < 0) throw Error(described + ": shm_open(" + segment_name_ + ") failed: " + std::strerror(errno));
-      if (ftruncate(fd, static_cast<off_t>(mapped_bytes_)) != 0) {
-        const int error = errno;
+      if (fd < 0) refuse(described + ": shm_open(" + segment_name_ + ") failed: " + std::strerror(errno));
+      // Reserve every page now: a /dev/shm too small for the segment (a container's 64 MiB
+      // default) then fails here with a message, not with SIGBUS at the first collective.
+      int error = ftruncate(fd, static_cast<off_t>(mapped_bytes_)) != 0 ? errno : 0;
+      if (error == 0) error = posix_fallocate(fd, 0, static_cast<off_t>(mapped_bytes_));
+      if (error != 0) {
         close(fd);
         shm_unlink(segment_name_.c_str());
-        throw Error(described + ": cannot size the segment " + segment_name_ + " to " + std::to_string(mapped_bytes_) +
-                    " bytes (is /dev/shm large enough?): " + std::strerror(error));
+        refuse(described + ": cannot reserve " + std::to_string(mapped_bytes_) + " bytes of shared memory for " +
+               segment_name_ + " (is /dev/shm large enough? use gloo collectives otherwise): " + std::strerror(error));
       }
     } else {
       store->wait({prefix + "segment"}, timeout);
       segment_name_ = store_string(*store, prefix + "segment");
+      if (segment_name_ == kFailedMark) {
+        segment_name_.clear();
+        throw Error(described + ": rank 0 could not make the segment: " + store_string(*store, prefix + "failed"));
+      }
       fd = shm_open(segment_name_.c_str(), O_RDWR, 0600);
       if (fd < 0) throw Error(described + ": shm_open(" + segment_name_ + ") failed: " + std::strerror(errno));
       struct stat status {};
