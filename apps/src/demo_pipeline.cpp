@@ -2,6 +2,7 @@
 /// finish on a CPU, ending with a summary table and an HTML report of the curves; with
 /// --demo_dpo also DPO from step 1's model, graded on the same held-out prompts; with
 /// --demo_algos also step 3 with other RL algorithms from the same models.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -283,8 +284,11 @@ void run_demo_pipeline(const TrainArgs& given) {
   for (const auto& [algo, result] : other_algorithms) append_step3_rows(step_rows, "3 " + algo, result);
   step_rows.push_back({"all", duration(total), "seed " + std::to_string(given.seed)});
   rows.insert(rows.end(), step_rows.begin(), step_rows.end());
-  std::printf("\n%-16s %-8s %s\n", "step", "time", "result");
-  for (const auto& row : rows) std::printf("%-16s %-8s %s\n", row[0].c_str(), row[1].c_str(), row[2].c_str());
+  int label_width = 16;  // the longest step label ("3 reinforce++_baseline") sets it
+  for (const auto& row : rows) label_width = std::max(label_width, static_cast<int>(row[0].size()));
+  std::printf("\n%-*s %-8s %s\n", label_width, "step", "time", "result");
+  for (const auto& row : rows)
+    std::printf("%-*s %-8s %s\n", label_width, row[0].c_str(), row[1].c_str(), row[2].c_str());
   std::printf("\nheld-out answers after step 3 (greedy):\n");
   for (const auto& [prompt, answer] : ppo.after.examples) {
     auto question = prompt;
