@@ -33,6 +33,12 @@
 namespace troupe::transport {
 namespace {
 
+/// memcpy that allows an empty copy: an empty tensor's data pointer may be null, which
+/// memcpy must not get even for 0 bytes.
+void copy_bytes(void* destination, const void* source, size_t bytes) {
+  if (bytes > 0) std::memcpy(destination, source, bytes);
+}
+
 constexpr uint64_t kMagic = 0x74726f7570652d31;  // "troupe-1"
 constexpr size_t kCacheLine = 64;
 constexpr size_t kPage = 4096;
@@ -168,7 +174,7 @@ void reduce_in_order(char* out, const Source& source, int world, int64_t length,
   for (int64_t begin = 0; begin < length; begin += kRun) {
     const int64_t n = std::min(kRun, length - begin);
     const int64_t at = begin * element;
-    std::memcpy(out + at, source(0) + at, static_cast<size_t>(n * element));
+    copy_bytes(out + at, source(0) + at, static_cast<size_t>(n * element));
     auto reduced = view_bytes(out + at, n, type);
     for (int r = 1; r < world; ++r) accumulate(reduced, view_bytes(const_cast<char*>(source(r)) + at, n, type), op);
     if (op == ReduceOp::kAvg) reduced.div_(world);
@@ -398,21 +404,21 @@ void SharedMemoryCommunicator::reduce_pieces(at::Tensor& dense, ReduceOp op, int
   for (int64_t offset = 0; offset < total; offset += piece) {
     const int64_t count = std::min(piece, total - offset);  // elements in this piece
     char* mine = data + offset * element;
-    std::memcpy(slot(rank_), mine, static_cast<size_t>(count * element));
+    copy_bytes(slot(rank_), mine, static_cast<size_t>(count * element));
     arrive_and_wait();
     // My part of the piece, reduced over ranks 0, 1, ... in order into my own tensor.
     const auto [begin, length] = part_of(count, size_, rank_, element);
     if (length > 0) {
       reduce_in_order(mine + begin * element, [&](int r) { return slot(r) + begin * element; }, size_, length, type,
                       element, op);
-      std::memcpy(slot(rank_) + begin * element, mine + begin * element, static_cast<size_t>(length * element));
+      copy_bytes(slot(rank_) + begin * element, mine + begin * element, static_cast<size_t>(length * element));
     }
     arrive_and_wait();
     if (root < 0 || root == rank_)
       for (int r = 0; r < size_; ++r) {
         if (r == rank_) continue;
         const auto [b, l] = part_of(count, size_, r, element);
-        std::memcpy(mine + b * element, slot(r) + b * element, static_cast<size_t>(l * element));
+        copy_bytes(mine + b * element, slot(r) + b * element, static_cast<size_t>(l * element));
       }
     arrive_and_wait();  // slots free for the next piece
   }
@@ -459,10 +465,10 @@ void SharedMemoryCommunicator::all_gather_into(const at::Tensor& input, at::Tens
   auto* out = static_cast<char*>(target.data_ptr());
   for (int64_t offset = 0; offset < total; offset += piece) {
     const auto bytes = static_cast<size_t>(std::min(piece, total - offset) * element);
-    std::memcpy(slot(rank_), data + offset * element, bytes);
+    copy_bytes(slot(rank_), data + offset * element, bytes);
     arrive_and_wait();
     for (int r = 0; r < size_; ++r)
-      std::memcpy(out + (r * total + offset) * element, r == rank_ ? data + offset * element : slot(r), bytes);
+      copy_bytes(out + (r * total + offset) * element, r == rank_ ? data + offset * element : slot(r), bytes);
     arrive_and_wait();
   }
   if (!direct) output.copy_(target.view(output.sizes()));
@@ -487,7 +493,7 @@ at::Tensor SharedMemoryCommunicator::reduce_scatter(const at::Tensor& input, Red
   for (int64_t offset = 0; offset < row; offset += piece) {
     const int64_t count = std::min(piece, row - offset);
     for (int d = 0; d < size_; ++d)
-      std::memcpy(slot(rank_) + d * piece * element, data + (d * row + offset) * element,
+      copy_bytes(slot(rank_) + d * piece * element, data + (d * row + offset) * element,
                   static_cast<size_t>(count * element));
     arrive_and_wait();
     reduce_in_order(out + offset * element, [&](int r) { return slot(r) + rank_ * piece * element; }, size_, count, type,
@@ -553,7 +559,7 @@ void SharedMemoryCommunicator::all_to_all_into(const at::Tensor& input, const st
   const auto* data = static_cast<const char*>(dense.data_ptr());
   auto* out = static_cast<char*>(target.data_ptr());
   const auto me = static_cast<size_t>(rank_);
-  std::memcpy(out + receive_offset[me] * element, data + send_offset[me] * element,
+  copy_bytes(out + receive_offset[me] * element, data + send_offset[me] * element,
               static_cast<size_t>(send_counts[me] * element));  // my part for myself
   // Each sender's slot holds W boxes of `box` elements, box d for rank d.
   const int64_t align = std::max<int64_t>(1, static_cast<int64_t>(kCacheLine) / element);
@@ -566,12 +572,12 @@ void SharedMemoryCommunicator::all_to_all_into(const at::Tensor& input, const st
   for (int64_t offset = 0; offset < largest; offset += box) {
     for (size_t d = 0; d < W; ++d)
       if (d != me)
-        std::memcpy(slot(rank_) + static_cast<int64_t>(d) * box * element, data + (send_offset[d] + offset) * element,
+        copy_bytes(slot(rank_) + static_cast<int64_t>(d) * box * element, data + (send_offset[d] + offset) * element,
                     static_cast<size_t>(in_box(send_counts[d], offset) * element));
     arrive_and_wait();
     for (size_t s = 0; s < W; ++s)
       if (s != me)
-        std::memcpy(out + (receive_offset[s] + offset) * element,
+        copy_bytes(out + (receive_offset[s] + offset) * element,
                     slot(static_cast<int>(s)) + static_cast<int64_t>(me) * box * element,
                     static_cast<size_t>(in_box(receive_counts[s], offset) * element));
     arrive_and_wait();
@@ -590,9 +596,9 @@ void SharedMemoryCommunicator::broadcast(at::Tensor& tensor, int root) {
   auto* data = static_cast<char*>(dense.data_ptr());
   for (int64_t offset = 0; offset < total; offset += piece) {
     const auto bytes = static_cast<size_t>(std::min(piece, total - offset) * element);
-    if (rank_ == root) std::memcpy(slot(0), data + offset * element, bytes);
+    if (rank_ == root) copy_bytes(slot(0), data + offset * element, bytes);
     arrive_and_wait();
-    if (rank_ != root) std::memcpy(data + offset * element, slot(0), bytes);
+    if (rank_ != root) copy_bytes(data + offset * element, slot(0), bytes);
     arrive_and_wait();
   }
   if (!dense.is_same(tensor)) tensor.copy_(dense.view(tensor.sizes()));
