@@ -86,7 +86,13 @@ WorkerProcesses::WorkerProcesses(caf::actor_system& system, const Step3Config& c
     if (placement.spans_nodes) {
       names = match_to_plan(joined, placement);
     } else {  // one machine: ranks in the order the workers joined
-      for (const auto& node : joined) names.push_back(node.node);
+      for (const auto& node : joined) {
+        if (!node.cluster_node.empty() && node.cluster_node != placement.controller_node)
+          throw Error("step 3: worker " + node.node + " joined with --node " + node.cluster_node +
+                      ", but this run plans one node, " + placement.controller_node +
+                      " (give the controller a --cluster file that names every node)");
+        names.push_back(node.node);
+      }
     }
   }
   size_t next = 0;

@@ -92,9 +92,18 @@ void check_worker_flags(const CLI::App& cmd, const TrainArgs& args) {
                                       "role runs in this process");
 }
 
+/// A ZeRO setting of one stage given with another is refused rather than ignored.
+void check_zero_stage_flags(const CLI::App& cmd, const TrainArgs& args) {
+  for (const auto& [flag, stage] : {std::pair<const char*, int64_t>{"--reduce_bucket_size", 2}, {"--zero3_prefetch_layers", 3}})
+    if (cmd.count(flag) > 0 && args.zero_stage != stage)
+      throw Error(std::string(flag) + " applies to --zero_stage " + std::to_string(stage) + ", and this run has --zero_stage " +
+                  std::to_string(args.zero_stage));
+}
+
 void run_train(const CLI::App& cmd, const StepFlags& groups, TrainArgs& args) {
   check_flags_for_step(cmd, groups, args.step);
   check_worker_flags(cmd, args);
+  check_zero_stage_flags(cmd, args);
   if (cmd.count("--num_warmup_steps") > 0) args.step3_num_warmup_steps = args.num_warmup_steps;
   switch (args.step) {
     case 0: run_demo_pipeline(args); break;

@@ -66,6 +66,10 @@ add_test(NAME "cli: step 3 over a two-node cluster places the actor's ranks by t
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/step3_cluster_nodes.sh ${troupe_cli} ${cli_dir}/step3_cluster_nodes)
 set_tests_properties("cli: step 3 over a two-node cluster places the actor's ranks by the node each worker reports"
   PROPERTIES TIMEOUT 400)
+troupe_cli_test("--reduce_bucket_size with another ZeRO stage is refused" "--reduce_bucket_size applies to --zero_stage 2, and this run has --zero_stage 3"
+  train --step 1 --zero_stage 3 --reduce_bucket_size 4096 --model_name_or_path x --data_path Dahoas/rm-static=x --output_dir x)
+troupe_cli_test("--zero3_prefetch_layers with another ZeRO stage is refused" "--zero3_prefetch_layers applies to --zero_stage 3, and this run has --zero_stage 0"
+  train --step 1 --zero3_prefetch_layers 2 --model_name_or_path x --data_path Dahoas/rm-static=x --output_dir x)
 troupe_cli_test("--rejoin_timeout without --listen is refused" "--rejoin_timeout needs --listen"
   train --step 3 --rejoin_timeout 30 --actor_model_name_or_path x --output_dir ${cli_dir}/rejoin_no_listen)
 troupe_cli_test("a misspelt dataset schema is refused before the model is built"

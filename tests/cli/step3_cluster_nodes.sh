@@ -5,7 +5,7 @@
 # The two processes stand in for two hosts. The run ends with the files of the same
 # two-rank run on one node. A worker that reports the controller's node is refused,
 # naming the rank and the node, and a topology the nodes cannot satisfy is refused with
-# the plan's reason.
+# the plan's reason, and so is a worker naming a node in a one-node run.
 # Usage: step3_cluster_nodes.sh TROUPE_BINARY WORK_DIR
 set -euo pipefail
 troupe=$1
@@ -63,6 +63,17 @@ listen same_node
 if wait "$controller"; then echo "a worker on the controller's node was accepted"; exit 1; fi
 grep -q "rank 1 on node $there, but no other worker joined with --node $there" same_node.log \
   || { cat same_node.log; exit 1; }
+wait || true
+
+# A worker that names a node in a run planned on one node is refused, not ignored.
+port=$(free_port)
+"$troupe" train --step 3 "${s3[@]}" --topology pack.json --cluster one_node.json --listen "127.0.0.1:$port" \
+  --output_dir one_named > /dev/null 2> one_named.log &
+controller=$!
+for _ in $(seq 600); do grep -q "waiting for 1 worker" one_named.log 2> /dev/null && break; sleep 0.1; done
+"$troupe" worker --join "127.0.0.1:$port" --node hostA 2> worker_named.log &
+if wait "$controller"; then echo "a worker naming a node of a one-node run was accepted"; exit 1; fi
+grep -q "joined with --node hostA, but this run plans one node, local" one_named.log || { cat one_named.log; exit 1; }
 wait || true
 
 # Three ranks on different nodes of two: the plan's reason, before any model is loaded.
