@@ -15,11 +15,16 @@ torch::Tensor language_model_loss(const torch::Tensor& logits, const torch::Tens
               labels.sizes());
   // Cross entropy as -mean of the target log-probs: the fused gather reads the logits in
   // their own dtype and keeps no (B, T - 1, V) fp32 copy or log-softmax for the backward.
-  auto shifted_logits = logits.slice(1, 0, -1);              // (B, T - 1, V), a view
-  auto shifted_labels = labels.slice(1, 1).to(torch::kLong);  // (B, T - 1)
-  auto logprobs = kernels::gather_logprobs(shifted_logits, shifted_labels, -100);  // 0 where ignored
+  // Position t predicts label t + 1; the last position predicts nothing (-100). Gathering
+  // over all T positions, rather than over the logits' first T - 1, lets the backward
+  // write the logits' (B, T, V) gradient directly instead of a (B, T - 1, V) one that
+  // a slice's backward copies into a zero-filled (B, T, V).
+  auto next_labels = torch::cat({labels.slice(1, 1).to(torch::kLong),
+                                 torch::full({labels.size(0), 1}, -100, labels.options().dtype(torch::kLong))},
+                                1);                                                   // (B, T)
+  auto logprobs = kernels::gather_logprobs(logits, next_labels, -100);  // (B, T), 0 where ignored
   // No counted label gives 0 / 0 = NaN, as cross_entropy's mean does.
-  return -logprobs.sum() / (shifted_labels != -100).sum().to(torch::kFloat32);
+  return -logprobs.sum() / (next_labels != -100).sum().to(torch::kFloat32);
 }
 
 namespace {

@@ -8,12 +8,28 @@
 #include <troupe/kernels/decode_attention.hpp>
 
 #include "families.hpp"
+#include "tied_embedding.hpp"
 
 namespace troupe::models {
 
 torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                     const torch::Tensor& position_ids, KVCache* cache) {
-  return lm_logits(hidden_states(DecoderInputs{input_ids, attention_mask, position_ids, cache}));
+  DecoderInputs inputs{input_ids, attention_mask, position_ids, cache};
+  const auto embedding = input_embedding_weight();
+  const bool trains_tied_head = config_.tie_word_embeddings && lm_head->weight.is_same(embedding) &&
+                                !lm_head->has_lora() && embedding.requires_grad() && torch::GradMode::is_enabled();
+  torch::Tensor head_weight;  // (V, E)
+  if (trains_tied_head) inputs.tied_head_weight = &head_weight;
+  auto hidden = hidden_states(inputs);  // (B, T, E)
+  if (!head_weight.defined()) return lm_logits(hidden);
+  return torch::matmul(hidden, head_weight.t());  // (B, T, V)
+}
+
+torch::Tensor CausalLMImpl::embed_tokens(torch::nn::Embedding& table, const DecoderInputs& inputs) {
+  if (!inputs.tied_head_weight) return table->forward(inputs.input_ids);
+  auto lookup = tied_embedding_lookup(table->weight, inputs.input_ids);
+  *inputs.tied_head_weight = lookup.head_weight;
+  return lookup.embeddings;  // (B, T, E)
 }
 
 torch::Tensor CausalLMImpl::lm_logits(const torch::Tensor& hidden) {

@@ -83,7 +83,7 @@ class Gpt2LMHeadModel : public CausalLMImpl {
     auto& m = *transformer_;
     auto mask = full_attention_mask(in);
     auto positions = in.position_ids.defined() ? in.position_ids : default_position_ids(mask, in.input_ids.size(1), 1);
-    auto h = m.wte->forward(in.input_ids) + m.wpe->forward(positions);  // (B, T, C)
+    auto h = embed_tokens(m.wte, in) + m.wpe->forward(positions);  // (B, T, C)
     h = torch::dropout(h, config_.dropout, is_training());
     auto ctx = make_attention_context(in, mask, h.scalar_type());
     for (size_t i = 0; i < m.h->size(); ++i) {

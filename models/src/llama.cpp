@@ -119,7 +119,7 @@ class LlamaForCausalLM : public CausalLMImpl {
     auto& m = *model_;
     auto mask = full_attention_mask(in);
     auto positions = in.position_ids.defined() ? in.position_ids : default_position_ids(mask, in.input_ids.size(1), 1);
-    auto h = m.embed_tokens->forward(in.input_ids);  // (B, T, C)
+    auto h = embed_tokens(m.embed_tokens, in);  // (B, T, C)
     auto rope = rotary(positions, config_.head_dim, config_.rope_theta, h.scalar_type());
     auto ctx = make_attention_context(in, mask, h.scalar_type());
     for (size_t i = 0; i < m.layers->size(); ++i) {

@@ -108,7 +108,7 @@ class OptForCausalLM : public CausalLMImpl {
     // OPT counts positions from the mask itself (pads at -1, i.e. table row 1).
     auto positions = in.position_ids.defined() ? in.position_ids
                                                : default_position_ids(mask, in.input_ids.size(1), -1);
-    auto h = d.embed_tokens->forward(in.input_ids);  // (B, T, E)
+    auto h = embed_tokens(d.embed_tokens, in);  // (B, T, E)
     if (!d.project_in.is_empty()) h = d.project_in->forward(h);
     h = h + d.embed_positions->forward(positions + kOptPositionOffset);  // (B, T, C)
     auto ctx = make_attention_context(in, mask, h.scalar_type());

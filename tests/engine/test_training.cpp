@@ -49,6 +49,36 @@ TEST_CASE("engine: the step-1 loss equals transformers' causal-LM loss", "[engin
   }
 }
 
+TEST_CASE("engine: the step-1 gradients equal transformers' backward", "[engine][training]") {
+  // A tied embedding takes its gradient from the lookup and the LM head through one node
+  // (models/src/tied_embedding.hpp): its per-row norms check both parts.
+  const auto fixture = engine_fixture("sft_gradients.json");
+  const auto losses = engine_fixture("sft_loss.json");
+  for (const std::string family : {"opt", "gpt2", "llama"}) {
+    INFO(family);
+    const auto& c = fixture.at(family);
+    const auto& batch = losses.at(family);
+    auto model = models::load_pretrained(test::fixture_dir(family));
+    model->eval();  // dropout off, autograd on
+    auto logits = model->forward(test::fixture_tensor(batch.at("input_ids")),
+                                 test::fixture_tensor(batch.at("attention_mask")));
+    engine::language_model_loss(logits, test::fixture_tensor(batch.at("labels"))).backward();
+    const auto parameters = engine::unique_named_parameters(*model);
+    CHECK(static_cast<size_t>(parameters.size()) == c.at("grad_norms").size());
+    for (const auto& [name, norm] : c.at("grad_norms").items()) {
+      INFO(name);
+      const auto* p = parameters.find(name);
+      REQUIRE(p != nullptr);
+      REQUIRE(p->grad().defined());
+      // The margin: a key bias has no true gradient (softmax ignores it), only rounding.
+      CHECK(p->grad().norm().item<double>() == Approx(norm.get<double>()).epsilon(1e-4).margin(1e-6));
+    }
+    const auto embedding = parameters[c.at("embedding_name").get<std::string>()];
+    CHECK(model->lm_head->weight.is_same(embedding) == c.at("tied").get<bool>());
+    CHECK_CLOSE(embedding.grad().norm(2, {1}), test::fixture_tensor(c.at("embedding_row_norms")), 1e-5);
+  }
+}
+
 TEST_CASE("engine: the reward-model loss and scores equal the PyTorch reference", "[engine][training]") {
   const auto c = engine_fixture("rm_loss.json");
   auto out = engine::reward_model_loss(test::fixture_tensor(c.at("values")), test::fixture_tensor(c.at("input_ids")),

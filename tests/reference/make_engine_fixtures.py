@@ -5,6 +5,10 @@ The references are independent of troupe's C++:
   sft_loss.json   transformers' causal-LM loss (model(input_ids, attention_mask,
                   labels).loss) of the fixture models opt, gpt2 and llama on a right-padded
                   batch whose labels are the ids with -100 on padding (REFERENCE.md step 1).
+  sft_gradients.json  the gradients transformers' backward of that loss gives: each
+                  parameter's L2 norm by Hugging Face name (a tied LM head counted once, under
+                  the embedding's name) and the input embedding's per-row L2 norms (V), the
+                  rows the lookup and the LM head both reach.
   rm_loss.json    a PyTorch implementation of REFERENCE.md "Step 2: reward model" written
                   after DeepSpeed-Chat's RewardModel.forward (divergence span, end = first
                   padding position, score = value at the last real token), on fixed values.
@@ -52,6 +56,30 @@ def sft_cases():
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         cases[name] = {"input_ids": tensor_json(ids), "attention_mask": tensor_json(mask),
                        "labels": tensor_json(labels), "loss": loss.item()}
+    return cases
+
+
+def sft_gradient_cases():
+    cases = {}
+    for name, c in sft_cases().items():
+        model_dir = os.path.join(HERE, "fixtures", "models", name)
+        model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+        model.eval()  # dropout off; autograd on
+        ids, mask, labels = (torch.tensor(c[k]["data"]).view(c[k]["shape"]) for k in
+                             ("input_ids", "attention_mask", "labels"))
+        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+        embedding = model.get_input_embeddings().weight
+        norms = {}
+        seen = set()
+        for pname, p in model.named_parameters():  # tied weights appear once
+            if id(p) in seen or p.grad is None:
+                continue
+            seen.add(id(p))
+            norms[pname] = p.grad.norm().item()
+        cases[name] = {"tied": model.config.tie_word_embeddings,
+                       "embedding_name": [k for k, p in model.named_parameters() if p is embedding][0],
+                       "grad_norms": norms,
+                       "embedding_row_norms": tensor_json(embedding.grad.norm(dim=1))}
     return cases
 
 
@@ -124,7 +152,8 @@ def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "fixtures", "engine")
     os.makedirs(out_dir, exist_ok=True)
     torch.manual_seed(0)
-    for name, content in [("sft_loss.json", sft_cases()), ("rm_loss.json", rm_case()), ("schedules.json", schedules())]:
+    for name, content in [("sft_loss.json", sft_cases()), ("sft_gradients.json", sft_gradient_cases()),
+                          ("rm_loss.json", rm_case()), ("schedules.json", schedules())]:
         with open(os.path.join(out_dir, name), "w") as f:
             json.dump(content, f, indent=1)
             f.write("\n")

@@ -26,6 +26,9 @@ struct DecoderInputs {
   torch::Tensor attention_mask;  // (B, P + T), 1 = real token; undefined = all real; packed: k / -k (packed_batch.hpp)
   torch::Tensor position_ids;    // (B, T); undefined = counted from the mask
   KVCache* cache = nullptr;      // P = cache->length() cached positions, or none
+  // Set by forward() when the pass trains an LM head tied to the input embedding: the
+  // family's embed_tokens() puts there the weight the head must read (tied_embedding.hpp).
+  torch::Tensor* tied_head_weight = nullptr;
 };
 
 /// What a layer needs to attend: the pass's attention mask, the cache, and (built once
@@ -132,6 +135,10 @@ class CausalLMImpl : public torch::nn::Module {
   /// every position allowed to see itself (so a pad row never has nothing to attend).
   static AttentionContext make_attention_context(const DecoderInputs& inputs, const torch::Tensor& full_mask,
                                                  torch::ScalarType dtype);
+
+  /// The token embeddings (B, T, E) of `inputs.input_ids` from `table`; for a pass that
+  /// trains a tied LM head, through tied_embedding_lookup (one (V, E) gradient, not three).
+  static torch::Tensor embed_tokens(torch::nn::Embedding& table, const DecoderInputs& inputs);
 
   /// The mask (B, P + T) of a pass, all ones when the caller gave none.
   static torch::Tensor full_attention_mask(const DecoderInputs& inputs);
