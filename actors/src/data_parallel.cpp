@@ -218,6 +218,13 @@ engine::Zero3Collectives zero3_collectives_over(std::function<transport::Communi
     }
     communicator().all_to_all_into(send, send_counts, receive, receive_counts);
   };
+  if (world > 1)  // one rank: all_to_all's local copy serves
+    collectives.all_to_all_streams = [communicator](torch::ScalarType dtype, const std::vector<int64_t>& send_counts,
+                                                  const std::vector<int64_t>& receive_counts,
+                                                  const engine::Zero3Collectives::PackPiece& pack,
+                                                  const engine::Zero3Collectives::UnpackPiece& unpack) {
+    communicator().all_to_all_streams({dtype, send_counts, receive_counts, pack, unpack});
+  };
   return collectives;
 }
 

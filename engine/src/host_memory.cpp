@@ -4,6 +4,12 @@
 #include <cstdlib>
 #include <string>
 
+#include <torch/torch.h>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -28,6 +34,22 @@ void return_freed_host_memory() {
 #if defined(__GLIBC__)
   malloc_trim(0);
 #endif
+}
+
+torch::Tensor empty_in_huge_pages(int64_t numel, const torch::TensorOptions& options) {
+  constexpr int64_t kHugePage = int64_t{2} << 20;
+  const int64_t bytes = numel * static_cast<int64_t>(c10::elementSize(c10::typeMetaToScalarType(options.dtype())));
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (options.device().is_cpu() && bytes >= 2 * kHugePage) {
+    const auto rounded = static_cast<size_t>((bytes + kHugePage - 1) / kHugePage * kHugePage);
+    void* memory = std::aligned_alloc(static_cast<size_t>(kHugePage), rounded);
+    if (memory) {
+      madvise(memory, rounded, MADV_HUGEPAGE);  // advice: without THP the pages stay 4 KiB
+      return torch::from_blob(memory, {numel}, [](void* p) { std::free(p); }, options.requires_grad(false));
+    }
+  }
+#endif
+  return torch::empty({numel}, options);
 }
 
 }  // namespace troupe::engine

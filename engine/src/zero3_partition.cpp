@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <troupe/common/error.hpp>
+#include <troupe/engine/host_memory.hpp>
 #include <troupe/engine/optimizer.hpp>
 #include <troupe/models/safetensors.hpp>
 
@@ -235,7 +236,7 @@ void Zero3Partition::start_gather(int64_t index, bool ahead) {
   layer.arrivals.clear();
   try {
     for (auto& flat : layer.flats) {
-      flat.gathered = torch::empty({flat.chunk * collectives_.world}, flat.master.options().requires_grad(false));
+      flat.gathered = empty_in_huge_pages(flat.chunk * collectives_.world, flat.master.options().requires_grad(false));
       add_resident(flat.gathered_bytes());
       if (ahead && collectives_.start_all_gather) {
         layer.arrivals.push_back(collectives_.start_all_gather(flat.master.detach(), flat.gathered));
@@ -450,6 +451,9 @@ const Zero3Partition::SlicePlan& Zero3Partition::slice_plan(Flat& flat, int worl
     result.runs[static_cast<size_t>(t.src_rank)][static_cast<size_t>(t.dst_rank)].push_back(t);
     result.counts[static_cast<size_t>(t.src_rank)][static_cast<size_t>(t.dst_rank)] += t.count;
   }
+  result.whole_flat = world == 1 && result.plan.local_sizes[0] == flat.numel;
+  for (const auto& t : result.plan.transfers)
+    result.whole_flat = result.whole_flat && t.dst_offset == t.src_rank * flat.chunk + t.src_offset;
   return flat.slice_plans.emplace(world, std::move(result)).first->second;
 }
 
@@ -479,6 +483,44 @@ void copy_runs(const torch::Tensor& from, torch::Tensor& to, const std::vector<p
   }
 }
 
+/// The runs one rank sends another (or receives from it), laid end to end as the
+/// all-to-all's stream between the two: copies any piece of that stream out of, or into,
+/// the flat buffer the runs index.
+class RunStream {
+ public:
+  RunStream(const std::vector<placement::Transfer>& runs, bool destination_side) : runs_(&runs), destination_(destination_side) {
+    starts_.reserve(runs.size() + 1);
+    int64_t at = 0;
+    for (const auto& t : runs) {
+      starts_.push_back(at);
+      at += t.count;
+    }
+    starts_.push_back(at);
+  }
+
+  /// Elements [offset, offset + count) of the stream, between `stream` (those elements
+  /// end to end) and `flat`: into `stream` on the sending side, out of it on the other.
+  void copy(char* flat, int64_t element, int64_t offset, int64_t count, char* stream) const {
+    // The run holding `offset`: the last that starts at or before it.
+    auto run = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end() - 1, offset) - starts_.begin()) - 1;
+    for (int64_t done = 0; done < count; ++run) {
+      const auto& t = (*runs_)[run];
+      const int64_t within = offset + done - starts_[run];
+      const int64_t n = std::min(t.count - within, count - done);
+      char* at_flat = flat + ((destination_ ? t.dst_offset : t.src_offset) + within) * element;
+      char* at_stream = stream + done * element;
+      if (destination_) std::memcpy(at_flat, at_stream, static_cast<size_t>(n * element));
+      else std::memcpy(at_stream, at_flat, static_cast<size_t>(n * element));
+      done += n;
+    }
+  }
+
+ private:
+  const std::vector<placement::Transfer>* runs_;
+  bool destination_;
+  std::vector<int64_t> starts_;  // where each run starts in the stream, then the total
+};
+
 }  // namespace
 
 void Zero3Partition::gather_slices(Flat& flat, int world, int tp_rank) {
@@ -486,15 +528,55 @@ void Zero3Partition::gather_slices(Flat& flat, int world, int tp_rank) {
   const auto& sliced = slice_plan(flat, world);
   const auto& runs = sliced.runs;
   const auto options = flat.master.options().requires_grad(false);
-  flat.gathered = torch::empty({sliced.plan.local_sizes[static_cast<size_t>(tp_rank)]}, options);  // (this rank's slices)
-  add_resident(flat.gathered_bytes());
   const auto master = flat.master.detach();
+  const auto& offsets = sliced.plan.local_offsets[static_cast<size_t>(tp_rank)];
+  auto view_parameters = [&] {
+    for (size_t i = 0; i < flat.parameters.size(); ++i) {
+      const auto& shape = sliced.shapes[i];
+      flat.parameters[i].set_data(flat.gathered.narrow(0, offsets[i], c10::multiply_integers(shape)).view(shape));
+    }
+  };
+  if (sliced.whole_flat) {  // every rank's chunk straight into place, as a layer's gather for training
+    flat.gathered = empty_in_huge_pages(flat.chunk * ranks, options);  // (world * C)
+    add_resident(flat.gathered_bytes());
+    collectives_.all_gather(master, flat.gathered);
+    received_bytes_ += flat.chunk * (ranks - 1) * flat.master.element_size();
+    view_parameters();
+    return;
+  }
+  flat.gathered = empty_in_huge_pages(sliced.plan.local_sizes[static_cast<size_t>(tp_rank)], options);  // (this rank's slices)
+  add_resident(flat.gathered_bytes());
   // What every rank s sends this one (its runs for this rank's slices, end to end), in
   // rank order. Rank d of the ZeRO group is rank d % world of its generation group.
   std::vector<int64_t> receive_counts(static_cast<size_t>(ranks));
   int64_t receive_total = 0;
   for (int s = 0; s < ranks; ++s)
     receive_total += receive_counts[static_cast<size_t>(s)] = sliced.counts[static_cast<size_t>(s)][static_cast<size_t>(tp_rank)];
+  if (collectives_.all_to_all_streams && master.is_cpu()) {
+    // Packed from the chunk and unpacked into the slices where the collective's data is.
+    std::vector<int64_t> send_counts(static_cast<size_t>(ranks));
+    std::vector<RunStream> sends, receives;
+    for (int d = 0; d < ranks; ++d) {
+      send_counts[static_cast<size_t>(d)] = sliced.counts[static_cast<size_t>(me)][static_cast<size_t>(d % world)];
+      sends.emplace_back(runs[static_cast<size_t>(me)][static_cast<size_t>(d % world)], /*destination_side=*/false);
+      receives.emplace_back(runs[static_cast<size_t>(d)][static_cast<size_t>(tp_rank)], /*destination_side=*/true);
+    }
+    const int64_t element = master.element_size();
+    auto* chunk = static_cast<char*>(master.data_ptr());
+    auto* slices = static_cast<char*>(flat.gathered.data_ptr());
+    collectives_.all_to_all_streams(
+        master.scalar_type(), send_counts, receive_counts,
+        [&](int d, int64_t offset, int64_t count, void* out) {
+          sends[static_cast<size_t>(d)].copy(chunk, element, offset, count, static_cast<char*>(out));
+        },
+        [&](int s, int64_t offset, int64_t count, const void* in) {
+          receives[static_cast<size_t>(s)].copy(slices, element, offset, count, const_cast<char*>(static_cast<const char*>(in)));
+        });
+    for (int s = 0; s < ranks; ++s)
+      if (s != me) received_bytes_ += receive_counts[static_cast<size_t>(s)] * element;
+    view_parameters();
+    return;
+  }
   auto receive = torch::empty({receive_total}, options);  // (this rank's slices, by source)
   if (collectives_.all_to_all) {
     std::vector<int64_t> send_counts(static_cast<size_t>(ranks));
@@ -526,11 +608,7 @@ void Zero3Partition::gather_slices(Flat& flat, int world, int tp_rank) {
     copy_runs(receive, flat.gathered, runs[static_cast<size_t>(s)][static_cast<size_t>(tp_rank)], /*to_destination=*/true, at);
     at += receive_counts[static_cast<size_t>(s)];
   }
-  const auto& offsets = sliced.plan.local_offsets[static_cast<size_t>(tp_rank)];
-  for (size_t i = 0; i < flat.parameters.size(); ++i) {
-    const auto& shape = sliced.shapes[i];
-    flat.parameters[i].set_data(flat.gathered.narrow(0, offsets[i], c10::multiply_integers(shape)).view(shape));
-  }
+  view_parameters();
 }
 
 int64_t Zero3Partition::tensor_parallel_minimum_bytes(int world) {

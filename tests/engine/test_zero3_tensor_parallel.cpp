@@ -87,10 +87,17 @@ engine::TrainOptions train_options() {
 
 TEST_CASE("engine: ZeRO-3 over 4 ranks reshards into tensor-parallel slices equal to cutting the whole weights",
           "[engine][zero3][tensor_parallel]") {
-  // The last run has no all-to-all collective: each layer arrives whole and is cut.
-  const std::vector<std::pair<std::string, bool>> runs{{"opt", true}, {"llama", true}, {"gpt2", true}, {"opt", false}};
-  for (const auto& [family, with_all_to_all] : runs) {
-    DYNAMIC_SECTION(family << (with_all_to_all ? "" : ", without all_to_all")) {
+  // all_to_all_streams (packed and unpacked in pieces) where the collectives have it; the
+  // last two runs have the packed all-to-all only, and no all-to-all collective (each
+  // layer arrives whole and is cut).
+  struct Run {
+    std::string family;
+    bool with_all_to_all, with_streams;
+  };
+  const std::vector<Run> runs{{"opt", true, true}, {"llama", true, true}, {"gpt2", true, true}, {"opt", true, false},
+                              {"opt", false, false}};
+  for (const auto& [family, with_all_to_all, with_streams] : runs) {
+    DYNAMIC_SECTION(family << (with_streams ? "" : with_all_to_all ? ", packed all_to_all" : ", without all_to_all")) {
       std::map<std::string, torch::Tensor> whole;
       for (const auto& item : load_adapted(family)->named_parameters()) whole[item.key()] = item.value().detach().clone();
       // Built here, one after the other: the ranks' threads would race for the generator.
@@ -107,6 +114,7 @@ TEST_CASE("engine: ZeRO-3 over 4 ranks reshards into tensor-parallel slices equa
             engine::TrainEngine trainer(model, train_options());
             auto collectives = group.zero3(rank);
             if (!with_all_to_all) collectives.all_to_all = nullptr;
+            if (!with_streams) collectives.all_to_all_streams = nullptr;
             trainer.set_zero3(collectives);
             auto& zero3 = *trainer.zero3();
             const int64_t resident = zero3.param_resident_bytes();

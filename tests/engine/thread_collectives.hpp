@@ -82,6 +82,39 @@ class ThreadCollectives {
       }
       finish(rank);
     };
+    // The same exchange packed and unpacked in pieces of 5 elements (a piece may start or
+    // end inside a run of the caller's), as the shared-memory communicator's slots do.
+    c.all_to_all_streams = [this, rank](torch::ScalarType dtype, const std::vector<int64_t>& send_counts,
+                                        const std::vector<int64_t>& receive_counts,
+                                        const engine::Zero3Collectives::PackPiece& pack,
+                                        const engine::Zero3Collectives::UnpackPiece& unpack) {
+      constexpr int64_t kPiece = 5;
+      int64_t total = 0;
+      for (auto n : send_counts) total += n;
+      auto send = torch::empty({total}, torch::TensorOptions().dtype(dtype));  // (sum of send_counts)
+      const int64_t element = send.element_size();
+      int64_t at = 0;
+      for (int d = 0; d < world_; ++d) {
+        const int64_t n = send_counts[static_cast<size_t>(d)];
+        for (int64_t offset = 0; offset < n; offset += kPiece)
+          pack(d, offset, std::min(kPiece, n - offset), static_cast<char*>(send.data_ptr()) + (at + offset) * element);
+        at += n;
+      }
+      publish(rank, send);
+      counts_[static_cast<size_t>(rank)] = send_counts;
+      barrier();
+      for (int s = 0; s < world_; ++s) {
+        const auto& theirs = counts_[static_cast<size_t>(s)];
+        int64_t start = 0;
+        for (int d = 0; d < rank; ++d) start += theirs[static_cast<size_t>(d)];
+        const int64_t n = theirs[static_cast<size_t>(rank)];
+        if (n != receive_counts[static_cast<size_t>(s)]) throw Error("ThreadCollectives: all_to_all counts disagree");
+        const auto* from = static_cast<const char*>(slots_[static_cast<size_t>(s)].data_ptr());
+        for (int64_t offset = 0; offset < n; offset += kPiece)
+          unpack(s, offset, std::min(kPiece, n - offset), from + (start + offset) * element);
+      }
+      finish(rank);
+    };
     return c;
   }
 

@@ -2,6 +2,7 @@
 /// The collective checks every rank runs, in the test process and in peer processes
 /// alike: each result is compared with the single-process reference (reference_reduce
 /// over every rank's input, which each rank can compute since inputs are deterministic).
+#include <functional>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -33,6 +34,42 @@ inline std::unique_ptr<transport::Communicator> make_test_communicator(Collectiv
 }
 
 /// Empty when every collective matched the reference; else what differed.
+/// all_to_all_streams where rank s sends `count(s, d)` doubles valued 1e6 s + 1000 d + i
+/// to d: every piece asked for is packed from that formula, and every piece unpacked must
+/// hold it, come right after the previous piece from its rank, and together cover it all.
+inline std::string check_all_to_all_streams(transport::Communicator& comm,
+                                            const std::function<std::int64_t(int, int)>& count) {
+  const int W = comm.size(), r = comm.rank();
+  transport::AllToAllStreams streams;
+  streams.dtype = at::kDouble;
+  for (int d = 0; d < W; ++d) streams.send_counts.push_back(count(r, d));
+  for (int s = 0; s < W; ++s) streams.receive_counts.push_back(count(s, r));
+  auto value = [](int s, int d, std::int64_t i) { return 1e6 * s + 1000.0 * d + static_cast<double>(i); };
+  std::vector<std::int64_t> next(static_cast<size_t>(W), 0);  // what each rank's next piece must start at
+  std::string failures;
+  streams.pack = [&](int d, std::int64_t offset, std::int64_t n, void* out) {
+    if (offset < 0 || offset + n > count(r, d)) failures += "pack outside the stream to " + std::to_string(d) + "; ";
+    auto* values = static_cast<double*>(out);
+    for (std::int64_t i = 0; i < n; ++i) values[i] = value(r, d, offset + i);
+  };
+  streams.unpack = [&](int s, std::int64_t offset, std::int64_t n, const void* in) {
+    if (offset != next[static_cast<size_t>(s)]) failures += "a piece from " + std::to_string(s) + " out of order; ";
+    next[static_cast<size_t>(s)] = offset + n;
+    const auto* values = static_cast<const double*>(in);
+    for (std::int64_t i = 0; i < n; ++i)
+      if (values[i] != value(s, r, offset + i)) {
+        failures += "element " + std::to_string(offset + i) + " from " + std::to_string(s) + " differs; ";
+        break;
+      }
+  };
+  comm.all_to_all_streams(streams);
+  for (int s = 0; s < W; ++s)
+    if (next[static_cast<size_t>(s)] != count(s, r)) failures += "got " + std::to_string(next[static_cast<size_t>(s)]) +
+                                                                " of " + std::to_string(count(s, r)) + " from " +
+                                                                std::to_string(s) + "; ";
+  return failures.empty() ? "" : "rank " + std::to_string(r) + " all_to_all_streams: " + failures;
+}
+
 inline std::string run_collective_checks(transport::Communicator& comm) {
   using transport::ReduceOp;
   const int W = comm.size();
@@ -139,6 +176,7 @@ inline std::string run_collective_checks(transport::Communicator& comm) {
   auto into = at::full({static_cast<std::int64_t>(expected_values.size())}, -1.0f);
   comm.all_to_all_into(to_tensor(send_values), send_counts, into, receive_counts);
   expect(bit_equal(into, to_tensor(expected_values)), "all_to_all_into");
+  failures += check_all_to_all_streams(comm, part);
   comm.barrier();
   return failures;
 }

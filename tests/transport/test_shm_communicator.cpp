@@ -142,6 +142,9 @@ TEST_CASE("shared-memory all-to-all sends uneven parts, empty ones and ones larg
         failures += check_all_to_all(comm, [](int s, int d) { return static_cast<int64_t>((s + d) % 3); });
         failures += check_all_to_all(comm, [](int s, int d) { return s == 0 ? int64_t{3000} + d : int64_t{d == 1}; });
         failures += check_all_to_all(comm, [](int, int) { return int64_t{0}; });
+        // Packed into and unpacked out of the slots in pieces of a box (a slot's 1/W).
+        failures += troupe::test::check_all_to_all_streams(comm, [](int s, int d) { return int64_t{1500} * (s + 1) + d; });
+        failures += troupe::test::check_all_to_all_streams(comm, [](int s, int d) { return static_cast<int64_t>((s + d) % 3); });
         return failures;
       });
       CHECK(joined(failures).empty());

@@ -99,6 +99,30 @@ void Communicator::all_to_all_into(const at::Tensor& input, const std::vector<in
   output.copy_(all_to_all(input, send_counts, receive_counts).reshape(output.sizes()));
 }
 
+void Communicator::all_to_all_streams(const AllToAllStreams& streams) {
+  const int world = size();
+  if (static_cast<int>(streams.send_counts.size()) != world || static_cast<int>(streams.receive_counts.size()) != world)
+    throw Error("transport: all-to-all streams need " + std::to_string(world) + " send and receive counts, got " +
+                std::to_string(streams.send_counts.size()) + " and " + std::to_string(streams.receive_counts.size()));
+  const auto options = at::TensorOptions().dtype(streams.dtype);
+  auto send = at::empty({sum_of(streams.send_counts)}, options);  // (sum of send_counts)
+  auto receive = at::empty({sum_of(streams.receive_counts)}, options);  // (sum of receive_counts)
+  const int64_t element = send.element_size();
+  int64_t at = 0;
+  for (int d = 0; d < world; ++d) {
+    const int64_t n = streams.send_counts[static_cast<size_t>(d)];
+    if (n > 0) streams.pack(d, 0, n, static_cast<char*>(send.data_ptr()) + at * element);
+    at += n;
+  }
+  all_to_all_into(send, streams.send_counts, receive, streams.receive_counts);
+  at = 0;
+  for (int s = 0; s < world; ++s) {
+    const int64_t n = streams.receive_counts[static_cast<size_t>(s)];
+    if (n > 0) streams.unpack(s, 0, n, static_cast<const char*>(receive.data_ptr()) + at * element);
+    at += n;
+  }
+}
+
 at::Tensor reference_reduce(const std::vector<at::Tensor>& inputs, ReduceOp op) {
   if (inputs.empty()) throw Error("transport: reference_reduce needs at least one input");
   auto stacked = at::stack(inputs);  // (W, *S)

@@ -521,6 +521,39 @@ void SharedMemoryCommunicator::all_to_all_into(const at::Tensor& input, const st
     throw Error(where("all-to-all") + ": into " + std::to_string(output.numel()) + " " +
                 c10::toString(output.scalar_type()) + " elements for " + std::to_string(total) + " " +
                 c10::toString(input.scalar_type()) + " ones received");
+  const auto dense = on_host(input);
+  const bool direct = output.is_cpu() && output.is_contiguous();
+  auto target = direct ? output : at::empty({total}, dense.options());  // (sum of receive_counts)
+  const auto W = static_cast<size_t>(size_);
+  const int64_t element = dense.element_size();
+  std::vector<int64_t> send_offset(W, 0), receive_offset(W, 0);
+  for (size_t r = 1; r < W; ++r) {
+    send_offset[r] = send_offset[r - 1] + send_counts[r - 1];
+    receive_offset[r] = receive_offset[r - 1] + receive_counts[r - 1];
+  }
+  const auto* data = static_cast<const char*>(dense.data_ptr());
+  auto* out = static_cast<char*>(target.data_ptr());
+  AllToAllStreams streams;
+  streams.dtype = dense.scalar_type();
+  streams.send_counts = send_counts;
+  streams.receive_counts = receive_counts;
+  streams.pack = [&](int d, int64_t offset, int64_t count, void* to) {
+    copy_bytes(to, data + (send_offset[static_cast<size_t>(d)] + offset) * element, static_cast<size_t>(count * element));
+  };
+  streams.unpack = [&](int s, int64_t offset, int64_t count, const void* from) {
+    copy_bytes(out + (receive_offset[static_cast<size_t>(s)] + offset) * element, from,
+               static_cast<size_t>(count * element));
+  };
+  all_to_all_streams(streams);
+  if (!direct) output.copy_(target.view(output.sizes()));
+}
+
+void SharedMemoryCommunicator::all_to_all_streams(const AllToAllStreams& streams) {
+  const auto& send_counts = streams.send_counts;
+  const auto& receive_counts = streams.receive_counts;
+  if (static_cast<int>(send_counts.size()) != size_ || static_cast<int>(receive_counts.size()) != size_)
+    throw Error(where("all-to-all") + ": needs " + std::to_string(size_) + " send and receive counts, got " +
+                std::to_string(send_counts.size()) + " and " + std::to_string(receive_counts.size()));
   begin("all-to-all");
   const auto W = static_cast<size_t>(size_);
   // Everyone's counts: sends[s][d] is what s sends d, receives[d][s] what d expects from s.
@@ -547,42 +580,36 @@ void SharedMemoryCommunicator::all_to_all_into(const at::Tensor& input, const st
         throw Error(where("all-to-all") + ": rank " + std::to_string(s) + " sends " + std::to_string(sends[s * W + d]) +
                     " elements to rank " + std::to_string(d) + ", which expects " + std::to_string(receives[d * W + s]));
 
-  const auto dense = on_host(input);
-  const bool direct = output.is_cpu() && output.is_contiguous();
-  auto target = direct ? output : at::empty({total}, dense.options());  // (sum of receive_counts)
-  const int64_t element = dense.element_size();
-  std::vector<int64_t> send_offset(W, 0), receive_offset(W, 0);
-  for (size_t r = 1; r < W; ++r) {
-    send_offset[r] = send_offset[r - 1] + send_counts[r - 1];
-    receive_offset[r] = receive_offset[r - 1] + receive_counts[r - 1];
-  }
-  const auto* data = static_cast<const char*>(dense.data_ptr());
-  auto* out = static_cast<char*>(target.data_ptr());
+  const int64_t element = static_cast<int64_t>(c10::elementSize(streams.dtype));
   const auto me = static_cast<size_t>(rank_);
-  copy_bytes(out + receive_offset[me] * element, data + send_offset[me] * element,
-              static_cast<size_t>(send_counts[me] * element));  // my part for myself
-  // Each sender's slot holds W boxes of `box` elements, box d for rank d.
+  // Each sender's slot holds W boxes of `box` elements, box d for rank d. Nobody reads
+  // box `me` of this rank's slot: this rank's part for itself passes through it.
   const int64_t align = std::max<int64_t>(1, static_cast<int64_t>(kCacheLine) / element);
   const int64_t box = std::max<int64_t>(1, slot_bytes_ / element / size_ / align * align);
+  const auto in_box = [&](int64_t count, int64_t offset) { return std::clamp<int64_t>(count - offset, 0, box); };
+  auto* own_box = slot(rank_) + static_cast<int64_t>(me) * box * element;
+  for (int64_t offset = 0; offset < send_counts[me]; offset += box) {
+    const int64_t n = in_box(send_counts[me], offset);
+    streams.pack(rank_, offset, n, own_box);
+    streams.unpack(rank_, offset, n, own_box);
+  }
   int64_t largest = 0;
   for (size_t s = 0; s < W; ++s)
     for (size_t d = 0; d < W; ++d)
       if (s != d) largest = std::max(largest, sends[s * W + d]);
-  const auto in_box = [&](int64_t count, int64_t offset) { return std::clamp<int64_t>(count - offset, 0, box); };
   for (int64_t offset = 0; offset < largest; offset += box) {
-    for (size_t d = 0; d < W; ++d)
-      if (d != me)
-        copy_bytes(slot(rank_) + static_cast<int64_t>(d) * box * element, data + (send_offset[d] + offset) * element,
-                    static_cast<size_t>(in_box(send_counts[d], offset) * element));
+    for (size_t d = 0; d < W; ++d) {
+      const int64_t n = in_box(send_counts[d], offset);
+      if (d != me && n > 0) streams.pack(static_cast<int>(d), offset, n, slot(rank_) + static_cast<int64_t>(d) * box * element);
+    }
     arrive_and_wait();
-    for (size_t s = 0; s < W; ++s)
-      if (s != me)
-        copy_bytes(out + (receive_offset[s] + offset) * element,
-                    slot(static_cast<int>(s)) + static_cast<int64_t>(me) * box * element,
-                    static_cast<size_t>(in_box(receive_counts[s], offset) * element));
+    for (size_t s = 0; s < W; ++s) {
+      const int64_t n = in_box(receive_counts[s], offset);
+      if (s != me && n > 0)
+        streams.unpack(static_cast<int>(s), offset, n, slot(static_cast<int>(s)) + static_cast<int64_t>(me) * box * element);
+    }
     arrive_and_wait();
   }
-  if (!direct) output.copy_(target.view(output.sizes()));
 }
 
 void SharedMemoryCommunicator::broadcast(at::Tensor& tensor, int root) {

@@ -93,6 +93,16 @@ struct Zero3Collectives {
   std::function<void(const torch::Tensor& send, const std::vector<int64_t>& send_counts, torch::Tensor& receive,
                      const std::vector<int64_t>& receive_counts)>
       all_to_all;
+  /// Optional, preferred over all_to_all by the tensor-parallel reshard: the same exchange
+  /// without the packed `send` and `receive` buffers (transport::AllToAllStreams):
+  /// `pack(d, offset, count, out)` writes elements [offset, offset + count) of what this
+  /// rank sends rank d into `out`, `unpack(s, offset, count, in)` takes those rank s sent
+  /// this one from `in`; the collective calls them piece by piece where its data is.
+  using PackPiece = std::function<void(int peer, int64_t offset, int64_t count, void* out)>;
+  using UnpackPiece = std::function<void(int peer, int64_t offset, int64_t count, const void* in)>;
+  std::function<void(torch::ScalarType dtype, const std::vector<int64_t>& send_counts,
+                     const std::vector<int64_t>& receive_counts, const PackPiece& pack, const UnpackPiece& unpack)>
+      all_to_all_streams;
 };
 
 /// Decoder layers a pass gathers ahead of the one it runs, by default (DeepSpeed-Chat's
@@ -211,6 +221,9 @@ class Zero3Partition {
     std::vector<std::vector<std::vector<placement::Transfer>>> runs;
     std::vector<std::vector<int64_t>> counts;
     std::vector<std::vector<int64_t>> shapes;  ///< each parameter's slice shape
+    /// Every rank's slices are the whole flat in its own layout (a tensor-parallel world
+    /// of 1): an all-gather of the chunks is the result, nothing to rearrange.
+    bool whole_flat = false;
   };
   /// One flat buffer: parameters of one layer (or one kept parameter) and one group.
   struct Flat {

@@ -1,6 +1,7 @@
 #pragma once
 /// Collectives over a fixed group of ranks.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,21 @@ class StartedCollective {
   virtual ~StartedCollective() = default;
   /// The result (once: a second call throws troupe::Error).
   virtual at::Tensor wait() = 0;
+};
+
+/// An all-to-all whose caller packs and unpacks each pair's elements where the collective
+/// wants them, instead of handing over one packed input and taking one packed output.
+/// Every rank sends rank d `send_counts[d]` elements and receives `receive_counts[s]`
+/// from rank s; the collective asks for them in pieces, each piece once:
+/// `pack(d, offset, count, out)` writes elements [offset, offset + count) of what this
+/// rank sends rank d into `out`; `unpack(s, offset, count, in)` takes elements
+/// [offset, offset + count) of what rank s sent this one from `in`. Pieces of one pair
+/// come in increasing offsets.
+struct AllToAllStreams {
+  at::ScalarType dtype = at::kFloat;
+  std::vector<int64_t> send_counts, receive_counts;
+  std::function<void(int peer, int64_t offset, int64_t count, void* out)> pack;
+  std::function<void(int peer, int64_t offset, int64_t count, const void* in)> unpack;
 };
 
 /// A group of `size()` ranks. Every rank calls the same collectives in the same order,
@@ -63,6 +79,10 @@ class Communicator {
   /// copies all_to_all's result.
   virtual void all_to_all_into(const at::Tensor& input, const std::vector<int64_t>& send_counts, at::Tensor& output,
                                const std::vector<int64_t>& receive_counts);
+  /// all_to_all without the packed buffers (AllToAllStreams). This default packs into a
+  /// buffer, runs all_to_all_into and unpacks its result; the shared-memory communicator
+  /// packs straight into its segment and unpacks straight out of it.
+  virtual void all_to_all_streams(const AllToAllStreams& streams);
   /// In place: every rank ends with `root`'s tensor.
   virtual void broadcast(at::Tensor& tensor, int root) = 0;
   /// Returns once every rank has called barrier().

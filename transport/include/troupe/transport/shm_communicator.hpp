@@ -67,6 +67,8 @@ class SharedMemoryCommunicator final : public Communicator {
                         const std::vector<int64_t>& receive_counts) override;
   void all_to_all_into(const at::Tensor& input, const std::vector<int64_t>& send_counts, at::Tensor& output,
                        const std::vector<int64_t>& receive_counts) override;
+  /// Packs into the sender's slot and unpacks out of it: two copies per element.
+  void all_to_all_streams(const AllToAllStreams& streams) override;
   void broadcast(at::Tensor& tensor, int root) override;
   void barrier() override;
 
