@@ -2,8 +2,10 @@
 """The largest actor whose step 3 (PPO) fits this machine: troupe (`troupe train --step 3`)
 against TRL's PPOTrainer with peft, same shapes, one PPO cycle each, peak RSS and wall time.
 
-    pip install trl==0.24.0 datasets      # then check transformers is still 4.57.6
-    nice -n 19 python3 bench/step3_memory_vs_trl.py [--actors opt-350m,opt-1.3b,opt-2.7b]
+    # TRL in an environment of its own, so the tests' pinned transformers stays as it is:
+    python3 -m venv --system-site-packages ../trl-venv
+    ../trl-venv/bin/pip install trl==0.24.0 datasets==3.6.0 transformers==4.57.6 tokenizers==0.22.1 accelerate
+    nice -n 19 ../trl-venv/bin/python bench/step3_memory_vs_trl.py [--actors opt-350m,opt-1.3b,opt-2.7b]
         [--dtypes fp32,bf16] [--sides troupe,trl] [--build build] [--cache /tmp/troupe_mem_bench]
         [--max_rss_gib 21] [--min_available_gib 1.5] [--threads 2] [--timeout 5400] [--json out.json]
         [--gradient_checkpointing] [--troupe_flags=--release_inference_cache]

@@ -2,8 +2,10 @@
 """One step-3 (PPO) iteration: troupe (build/bin/troupe_bench_step3) vs TRL's PPOTrainer
 on the same model shapes, batch and thread count, in one run.
 
-    pip install trl==0.24.0 accelerate datasets==3.6.0 transformers==4.57.6 tokenizers==0.22.1   # trl alone pulls transformers 5
-    python3 bench/step3_vs_trl.py [--build build] [--batch 4] [--prompt 64] [--new 64]
+    # TRL in an environment of its own, so the tests' pinned transformers stays as it is:
+    python3 -m venv --system-site-packages ../trl-venv
+    ../trl-venv/bin/pip install trl==0.24.0 accelerate datasets==3.6.0 transformers==4.57.6 tokenizers==0.22.1
+    ../trl-venv/bin/python bench/step3_vs_trl.py [--build build] [--batch 4] [--prompt 64] [--new 64]
         [--warmup 1] [--iters 2] [--threads 2] [--dtype fp32|bf16] [--json out.json]
 
 Both sides sample (TRL always does; temperature 1 here, top-k/top-p off) exactly --new
