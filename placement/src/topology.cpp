@@ -92,6 +92,11 @@ RoleSpec parse_role_spec(Role role, const nlohmann::json& json, const std::strin
   spec.zero_stage = static_cast<int>(f.integer("zero_stage", 0, 0, 3));
   spec.reduce_bucket_size = f.integer("reduce_bucket_size", spec.reduce_bucket_size, 1, int64_t{1} << 50);
   spec.zero3_prefetch_layers = static_cast<int>(f.integer("zero3_prefetch_layers", spec.zero3_prefetch_layers, 0, 1 << 20));
+  // Each applies to one stage only: set at another, it would be read and then ignored.
+  for (const auto& [field, stage] : {std::pair<const char*, int>{"reduce_bucket_size", 2}, {"zero3_prefetch_layers", 3}})
+    if (json.contains(field) && spec.zero_stage != stage)
+      throw Error(f.where(field) + "applies to zero_stage " + std::to_string(stage) + ", and this role has zero_stage " +
+                  std::to_string(spec.zero_stage));
   spec.offload_optimizer = f.boolean("offload_optimizer", false);
   spec.offload_params = f.boolean("offload_params", false);
   spec.lora_dim = static_cast<int>(f.integer("lora_dim", 0, 0, 1 << 16));
@@ -257,6 +262,8 @@ nlohmann::json to_json(const Topology& topology) {
                                 {"only_optimize_lora", r.only_optimize_lora},
                                 {"gradient_checkpointing", r.gradient_checkpointing}};
     if (r.model.empty()) roles[role_name(r.role)].erase("model");
+    if (r.zero_stage != 2) roles[role_name(r.role)].erase("reduce_bucket_size");
+    if (r.zero_stage != 3) roles[role_name(r.role)].erase("zero3_prefetch_layers");
   }
   auto colocate = nlohmann::json::array();
   for (const auto& set : topology.colocate) {

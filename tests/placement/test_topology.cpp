@@ -63,6 +63,8 @@ TEST_CASE("topology: dp follows devices / tp; colocation sets and singletons", "
   CHECK(t.find(Role::Actor)->zero3_prefetch_layers == 1);  // DeepSpeed prefetches by default
   const auto prefetch = parse(R"({"roles": {"actor": {"zero_stage": 3, "zero3_prefetch_layers": 0}}})");
   CHECK(parse_topology(to_json(prefetch), "again").find(Role::Actor)->zero3_prefetch_layers == 0);
+  const auto buckets = parse(R"({"roles": {"actor": {"zero_stage": 2, "reduce_bucket_size": 4096}}})");
+  CHECK(parse_topology(to_json(buckets), "again").find(Role::Actor)->reduce_bucket_size == 4096);
 }
 
 TEST_CASE("topology validation names the file and the field", "[placement][topology]") {
@@ -78,6 +80,10 @@ TEST_CASE("topology validation names the file and the field", "[placement][topol
         "topology.json: roles.actor.zero_stage: 4 is out of range [0, 3]");
   CHECK(error_of(R"({"roles": {"actor": {"zero_stage": 3, "zero3_prefetch_layers": -1}}})") ==
         "topology.json: roles.actor.zero3_prefetch_layers: -1 is out of range [0, 1048576]");
+  CHECK(error_of(R"({"roles": {"actor": {"zero3_prefetch_layers": 2}}})") ==
+        "topology.json: roles.actor.zero3_prefetch_layers: applies to zero_stage 3, and this role has zero_stage 0");
+  CHECK(error_of(R"({"roles": {"actor": {"zero_stage": 3, "reduce_bucket_size": 4096}}})") ==
+        "topology.json: roles.actor.reduce_bucket_size: applies to zero_stage 2, and this role has zero_stage 3");
   CHECK(error_of(R"({"roles": {"actor": {"zero_stage": 2, "offload_params": true}}})") ==
         "topology.json: roles.actor.offload_params: needs zero_stage 3 (has 2)");
   CHECK(error_of(R"({"roles": {"actor": {"offload_optimizer": true}}})") ==
