@@ -8,6 +8,7 @@
 #include <troupe/kernels/decode_attention.hpp>
 
 #include "families.hpp"
+#include "recast_linear.hpp"
 #include "tied_embedding.hpp"
 
 namespace troupe::models {
@@ -22,6 +23,7 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, const torch:
   if (trains_tied_head) inputs.tied_head_weight = &head_weight;
   auto hidden = hidden_states(inputs);  // (B, T, E)
   if (!head_weight.defined()) return lm_logits(hidden);
+  if (recasts_under_autocast(hidden, head_weight)) return recast_linear(hidden, head_weight, {}, false);  // (B, T, V)
   return torch::matmul(hidden, head_weight.t());  // (B, T, V)
 }
 

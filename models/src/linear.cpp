@@ -7,6 +7,8 @@
 
 #include <troupe/common/error.hpp>
 
+#include "recast_linear.hpp"
+
 namespace troupe::models {
 namespace {
 
@@ -83,7 +85,8 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (uses_packed()) return packed_forward(x, kernels::Activation::None);
   if (shard_) return sharded_forward(x);
   // x: (..., in) -> (..., out)
-  auto y = computes_narrower(x, weight)
+  auto y = recasts_under_autocast(x, weight) ? recast_linear(x, weight, bias, options_.transposed())
+           : computes_narrower(x, weight)
                ? dense(x.to(weight.scalar_type()), weight, bias.defined() ? bias.to(weight.scalar_type()) : bias,
                        options_.transposed())
                      .to(x.scalar_type())
