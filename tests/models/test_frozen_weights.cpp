@@ -10,23 +10,12 @@
 #include <troupe/models/pretrained.hpp>
 #include <troupe/models/safetensors.hpp>
 
+#include "bf16_autocast.hpp"
 #include "model_fixtures.hpp"
 
 using namespace troupe;
 
 namespace {
-
-/// bf16 autocast on the CPU for the scope (what engine::AutocastScope does).
-struct Bf16Autocast {
-  Bf16Autocast() {
-    at::autocast::set_autocast_dtype(torch::kCPU, torch::kBFloat16);
-    at::autocast::set_autocast_enabled(torch::kCPU, true);
-  }
-  ~Bf16Autocast() {
-    at::autocast::set_autocast_enabled(torch::kCPU, false);
-    at::autocast::clear_cache();
-  }
-};
 
 /// A model and an identical copy (same seed).
 std::pair<models::CausalLM, models::CausalLM> twins(const std::string& family, bool lora) {
@@ -79,7 +68,7 @@ TEST_CASE("frozen weights: bf16 storage gives autocast's logits bit for bit at h
       torch::NoGradGuard no_grad;
       torch::Tensor expected, got;
       {
-        Bf16Autocast autocast;
+        test::Bf16Autocast autocast;
         expected = fp32->forward(ids);  // PyTorch casts each fp32 weight to bf16
         got = narrowed->forward(ids);
       }
@@ -113,7 +102,7 @@ TEST_CASE("frozen weights: LoRA on a bf16 base trains as on the fp32 base and me
       fp32->train();
       narrowed->train();
       {
-        Bf16Autocast autocast;
+        test::Bf16Autocast autocast;
         fp32->forward(ids).to(torch::kFloat32).logsumexp(-1).sum().backward();
         narrowed->forward(ids).to(torch::kFloat32).logsumexp(-1).sum().backward();
       }

@@ -4,24 +4,13 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
-#include <ATen/autocast_mode.h>
-
 #include <troupe/models/linear.hpp>
+
+#include "bf16_autocast.hpp"
 
 using namespace troupe;
 
 namespace {
-
-struct Bf16Autocast {
-  Bf16Autocast() {
-    at::autocast::set_autocast_dtype(torch::kCPU, torch::kBFloat16);
-    at::autocast::set_autocast_enabled(torch::kCPU, true);
-  }
-  ~Bf16Autocast() {
-    at::autocast::set_autocast_enabled(torch::kCPU, false);
-    at::autocast::clear_cache();
-  }
-};
 
 double max_difference(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
@@ -41,7 +30,7 @@ TEST_CASE("models: a trained linear layer under bf16 autocast computes as autoca
         auto x = x0.clone().requires_grad_();
         torch::Tensor y;
         {
-          Bf16Autocast autocast;
+          test::Bf16Autocast autocast;
           y = layer->forward(x);
         }
         y.backward(upstream.to(y.scalar_type()));
@@ -52,7 +41,7 @@ TEST_CASE("models: a trained linear layer under bf16 autocast computes as autoca
         auto x_reference = x0.clone().requires_grad_();
         torch::Tensor expected;
         {
-          Bf16Autocast autocast;
+          test::Bf16Autocast autocast;
           expected = torch::nn::functional::linear(x_reference, transposed ? weight.t() : weight, reference_bias);
         }
         expected.backward(upstream.to(expected.scalar_type()));
