@@ -135,10 +135,12 @@ TensorBatch PolicyRole::generate(const TensorBatch& prompts) {
   const int64_t chunk = prompts_per_generation_ > 0 ? prompts_per_generation_ * samples : std::max<int64_t>(rows, 1);
   auto outs = generate_in_calls(ids, mask, chunk, [&](int64_t call) {
     auto options = generation_;
-    options.seed = generation_.seed + static_cast<uint64_t>(generations_++);  // new samples every call
-    if (sampling) {  // the batch's own (an evaluation's)
+    if (sampling) {  // the batch's own (an evaluation's): the rollouts' counter stays, so
+                     // a rollout copy that never evaluates draws the same seeds as the actor
       options.do_sample = sampling->first;
       options.seed = sampling->second + static_cast<uint64_t>(call);
+    } else {
+      options.seed = generation_.seed + static_cast<uint64_t>(generations_++);  // new samples every call
     }
     return options;
   });

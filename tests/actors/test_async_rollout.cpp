@@ -93,4 +93,18 @@ TEST_CASE("async rollout: the copy takes the adapters, generates as the actor, a
   CHECK(torch::allclose(logprobs, actor->score(generated.batch).at(actors::keys::logprobs), 0, 1e-6));
   CHECK(generated.seconds > 0);
   CHECK(generated.timings.generate_seconds > 0);
+
+  // An evaluation between cycles (its batch brings its own sampling seed) leaves the
+  // rollouts' counter alone: the actor, which evaluates, and the copy, which never does,
+  // go on drawing the same rollout seeds.
+  const auto evaluated_before = actor->generations();
+  auto evaluation = batch;
+  evaluation[actors::keys::do_sample] = torch::ones({3}, torch::kLong);
+  evaluation[actors::keys::generation_seed] = torch::full({3}, 1234, torch::kLong);
+  actor->generate(evaluation);
+  CHECK(actor->generations() == evaluated_before);
+  CHECK(copy->generations() == actor->generations());
+  rollout.start(batch);
+  auto next = rollout.wait();
+  CHECK(torch::equal(next.batch.at(actors::keys::sequences), actor->generate(batch).at(actors::keys::sequences)));
 }
