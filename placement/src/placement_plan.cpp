@@ -33,8 +33,10 @@ const RolePlan* member(const std::vector<RolePlan>& roles, const ProcessPlan& pr
   return nullptr;
 }
 
-/// Resident state plus each phase this set takes part in, per rank.
-void estimate_process(ProcessPlan& process, const std::vector<RolePlan>& roles) {
+/// Resident state plus each phase this set takes part in, per rank. With the async
+/// rollout copy (step 3's --async_rollout) the actor's process also holds the copy's
+/// weights (resident) and its generation, which runs beside whatever else runs.
+void estimate_process(ProcessPlan& process, const std::vector<RolePlan>& roles, bool async_rollout) {
   int64_t score = 0;
   for (const auto role : process.roles) {
     const auto* r = member(roles, process, role);
@@ -42,10 +44,18 @@ void estimate_process(ProcessPlan& process, const std::vector<RolePlan>& roles) 
     process.host += r->memory.host;
     score += r->memory.scoring();
   }
-  if (const auto* actor = member(roles, process, Role::Actor)) process.phases.push_back({"generate", actor->memory.generation()});
-  process.phases.push_back({"score", score});
-  if (const auto* actor = member(roles, process, Role::Actor)) process.phases.push_back({"train_actor", actor->memory.training()});
-  if (const auto* critic = member(roles, process, Role::Critic)) process.phases.push_back({"train_critic", critic->memory.training()});
+  const auto* actor = member(roles, process, Role::Actor);
+  int64_t beside = 0;  // the copy's generation, during every phase
+  if (actor && async_rollout) {
+    process.rollout_copy = actor->memory.weights + actor->memory.generation();
+    process.resident += actor->memory.weights;
+    beside = actor->memory.generation();
+  }
+  if (actor) process.phases.push_back({"generate", actor->memory.generation()});
+  process.phases.push_back({"score", score + beside});
+  if (actor) process.phases.push_back({"train_actor", actor->memory.training() + beside});
+  if (const auto* critic = member(roles, process, Role::Critic))
+    process.phases.push_back({"train_critic", critic->memory.training() + beside});
   const auto top = std::max_element(process.phases.begin(), process.phases.end(),
                                     [](const PhaseBytes& a, const PhaseBytes& b) { return a.bytes < b.bytes; });
   process.peak_phase = top->phase;
@@ -89,7 +99,7 @@ Plan make_plan(const Topology& topology, const ClusterResources& cluster, const 
     process.roles = set;
     for (auto& r : plan.roles)
       if (std::find(set.begin(), set.end(), r.spec.role) != set.end()) r.process = plan.processes.size();
-    estimate_process(process, plan.roles);
+    estimate_process(process, plan.roles, topology.async_rollout);
 
     const int devices = topology.find(set.front())->devices;
     Bundle bundle;

@@ -99,6 +99,10 @@ std::string format_plan(const Plan& plan) {
                    bytes_or_dash(p.host), fits ? "yes" : "NO"});
   }
   out << processes.str() << "\n";
+  for (const auto& p : plan.processes)
+    if (p.rollout_copy > 0)
+      out << p.name << " holds the actor's rollout copy (--async_rollout): " << format_bytes(p.rollout_copy)
+          << " per rank, its weights in the resident state and its generation in every phase\n\n";
 
   out << "phases (added to the resident state, per rank):\n";
   Table phases({"process", "generate", "score", "train_actor", "train_critic"});
@@ -160,7 +164,8 @@ nlohmann::json to_json(const Plan& plan) {
                          {"phases", phases},
                          {"peak_phase", p.peak_phase},
                          {"peak", p.peak},
-                         {"host", p.host}});
+                         {"host", p.host},
+                         {"rollout_copy", p.rollout_copy}});
   }
   auto roles = nlohmann::json::array();
   for (const auto& r : plan.roles)

@@ -184,3 +184,5 @@ add_test(NAME "cli: --log_level shows debug lines, hides info lines at warn and 
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/log_level.sh ${troupe_cli} ${cli_dir}/log_level ${TROUPE_FIXTURES_DIR})
 set_tests_properties("cli: --log_level shows debug lines, hides info lines at warn and refuses an unknown level by name"
   PROPERTIES TIMEOUT 300)
+troupe_cli_test("plan --async_rollout refuses a topology the rollout copy cannot follow" "--async_rollout: the actor has 2 ranks; the rollout copy follows one actor rank"
+  plan --model opt-125m --async_rollout --topology ${PROJECT_SOURCE_DIR}/placement/examples/step3_actor_dp2.json)

@@ -55,6 +55,29 @@ TEST_CASE("all four colocated: one process, shared devices, peak = residents + l
   CHECK(role_plan(plan, Role::Reference).model.name == "opt-125m");
 }
 
+TEST_CASE("the async rollout copy adds the actor's weights and its generation beside every phase", "[placement][plan]") {
+  auto t = default_topology();
+  const auto sync = make_plan(t, gpu_cluster(1, 1, 80 * kGiB), "opt-125m");
+  t.async_rollout = true;
+  const auto async = make_plan(t, gpu_cluster(1, 1, 80 * kGiB), "opt-125m");
+  const auto& actor = role_plan(async, Role::Actor).memory;
+  const auto& before = sync.processes.at(0);
+  const auto& after = async.processes.at(0);
+  CHECK(before.rollout_copy == 0);
+  CHECK(after.rollout_copy == actor.weights + actor.generation());
+  CHECK(after.resident == before.resident + actor.weights);
+  auto phase = [](const ProcessPlan& p, const std::string& name) {
+    for (const auto& ph : p.phases)
+      if (ph.phase == name) return ph.bytes;
+    throw troupe::Error("no phase " + name);
+  };
+  CHECK(phase(after, "generate") == phase(before, "generate"));  // before cycle 1, alone
+  for (const std::string name : {"score", "train_actor", "train_critic"})
+    CHECK(phase(after, name) == phase(before, name) + actor.generation());
+  CHECK(after.peak == before.peak + actor.weights + actor.generation());  // training is the largest phase
+  CHECK(to_json(async)["processes"][0]["rollout_copy"] == after.rollout_copy);
+}
+
 TEST_CASE("actor+reference and critic+reward take their own devices", "[placement][plan]") {
   const auto t = topology(R"({"roles": {
       "actor": {"model": "opt-1.3b", "devices": 4, "zero_stage": 3},

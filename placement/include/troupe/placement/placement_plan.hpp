@@ -65,6 +65,7 @@ struct ProcessPlan {
   std::string peak_phase;
   int64_t peak = 0;       ///< per rank, on its device
   int64_t host = 0;       ///< per rank, offloaded state in host memory
+  int64_t rollout_copy = 0;  ///< per rank, the async rollout copy (weights + generation), counted above
 };
 
 struct Plan {

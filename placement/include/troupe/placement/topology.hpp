@@ -95,6 +95,10 @@ struct Topology {
   Precision inference_precision = Precision::Fp32;
   /// "inference_weights": "packed" (true) or "training" (false, needs fp32 inference_precision).
   bool packed_inference_weights = true;
+  /// Step 3's --async_rollout (not a field of the file; `troupe plan --async_rollout`
+  /// sets it): the actor's rollout copy, its weights and its generation, sits beside
+  /// every other phase of the actor's process.
+  bool async_rollout = false;
   Strategy strategy = Strategy::Pack;
   int cpu_threads_per_device = 1;
   BatchSpec batch;
