@@ -316,7 +316,8 @@ void Zero3Partition::release(int64_t index) {
 
 void Zero3Partition::reduce_scatter_flat(Flat& flat) {
   torch::NoGradGuard no_grad;
-  auto buffer = torch::zeros({flat.chunk * collectives_.world}, flat.master.options().requires_grad(false));  // (world * C)
+  auto buffer = empty_in_huge_pages(flat.chunk * collectives_.world, flat.master.options().requires_grad(false));  // (world * C)
+  buffer.zero_();  // a parameter without a gradient, and the padding, reduce as zeros
   for (size_t i = 0; i < flat.parameters.size(); ++i) {
     auto& p = flat.parameters[i];
     if (!p.grad().defined()) continue;
