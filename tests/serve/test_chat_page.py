@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -27,6 +28,9 @@ class Browser:
     writing fd 4), so no WebSocket client is needed."""
 
     def __init__(self, work):
+        # A profile of its own: a browser still shutting down holds its profile's lock,
+        # and a second one started on that profile may exit at once.
+        self.profile = profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=work)
         to_browser_r, to_browser_w = os.pipe()
         from_browser_r, from_browser_w = os.pipe()
         # Out of the way of fds 3 and 4, which the child gets by dup2.
@@ -40,7 +44,7 @@ class Browser:
 
         self.process = subprocess.Popen(
             [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--disable-extensions", f"--user-data-dir={work}/chromium-profile", "--remote-debugging-pipe",
+             "--disable-extensions", f"--user-data-dir={profile}", "--remote-debugging-pipe",
              "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False,
             preexec_fn=child_fds)
         for fd in moved:
@@ -80,6 +84,8 @@ class Browser:
             self.process.wait(20)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 def chromium():
