@@ -499,24 +499,35 @@ class RunStream {
     starts_.push_back(at);
   }
 
-  /// Elements [offset, offset + count) of the stream, between `stream` (those elements
-  /// end to end) and `flat`: into `stream` on the sending side, out of it on the other.
-  void copy(char* flat, int64_t element, int64_t offset, int64_t count, char* stream) const {
+  /// Sending side: elements [offset, offset + count) of the stream, from `flat` into `out`.
+  void pack(const char* flat, int64_t element, int64_t offset, int64_t count, char* out) const {
+    for_each_piece(offset, count, [&](int64_t at_flat, int64_t at_stream, int64_t n) {
+      std::memcpy(out + at_stream * element, flat + at_flat * element, static_cast<size_t>(n * element));
+    });
+  }
+
+  /// Receiving side: elements [offset, offset + count) of the stream, from `in` into `flat`.
+  void unpack(char* flat, int64_t element, int64_t offset, int64_t count, const char* in) const {
+    for_each_piece(offset, count, [&](int64_t at_flat, int64_t at_stream, int64_t n) {
+      std::memcpy(flat + at_flat * element, in + at_stream * element, static_cast<size_t>(n * element));
+    });
+  }
+
+ private:
+  /// Calls fn(flat element, element within [offset, offset + count), n) for each run's part.
+  template <typename Fn>
+  void for_each_piece(int64_t offset, int64_t count, Fn&& fn) const {
     // The run holding `offset`: the last that starts at or before it.
     auto run = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end() - 1, offset) - starts_.begin()) - 1;
     for (int64_t done = 0; done < count; ++run) {
       const auto& t = (*runs_)[run];
       const int64_t within = offset + done - starts_[run];
       const int64_t n = std::min(t.count - within, count - done);
-      char* at_flat = flat + ((destination_ ? t.dst_offset : t.src_offset) + within) * element;
-      char* at_stream = stream + done * element;
-      if (destination_) std::memcpy(at_flat, at_stream, static_cast<size_t>(n * element));
-      else std::memcpy(at_stream, at_flat, static_cast<size_t>(n * element));
+      fn((destination_ ? t.dst_offset : t.src_offset) + within, done, n);
       done += n;
     }
   }
 
- private:
   const std::vector<placement::Transfer>* runs_;
   bool destination_;
   std::vector<int64_t> starts_;  // where each run starts in the stream, then the total
@@ -563,15 +574,15 @@ void Zero3Partition::gather_slices(Flat& flat, int world, int tp_rank) {
       receives.emplace_back(runs[static_cast<size_t>(d)][static_cast<size_t>(tp_rank)], /*destination_side=*/true);
     }
     const int64_t element = master.element_size();
-    auto* chunk = static_cast<char*>(master.data_ptr());
+    const auto* chunk = static_cast<const char*>(master.data_ptr());
     auto* slices = static_cast<char*>(flat.gathered.data_ptr());
     collectives_.all_to_all_streams(
         master.scalar_type(), send_counts, receive_counts,
         [&](int d, int64_t offset, int64_t count, void* out) {
-          sends[static_cast<size_t>(d)].copy(chunk, element, offset, count, static_cast<char*>(out));
+          sends[static_cast<size_t>(d)].pack(chunk, element, offset, count, static_cast<char*>(out));
         },
         [&](int s, int64_t offset, int64_t count, const void* in) {
-          receives[static_cast<size_t>(s)].copy(slices, element, offset, count, const_cast<char*>(static_cast<const char*>(in)));
+          receives[static_cast<size_t>(s)].unpack(slices, element, offset, count, static_cast<const char*>(in));
         });
     for (int s = 0; s < ranks; ++s)
       if (s != me) received_bytes_ += receive_counts[static_cast<size_t>(s)] * element;
